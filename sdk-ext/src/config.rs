@@ -1,0 +1,120 @@
+//! Typed filter configuration: parse once, validate, refuse clearly.
+//!
+//! A filter declares a `serde` struct for its JSON config and a validation step that turns
+//! it into an immutable value. [`parse`] reports the exact field path of a type error
+//! (`rules[0].match.path`); validation reports its own path with [`ConfigError::new`]. The
+//! root context (see [`crate::root`]) logs `"<filter>: invalid config at <field>: <reason>"`
+//! and answers `false`, so Envoy refuses the config and the operator sees why.
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// Why a configuration was refused, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the offending field, e.g. `rules[2].request.set[0].name`; `.` for the root.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error at `field` (a path such as `rules[0].status`).
+    pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self { field: field.into(), reason: reason.to_string() }
+    }
+
+    /// Prefixes the path with `parent` (for validating nested values independently).
+    #[must_use]
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = join_path(parent, &self.field);
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config at {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Joins a parent path and a child path (`rules[0]` + `status` → `rules[0].status`).
+pub fn join_path(parent: &str, child: &str) -> String {
+    match (parent, child) {
+        ("" | ".", c) => c.to_string(),
+        (p, "" | ".") => p.to_string(),
+        (p, c) if c.starts_with('[') => format!("{p}{c}"),
+        (p, c) => format!("{p}.{c}"),
+    }
+}
+
+/// Parses JSON into `T`, naming the field path on error. Empty input (no configuration
+/// given) parses as `{}`, so a filter whose fields all have defaults needs no config.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends " at line L column C"; the path already says where.
+        let reason = inner.to_string();
+        let reason = match reason.rfind(" at line ") {
+            Some(i) if inner.line() > 0 => reason.get(..i).unwrap_or(&reason).to_string(),
+            _ => reason,
+        };
+        ConfigError::new(path, reason)
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        #[serde(default)]
+        rules: Vec<Rule>,
+    }
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Rule {
+        status: u16,
+    }
+
+    #[test]
+    fn names_the_field_path() {
+        let e = parse::<Cfg>(br#"{"rules":[{"status":200},{"status":"x"}]}"#).unwrap_err();
+        assert_eq!(e.field, "rules[1].status");
+        assert!(e.reason.contains("invalid type"), "{}", e.reason);
+        assert!(!e.reason.contains("line"), "{}", e.reason);
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let e = parse::<Cfg>(br#"{"rulez":[]}"#).unwrap_err();
+        assert!(e.reason.contains("unknown field `rulez`"), "{}", e.reason);
+    }
+
+    #[test]
+    fn syntax_error_and_empty_config() {
+        let e = parse::<Cfg>(b"{not json").unwrap_err();
+        assert!(e.reason.contains("key must be a string"), "{}", e.reason);
+        assert!(parse::<Cfg>(b"").unwrap().rules.is_empty());
+        assert!(parse::<Cfg>(b"  \n").unwrap().rules.is_empty());
+    }
+
+    #[test]
+    fn paths_join() {
+        assert_eq!(join_path("rules[0]", "status"), "rules[0].status");
+        assert_eq!(join_path("rules", "[0]"), "rules[0]");
+        assert_eq!(join_path("", "x"), "x");
+        assert_eq!(ConfigError::new("x", "bad").within("a").to_string(), "invalid config at a.x: bad");
+    }
+}

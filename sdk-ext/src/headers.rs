@@ -1,0 +1,78 @@
+//! Header access that never panics: values are bytes, absent is `None`, host errors are
+//! logged once here and surface as `None` / `Err` for the caller to decide on.
+//!
+//! ```ignore
+//! use sdk_ext::headers::Headers;
+//! if let Some(v) = Headers::REQUEST.get("x-tenant") { /* bytes, maybe not UTF-8 */ }
+//! Headers::RESPONSE.set("x-served-by", b"edge-1");
+//! ```
+
+use crate::host;
+use proxy_wasm::types::{MapType, Status};
+
+/// One of the stream's header maps. Names are case-insensitive (the host lowercases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers(MapType);
+
+impl Headers {
+    /// Request headers (incl. pseudo-headers `:path`, `:method`, `:authority`, `:scheme`).
+    pub const REQUEST: Headers = Headers(MapType::HttpRequestHeaders);
+    /// Request trailers.
+    pub const REQUEST_TRAILERS: Headers = Headers(MapType::HttpRequestTrailers);
+    /// Response headers (incl. `:status`).
+    pub const RESPONSE: Headers = Headers(MapType::HttpResponseHeaders);
+    /// Response trailers.
+    pub const RESPONSE_TRAILERS: Headers = Headers(MapType::HttpResponseTrailers);
+    /// Headers of the response to an outgoing HTTP callout (inside `on_http_call_response`).
+    pub const CALLOUT_RESPONSE: Headers = Headers(MapType::HttpCallResponseHeaders);
+
+    /// The first value of `name`, as bytes.
+    pub fn get(self, name: &str) -> Option<Vec<u8>> {
+        match host::get_header(self.0, name) {
+            Ok(v) => v,
+            Err(status) => {
+                log::debug!("get header {name}: host answered {status:?}");
+                None
+            }
+        }
+    }
+
+    /// The first value of `name` if present and valid UTF-8 (`None` otherwise: a non-UTF-8
+    /// value is treated like an unusable one, never a crash).
+    pub fn get_utf8(self, name: &str) -> Option<String> {
+        self.get(name).and_then(|v| String::from_utf8(v).ok())
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Every header, in order. Copies the whole map: keep it off hot paths.
+    pub fn all(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        host::get_header_pairs(self.0).unwrap_or_else(|status| {
+            log::debug!("get header map: host answered {status:?}");
+            Vec::new()
+        })
+    }
+
+    /// Replaces every value of `name` with `value` (adds it when absent).
+    pub fn set(self, name: &str, value: &[u8]) -> Result<(), Status> {
+        host::set_header(self.0, name, value).map_err(|s| logged("set", name, s))
+    }
+
+    /// Appends one more value for `name`.
+    pub fn add(self, name: &str, value: &[u8]) -> Result<(), Status> {
+        host::add_header(self.0, name, value).map_err(|s| logged("add", name, s))
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(self, name: &str) -> Result<(), Status> {
+        host::remove_header(self.0, name).map_err(|s| logged("remove", name, s))
+    }
+}
+
+fn logged(op: &str, name: &str, status: Status) -> Status {
+    log::warn!("{op} header {name}: host answered {status:?}");
+    status
+}

@@ -1,0 +1,34 @@
+//! `sdk-ext`: safe, typed helpers over [`proxy_wasm`] for writing Envoy filters.
+//!
+//! What the bare SDK leaves to every filter, done once and without panics:
+//!
+//! - [`config`]: parse a filter's JSON configuration once into a validated value; a bad
+//!   config is refused with `"<filter>: invalid config at <field path>: <reason>"`.
+//! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases.
+//! - [`request`]: request properties (path, method, host, scheme, client address, route).
+//! - [`matching`]: request matching rules (path exact/prefix/regex, host, method, headers).
+//! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`).
+//! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
+//! - [`metrics`]: counters, gauges and histograms defined once at config time.
+//! - [`testing`] (feature `testing`): a host emulator that runs a filter natively in
+//!   `cargo test`.
+//!
+//! - [`root`]: a root context that configures once and shares the result with every stream.
+//! - [`host`]: the host ABI without panics; [`logging`]: the `log` crate routed to the host.
+
+pub mod config;
+pub mod headers;
+pub mod host;
+pub mod logging;
+pub mod matching;
+pub mod metrics;
+pub mod request;
+pub mod response;
+pub mod root;
+pub mod template;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use proxy_wasm;
+

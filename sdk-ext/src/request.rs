@@ -1,0 +1,159 @@
+//! Request attributes as typed getters. Path, method, host and scheme come from the
+//! request's pseudo-headers (cheap, available from the request-headers phase on); the
+//! client address and route name come from host properties.
+
+use crate::headers::Headers;
+use crate::host;
+
+/// The request path including the query (`:path`), as bytes.
+pub fn path() -> Option<Vec<u8>> {
+    Headers::REQUEST.get(":path")
+}
+
+/// The request method (`:method`).
+pub fn method() -> Option<Vec<u8>> {
+    Headers::REQUEST.get(":method")
+}
+
+/// The request host (`:authority`; HTTP/1 `Host`).
+pub fn host() -> Option<Vec<u8>> {
+    Headers::REQUEST.get(":authority")
+}
+
+/// The request scheme (`:scheme`).
+pub fn scheme() -> Option<Vec<u8>> {
+    Headers::REQUEST.get(":scheme")
+}
+
+/// The downstream client address with port (`source.address`, e.g. `10.0.0.1:51234`).
+pub fn source_address() -> Option<Vec<u8>> {
+    property(&["source", "address"])
+}
+
+/// The name of the route the request matched (`xds.route_name`).
+pub fn route_name() -> Option<Vec<u8>> {
+    property(&["xds", "route_name"])
+}
+
+/// Any host property by path, e.g. `&["connection", "mtls"]`. Values are the host's
+/// encoding (strings as bytes, integers as 8-byte little-endian).
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    host::get_property(path).unwrap_or_else(|status| {
+        log::debug!("property {}: host answered {status:?}", path.join("."));
+        None
+    })
+}
+
+/// Strips the port from `host:port` / `[v6]:port`, leaving the address.
+pub fn without_port(address: &[u8]) -> &[u8] {
+    if let Some(rest) = address.strip_prefix(b"[") {
+        // [v6]:port → v6
+        return match rest.iter().position(|&b| b == b']') {
+            Some(end) => rest.get(..end).unwrap_or(rest),
+            None => address,
+        };
+    }
+    match address.iter().rposition(|&b| b == b':') {
+        // Exactly one colon: v4 or name with port. More than one: a bare v6 address.
+        Some(i) if address.iter().filter(|&&b| b == b':').count() == 1 => {
+            address.get(..i).unwrap_or(address)
+        }
+        _ => address,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_port;
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(without_port(b"10.0.0.1:5000"), b"10.0.0.1");
+        assert_eq!(without_port(b"[::1]:80"), b"::1");
+        assert_eq!(without_port(b"::1"), b"::1");
+        assert_eq!(without_port(b"example.com"), b"example.com");
+        assert_eq!(without_port(b"[broken"), b"[broken");
+    }
+}
+
+/// What decision logic reads from a request. [`HostRequest`] fetches from the host lazily
+/// and remembers each value for the rest of the request; [`RequestData`] is plain data for
+/// tests and fuzzing. Header names are lowercase (`:path`, `x-user`).
+pub trait Request {
+    /// The first value of header `name`.
+    fn header(&mut self, name: &str) -> Option<&[u8]>;
+    /// The client address with port.
+    fn source_address(&mut self) -> Option<&[u8]>;
+    /// The matched route's name.
+    fn route_name(&mut self) -> Option<&[u8]>;
+}
+
+/// The live request, read through the host, each value fetched at most once.
+#[derive(Debug, Default)]
+pub struct HostRequest {
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    source: Option<Option<Vec<u8>>>,
+    route: Option<Option<Vec<u8>>>,
+}
+
+impl HostRequest {
+    /// A view of the current request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Request for HostRequest {
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        let at = match self.headers.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.headers.push((name.to_string(), Headers::REQUEST.get(name)));
+                self.headers.len() - 1
+            }
+        };
+        self.headers.get(at).and_then(|(_, v)| v.as_deref())
+    }
+    fn source_address(&mut self) -> Option<&[u8]> {
+        self.source.get_or_insert_with(source_address).as_deref()
+    }
+    fn route_name(&mut self) -> Option<&[u8]> {
+        self.route.get_or_insert_with(route_name).as_deref()
+    }
+}
+
+/// A request as plain data.
+#[derive(Debug, Clone, Default)]
+pub struct RequestData {
+    /// Headers, names lowercase, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Client address with port.
+    pub source_address: Option<Vec<u8>>,
+    /// Route name.
+    pub route_name: Option<Vec<u8>>,
+}
+
+impl RequestData {
+    /// A request with `method` and `path` on host `authority`.
+    pub fn new(method: &str, path: &str, authority: &str) -> Self {
+        Self::default().with(":method", method).with(":path", path).with(":authority", authority)
+    }
+    /// Adds a header (name lowercased).
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+}
+
+impl Request for RequestData {
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+    fn source_address(&mut self) -> Option<&[u8]> {
+        self.source_address.as_deref()
+    }
+    fn route_name(&mut self) -> Option<&[u8]> {
+        self.route_name.as_deref()
+    }
+}

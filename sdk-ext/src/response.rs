@@ -1,0 +1,130 @@
+//! The one way to answer the client locally.
+//!
+//! Every filter's 4xx/5xx goes through [`LocalResponse`]: a consistent JSON body
+//! (`{"status":403,"error":"forbidden","message":"..."}`), `content-type: application/json`,
+//! any extra headers (`WWW-Authenticate`, `Retry-After`, `RateLimit-*`), response-code
+//! details for Envoy's access log (`%RESPONSE_CODE_DETAILS%`), and a counter.
+//! Build fixed responses once at config time; sending is then a single host call.
+
+use crate::host;
+use crate::metrics::Counter;
+use proxy_wasm::types::{Action, Status};
+use serde::Serialize;
+
+/// A prepared local response.
+#[derive(Debug, Clone)]
+pub struct LocalResponse {
+    status: u16,
+    details: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    counter: Option<Counter>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    status: u16,
+    error: &'a str,
+    message: &'a str,
+}
+
+/// A short machine-readable name for a status, used as the body's `error` field.
+pub fn error_name(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "too_many_requests",
+        500 => "internal_error",
+        502 => "bad_gateway",
+        503 => "unavailable",
+        504 => "gateway_timeout",
+        _ => "error",
+    }
+}
+
+impl LocalResponse {
+    /// A response with `status` and a human-readable `message`; `details` names the reason
+    /// for Envoy's access log (e.g. `header_rules_denied`; anything but `[A-Za-z0-9_.-]`
+    /// becomes `_`, as Envoy requires no whitespace there).
+    pub fn new(status: u16, details: &str, message: &str) -> Self {
+        let body = serde_json::to_vec(&Body { status, error: error_name(status), message })
+            .unwrap_or_default();
+        let details = details
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+            .collect();
+        Self { status, details, headers: Vec::new(), body, counter: None }
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Counts each time this response is sent.
+    #[must_use]
+    pub fn counted(mut self, counter: Counter) -> Self {
+        self.counter = Some(counter);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Sends the response (plus `extra` headers computed per request, e.g. `Retry-After`)
+    /// and returns the action the phase must return (`Pause`: the stream ends here).
+    pub fn send_with(&self, extra: &[(&str, &[u8])]) -> Action {
+        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + extra.len() + 1);
+        headers.push(("content-type", b"application/json"));
+        headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+        headers.extend_from_slice(extra);
+        if let Some(c) = &self.counter {
+            c.inc();
+        }
+        if let Err(status) =
+            host::send_local_response(u32::from(self.status), &self.details, &self.body, &headers, -1)
+        {
+            log_send_failure(self.status, status);
+        }
+        Action::Pause
+    }
+
+    /// Sends the response; returns the action the phase must return.
+    pub fn send(&self) -> Action {
+        self.send_with(&[])
+    }
+}
+
+fn log_send_failure(code: u16, status: Status) {
+    log::error!("sending local response {code}: host answered {status:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_is_escaped_and_consistent() {
+        let r = LocalResponse::new(403, "x denied", "no \"quotes\" here");
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["error"], "forbidden");
+        assert_eq!(v["message"], "no \"quotes\" here");
+        assert_eq!(r.details, "x_denied");
+    }
+}

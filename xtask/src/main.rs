@@ -1,0 +1,42 @@
+//! Build orchestration for the workspace. Run through the Makefile:
+//!
+//! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
+//! - `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed.
+//! - `bench`: the side-by-side benchmark (see `bench.rs`).
+
+mod bench;
+mod new_filter;
+mod wasm_build;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The workspace root (xtask lives one level below it).
+pub fn repo_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "build" => wasm_build::build(rest),
+        "new-filter" => new_filter::run(rest),
+        "bench" => bench::run(rest),
+        _ => {
+            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

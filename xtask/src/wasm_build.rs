@@ -1,0 +1,161 @@
+//! Builds every filter crate to `dist/<dir>.wasm`.
+//!
+//! Toolchain: an installed rustup `wasm32-wasip1` target is used when present. Otherwise the
+//! Debian fallback verified in ENVIRONMENT.md: Debian's rustc + its std sources build std
+//! for the target with `-Zbuild-std` (packages installed by `scripts/setup.sh`), in its own
+//! target dir so the two compilers never invalidate each other's artifacts.
+//! Then `wasm-opt` with exactly the wasm features Rust emits, skipped when the output is
+//! already newer than its input (a second build with nothing changed is quick).
+
+use crate::repo_root;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip1";
+
+/// The features rustc (1.87+) enables by default for wasm32; wasm-opt must neither
+/// reject them nor introduce others the host may not support.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-multivalue",
+    "--enable-reference-types",
+];
+
+/// A filter crate: its directory name (the `.wasm` name) and its package name.
+pub struct FilterCrate {
+    pub dir: String,
+    pub package: String,
+}
+
+/// Every crate under `filters/`, sorted by directory name.
+pub fn filter_crates() -> Result<Vec<FilterCrate>, String> {
+    let mut out = Vec::new();
+    let dir = repo_root().join("filters");
+    let entries = fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else { continue };
+        let package = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))
+            .ok_or_else(|| format!("{}: no package name", manifest.display()))?;
+        out.push(FilterCrate { dir: entry.file_name().to_string_lossy().into_owned(), package });
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(out)
+}
+
+fn rustup_has_target() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+/// Compiles the given packages for wasm; returns the directory holding the `.wasm` files.
+fn compile(packages: &[&str]) -> Result<PathBuf, String> {
+    let root = repo_root();
+    let mut cmd;
+    let target_dir;
+    if rustup_has_target() {
+        target_dir = root.join("target");
+        cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "--release", "--target", TARGET]);
+    } else {
+        // Debian fallback (scripts/setup.sh installs rustc-web, rust-web-src, lld, wasi-libc).
+        if !Path::new("/usr/bin/cargo").exists() || !Path::new("/usr/bin/rust-lld").exists() {
+            return Err("no wasm32-wasip1 toolchain: run `make setup` (installs the Debian \
+                        fallback) or `rustup target add wasm32-wasip1`"
+                .into());
+        }
+        println!("build: rustup has no {TARGET} target; using the Debian toolchain with -Zbuild-std");
+        target_dir = root.join("target-wasm");
+        cmd = Command::new("/usr/bin/cargo");
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("/usr/bin:{path}"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("RUSTC", "/usr/bin/rustc")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            // immediate-abort: a panic (a bug: filter code denies them) traps without the
+            // formatting machinery, which is a third of a small filter's size.
+            .env(
+                "RUSTFLAGS",
+                "-C link-self-contained=no -L /usr/lib/wasm32-wasi -Zunstable-options -Cpanic=immediate-abort",
+            )
+            .args(["build", "--release", "--target", TARGET, "-Zbuild-std=std,panic_abort"]);
+    }
+    cmd.current_dir(&root).arg("--target-dir").arg(&target_dir);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    run(&mut cmd)?;
+    Ok(target_dir.join(TARGET).join("release"))
+}
+
+fn newer(a: &Path, b: &Path) -> bool {
+    let m = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((m(a), m(b)), (Some(x), Some(y)) if x >= y)
+}
+
+fn optimise(input: &Path, output: &Path) -> Result<(), String> {
+    if output.exists() && newer(output, input) {
+        return Ok(());
+    }
+    let has_wasm_opt = Command::new("wasm-opt").arg("--version").output().is_ok();
+    if !has_wasm_opt {
+        println!("build: wasm-opt not found (run `make setup`); copying unoptimised");
+        fs::copy(input, output).map_err(|e| format!("copy to {}: {e}", output.display()))?;
+        return Ok(());
+    }
+    let tmp = output.with_extension("wasm.tmp");
+    run(Command::new("wasm-opt")
+        .arg("-Oz")
+        .args(WASM_FEATURES)
+        .arg("--strip-debug")
+        .arg("--strip-producers")
+        .arg(input)
+        .arg("-o")
+        .arg(&tmp))?;
+    fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))
+}
+
+/// `xtask build [NAME...]`.
+pub fn build(names: &[String]) -> Result<(), String> {
+    let mut crates = filter_crates()?;
+    if !names.is_empty() {
+        for n in names {
+            if !crates.iter().any(|c| &c.dir == n) {
+                return Err(format!("no filter named {n:?} under filters/"));
+            }
+        }
+        crates.retain(|c| names.contains(&c.dir));
+    }
+    let packages: Vec<&str> = crates.iter().map(|c| c.package.as_str()).collect();
+    let out_dir = compile(&packages)?;
+    let dist = repo_root().join("dist");
+    fs::create_dir_all(&dist).map_err(|e| format!("creating {}: {e}", dist.display()))?;
+    for c in &crates {
+        let built = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
+        let dest = dist.join(format!("{}.wasm", c.dir));
+        optimise(&built, &dest)?;
+        let raw = fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
+        let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        println!("build: dist/{}.wasm  {:>7.1} KB  (before wasm-opt {:.1} KB)", c.dir, size as f64 / 1024.0, raw as f64 / 1024.0);
+    }
+    Ok(())
+}
