@@ -27,10 +27,7 @@ fn start_timeout() -> Duration {
 fn scratch_dir(kind: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
-        "integration-{kind}-{}-{n}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("integration-{kind}-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
@@ -118,25 +115,39 @@ impl Envoy {
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(err_file));
 
-        let fail = |message: String, exit_status: Option<ExitStatus>| StartError {
-            message,
-            exit_status,
-            log: read_lossy(&log_path),
+        // The error carries the whole log, so the scratch dir can go.
+        let fail = |message: String, exit_status: Option<ExitStatus>| {
+            let log = read_lossy(&log_path);
+            let _ = fs::remove_dir_all(&dir);
+            StartError {
+                message,
+                exit_status,
+                log,
+            }
         };
 
-        let mut child = OwnedChild::spawn(cmd)
-            .map_err(|e| fail(format!("could not spawn {}: {e}", envoy_bin().display()), None))?;
+        let mut child = OwnedChild::spawn(cmd).map_err(|e| {
+            fail(
+                format!("could not spawn {}: {e}", envoy_bin().display()),
+                None,
+            )
+        })?;
 
         let timeout = start_timeout();
         let deadline = Instant::now() + timeout;
         let admin_port = loop {
             if let Some(status) = child.try_status() {
-                return Err(fail(format!("envoy exited during startup ({status})"), Some(status)));
+                return Err(fail(
+                    format!("envoy exited during startup ({status})"),
+                    Some(status),
+                ));
             }
             if Instant::now() >= deadline {
                 child.terminate();
                 return Err(fail(
-                    format!("envoy was not ready after {timeout:?} (admin /ready never answered 200)"),
+                    format!(
+                        "envoy was not ready after {timeout:?} (admin /ready never answered 200)"
+                    ),
                     None,
                 ));
             }
@@ -176,8 +187,8 @@ impl Envoy {
     /// Panics with "run `make build` first" if a referenced `dist/*.wasm` is missing.
     pub fn start_file(path: impl AsRef<Path>, ports: &[(u16, u16)]) -> Result<Envoy, StartError> {
         let path = repo_root().join(path.as_ref());
-        let yaml = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let yaml =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         for wasm in referenced_wasm(&yaml) {
             if !repo_root().join(&wasm).is_file() {
                 panic!(
@@ -370,7 +381,11 @@ pub fn rewrite_ports(yaml: &str, map: &[(u16, u16)]) -> String {
             .take_while(|b| b.is_ascii_digit())
             .count();
         let number = &rest[spaces..spaces + digits];
-        match number.parse::<u16>().ok().and_then(|n| map.iter().find(|(f, _)| *f == n)) {
+        match number
+            .parse::<u16>()
+            .ok()
+            .and_then(|n| map.iter().find(|(f, _)| *f == n))
+        {
             Some((_, to)) => {
                 out.push_str(&rest[..spaces]);
                 out.push_str(&to.to_string());
@@ -443,4 +458,34 @@ pub fn validate_yaml(yaml: &str) -> (bool, String) {
     let result = validate_config(&path);
     let _ = fs::remove_dir_all(&dir);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_ports_touches_only_mapped_ports() {
+        let yaml = "port_value: 10000\nport_value:   8080\nport_value: 80800\n\
+                    uri: http://127.0.0.1:8080/x\nhost: localhost:9901\nother: 8080\n";
+        let out = rewrite_ports(yaml, &[(10000, 0), (8080, 4321), (9901, 0)]);
+        assert_eq!(
+            out,
+            "port_value: 0\nport_value:   4321\nport_value: 80800\n\
+             uri: http://127.0.0.1:4321/x\nhost: localhost:0\nother: 8080\n"
+        );
+    }
+
+    #[test]
+    fn referenced_wasm_finds_dist_paths() {
+        let yaml = "filename: dist/header_rules.wasm\nfilename: \"dist/jwt-auth.wasm\"\n\
+                    x: /abs/dist/other.wasm\ny: dist/header_rules.wasm\nz: dist/readme.md\n";
+        assert_eq!(
+            referenced_wasm(yaml),
+            vec![
+                PathBuf::from("dist/header_rules.wasm"),
+                PathBuf::from("dist/jwt-auth.wasm")
+            ]
+        );
+    }
 }

@@ -29,10 +29,8 @@ mod locations;
 mod process;
 mod upstream;
 
-pub use bootstrap::{EnvoyConfig, HttpFilter, WasmFilter};
-pub use client::{
-    http_get, http_request, send_raw, tcp_exchange, try_send_raw, Echoed, Response,
-};
+pub use bootstrap::{EnvoyConfig, Filter, WasmFilter};
+pub use client::{http_get, http_request, send_raw, tcp_exchange, try_send_raw, Echoed, Response};
 pub use envoy::{
     referenced_wasm, rewrite_ports, validate_config, validate_yaml, Envoy, StartError,
 };

@@ -9,10 +9,7 @@ use std::sync::{Mutex, OnceLock};
 /// checked-in configs' relative `dist/<name>.wasm` paths resolve.
 pub fn repo_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest)
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 /// The Envoy binary: `$ENVOY_BIN` if set, else `<repo>/.venv/bin/envoy`.

@@ -22,10 +22,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(
-        name: &str,
-        handle: impl Fn(TcpStream) + Send + Sync + 'static,
-    ) -> Server {
+    fn start(name: &str, handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream on 127.0.0.1:0");
         let port = listener.local_addr().expect("upstream local_addr").port();
         let stop = Arc::new(AtomicBool::new(false));

@@ -76,3 +76,76 @@ fn logged(op: &str, name: &str, status: Status) -> Status {
     log::warn!("{op} header {name}: host answered {status:?}");
     status
 }
+
+/// A header map that edits can be applied to: the live host map ([`Headers`]) or plain data
+/// ([`HeaderList`]) in tests. Names are lowercase.
+pub trait HeaderMapMut {
+    /// Whether `name` is present.
+    fn contains(&mut self, name: &str) -> bool;
+    /// Replaces every value of `name` (adds when absent).
+    fn set(&mut self, name: &str, value: &[u8]) -> Result<(), Status>;
+    /// Appends one more value.
+    fn add(&mut self, name: &str, value: &[u8]) -> Result<(), Status>;
+    /// Removes every value.
+    fn remove(&mut self, name: &str) -> Result<(), Status>;
+}
+
+impl HeaderMapMut for Headers {
+    fn contains(&mut self, name: &str) -> bool {
+        Headers::contains(*self, name)
+    }
+    fn set(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
+        Headers::set(*self, name, value)
+    }
+    fn add(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
+        Headers::add(*self, name, value)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), Status> {
+        Headers::remove(*self, name)
+    }
+}
+
+/// Headers as plain data, in order, names lowercase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(pub Vec<(String, Vec<u8>)>);
+
+impl HeaderList {
+    /// Every value of `name`, in order.
+    pub fn values(&self, name: &str) -> Vec<&[u8]> {
+        self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_slice()).collect()
+    }
+}
+
+impl HeaderMapMut for HeaderList {
+    fn contains(&mut self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+    fn set(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
+        self.0.retain(|(n, _)| n != name);
+        self.0.push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+    fn add(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
+        self.0.push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+    fn remove(&mut self, name: &str) -> Result<(), Status> {
+        self.0.retain(|(n, _)| n != name);
+        Ok(())
+    }
+}
+
+/// Checks a header name a filter is configured to modify: a lowercase-able HTTP token, not
+/// a pseudo-header and not `host` (Envoy refuses to let filters rewrite those this way).
+pub fn check_mutable_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("header name is empty".into());
+    }
+    if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+        return Err(format!("{name:?} cannot be modified (pseudo-headers and host are off limits)"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    Ok(name.to_ascii_lowercase())
+}

@@ -1,6 +1,6 @@
 //! Routes the `log` crate to the host's log without the SDK's panicking logger: a host
 //! that refuses a log line loses the line, not the VM. The level filter is the host's own
-//! at start, so disabled levels cost nothing in the guest.
+//! (read when the plugin is configured), so disabled levels cost nothing in the guest.
 
 use crate::host;
 use proxy_wasm::types::LogLevel;
@@ -28,14 +28,17 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
-/// Installs the logger (idempotent) and a panic hook that logs the panic message at
-/// critical level before the VM aborts (a panic is a bug; this makes it visible).
+/// Installs the logger (idempotent) at level info. Makes no host call: Envoy refuses host
+/// calls during `_initialize`, where this runs; [`follow_host_level`] runs later.
 pub fn init() {
     if log::set_logger(&LOGGER).is_ok() {
-        std::panic::set_hook(Box::new(|info| {
-            let _ = host::log(LogLevel::Critical, &info.to_string());
-        }));
+        log::set_max_level(log::LevelFilter::Info);
     }
+}
+
+/// Adopts the host's current log level, so disabled levels cost nothing in the guest.
+/// Called by the root context in `on_configure`.
+pub fn follow_host_level() {
     let filter = match host::log_level().unwrap_or(LogLevel::Info) {
         LogLevel::Trace => log::LevelFilter::Trace,
         LogLevel::Debug => log::LevelFilter::Debug,

@@ -41,6 +41,7 @@ impl<S> Context for Root<S> {}
 
 impl<S: 'static> RootContext for Root<S> {
     fn on_configure(&mut self, _size: usize) -> bool {
+        crate::logging::follow_host_level();
         let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(b) => b.unwrap_or_default(),
             Err(status) => {

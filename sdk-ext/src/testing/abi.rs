@@ -359,7 +359,8 @@ pub unsafe extern "C" fn proxy_get_header_map_value(
     let Some(key) = (unsafe { guest_bytes(key_data, key_size) }) else {
         return Status::BadArgument;
     };
-    let value = with_host(|host| map(host, map_type).and_then(|map| map.get(key).map(<[u8]>::to_vec)));
+    let value =
+        with_host(|host| map(host, map_type).and_then(|map| map.get(key).map(<[u8]>::to_vec)));
     match value {
         None => Status::InternalFailure,
         Some(None) => Status::NotFound,
@@ -647,7 +648,10 @@ pub unsafe extern "C" fn proxy_dequeue_shared_queue(
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
 ) -> Status {
-    let item = with_host(|host| host.queue_mut(queue_id).map(|queue| queue.items.pop_front()));
+    let item = with_host(|host| {
+        host.queue_mut(queue_id)
+            .map(|queue| queue.items.pop_front())
+    });
     match item {
         None => Status::InternalFailure,
         Some(None) => Status::NotFound,
@@ -1227,6 +1231,54 @@ pub extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status 
             _ => Status::BadArgument,
         }
     })
+}
+
+/// Takes the address of every host function, so whichever object file references this
+/// also pulls all of them into the link (linkers that resolve archives in order, like GNU
+/// ld, would otherwise drop them: `proxy-wasm`, which needs them, links after this crate).
+pub(crate) fn link_all() -> usize {
+    let all = [
+        proxy_log as *const () as usize,
+        proxy_get_log_level as *const () as usize,
+        proxy_get_current_time_nanoseconds as *const () as usize,
+        proxy_set_tick_period_milliseconds as *const () as usize,
+        proxy_get_buffer_bytes as *const () as usize,
+        proxy_set_buffer_bytes as *const () as usize,
+        proxy_get_header_map_pairs as *const () as usize,
+        proxy_set_header_map_pairs as *const () as usize,
+        proxy_get_header_map_value as *const () as usize,
+        proxy_remove_header_map_value as *const () as usize,
+        proxy_replace_header_map_value as *const () as usize,
+        proxy_add_header_map_value as *const () as usize,
+        proxy_get_property as *const () as usize,
+        proxy_set_property as *const () as usize,
+        proxy_get_shared_data as *const () as usize,
+        proxy_set_shared_data as *const () as usize,
+        proxy_register_shared_queue as *const () as usize,
+        proxy_resolve_shared_queue as *const () as usize,
+        proxy_dequeue_shared_queue as *const () as usize,
+        proxy_enqueue_shared_queue as *const () as usize,
+        proxy_continue_stream as *const () as usize,
+        proxy_close_stream as *const () as usize,
+        proxy_send_local_response as *const () as usize,
+        proxy_http_call as *const () as usize,
+        proxy_grpc_call as *const () as usize,
+        proxy_grpc_stream as *const () as usize,
+        proxy_grpc_send as *const () as usize,
+        proxy_grpc_cancel as *const () as usize,
+        proxy_grpc_close as *const () as usize,
+        proxy_get_status as *const () as usize,
+        proxy_set_effective_context as *const () as usize,
+        proxy_call_foreign_function as *const () as usize,
+        proxy_done as *const () as usize,
+        proxy_define_metric as *const () as usize,
+        proxy_get_metric as *const () as usize,
+        proxy_record_metric as *const () as usize,
+        proxy_increment_metric as *const () as usize,
+    ];
+    std::hint::black_box(all)
+        .iter()
+        .fold(0, |acc, address| acc ^ address)
 }
 
 #[cfg(test)]

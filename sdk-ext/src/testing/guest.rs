@@ -92,7 +92,9 @@ pub(crate) fn create_context(context: u32, root: u32, kind: ContextKind) {
         }
     });
     // SAFETY: a fresh id; `root` is 0 or a live root context.
-    enter(context, || unsafe { proxy_on_context_create(context, root) });
+    enter(context, || unsafe {
+        proxy_on_context_create(context, root)
+    });
 }
 
 pub(crate) fn vm_start(root: u32, size: usize) -> bool {
@@ -160,12 +162,16 @@ pub(crate) fn request_headers(context: u32, count: usize, end_of_stream: bool) -
 
 pub(crate) fn request_body(context: u32, size: usize, end_of_stream: bool) -> Action {
     // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe { proxy_on_request_body(context, size, end_of_stream) })
+    enter(context, || unsafe {
+        proxy_on_request_body(context, size, end_of_stream)
+    })
 }
 
 pub(crate) fn request_trailers(context: u32, count: usize) -> Action {
     // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe { proxy_on_request_trailers(context, count) })
+    enter(context, || unsafe {
+        proxy_on_request_trailers(context, count)
+    })
 }
 
 pub(crate) fn response_headers(context: u32, count: usize, end_of_stream: bool) -> Action {
@@ -177,12 +183,16 @@ pub(crate) fn response_headers(context: u32, count: usize, end_of_stream: bool) 
 
 pub(crate) fn response_body(context: u32, size: usize, end_of_stream: bool) -> Action {
     // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe { proxy_on_response_body(context, size, end_of_stream) })
+    enter(context, || unsafe {
+        proxy_on_response_body(context, size, end_of_stream)
+    })
 }
 
 pub(crate) fn response_trailers(context: u32, count: usize) -> Action {
     // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe { proxy_on_response_trailers(context, count) })
+    enter(context, || unsafe {
+        proxy_on_response_trailers(context, count)
+    })
 }
 
 pub(crate) fn new_connection(context: u32) -> Action {
@@ -199,17 +209,23 @@ pub(crate) fn downstream_data(context: u32, size: usize, end_of_stream: bool) ->
 
 pub(crate) fn upstream_data(context: u32, size: usize, end_of_stream: bool) -> Action {
     // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe { proxy_on_upstream_data(context, size, end_of_stream) })
+    enter(context, || unsafe {
+        proxy_on_upstream_data(context, size, end_of_stream)
+    })
 }
 
 pub(crate) fn downstream_close(context: u32, peer: PeerType) {
     // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe { proxy_on_downstream_connection_close(context, peer) });
+    enter(context, || unsafe {
+        proxy_on_downstream_connection_close(context, peer)
+    });
 }
 
 pub(crate) fn upstream_close(context: u32, peer: PeerType) {
     // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe { proxy_on_upstream_connection_close(context, peer) });
+    enter(context, || unsafe {
+        proxy_on_upstream_connection_close(context, peer)
+    });
 }
 
 /// Delivers an HTTP callout answer to the context that dispatched `token`.
@@ -229,11 +245,15 @@ pub(crate) fn http_call_response(
 /// Delivers a gRPC message for `token`.
 pub(crate) fn grpc_receive(context: u32, token: u32, size: usize) {
     // SAFETY: unknown tokens are ignored by the SDK.
-    enter(context, || unsafe { proxy_on_grpc_receive(context, token, size) });
+    enter(context, || unsafe {
+        proxy_on_grpc_receive(context, token, size)
+    });
 }
 
 /// Delivers the close of gRPC call/stream `token`.
 pub(crate) fn grpc_close(context: u32, token: u32, status: u32) {
     // SAFETY: unknown tokens are ignored by the SDK.
-    enter(context, || unsafe { proxy_on_grpc_close(context, token, status) });
+    enter(context, || unsafe {
+        proxy_on_grpc_close(context, token, status)
+    });
 }

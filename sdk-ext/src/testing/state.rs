@@ -397,31 +397,34 @@ fn derived_property(stream: Option<&StreamState>, key: &[u8]) -> Option<Vec<u8>>
             .map(<[u8]>::to_vec)
     };
     match key {
-        b"source.address" => Some(b"127.0.0.1:45678".to_vec()),
-        b"source.port" => Some(45678i64.to_le_bytes().to_vec()),
-        b"destination.address" => Some(b"127.0.0.1:10000".to_vec()),
-        b"destination.port" => Some(10000i64.to_le_bytes().to_vec()),
-        b"request.path" => header(":path"),
-        b"request.url_path" => header(":path").map(|path| {
+        b"source\0address" => Some(b"127.0.0.1:45678".to_vec()),
+        b"source\0port" => Some(45678i64.to_le_bytes().to_vec()),
+        b"destination\0address" => Some(b"127.0.0.1:10000".to_vec()),
+        b"destination\0port" => Some(10000i64.to_le_bytes().to_vec()),
+        b"request\0path" => header(":path"),
+        b"request\0url_path" => header(":path").map(|path| {
             let end = path.iter().position(|b| *b == b'?').unwrap_or(path.len());
             path.get(..end).map(<[u8]>::to_vec).unwrap_or_default()
         }),
-        b"request.query" => header(":path").map(|path| {
-            match path.iter().position(|b| *b == b'?') {
-                Some(at) => path.get(at.saturating_add(1)..).unwrap_or_default().to_vec(),
+        b"request\0query" => {
+            header(":path").map(|path| match path.iter().position(|b| *b == b'?') {
+                Some(at) => path
+                    .get(at.saturating_add(1)..)
+                    .unwrap_or_default()
+                    .to_vec(),
                 None => Vec::new(),
-            }
-        }),
-        b"request.method" => header(":method"),
-        b"request.host" => header(":authority"),
-        b"request.scheme" => header(":scheme"),
-        b"request.id" => header("x-request-id"),
-        b"request.useragent" => header("user-agent"),
-        b"request.referer" => header("referer"),
-        b"request.protocol" => stream
+            })
+        }
+        b"request\0method" => header(":method"),
+        b"request\0host" => header(":authority"),
+        b"request\0scheme" => header(":scheme"),
+        b"request\0id" => header("x-request-id"),
+        b"request\0useragent" => header("user-agent"),
+        b"request\0referer" => header("referer"),
+        b"request\0protocol" => stream
             .filter(|stream| stream.request_headers.len() > 0)
             .map(|_| b"HTTP/1.1".to_vec()),
-        b"response.code" => stream
+        b"response\0code" => stream
             .and_then(|stream| stream.response_headers.get(b":status"))
             .and_then(|status| std::str::from_utf8(status).ok()?.parse::<i64>().ok())
             .map(|code| code.to_le_bytes().to_vec()),

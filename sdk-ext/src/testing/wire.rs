@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn malformed_is_none() {
         assert_eq!(decode_pairs(&[1, 0, 0, 0]), None);
-        assert_eq!(decode_pairs(&[1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, b'a']), None);
+        assert_eq!(
+            decode_pairs(&[1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, b'a']),
+            None
+        );
         assert_eq!(decode_pairs(&[0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(decode_pairs(&[]), Some(Vec::new()));
     }

@@ -1,0 +1,46 @@
+# The front door. Each target is a thin call into scripts/, xtask or cargo.
+#   make run       build every filter and serve them in a real Envoy (Ctrl-C stops it)
+#   make test      unit + host-emulator + real-Envoy integration tests + config validation
+#   make new-filter NAME=my-filter
+#   make bench     side-by-side benchmark (results in target/bench/results.md)
+SHELL := /bin/bash
+CARGO ?= cargo
+XTASK := $(CARGO) run -q -p xtask --
+
+.PHONY: setup build test test-unit test-integration run new-filter bench fmt lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@$(XTASK) build
+
+test: build lint
+	$(CARGO) test --workspace --all-features --no-fail-fast
+
+test-unit:
+	$(CARGO) test --workspace --all-features --exclude integration
+
+test-integration: build
+	$(CARGO) test -p integration
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
+
+run: build
+	@bash scripts/run-demo.sh
+
+new-filter:
+	@test -n "$(NAME)" || { echo "usage: make new-filter NAME=my-filter"; exit 2; }
+	@$(XTASK) new-filter $(NAME)
+
+bench: build
+	@$(XTASK) bench $(ARGS)
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf target-wasm dist

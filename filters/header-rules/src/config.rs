@@ -1,0 +1,184 @@
+//! Configuration: the JSON shape and its validation.
+
+use sdk_ext::config::{self, join_path, ConfigError};
+use sdk_ext::headers::check_mutable_name;
+use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+use sdk_ext::template::Template;
+use serde::Deserialize;
+
+/// The JSON configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Rules, applied in order; every matching rule applies.
+    pub rules: Vec<RawRule>,
+}
+
+/// One rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Names the rule in metrics (`header_rules.rule.<name>.matched`); default: its index.
+    pub name: Option<String>,
+    /// Which requests the rule applies to; absent: every request.
+    #[serde(rename = "match", default)]
+    pub matcher: RequestMatchSpec,
+    /// Edits to the request headers, before the request goes upstream.
+    #[serde(default)]
+    pub request: RawEdits,
+    /// Edits to the response headers of the requests the rule matched.
+    #[serde(default)]
+    pub response: RawEdits,
+}
+
+/// Edits of one header map, applied in the order remove, set, append, add.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEdits {
+    /// Remove every value of these headers.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Replace every value (add when absent). Envoy: `OVERWRITE_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub set: Vec<RawHeader>,
+    /// Add one more value. Envoy: `APPEND_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub append: Vec<RawHeader>,
+    /// Add only when the header is absent. Envoy: `ADD_IF_ABSENT`.
+    #[serde(default)]
+    pub add: Vec<RawHeader>,
+}
+
+/// A header and its value template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeader {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Value; may reference request attributes (`%REQ(x-id)%`, see sdk-ext `template`).
+    pub value: String,
+    /// Apply the edit even when the value renders empty (default false, as Envoy).
+    #[serde(default)]
+    pub keep_empty_value: bool,
+}
+
+/// A validated header edit.
+#[derive(Debug)]
+pub struct HeaderValue {
+    /// Lowercase header name.
+    pub name: String,
+    /// The value template.
+    pub value: Template,
+    /// Apply even when empty.
+    pub keep_empty_value: bool,
+}
+
+/// Validated edits of one header map.
+#[derive(Debug, Default)]
+pub struct Edits {
+    /// Lowercase names to remove.
+    pub remove: Vec<String>,
+    /// Overwrite.
+    pub set: Vec<HeaderValue>,
+    /// Append.
+    pub append: Vec<HeaderValue>,
+    /// Add if absent.
+    pub add: Vec<HeaderValue>,
+}
+
+impl Edits {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.append.is_empty() && self.add.is_empty()
+    }
+}
+
+/// A validated rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Metric name part.
+    pub name: String,
+    /// Compiled match.
+    pub matcher: RequestMatcher,
+    /// Request edits.
+    pub request: Edits,
+    /// Response edits.
+    pub response: Edits,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Rules in order.
+    pub rules: Vec<Rule>,
+}
+
+fn header_values(list: &[RawHeader], field: &str) -> Result<Vec<HeaderValue>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let at = format!("{field}[{i}]");
+            let name = check_mutable_name(&h.name).map_err(|r| ConfigError::new(join_path(&at, "name"), r))?;
+            let value = Template::parse(&h.value, &join_path(&at, "value"))?;
+            Ok(HeaderValue { name, value, keep_empty_value: h.keep_empty_value })
+        })
+        .collect()
+}
+
+fn edits(raw: &RawEdits, field: &str) -> Result<Edits, ConfigError> {
+    let remove = raw
+        .remove
+        .iter()
+        .enumerate()
+        .map(|(i, n)| check_mutable_name(n).map_err(|r| ConfigError::new(format!("{field}.remove[{i}]"), r)))
+        .collect::<Result<_, _>>()?;
+    Ok(Edits {
+        remove,
+        set: header_values(&raw.set, &format!("{field}.set"))?,
+        append: header_values(&raw.append, &format!("{field}.append"))?,
+        add: header_values(&raw.add, &format!("{field}.add"))?,
+    })
+}
+
+/// Most rules a config may hold (a bound on per-request work).
+pub const MAX_RULES: usize = 256;
+
+impl Config {
+    /// Parses and validates JSON configuration bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let raw: RawConfig = config::parse(bytes)?;
+        if raw.rules.is_empty() {
+            return Err(ConfigError::new("rules", "needs at least one rule"));
+        }
+        if raw.rules.len() > MAX_RULES {
+            return Err(ConfigError::new("rules", format!("at most {MAX_RULES} rules")));
+        }
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, r) in raw.rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let name = match &r.name {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => {
+                    n.clone()
+                }
+                Some(n) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.name"),
+                        format!("{n:?}: use letters, digits, '_' and '-' (it names a metric)"),
+                    ))
+                }
+                None => i.to_string(),
+            };
+            if rules.iter().any(|x: &Rule| x.name == name) {
+                return Err(ConfigError::new(format!("{at}.name"), format!("duplicate rule name {name:?}")));
+            }
+            let request = edits(&r.request, &format!("{at}.request"))?;
+            let response = edits(&r.response, &format!("{at}.response"))?;
+            if request.is_empty() && response.is_empty() {
+                return Err(ConfigError::new(at, "has no request or response edits"));
+            }
+            let matcher = RequestMatcher::compile(&r.matcher, &format!("{at}.match"))?;
+            rules.push(Rule { name, matcher, request, response });
+        }
+        Ok(Self { rules })
+    }
+}
