@@ -64,7 +64,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
             Some(i) if inner.line() > 0 => reason.get(..i).unwrap_or(&reason).to_string(),
             _ => reason,
         };
-        ConfigError::new(path, reason)
+        // "missing field `x`" is reported at the parent; name the field itself.
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+            .map(|f| join_path(&path, f));
+        ConfigError::new(missing.unwrap_or(path), reason)
     })?;
     Ok(value)
 }
@@ -94,6 +99,13 @@ mod tests {
         assert_eq!(e.field, "rules[1].status");
         assert!(e.reason.contains("invalid type"), "{}", e.reason);
         assert!(!e.reason.contains("line"), "{}", e.reason);
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = parse::<Cfg>(br#"{"rules":[{}]}"#).unwrap_err();
+        assert_eq!(e.field, "rules[0].status");
+        assert_eq!(e.reason, "missing field `status`");
     }
 
     #[test]

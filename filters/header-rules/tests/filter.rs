@@ -1,0 +1,102 @@
+//! The whole filter in the host emulator.
+
+use sdk_ext::testing::{Action, Emulator};
+
+const EXAMPLE: &str = include_str!("../examples/api-gateway.json");
+
+fn start(config: &str) -> Emulator {
+    let mut emu = Emulator::new(header_rules::_initialize);
+    assert!(emu.start(config), "config refused: {:?}", emu.logs());
+    emu
+}
+
+#[test]
+fn example_config_edits_request_and_response() {
+    let mut emu = start(EXAMPLE);
+    emu.set_property(&["source", "address"], "203.0.113.9:40000");
+    let mut s = emu.http();
+    let a = s.request_headers(
+        &[
+            (":method", "GET"),
+            (":path", "/api/items?page=2"),
+            (":authority", "api.example.com"),
+            ("x-internal-user", "mallory"),
+            ("x-debug-token", "t"),
+            ("x-tags", "first"),
+            ("x-request-source", "client-said"),
+            ("x-request-id", "rid-1"),
+        ],
+        false,
+    );
+    assert_eq!(a, Action::Continue);
+    assert_eq!(s.request_header("x-internal-user"), None);
+    assert_eq!(s.request_header("x-debug-token"), None);
+    assert_eq!(s.request_header_str("x-client-ip").as_deref(), Some("203.0.113.9"));
+    assert_eq!(s.request_header_str("x-original-path").as_deref(), Some("/api/items?page=2"));
+    assert_eq!(s.request_header_values("x-tags"), vec![b"first".to_vec(), b"api".to_vec()]);
+    assert_eq!(s.request_header_str("x-request-source").as_deref(), Some("client-said"), "add keeps an existing value");
+
+    let a = s.response_headers(&[(":status", "200"), ("x-envoy-upstream-service-time", "3"), ("cache-control", "public")], false);
+    assert_eq!(a, Action::Continue);
+    assert_eq!(s.response_header_str("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(s.response_header_str("x-echo-request-id").as_deref(), Some("rid-1"));
+    assert_eq!(s.response_header("x-envoy-upstream-service-time"), None);
+
+    assert_eq!(emu.metric("header_rules.requests_matched"), Some(1));
+    assert_eq!(emu.metric("header_rules.rule.strip-internal.matched"), Some(1));
+    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(1));
+}
+
+#[test]
+fn unmatched_rules_leave_the_response_alone() {
+    let mut emu = start(EXAMPLE);
+    let mut s = emu.http();
+    s.request_headers(&[(":method", "POST"), (":path", "/api/items"), (":authority", "api.example.com")], false);
+    s.response_headers(&[(":status", "200"), ("cache-control", "public")], false);
+    assert_eq!(s.response_header_str("cache-control").as_deref(), Some("public"));
+    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(0));
+    // strip-internal has no match, so it matched every request.
+    assert_eq!(emu.metric("header_rules.rule.strip-internal.matched"), Some(1));
+}
+
+#[test]
+fn non_utf8_values_are_copied_and_matched_bytewise() {
+    let mut emu = start(
+        r#"{"rules":[{"match":{"headers":[{"name":"x-bin","string_match":{"prefix":"ab"}}]},
+            "request":{"set":[{"name":"x-copy","value":"[%REQ(x-bin)%]"}]}}]}"#,
+    );
+    let mut s = emu.http();
+    assert_eq!(s.request_headers_bytes(&[(":path", b"/"), ("x-bin", b"ab\xff\x80")], true), Action::Continue);
+    assert_eq!(s.request_header("x-copy"), Some(b"[ab\xff\x80]".to_vec()));
+    // Case-insensitive names: the emulator (like Envoy) lowercases; so does the config.
+    let mut s = emu.http();
+    s.request_headers(&[(":path", "/"), ("X-Bin", "abc")], true);
+    assert_eq!(s.request_header_str("x-copy").as_deref(), Some("[abc]"));
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field() {
+    for (config, expected) in [
+        ("", "header-rules: invalid config at rules: missing field `rules`"),
+        (r#"{"rules":[]}"#, "invalid config at rules: needs at least one rule"),
+        (r#"{"rules":[{"request":{"set":[{"name":":path","value":"/"}]}}]}"#, "invalid config at rules[0].request.set[0].name"),
+        (r#"{"rules":[{"match":{"safe_regex":{"regex":"(("}},"request":{"remove":["a"]}}]}"#, "invalid config at rules[0].match.safe_regex.regex: invalid regex"),
+        (r#"{"rules":[{"response":{"set":[{"name":"a","value":"%NOPE%"}]}}]}"#, "invalid config at rules[0].response.set[0].value: unknown operator %NOPE%"),
+        ("{not json", "header-rules: invalid config at"),
+    ] {
+        let mut emu = Emulator::new(header_rules::_initialize);
+        assert!(!emu.start(config), "accepted {config}");
+        assert!(emu.has_log(expected), "{config}: expected {expected:?} in {:?}", emu.logs());
+    }
+}
+
+#[test]
+fn streams_without_request_headers_phase_are_harmless() {
+    // Envoy may send response headers for a stream whose request never reached the filter
+    // (e.g. a local reply from an earlier filter); nothing matched, nothing is edited.
+    let mut emu = start(EXAMPLE);
+    let mut s = emu.http();
+    assert_eq!(s.response_headers(&[(":status", "503")], true), Action::Continue);
+    assert_eq!(s.response_header("cache-control"), None);
+    s.complete();
+}
