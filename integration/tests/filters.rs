@@ -4,7 +4,8 @@ use integration::*;
 use std::path::Path;
 use std::time::Duration;
 
-const HEADER_RULES_EXAMPLE: &str = include_str!("../../filters/header-rules/examples/api-gateway.json");
+const HEADER_RULES_EXAMPLE: &str =
+    include_str!("../../filters/header-rules/examples/api-gateway.json");
 const TEMPLATE_EXAMPLE: &str = include_str!("../../filters/template/examples/deny-admin.json");
 
 fn header_rules(config: &str) -> WasmFilter {
@@ -19,24 +20,44 @@ fn template(config: &str) -> WasmFilter {
 fn header_rules_edits_what_reaches_the_upstream_and_the_client() {
     let echo = EchoUpstream::start();
     echo.add_response_header("cache-control", "public");
-    let envoy = EnvoyConfig::http(echo.port()).filter(header_rules(HEADER_RULES_EXAMPLE)).start().unwrap();
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(header_rules(HEADER_RULES_EXAMPLE))
+        .start()
+        .unwrap();
     let resp = envoy.get(
         "/api/items?page=2",
-        &[("host", b"api.example.com"), ("x-internal-user", b"mallory"), ("x-request-id", b"rid-7"), ("x-tags", b"first")],
+        &[
+            ("host", b"api.example.com"),
+            ("x-internal-user", b"mallory"),
+            ("x-request-id", b"rid-7"),
+            ("x-tags", b"first"),
+        ],
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
     let seen = echo.last_request().unwrap();
     assert_eq!(seen.header("x-internal-user"), None);
     assert_eq!(seen.header("x-client-ip"), Some(&b"127.0.0.1"[..]));
-    assert_eq!(seen.header("x-original-path"), Some(&b"/api/items?page=2"[..]));
+    assert_eq!(
+        seen.header("x-original-path"),
+        Some(&b"/api/items?page=2"[..])
+    );
     assert_eq!(seen.header_all("x-tags"), vec![&b"first"[..], b"api"]);
     assert_eq!(resp.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(resp.header("x-echo-request-id").as_deref(), Some("rid-7"));
     assert_eq!(resp.header("x-envoy-upstream-service-time"), None);
-    assert_eq!(envoy.stat("wasmcustom.header_rules.rule.api-get.matched"), Some(1));
+    assert_eq!(
+        envoy.stat("wasmcustom.header_rules.rule.api-get.matched"),
+        Some(1)
+    );
 
     // A request outside the rule's match only gets the unconditional edit.
-    let resp = envoy.get("/other", &[("host", b"api.example.com"), ("x-internal-user", b"mallory")]);
+    let resp = envoy.get(
+        "/other",
+        &[
+            ("host", b"api.example.com"),
+            ("x-internal-user", b"mallory"),
+        ],
+    );
     assert_eq!(resp.status, 200);
     let seen = echo.last_request().unwrap();
     assert_eq!(seen.header("x-internal-user"), None);
@@ -47,14 +68,24 @@ fn header_rules_edits_what_reaches_the_upstream_and_the_client() {
 #[test]
 fn template_denies_with_json_and_passes_the_rest() {
     let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port()).filter(template(TEMPLATE_EXAMPLE)).start().unwrap();
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(template(TEMPLATE_EXAMPLE))
+        .start()
+        .unwrap();
     let resp = envoy.get("/admin/users", &[]);
     assert_eq!(resp.status, 403, "{}", resp.text());
-    assert_eq!(resp.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        resp.header("content-type").as_deref(),
+        Some("application/json")
+    );
     let body = resp.json();
     assert_eq!(body["error"], "forbidden");
     assert_eq!(body["message"], "the admin area is not reachable from here");
-    assert_eq!(echo.request_count(), 0, "a denied request must not reach the upstream");
+    assert_eq!(
+        echo.request_count(),
+        0,
+        "a denied request must not reach the upstream"
+    );
     let resp = envoy.get("/public", &[]);
     assert_eq!(resp.status, 200);
     assert_eq!(echo.request_count(), 1);
@@ -75,8 +106,16 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
         err.log.contains("header-rules: invalid config at rules[0].request.set[0].value: unknown operator %BOGUS%"),
         "{err:?}"
     );
-    let err = EnvoyConfig::http(echo.port()).filter(template(r#"{"status": 99}"#)).start().err().expect("refused");
-    assert!(err.log.contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"), "{err:?}");
+    let err = EnvoyConfig::http(echo.port())
+        .filter(template(r#"{"status": 99}"#))
+        .start()
+        .err()
+        .expect("refused");
+    assert!(
+        err.log
+            .contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -85,29 +124,51 @@ fn hostile_header_values_do_not_crash_the_vm() {
     let config = r#"{"rules":[{"match":{"headers":[{"name":"x-user","string_match":{"safe_regex":{"regex":"adm.*"}}}]},
         "request":{"set":[{"name":"x-copy","value":"%REQ(x-user)%"}]}}, {"request":{"set":[{"name":"x-seen","value":"%REQ(x-user)%"}]}}]}"#;
     let envoy = EnvoyConfig::http(echo.port())
-        .filter(template(r#"{"deny":{"headers":[{"name":"x-user","string_match":{"prefix":"evil"}}]}}"#))
+        .filter(template(
+            r#"{"deny":{"headers":[{"name":"x-user","string_match":{"prefix":"evil"}}]}}"#,
+        ))
         .filter(header_rules(config))
         .start()
         .unwrap();
-    let vms_created = envoy.stat("wasm.envoy.wasm.runtime.v8.created").expect("runtime stat");
+    let vms_created = envoy
+        .stat("wasm.envoy.wasm.runtime.v8.created")
+        .expect("runtime stat");
     let long = vec![0xffu8; 8000];
     for value in [&b"adm\xff\xfe"[..], b"\x80", &long, b"caf\xe9 \xc3\x28"] {
         let resp = envoy.get("/", &[("x-user", value)]);
         assert_eq!(resp.status, 200, "{}", resp.text());
-        assert_eq!(echo.last_request().unwrap().header("x-seen"), Some(value), "copied byte for byte");
-        assert_eq!(echo.last_request().unwrap().header("x-copy"), None, "non-UTF-8 never matches a regex");
+        assert_eq!(
+            echo.last_request().unwrap().header("x-seen"),
+            Some(value),
+            "copied byte for byte"
+        );
+        assert_eq!(
+            echo.last_request().unwrap().header("x-copy"),
+            None,
+            "non-UTF-8 never matches a regex"
+        );
     }
     // Byte-wise prefix match on a non-UTF-8 value still denies.
     assert_eq!(envoy.get("/", &[("x-user", b"evil\xff")]).status, 403);
     // The VM is alive: a normal request still gets every edit.
     let resp = envoy.get("/", &[("x-user", b"admin")]);
     assert_eq!(resp.status, 200);
-    assert_eq!(echo.last_request().unwrap().header("x-copy"), Some(&b"admin"[..]));
+    assert_eq!(
+        echo.last_request().unwrap().header("x-copy"),
+        Some(&b"admin"[..])
+    );
     // No VM was lost and re-created, and no plugin reload (what follows a crash) happened.
-    assert_eq!(envoy.stat("wasm.envoy.wasm.runtime.v8.created"), Some(vms_created));
+    assert_eq!(
+        envoy.stat("wasm.envoy.wasm.runtime.v8.created"),
+        Some(vms_created)
+    );
     for plugin in ["header-rules", "template"] {
         for stat in ["vm_reload", "vm_reload_failure"] {
-            assert_eq!(envoy.stat(&format!("wasm.{plugin}.{stat}")), Some(0), "wasm.{plugin}.{stat}");
+            assert_eq!(
+                envoy.stat(&format!("wasm.{plugin}.{stat}")),
+                Some(0),
+                "wasm.{plugin}.{stat}"
+            );
         }
     }
     assert_eq!(envoy.stat("wasmcustom.header_rules.edit_failures"), Some(0));
@@ -117,15 +178,28 @@ fn hostile_header_values_do_not_crash_the_vm() {
 fn the_demo_config_serves_every_filter() {
     // demo.yaml brings its own Lua echo upstream on :8080; move it to a free port.
     let echo_port = free_port();
-    let envoy = Envoy::start_file(&repo_root().join("envoy-configs/demo.yaml"), &[(8080, echo_port)]).unwrap();
-    let resp = envoy.get("/api/hello", &[("host", b"localhost"), ("x-internal-user", b"mallory")]);
+    let envoy = Envoy::start_file(
+        repo_root().join("envoy-configs/demo.yaml"),
+        &[(8080, echo_port)],
+    )
+    .unwrap();
+    let resp = envoy.get(
+        "/api/hello",
+        &[("host", b"localhost"), ("x-internal-user", b"mallory")],
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     let body = resp.text();
     assert!(body.contains("x-request-source: edge"), "{body}");
     assert!(!body.contains("mallory"), "{body}");
     assert_eq!(resp.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(envoy.get("/admin/x", &[]).status, 403);
-    assert!(envoy.wait_for_stat("wasmcustom.header_rules.requests_matched", 1, Duration::from_secs(5)).is_some());
+    assert!(envoy
+        .wait_for_stat(
+            "wasmcustom.header_rules.requests_matched",
+            1,
+            Duration::from_secs(5)
+        )
+        .is_some());
 }
 
 /// The JSON embedded in envoy-configs/<filter>.yaml is the filter's example file, so the
@@ -142,7 +216,11 @@ fn envoy_configs_embed_the_example_configs() {
         let want: serde_json::Value = serde_json::from_str(example).unwrap();
         let found = text
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("value: '").and_then(|v| v.strip_suffix('\'')))
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("value: '")
+                    .and_then(|v| v.strip_suffix('\''))
+            })
             .any(|v| serde_json::from_str::<serde_json::Value>(v).ok() == Some(want.clone()));
         assert!(found, "{yaml} does not embed {example}");
         assert!(Path::new(&repo_root().join(yaml)).exists());

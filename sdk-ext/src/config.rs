@@ -21,7 +21,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `field` (a path such as `rules[0].status`).
     pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self { field: field.into(), reason: reason.to_string() }
+        Self {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Prefixes the path with `parent` (for validating nested values independently).
@@ -53,7 +56,11 @@ pub fn join_path(parent: &str, child: &str) -> String {
 /// Parses JSON into `T`, naming the field path on error. Empty input (no configuration
 /// given) parses as `{}`, so a filter whose fields all have defaults needs no config.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -127,6 +134,9 @@ mod tests {
         assert_eq!(join_path("rules[0]", "status"), "rules[0].status");
         assert_eq!(join_path("rules", "[0]"), "rules[0]");
         assert_eq!(join_path("", "x"), "x");
-        assert_eq!(ConfigError::new("x", "bad").within("a").to_string(), "invalid config at a.x: bad");
+        assert_eq!(
+            ConfigError::new("x", "bad").within("a").to_string(),
+            "invalid config at a.x: bad"
+        );
     }
 }

@@ -49,7 +49,7 @@ impl Headers {
     }
 
     /// Every header, in order. Copies the whole map: keep it off hot paths.
-    pub fn all(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn all(self) -> Vec<host::HeaderPair> {
         host::get_header_pairs(self.0).unwrap_or_else(|status| {
             log::debug!("get header map: host answered {status:?}");
             Vec::new()
@@ -112,7 +112,11 @@ pub struct HeaderList(pub Vec<(String, Vec<u8>)>);
 impl HeaderList {
     /// Every value of `name`, in order.
     pub fn values(&self, name: &str) -> Vec<&[u8]> {
-        self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_slice()).collect()
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
 }
 
@@ -142,9 +146,14 @@ pub fn check_mutable_name(name: &str) -> Result<String, String> {
         return Err("header name is empty".into());
     }
     if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
-        return Err(format!("{name:?} cannot be modified (pseudo-headers and host are off limits)"));
+        return Err(format!(
+            "{name:?} cannot be modified (pseudo-headers and host are off limits)"
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
         return Err(format!("{name:?} is not a valid header name"));
     }
     Ok(name.to_ascii_lowercase())

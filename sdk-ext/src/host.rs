@@ -86,6 +86,9 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
 }
 
+/// A header name and value, as bytes.
+pub type HeaderPair = (Vec<u8>, Vec<u8>);
+
 fn ok(status: Status) -> Result<(), Status> {
     match status {
         Status::Ok => Ok(()),
@@ -161,8 +164,9 @@ pub fn set_buffer(
 pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    match unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) }
-    {
+    match unsafe {
+        proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size)
+    } {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
         Status::NotFound => Ok(None),
@@ -171,7 +175,7 @@ pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
 }
 
 /// Every header of a map, names and values as bytes, in order.
-pub fn get_header_pairs(map: MapType) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Status> {
+pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
     ok(unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) })?;
@@ -238,9 +242,17 @@ pub fn send_local_response(
     ok(unsafe {
         proxy_send_local_response(
             status,
-            if details.is_empty() { null() } else { details.as_ptr() },
+            if details.is_empty() {
+                null()
+            } else {
+                details.as_ptr()
+            },
             details.len(),
-            if body.is_empty() { null() } else { body.as_ptr() },
+            if body.is_empty() {
+                null()
+            } else {
+                body.as_ptr()
+            },
             body.len(),
             encoded.as_ptr(),
             encoded.len(),
@@ -280,7 +292,10 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
 /// Encodes header pairs in the proxy-wasm map format: a u32 count, then a (u32 name length,
 /// u32 value length) per pair, then each name and value followed by a NUL byte.
 pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-    let size = 4 + pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum::<usize>();
+    let size = 4 + pairs
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 10)
+        .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (name, value) in pairs {
@@ -297,7 +312,7 @@ pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// Decodes the proxy-wasm map format. `None` when the bytes are malformed (never panics).
-pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<HeaderPair>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
@@ -316,7 +331,9 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let value_len = read_u32(8 + i * 8)?;
         let name = bytes.get(data_at..data_at.checked_add(name_len)?)?.to_vec();
         data_at = data_at.checked_add(name_len + 1)?;
-        let value = bytes.get(data_at..data_at.checked_add(value_len)?)?.to_vec();
+        let value = bytes
+            .get(data_at..data_at.checked_add(value_len)?)?
+            .to_vec();
         data_at = data_at.checked_add(value_len + 1)?;
         out.push((name, value));
     }

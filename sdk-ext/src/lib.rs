@@ -31,4 +31,3 @@ pub mod template;
 pub mod testing;
 
 pub use proxy_wasm;
-

@@ -138,11 +138,17 @@ impl StringMatcher {
                     "not supported with safe_regex; use (?i) in the pattern",
                 ));
             }
-            kinds.push(Text::Regex(compile_regex(r, &join_path(field, "safe_regex"))?));
+            kinds.push(Text::Regex(compile_regex(
+                r,
+                &join_path(field, "safe_regex"),
+            )?));
         }
         let mut kinds = kinds.into_iter();
         match (kinds.next(), kinds.next()) {
-            (Some(kind), None) => Ok(Self { kind, ignore_case: spec.ignore_case }),
+            (Some(kind), None) => Ok(Self {
+                kind,
+                ignore_case: spec.ignore_case,
+            }),
             (None, _) => Err(ConfigError::new(
                 field,
                 "needs exactly one of exact, prefix, suffix, contains, safe_regex",
@@ -168,7 +174,9 @@ impl StringMatcher {
             Text::Prefix(s) => v.starts_with(s),
             Text::Suffix(s) => v.ends_with(s),
             Text::Contains(s) => s.is_empty() || v.windows(s.len()).any(|w| w == s.as_slice()),
-            Text::Regex(r) => std::str::from_utf8(v).map(|s| r.is_match(s)).unwrap_or(false),
+            Text::Regex(r) => std::str::from_utf8(v)
+                .map(|s| r.is_match(s))
+                .unwrap_or(false),
         }
     }
 }
@@ -221,7 +229,9 @@ impl Default for RequestMatcher {
 fn valid_header_name(name: &str) -> bool {
     let body = name.strip_prefix(':').unwrap_or(name);
     !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl RequestMatcher {
@@ -235,15 +245,25 @@ impl RequestMatcher {
                 s.to_ascii_lowercase().into_bytes()
             }
         };
-        let set = [spec.prefix.is_some(), spec.path.is_some(), spec.safe_regex.is_some()];
+        let set = [
+            spec.prefix.is_some(),
+            spec.path.is_some(),
+            spec.safe_regex.is_some(),
+        ];
         if set.iter().filter(|b| **b).count() > 1 {
-            return Err(ConfigError::new(field, "only one of prefix, path, safe_regex may be set"));
+            return Err(ConfigError::new(
+                field,
+                "only one of prefix, path, safe_regex may be set",
+            ));
         }
         let path = if let Some(p) = &spec.prefix {
             PathMatch::Prefix(fold(p))
         } else if let Some(p) = &spec.path {
             if !p.starts_with('/') {
-                return Err(ConfigError::new(join_path(field, "path"), "must start with '/'"));
+                return Err(ConfigError::new(
+                    join_path(field, "path"),
+                    "must start with '/'",
+                ));
             }
             PathMatch::Exact(fold(p))
         } else if let Some(r) = &spec.safe_regex {
@@ -267,7 +287,10 @@ impl RequestMatcher {
                 HostPattern::Exact(h.as_bytes().to_vec())
             };
             if h.is_empty() || h.matches('*').count() > 1 {
-                return Err(ConfigError::new(at, "must be a host name with at most one leading or trailing '*'"));
+                return Err(ConfigError::new(
+                    at,
+                    "must be a host name with at most one leading or trailing '*'",
+                ));
             }
             hosts.push(pattern);
         }
@@ -285,19 +308,39 @@ impl RequestMatcher {
         for (i, h) in spec.headers.iter().enumerate() {
             let at = join_path(field, &format!("headers[{i}]"));
             if !valid_header_name(&h.name) {
-                return Err(ConfigError::new(join_path(&at, "name"), format!("{:?} is not a valid header name", h.name)));
+                return Err(ConfigError::new(
+                    join_path(&at, "name"),
+                    format!("{:?} is not a valid header name", h.name),
+                ));
             }
             let (value, present) = match (&h.string_match, h.present_match) {
-                (Some(s), None) => (Some(StringMatcher::compile(s, &join_path(&at, "string_match"))?), true),
+                (Some(s), None) => (
+                    Some(StringMatcher::compile(s, &join_path(&at, "string_match"))?),
+                    true,
+                ),
                 (None, Some(p)) => (None, p),
                 (None, None) => (None, true),
                 (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(at, "only one of string_match, present_match may be set"))
+                    return Err(ConfigError::new(
+                        at,
+                        "only one of string_match, present_match may be set",
+                    ))
                 }
             };
-            headers.push(HeaderMatcher { name: h.name.to_ascii_lowercase(), value, present, invert: h.invert_match });
+            headers.push(HeaderMatcher {
+                name: h.name.to_ascii_lowercase(),
+                value,
+                present,
+                invert: h.invert_match,
+            });
         }
-        Ok(Self { path, case_sensitive, hosts, methods, headers })
+        Ok(Self {
+            path,
+            case_sensitive,
+            hosts,
+            methods,
+            headers,
+        })
     }
 
     /// Whether the request matches every condition. Reads only what the conditions need.
@@ -309,7 +352,9 @@ impl RequestMatcher {
             }
         }
         if !self.hosts.is_empty() {
-            let Some(authority) = req.header(":authority") else { return false };
+            let Some(authority) = req.header(":authority") else {
+                return false;
+            };
             let host = without_port(authority).to_ascii_lowercase();
             let ok = self.hosts.iter().any(|p| match p {
                 HostPattern::Exact(h) => host == *h,
@@ -321,7 +366,9 @@ impl RequestMatcher {
             }
         }
         if !matches!(self.path, PathMatch::Any) {
-            let Some(path) = req.header(":path") else { return false };
+            let Some(path) = req.header(":path") else {
+                return false;
+            };
             if !self.path_matches(path) {
                 return false;
             }
@@ -346,14 +393,19 @@ impl RequestMatcher {
             folded.as_slice()
         };
         let without_query = || {
-            let end = path.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(path.len());
+            let end = path
+                .iter()
+                .position(|&b| b == b'?' || b == b'#')
+                .unwrap_or(path.len());
             path.get(..end).unwrap_or(path)
         };
         match &self.path {
             PathMatch::Any => true,
             PathMatch::Prefix(p) => path.starts_with(p),
             PathMatch::Exact(p) => without_query() == p.as_slice(),
-            PathMatch::Regex(r) => std::str::from_utf8(without_query()).map(|s| r.is_match(s)).unwrap_or(false),
+            PathMatch::Regex(r) => std::str::from_utf8(without_query())
+                .map(|s| r.is_match(s))
+                .unwrap_or(false),
         }
     }
 }
@@ -404,27 +456,54 @@ mod tests {
 
     #[test]
     fn headers_present_value_invert_and_non_utf8() {
-        let mut r = RequestData::new("GET", "/", "a").with("x-env", "prod").with("x-bin", [0xff, 0x41]);
+        let mut r = RequestData::new("GET", "/", "a")
+            .with("x-env", "prod")
+            .with("x-bin", [0xff, 0x41]);
         assert!(m(r#"{"headers":[{"name":"X-Env"}]}"#).matches(&mut r));
         assert!(m(r#"{"headers":[{"name":"x-none","present_match":false}]}"#).matches(&mut r));
         assert!(!m(r#"{"headers":[{"name":"x-none","present_match":true}]}"#).matches(&mut r));
-        assert!(m(r#"{"headers":[{"name":"x-env","string_match":{"exact":"PROD","ignore_case":true}}]}"#).matches(&mut r));
-        assert!(!m(r#"{"headers":[{"name":"x-env","string_match":{"exact":"prod"},"invert_match":true}]}"#).matches(&mut r));
-        assert!(m(r#"{"headers":[{"name":"x-env","string_match":{"contains":"ro"}}]}"#).matches(&mut r));
-        assert!(m(r#"{"headers":[{"name":"x-bin","string_match":{"suffix":"A"}}]}"#).matches(&mut r));
-        assert!(!m(r#"{"headers":[{"name":"x-bin","string_match":{"safe_regex":{"regex":".*"}}}]}"#).matches(&mut r));
+        assert!(m(
+            r#"{"headers":[{"name":"x-env","string_match":{"exact":"PROD","ignore_case":true}}]}"#
+        )
+        .matches(&mut r));
+        assert!(!m(
+            r#"{"headers":[{"name":"x-env","string_match":{"exact":"prod"},"invert_match":true}]}"#
+        )
+        .matches(&mut r));
+        assert!(
+            m(r#"{"headers":[{"name":"x-env","string_match":{"contains":"ro"}}]}"#).matches(&mut r)
+        );
+        assert!(
+            m(r#"{"headers":[{"name":"x-bin","string_match":{"suffix":"A"}}]}"#).matches(&mut r)
+        );
+        assert!(!m(
+            r#"{"headers":[{"name":"x-bin","string_match":{"safe_regex":{"regex":".*"}}}]}"#
+        )
+        .matches(&mut r));
     }
 
     #[test]
     fn config_errors_name_the_field() {
-        assert_eq!(err(r#"{"prefix":"/a","path":"/b"}"#).field, "rules[0].match");
+        assert_eq!(
+            err(r#"{"prefix":"/a","path":"/b"}"#).field,
+            "rules[0].match"
+        );
         let e = err(r#"{"safe_regex":{"regex":"("}}"#);
         assert_eq!(e.field, "rules[0].match.safe_regex.regex");
         assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
         assert_eq!(err(r#"{"path":"nope"}"#).field, "rules[0].match.path");
-        assert_eq!(err(r#"{"methods":["G T"]}"#).field, "rules[0].match.methods[0]");
-        assert_eq!(err(r#"{"headers":[{"name":"bad name"}]}"#).field, "rules[0].match.headers[0].name");
-        assert_eq!(err(r#"{"headers":[{"name":"x","string_match":{}}]}"#).field, "rules[0].match.headers[0].string_match");
+        assert_eq!(
+            err(r#"{"methods":["G T"]}"#).field,
+            "rules[0].match.methods[0]"
+        );
+        assert_eq!(
+            err(r#"{"headers":[{"name":"bad name"}]}"#).field,
+            "rules[0].match.headers[0].name"
+        );
+        assert_eq!(
+            err(r#"{"headers":[{"name":"x","string_match":{}}]}"#).field,
+            "rules[0].match.headers[0].string_match"
+        );
         assert_eq!(err(r#"{"hosts":["*a*"]}"#).field, "rules[0].match.hosts[0]");
     }
 }

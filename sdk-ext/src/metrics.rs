@@ -43,7 +43,10 @@ impl Counter {
     }
     /// The current value (0 if undefined or unreadable).
     pub fn value(&self) -> u64 {
-        self.0 .0.and_then(|id| host::get_metric(id).ok()).unwrap_or(0)
+        self.0
+             .0
+            .and_then(|id| host::get_metric(id).ok())
+            .unwrap_or(0)
     }
 }
 

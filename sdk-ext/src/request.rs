@@ -108,7 +108,8 @@ impl Request for HostRequest {
         let at = match self.headers.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
-                self.headers.push((name.to_string(), Headers::REQUEST.get(name)));
+                self.headers
+                    .push((name.to_string(), Headers::REQUEST.get(name)));
                 self.headers.len() - 1
             }
         };
@@ -136,19 +137,26 @@ pub struct RequestData {
 impl RequestData {
     /// A request with `method` and `path` on host `authority`.
     pub fn new(method: &str, path: &str, authority: &str) -> Self {
-        Self::default().with(":method", method).with(":path", path).with(":authority", authority)
+        Self::default()
+            .with(":method", method)
+            .with(":path", path)
+            .with(":authority", authority)
     }
     /// Adds a header (name lowercased).
     #[must_use]
     pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
         self
     }
 }
 
 impl Request for RequestData {
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.source_address.as_deref()

@@ -53,13 +53,29 @@ impl LocalResponse {
     /// for Envoy's access log (e.g. `header_rules_denied`; anything but `[A-Za-z0-9_.-]`
     /// becomes `_`, as Envoy requires no whitespace there).
     pub fn new(status: u16, details: &str, message: &str) -> Self {
-        let body = serde_json::to_vec(&Body { status, error: error_name(status), message })
-            .unwrap_or_default();
+        let body = serde_json::to_vec(&Body {
+            status,
+            error: error_name(status),
+            message,
+        })
+        .unwrap_or_default();
         let details = details
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        Self { status, details, headers: Vec::new(), body, counter: None }
+        Self {
+            status,
+            details,
+            headers: Vec::new(),
+            body,
+            counter: None,
+        }
     }
 
     /// Adds a response header.
@@ -89,16 +105,21 @@ impl LocalResponse {
     /// Sends the response (plus `extra` headers computed per request, e.g. `Retry-After`)
     /// and returns the action the phase must return (`Pause`: the stream ends here).
     pub fn send_with(&self, extra: &[(&str, &[u8])]) -> Action {
-        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + extra.len() + 1);
+        let mut headers: Vec<(&str, &[u8])> =
+            Vec::with_capacity(self.headers.len() + extra.len() + 1);
         headers.push(("content-type", b"application/json"));
         headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         headers.extend_from_slice(extra);
         if let Some(c) = &self.counter {
             c.inc();
         }
-        if let Err(status) =
-            host::send_local_response(u32::from(self.status), &self.details, &self.body, &headers, -1)
-        {
+        if let Err(status) = host::send_local_response(
+            u32::from(self.status),
+            &self.details,
+            &self.body,
+            &headers,
+            -1,
+        ) {
             log_send_failure(self.status, status);
         }
         Action::Pause

@@ -45,7 +45,10 @@ impl<S: 'static> RootContext for Root<S> {
         let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(b) => b.unwrap_or_default(),
             Err(status) => {
-                log::error!("{}: cannot read plugin configuration: host answered {status:?}", self.name);
+                log::error!(
+                    "{}: cannot read plugin configuration: host answered {status:?}",
+                    self.name
+                );
                 return false;
             }
         };
@@ -92,7 +95,12 @@ pub fn register_http<S: 'static>(
     new_stream: fn(Rc<S>, u32) -> Box<dyn HttpContext>,
 ) {
     crate::logging::init();
-    let root = move || Root { name, configure, streams: Streams::Http(new_stream), shared: None };
+    let root = move || Root {
+        name,
+        configure,
+        streams: Streams::Http(new_stream),
+        shared: None,
+    };
     register(Box::new(root));
 }
 
@@ -103,17 +111,26 @@ pub fn register_tcp<S: 'static>(
     new_stream: fn(Rc<S>, u32) -> Box<dyn StreamContext>,
 ) {
     crate::logging::init();
-    let root = move || Root { name, configure, streams: Streams::Tcp(new_stream), shared: None };
+    let root = move || Root {
+        name,
+        configure,
+        streams: Streams::Tcp(new_stream),
+        shared: None,
+    };
     register(Box::new(root));
 }
 
+type RootFactory = Box<dyn Fn() -> Box<dyn RootContext>>;
+
 thread_local! {
-    static FACTORY: std::cell::RefCell<Option<Box<dyn Fn() -> Box<dyn RootContext>>>> =
+    static FACTORY: std::cell::RefCell<Option<RootFactory>> =
         const { std::cell::RefCell::new(None) };
 }
 
 fn register<S: 'static>(make: Box<dyn Fn() -> Root<S>>) {
-    FACTORY.with(|f| *f.borrow_mut() = Some(Box::new(move || Box::new(make()) as Box<dyn RootContext>)));
+    FACTORY.with(|f| {
+        *f.borrow_mut() = Some(Box::new(move || Box::new(make()) as Box<dyn RootContext>))
+    });
     proxy_wasm::set_root_context(|_| {
         FACTORY
             .with(|f| f.borrow().as_ref().map(|make| make()))

@@ -49,12 +49,19 @@ impl Template {
                 continue;
             }
             let Some(end) = after.find('%') else {
-                return Err(ConfigError::new(field, "unterminated '%' (write %% for a literal %)"));
+                return Err(ConfigError::new(
+                    field,
+                    "unterminated '%' (write %% for a literal %)",
+                ));
             };
             let op = after.get(..end).unwrap_or_default();
-            let part = if let Some(name) = op.strip_prefix("REQ(").and_then(|r| r.strip_suffix(')')) {
+            let part = if let Some(name) = op.strip_prefix("REQ(").and_then(|r| r.strip_suffix(')'))
+            {
                 if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
-                    return Err(ConfigError::new(field, format!("%REQ({name})% needs a header name")));
+                    return Err(ConfigError::new(
+                        field,
+                        format!("%REQ({name})% needs a header name"),
+                    ));
                 }
                 Part::Header(name.to_ascii_lowercase())
             } else {
@@ -106,10 +113,11 @@ impl Template {
             match part {
                 Part::Text(t) => out.extend_from_slice(t),
                 Part::Header(name) => out.extend_from_slice(req.header(name).unwrap_or_default()),
-                Part::RemoteAddress => out.extend_from_slice(req.source_address().unwrap_or_default()),
-                Part::RemoteAddressWithoutPort => {
-                    out.extend_from_slice(req.source_address().map(without_port).unwrap_or_default())
+                Part::RemoteAddress => {
+                    out.extend_from_slice(req.source_address().unwrap_or_default())
                 }
+                Part::RemoteAddressWithoutPort => out
+                    .extend_from_slice(req.source_address().map(without_port).unwrap_or_default()),
                 Part::RouteName => out.extend_from_slice(req.route_name().unwrap_or_default()),
             }
         }
@@ -126,18 +134,35 @@ mod tests {
     fn renders_operators() {
         let mut r = RequestData::new("GET", "/p?q", "h").with("x-id", "42");
         r.source_address = Some(b"10.1.2.3:5555".to_vec());
-        let t = Template::parse("id=%REQ(X-Id)% path=%REQ(:path)% ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %%", "v").unwrap();
+        let t = Template::parse(
+            "id=%REQ(X-Id)% path=%REQ(:path)% ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %%",
+            "v",
+        )
+        .unwrap();
         assert_eq!(&*t.render(&mut r), b"id=42 path=/p?q ip=10.1.2.3 %");
         assert!(t.as_static().is_none());
-        let t = Template::parse("%DOWNSTREAM_REMOTE_ADDRESS%|%ROUTE_NAME%|%REQ(x-missing)%", "v").unwrap();
+        let t = Template::parse(
+            "%DOWNSTREAM_REMOTE_ADDRESS%|%ROUTE_NAME%|%REQ(x-missing)%",
+            "v",
+        )
+        .unwrap();
         assert_eq!(&*t.render(&mut r), b"10.1.2.3:5555||");
     }
 
     #[test]
     fn static_values_and_escapes() {
-        assert_eq!(Template::parse("plain", "v").unwrap().as_static(), Some(&b"plain"[..]));
-        assert_eq!(Template::parse("100%%", "v").unwrap().as_static(), Some(&b"100%"[..]));
-        assert_eq!(Template::parse("", "v").unwrap().as_static(), Some(&b""[..]));
+        assert_eq!(
+            Template::parse("plain", "v").unwrap().as_static(),
+            Some(&b"plain"[..])
+        );
+        assert_eq!(
+            Template::parse("100%%", "v").unwrap().as_static(),
+            Some(&b"100%"[..])
+        );
+        assert_eq!(
+            Template::parse("", "v").unwrap().as_static(),
+            Some(&b""[..])
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ fn valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 48
         && b.first().is_some_and(u8::is_ascii_lowercase)
-        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !name.ends_with('-')
         && !name.contains("--")
 }
@@ -33,8 +35,10 @@ fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {
         if src.is_dir() {
             copy_dir(&src, &dst, name)?;
         } else {
-            let text = fs::read_to_string(&src).map_err(|e| format!("reading {}: {e}", src.display()))?;
-            fs::write(&dst, rename(&text, name)).map_err(|e| format!("writing {}: {e}", dst.display()))?;
+            let text =
+                fs::read_to_string(&src).map_err(|e| format!("reading {}: {e}", src.display()))?;
+            fs::write(&dst, rename(&text, name))
+                .map_err(|e| format!("writing {}: {e}", dst.display()))?;
         }
     }
     Ok(())
@@ -42,7 +46,9 @@ fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {
 
 /// `xtask new-filter NAME`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let [name] = args else { return Err("usage: new-filter NAME (e.g. my-filter)".into()) };
+    let [name] = args else {
+        return Err("usage: new-filter NAME (e.g. my-filter)".into());
+    };
     if !valid(name) || name == "template" {
         return Err(format!(
             "{name:?} is not a usable filter name: lowercase letters, digits and single '-', starting with a letter"
@@ -70,6 +76,12 @@ mod tests {
         for bad in ["", "My", "1a", "a_b", "a-", "a--b", "a b", "../x"] {
             assert!(!valid(bad), "{bad}");
         }
-        assert_eq!(rename("filter-template filter_template. dist/template.wasm", "my-f"), "my-f my_f. dist/my-f.wasm");
+        assert_eq!(
+            rename(
+                "filter-template filter_template. dist/template.wasm",
+                "my-f"
+            ),
+            "my-f my_f. dist/my-f.wasm"
+        );
     }
 }

@@ -38,12 +38,21 @@ pub fn filter_crates() -> Result<Vec<FilterCrate>, String> {
     let entries = fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let manifest = entry.path().join("Cargo.toml");
-        let Ok(text) = fs::read_to_string(&manifest) else { continue };
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
         let package = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = ")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
             .ok_or_else(|| format!("{}: no package name", manifest.display()))?;
-        out.push(FilterCrate { dir: entry.file_name().to_string_lossy().into_owned(), package });
+        out.push(FilterCrate {
+            dir: entry.file_name().to_string_lossy().into_owned(),
+            package,
+        });
     }
     out.sort_by(|a, b| a.dir.cmp(&b.dir));
     Ok(out)
@@ -53,7 +62,11 @@ fn rustup_has_target() -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
         .unwrap_or(false)
 }
 
@@ -78,11 +91,15 @@ fn compile(packages: &[&str]) -> Result<PathBuf, String> {
     } else {
         // Debian fallback (scripts/setup.sh installs rustc-web, rust-web-src, lld, wasi-libc).
         if !Path::new("/usr/bin/cargo").exists() || !Path::new("/usr/bin/rust-lld").exists() {
-            return Err("no wasm32-wasip1 toolchain: run `make setup` (installs the Debian \
+            return Err(
+                "no wasm32-wasip1 toolchain: run `make setup` (installs the Debian \
                         fallback) or `rustup target add wasm32-wasip1`"
-                .into());
+                    .into(),
+            );
         }
-        println!("build: rustup has no {TARGET} target; using the Debian toolchain with -Zbuild-std");
+        println!(
+            "build: rustup has no {TARGET} target; using the Debian toolchain with -Zbuild-std"
+        );
         target_dir = root.join("target-wasm");
         cmd = Command::new("/usr/bin/cargo");
         let path = std::env::var("PATH").unwrap_or_default();
@@ -155,7 +172,12 @@ pub fn build(names: &[String]) -> Result<(), String> {
         optimise(&built, &dest)?;
         let raw = fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
         let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        println!("build: dist/{}.wasm  {:>7.1} KB  (before wasm-opt {:.1} KB)", c.dir, size as f64 / 1024.0, raw as f64 / 1024.0);
+        println!(
+            "build: dist/{}.wasm  {:>7.1} KB  (before wasm-opt {:.1} KB)",
+            c.dir,
+            size as f64 / 1024.0,
+            raw as f64 / 1024.0
+        );
     }
     Ok(())
 }

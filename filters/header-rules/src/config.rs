@@ -89,7 +89,10 @@ pub struct Edits {
 impl Edits {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.set.is_empty() && self.append.is_empty() && self.add.is_empty()
+        self.remove.is_empty()
+            && self.set.is_empty()
+            && self.append.is_empty()
+            && self.add.is_empty()
     }
 }
 
@@ -118,9 +121,14 @@ fn header_values(list: &[RawHeader], field: &str) -> Result<Vec<HeaderValue>, Co
         .enumerate()
         .map(|(i, h)| {
             let at = format!("{field}[{i}]");
-            let name = check_mutable_name(&h.name).map_err(|r| ConfigError::new(join_path(&at, "name"), r))?;
+            let name = check_mutable_name(&h.name)
+                .map_err(|r| ConfigError::new(join_path(&at, "name"), r))?;
             let value = Template::parse(&h.value, &join_path(&at, "value"))?;
-            Ok(HeaderValue { name, value, keep_empty_value: h.keep_empty_value })
+            Ok(HeaderValue {
+                name,
+                value,
+                keep_empty_value: h.keep_empty_value,
+            })
         })
         .collect()
 }
@@ -130,7 +138,9 @@ fn edits(raw: &RawEdits, field: &str) -> Result<Edits, ConfigError> {
         .remove
         .iter()
         .enumerate()
-        .map(|(i, n)| check_mutable_name(n).map_err(|r| ConfigError::new(format!("{field}.remove[{i}]"), r)))
+        .map(|(i, n)| {
+            check_mutable_name(n).map_err(|r| ConfigError::new(format!("{field}.remove[{i}]"), r))
+        })
         .collect::<Result<_, _>>()?;
     Ok(Edits {
         remove,
@@ -151,13 +161,20 @@ impl Config {
             return Err(ConfigError::new("rules", "needs at least one rule"));
         }
         if raw.rules.len() > MAX_RULES {
-            return Err(ConfigError::new("rules", format!("at most {MAX_RULES} rules")));
+            return Err(ConfigError::new(
+                "rules",
+                format!("at most {MAX_RULES} rules"),
+            ));
         }
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (i, r) in raw.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
             let name = match &r.name {
-                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => {
+                Some(n)
+                    if !n.is_empty()
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                {
                     n.clone()
                 }
                 Some(n) => {
@@ -169,7 +186,10 @@ impl Config {
                 None => i.to_string(),
             };
             if rules.iter().any(|x: &Rule| x.name == name) {
-                return Err(ConfigError::new(format!("{at}.name"), format!("duplicate rule name {name:?}")));
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("duplicate rule name {name:?}"),
+                ));
             }
             let request = edits(&r.request, &format!("{at}.request"))?;
             let response = edits(&r.response, &format!("{at}.response"))?;
@@ -177,7 +197,12 @@ impl Config {
                 return Err(ConfigError::new(at, "has no request or response edits"));
             }
             let matcher = RequestMatcher::compile(&r.matcher, &format!("{at}.match"))?;
-            rules.push(Rule { name, matcher, request, response });
+            rules.push(Rule {
+                name,
+                matcher,
+                request,
+                response,
+            });
         }
         Ok(Self { rules })
     }

@@ -39,7 +39,11 @@ pub struct Outcome {
 }
 
 fn valued(edits: &Edits) -> impl Iterator<Item = &HeaderValue> {
-    edits.set.iter().chain(edits.append.iter()).chain(edits.add.iter())
+    edits
+        .set
+        .iter()
+        .chain(edits.append.iter())
+        .chain(edits.add.iter())
 }
 
 fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
@@ -72,7 +76,10 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
 }
 
 /// The value to write for `hv` (`None`: skip, it rendered empty).
-fn value_of<'a>(hv: &'a HeaderValue, dynamic: &mut impl Iterator<Item = &'a Vec<u8>>) -> Option<&'a [u8]> {
+fn value_of<'a>(
+    hv: &'a HeaderValue,
+    dynamic: &mut impl Iterator<Item = &'a Vec<u8>>,
+) -> Option<&'a [u8]> {
     let v = match hv.value.as_static() {
         Some(s) => s,
         None => dynamic.next().map(Vec::as_slice).unwrap_or_default(),
@@ -133,7 +140,10 @@ mod tests {
     fn run(c: &Config, req: &mut RequestData) -> (HeaderList, Plan) {
         let p = plan(c, req);
         let mut h = HeaderList(req.headers.clone());
-        assert_eq!(apply(c, &p.rules, Direction::Request, &p.request_values, &mut h), Outcome::default());
+        assert_eq!(
+            apply(c, &p.rules, Direction::Request, &p.request_values, &mut h),
+            Outcome::default()
+        );
         (h, p)
     }
 
@@ -145,8 +155,11 @@ mod tests {
             "append":[{"name":"x-multi","value":"b"}],
             "add":[{"name":"x-present","value":"ignored"},{"name":"x-absent","value":"added"}]}}]}"#);
         let mut req = RequestData::new("GET", "/", "h")
-            .with("x-internal", "secret").with("x-set", "old").with("x-set", "old2")
-            .with("x-multi", "a").with("x-present", "kept");
+            .with("x-internal", "secret")
+            .with("x-set", "old")
+            .with("x-set", "old2")
+            .with("x-multi", "a")
+            .with("x-present", "kept");
         let (h, _) = run(&c, &mut req);
         assert!(h.values("x-internal").is_empty());
         assert_eq!(h.values("x-set"), vec![b"new"]);
@@ -160,7 +173,10 @@ mod tests {
         let c = cfg(r#"{"rules":[
             {"match":{"prefix":"/api/","methods":["GET"]},"request":{"set":[{"name":"x-api","value":"1"}]}},
             {"match":{"hosts":["admin.example.com"]},"request":{"set":[{"name":"x-api","value":"admin"}]}}]}"#);
-        let (h, p) = run(&c, &mut RequestData::new("GET", "/api/x", "admin.example.com"));
+        let (h, p) = run(
+            &c,
+            &mut RequestData::new("GET", "/api/x", "admin.example.com"),
+        );
         assert_eq!(p.rules, vec![0, 1]);
         assert_eq!(h.values("x-api"), vec![b"admin"]);
         let (h, p) = run(&c, &mut RequestData::new("POST", "/api/x", "other"));
@@ -176,10 +192,19 @@ mod tests {
         let mut req = RequestData::new("GET", "/p", "h").with("x-id", "orig");
         req.source_address = Some(b"192.0.2.7:1234".to_vec());
         let (h, p) = run(&c, &mut req);
-        assert_eq!(h.values("x-copy"), vec![&b"was orig on /p from 192.0.2.7"[..]]);
+        assert_eq!(
+            h.values("x-copy"),
+            vec![&b"was orig on /p from 192.0.2.7"[..]]
+        );
         assert_eq!(p.response_values, vec![b"orig".to_vec()]);
         let mut resp = HeaderList::default();
-        apply(&c, &p.rules, Direction::Response, &p.response_values, &mut resp);
+        apply(
+            &c,
+            &p.rules,
+            Direction::Response,
+            &p.response_values,
+            &mut resp,
+        );
         assert_eq!(resp.values("x-echo-id"), vec![b"orig"]);
     }
 
@@ -195,8 +220,12 @@ mod tests {
 
     #[test]
     fn non_utf8_values_are_copied_byte_for_byte() {
-        let c = cfg(r#"{"rules":[{"request":{"set":[{"name":"x-copy","value":"<%REQ(x-bin)%>"}]}}]}"#);
-        let (h, _) = run(&c, &mut RequestData::new("GET", "/", "h").with("x-bin", [0xff, 0x80]));
+        let c =
+            cfg(r#"{"rules":[{"request":{"set":[{"name":"x-copy","value":"<%REQ(x-bin)%>"}]}}]}"#);
+        let (h, _) = run(
+            &c,
+            &mut RequestData::new("GET", "/", "h").with("x-bin", [0xff, 0x80]),
+        );
         assert_eq!(h.values("x-copy"), vec![&[b'<', 0xff, 0x80, b'>'][..]]);
     }
 
@@ -205,15 +234,38 @@ mod tests {
         let e = |j: &str| Config::parse(j.as_bytes()).unwrap_err();
         assert_eq!(e(r#"{"rules":[]}"#).field, "rules");
         assert_eq!(e(r#"{"rules":[{"request":{}}]}"#).field, "rules[0]");
-        assert_eq!(e(r#"{"rules":[{"request":{"set":[{"name":":path","value":"/x"}]}}]}"#).field, "rules[0].request.set[0].name");
-        assert_eq!(e(r#"{"rules":[{"request":{"remove":["host"]}}]}"#).field, "rules[0].request.remove[0]");
-        assert_eq!(e(r#"{"rules":[{"response":{"add":[{"name":"x","value":"%BOGUS%"}]}}]}"#).field, "rules[0].response.add[0].value");
-        assert_eq!(e(r#"{"rules":[{"request":{"set":[{"name":"x","value":1}]}}]}"#).field, "rules[0].request.set[0].value");
-        assert_eq!(e(r#"{"rules":[{"match":{"prefix":"/a","path":"/b"},"request":{"remove":["x"]}}]}"#).field, "rules[0].match");
-        assert_eq!(e(r#"{"rules":[{"name":"a b","request":{"remove":["x"]}}]}"#).field, "rules[0].name");
+        assert_eq!(
+            e(r#"{"rules":[{"request":{"set":[{"name":":path","value":"/x"}]}}]}"#).field,
+            "rules[0].request.set[0].name"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"request":{"remove":["host"]}}]}"#).field,
+            "rules[0].request.remove[0]"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"response":{"add":[{"name":"x","value":"%BOGUS%"}]}}]}"#).field,
+            "rules[0].response.add[0].value"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"request":{"set":[{"name":"x","value":1}]}}]}"#).field,
+            "rules[0].request.set[0].value"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"match":{"prefix":"/a","path":"/b"},"request":{"remove":["x"]}}]}"#)
+                .field,
+            "rules[0].match"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a b","request":{"remove":["x"]}}]}"#).field,
+            "rules[0].name"
+        );
         assert_eq!(e(r#"{"rules":[{"name":"a","request":{"remove":["x"]}},{"name":"a","request":{"remove":["y"]}}]}"#).field, "rules[1].name");
         let unknown = e(r#"{"rules":[{"request":{"remove":["x"]}}],"extra":1}"#);
         assert_eq!(unknown.field, "extra");
-        assert!(unknown.reason.contains("unknown field"), "{}", unknown.reason);
+        assert!(
+            unknown.reason.contains("unknown field"),
+            "{}",
+            unknown.reason
+        );
     }
 }

@@ -26,8 +26,11 @@ impl Shared {
     /// Parses the configuration and defines the metrics.
     pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
-        let rule_matched =
-            config.rules.iter().map(|r| Counter::new(&format!("header_rules.rule.{}.matched", r.name))).collect();
+        let rule_matched = config
+            .rules
+            .iter()
+            .map(|r| Counter::new(&format!("header_rules.rule.{}.matched", r.name)))
+            .collect();
         Ok(Self {
             config,
             matched: Counter::new("header_rules.requests_matched"),
@@ -56,7 +59,10 @@ pub struct Stream {
 impl Stream {
     /// Creates the context for a new stream.
     pub fn create(shared: Rc<Shared>, _context_id: u32) -> Box<dyn HttpContext> {
-        Box::new(Self { shared, plan: Plan::default() })
+        Box::new(Self {
+            shared,
+            plan: Plan::default(),
+        })
     }
 }
 
@@ -76,8 +82,13 @@ impl HttpContext for Stream {
                 c.inc();
             }
         }
-        let outcome =
-            apply(&shared.config, &self.plan.rules, Direction::Request, &self.plan.request_values, &mut { Headers::REQUEST });
+        let outcome = apply(
+            &shared.config,
+            &self.plan.rules,
+            Direction::Request,
+            &self.plan.request_values,
+            &mut { Headers::REQUEST },
+        );
         shared.count(outcome);
         if outcome.remove_failed {
             // Fail closed: a header the operator wanted stripped might reach the upstream.

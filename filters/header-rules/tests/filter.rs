@@ -31,19 +31,48 @@ fn example_config_edits_request_and_response() {
     assert_eq!(a, Action::Continue);
     assert_eq!(s.request_header("x-internal-user"), None);
     assert_eq!(s.request_header("x-debug-token"), None);
-    assert_eq!(s.request_header_str("x-client-ip").as_deref(), Some("203.0.113.9"));
-    assert_eq!(s.request_header_str("x-original-path").as_deref(), Some("/api/items?page=2"));
-    assert_eq!(s.request_header_values("x-tags"), vec![b"first".to_vec(), b"api".to_vec()]);
-    assert_eq!(s.request_header_str("x-request-source").as_deref(), Some("client-said"), "add keeps an existing value");
+    assert_eq!(
+        s.request_header_str("x-client-ip").as_deref(),
+        Some("203.0.113.9")
+    );
+    assert_eq!(
+        s.request_header_str("x-original-path").as_deref(),
+        Some("/api/items?page=2")
+    );
+    assert_eq!(
+        s.request_header_values("x-tags"),
+        vec![b"first".to_vec(), b"api".to_vec()]
+    );
+    assert_eq!(
+        s.request_header_str("x-request-source").as_deref(),
+        Some("client-said"),
+        "add keeps an existing value"
+    );
 
-    let a = s.response_headers(&[(":status", "200"), ("x-envoy-upstream-service-time", "3"), ("cache-control", "public")], false);
+    let a = s.response_headers(
+        &[
+            (":status", "200"),
+            ("x-envoy-upstream-service-time", "3"),
+            ("cache-control", "public"),
+        ],
+        false,
+    );
     assert_eq!(a, Action::Continue);
-    assert_eq!(s.response_header_str("cache-control").as_deref(), Some("no-store"));
-    assert_eq!(s.response_header_str("x-echo-request-id").as_deref(), Some("rid-1"));
+    assert_eq!(
+        s.response_header_str("cache-control").as_deref(),
+        Some("no-store")
+    );
+    assert_eq!(
+        s.response_header_str("x-echo-request-id").as_deref(),
+        Some("rid-1")
+    );
     assert_eq!(s.response_header("x-envoy-upstream-service-time"), None);
 
     assert_eq!(emu.metric("header_rules.requests_matched"), Some(1));
-    assert_eq!(emu.metric("header_rules.rule.strip-internal.matched"), Some(1));
+    assert_eq!(
+        emu.metric("header_rules.rule.strip-internal.matched"),
+        Some(1)
+    );
     assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(1));
 }
 
@@ -51,12 +80,25 @@ fn example_config_edits_request_and_response() {
 fn unmatched_rules_leave_the_response_alone() {
     let mut emu = start(EXAMPLE);
     let mut s = emu.http();
-    s.request_headers(&[(":method", "POST"), (":path", "/api/items"), (":authority", "api.example.com")], false);
+    s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/api/items"),
+            (":authority", "api.example.com"),
+        ],
+        false,
+    );
     s.response_headers(&[(":status", "200"), ("cache-control", "public")], false);
-    assert_eq!(s.response_header_str("cache-control").as_deref(), Some("public"));
+    assert_eq!(
+        s.response_header_str("cache-control").as_deref(),
+        Some("public")
+    );
     assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(0));
     // strip-internal has no match, so it matched every request.
-    assert_eq!(emu.metric("header_rules.rule.strip-internal.matched"), Some(1));
+    assert_eq!(
+        emu.metric("header_rules.rule.strip-internal.matched"),
+        Some(1)
+    );
 }
 
 #[test]
@@ -66,7 +108,10 @@ fn non_utf8_values_are_copied_and_matched_bytewise() {
             "request":{"set":[{"name":"x-copy","value":"[%REQ(x-bin)%]"}]}}]}"#,
     );
     let mut s = emu.http();
-    assert_eq!(s.request_headers_bytes(&[(":path", b"/"), ("x-bin", b"ab\xff\x80")], true), Action::Continue);
+    assert_eq!(
+        s.request_headers_bytes(&[(":path", b"/"), ("x-bin", b"ab\xff\x80")], true),
+        Action::Continue
+    );
     assert_eq!(s.request_header("x-copy"), Some(b"[ab\xff\x80]".to_vec()));
     // Case-insensitive names: the emulator (like Envoy) lowercases; so does the config.
     let mut s = emu.http();
@@ -77,16 +122,35 @@ fn non_utf8_values_are_copied_and_matched_bytewise() {
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
     for (config, expected) in [
-        ("", "header-rules: invalid config at rules: missing field `rules`"),
-        (r#"{"rules":[]}"#, "invalid config at rules: needs at least one rule"),
-        (r#"{"rules":[{"request":{"set":[{"name":":path","value":"/"}]}}]}"#, "invalid config at rules[0].request.set[0].name"),
-        (r#"{"rules":[{"match":{"safe_regex":{"regex":"(("}},"request":{"remove":["a"]}}]}"#, "invalid config at rules[0].match.safe_regex.regex: invalid regex"),
-        (r#"{"rules":[{"response":{"set":[{"name":"a","value":"%NOPE%"}]}}]}"#, "invalid config at rules[0].response.set[0].value: unknown operator %NOPE%"),
+        (
+            "",
+            "header-rules: invalid config at rules: missing field `rules`",
+        ),
+        (
+            r#"{"rules":[]}"#,
+            "invalid config at rules: needs at least one rule",
+        ),
+        (
+            r#"{"rules":[{"request":{"set":[{"name":":path","value":"/"}]}}]}"#,
+            "invalid config at rules[0].request.set[0].name",
+        ),
+        (
+            r#"{"rules":[{"match":{"safe_regex":{"regex":"(("}},"request":{"remove":["a"]}}]}"#,
+            "invalid config at rules[0].match.safe_regex.regex: invalid regex",
+        ),
+        (
+            r#"{"rules":[{"response":{"set":[{"name":"a","value":"%NOPE%"}]}}]}"#,
+            "invalid config at rules[0].response.set[0].value: unknown operator %NOPE%",
+        ),
         ("{not json", "header-rules: invalid config at"),
     ] {
         let mut emu = Emulator::new(header_rules::_initialize);
         assert!(!emu.start(config), "accepted {config}");
-        assert!(emu.has_log(expected), "{config}: expected {expected:?} in {:?}", emu.logs());
+        assert!(
+            emu.has_log(expected),
+            "{config}: expected {expected:?} in {:?}",
+            emu.logs()
+        );
     }
 }
 
@@ -96,7 +160,10 @@ fn streams_without_request_headers_phase_are_harmless() {
     // (e.g. a local reply from an earlier filter); nothing matched, nothing is edited.
     let mut emu = start(EXAMPLE);
     let mut s = emu.http();
-    assert_eq!(s.response_headers(&[(":status", "503")], true), Action::Continue);
+    assert_eq!(
+        s.response_headers(&[(":status", "503")], true),
+        Action::Continue
+    );
     assert_eq!(s.response_header("cache-control"), None);
     s.complete();
 }

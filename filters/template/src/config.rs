@@ -41,9 +41,20 @@ impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: RawConfig = config::parse(bytes)?;
         if !(400..=599).contains(&raw.status) {
-            return Err(ConfigError::new("status", format!("{} is not a 4xx or 5xx status", raw.status)));
+            return Err(ConfigError::new(
+                "status",
+                format!("{} is not a 4xx or 5xx status", raw.status),
+            ));
         }
-        let deny = raw.deny.as_ref().map(|m| RequestMatcher::compile(m, "deny")).transpose()?;
-        Ok(Self { deny, status: raw.status, message: raw.message })
+        let deny = raw
+            .deny
+            .as_ref()
+            .map(|m| RequestMatcher::compile(m, "deny"))
+            .transpose()?;
+        Ok(Self {
+            deny,
+            status: raw.status,
+            message: raw.message,
+        })
     }
 }

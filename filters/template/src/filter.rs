@@ -25,7 +25,11 @@ impl Shared {
         let denied = LocalResponse::new(config.status, "filter_template_denied", &config.message)
             .counted(Counter::new("filter_template.denied"));
         let allowed = Counter::new("filter_template.allowed");
-        Ok(Self { config, denied, allowed })
+        Ok(Self {
+            config,
+            denied,
+            allowed,
+        })
     }
 }
 

@@ -28,16 +28,38 @@ mod tests {
     #[test]
     fn denies_only_matching_requests() {
         let c = Config::parse(br#"{"deny":{"prefix":"/admin"}}"#).unwrap();
-        assert_eq!(decide(&c, &mut RequestData::new("GET", "/admin/x", "h")), Decision::Deny);
-        assert_eq!(decide(&c, &mut RequestData::new("GET", "/public", "h")), Decision::Allow);
+        assert_eq!(
+            decide(&c, &mut RequestData::new("GET", "/admin/x", "h")),
+            Decision::Deny
+        );
+        assert_eq!(
+            decide(&c, &mut RequestData::new("GET", "/public", "h")),
+            Decision::Allow
+        );
         let none = Config::parse(b"{}").unwrap();
-        assert_eq!(decide(&none, &mut RequestData::new("GET", "/admin", "h")), Decision::Allow);
+        assert_eq!(
+            decide(&none, &mut RequestData::new("GET", "/admin", "h")),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn bad_config_names_the_field() {
-        assert_eq!(Config::parse(br#"{"status":200}"#).unwrap_err().field, "status");
-        assert_eq!(Config::parse(br#"{"deny":{"safe_regex":{"regex":"["}}}"#).unwrap_err().field, "deny.safe_regex.regex");
-        assert_eq!(Config::parse(br#"{"deny":{"prefix":1}}"#).unwrap_err().field, "deny.prefix");
+        assert_eq!(
+            Config::parse(br#"{"status":200}"#).unwrap_err().field,
+            "status"
+        );
+        assert_eq!(
+            Config::parse(br#"{"deny":{"safe_regex":{"regex":"["}}}"#)
+                .unwrap_err()
+                .field,
+            "deny.safe_regex.regex"
+        );
+        assert_eq!(
+            Config::parse(br#"{"deny":{"prefix":1}}"#)
+                .unwrap_err()
+                .field,
+            "deny.prefix"
+        );
     }
 }

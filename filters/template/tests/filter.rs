@@ -12,11 +12,21 @@ fn start(config: &str) -> Emulator {
 fn example_config_denies_admin_with_json_403() {
     let mut emu = start(include_str!("../examples/deny-admin.json"));
     let mut s = emu.http();
-    let action = s.request_headers(&[(":method", "GET"), (":path", "/admin/users"), (":authority", "x")], true);
+    let action = s.request_headers(
+        &[
+            (":method", "GET"),
+            (":path", "/admin/users"),
+            (":authority", "x"),
+        ],
+        true,
+    );
     assert_eq!(action, Action::Pause);
     let r = s.local_response().expect("a local response");
     assert_eq!(r.status_code, 403);
-    assert_eq!(r.header_str("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        r.header_str("content-type").as_deref(),
+        Some("application/json")
+    );
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["error"], "forbidden");
     assert_eq!(body["message"], "the admin area is not reachable from here");
@@ -28,11 +38,31 @@ fn example_config_denies_admin_with_json_403() {
 fn other_requests_pass_untouched() {
     let mut emu = start(include_str!("../examples/deny-admin.json"));
     let mut s = emu.http();
-    assert_eq!(s.request_headers(&[(":method", "GET"), (":path", "/public"), (":authority", "x")], true), Action::Continue);
+    assert_eq!(
+        s.request_headers(
+            &[
+                (":method", "GET"),
+                (":path", "/public"),
+                (":authority", "x")
+            ],
+            true
+        ),
+        Action::Continue
+    );
     assert!(s.local_response().is_none());
     // A method the rule does not list passes too.
     let mut s = emu.http();
-    assert_eq!(s.request_headers(&[(":method", "HEAD"), (":path", "/admin"), (":authority", "x")], true), Action::Continue);
+    assert_eq!(
+        s.request_headers(
+            &[
+                (":method", "HEAD"),
+                (":path", "/admin"),
+                (":authority", "x")
+            ],
+            true
+        ),
+        Action::Continue
+    );
     assert_eq!(emu.metric("filter_template.allowed"), Some(2));
     assert_eq!(emu.metric("filter_template.denied"), Some(0));
 }
@@ -41,20 +71,37 @@ fn other_requests_pass_untouched() {
 fn bad_config_is_refused_naming_the_field() {
     let mut emu = Emulator::new(filter_template::_initialize);
     assert!(!emu.start(r#"{"status": 200}"#));
-    assert!(emu.has_log("filter-template: invalid config at status: 200 is not a 4xx or 5xx status"), "{:?}", emu.logs());
+    assert!(
+        emu.has_log("filter-template: invalid config at status: 200 is not a 4xx or 5xx status"),
+        "{:?}",
+        emu.logs()
+    );
     let mut emu = Emulator::new(filter_template::_initialize);
     assert!(!emu.start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#));
-    assert!(emu.has_log("invalid config at stauts: unknown field"), "{:?}", emu.logs());
+    assert!(
+        emu.has_log("invalid config at stauts: unknown field"),
+        "{:?}",
+        emu.logs()
+    );
 }
 
 #[test]
 fn non_utf8_and_missing_headers_are_ordinary() {
-    let mut emu = start(r#"{"deny": {"headers": [{"name": "x-user", "string_match": {"safe_regex": {"regex": "evil.*"}}}]}}"#);
+    let mut emu = start(
+        r#"{"deny": {"headers": [{"name": "x-user", "string_match": {"safe_regex": {"regex": "evil.*"}}}]}}"#,
+    );
     let mut s = emu.http();
     let a = s.request_headers_bytes(&[(":path", b"/"), ("x-user", b"evil\xff\xfe")], true);
-    assert_eq!(a, Action::Continue, "a non-UTF-8 value never matches a regex");
+    assert_eq!(
+        a,
+        Action::Continue,
+        "a non-UTF-8 value never matches a regex"
+    );
     let mut s = emu.http();
     assert_eq!(s.request_headers(&[], true), Action::Continue);
     let mut s = emu.http();
-    assert_eq!(s.request_headers(&[("x-user", "evil-bob")], true), Action::Pause);
+    assert_eq!(
+        s.request_headers(&[("x-user", "evil-bob")], true),
+        Action::Pause
+    );
 }
