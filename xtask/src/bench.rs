@@ -1,4 +1,963 @@
-//! The benchmark (being written).
-pub fn run(_args: &[String]) -> Result<(), String> {
-    Err("bench: not yet available".into())
+//! `cargo run -p xtask -- bench` (`make bench`): the side-by-side benchmark of header editing in a
+//! real Envoy.
+//!
+//! Protocol (the project's standard for every later benchmark):
+//!
+//! - One upstream Envoy (`--concurrency 1`, a `direct_response` 200) lives for the whole run.
+//! - For every round and every variant a **fresh** front Envoy (`--concurrency 1`) is started with
+//!   that variant's HTTP filters in front of the router, checked (it must really do its edits),
+//!   warmed up, measured with `wrk` over keep-alive connections, then stopped. Variants are
+//!   interleaved (round 1: all variants, round 2: all variants, ...; the starting variant rotates).
+//! - With two or more CPUs and `taskset`, the front Envoy runs on CPU 0 and the upstream Envoy and
+//!   `wrk` on CPU 1.
+//! - Measured per run: requests/s and completed requests (from `wrk`), and the front Envoy's CPU
+//!   time (utime + stime from `/proc/<pid>/stat`) over the run, divided by the requests.
+//! - Reported: medians over rounds, and ratios of medians to `no-filter` (always measured as the
+//!   baseline). Results go to stdout and `target/bench/results.md`.
+//!
+//! This is a tool, not a test: the targets are printed beside the numbers, never asserted. It
+//! exits non-zero only when the setup fails (missing tool, Envoy not starting, a variant not
+//! doing its edits, failed requests).
+//!
+//! Every Envoy runs in its own process group; the groups are stopped on success, on error and
+//! (through a small watchdog per Envoy) when this process dies, e.g. on Ctrl-C.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
+                     [--connections C] [--only a,b,...]";
+
+/// Header-rules configuration doing the benchmark's edits.
+const HEADER_RULES_CONFIG: &str = r#"{"rules":[{"name":"bench","request":{"set":[{"name":"x-bench-a","value":"1"}],"append":[{"name":"x-bench-b","value":"2"}],"remove":["x-remove-me"]},"response":{"set":[{"name":"x-bench-resp","value":"3"}]}}]}"#;
+/// Template configuration; benchmark requests go to `/`, so they pass.
+const TEMPLATE_CONFIG: &str = r#"{"deny":{"prefix":"/admin"}}"#;
+
+/// What a variant must visibly do before it is measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Edits {
+    /// No edits: the request arrives unchanged (`x-remove-me` still present).
+    None,
+    /// The benchmark's request and response edits.
+    Bench,
+}
+
+struct Variant {
+    name: &'static str,
+    /// HTTP filters placed before the router (YAML list items, indented for the front config).
+    filters: fn(&Path) -> String,
+    edits: Edits,
+    /// A wasm counter (`wasmcustom.*`) that must be > 0 after the check request.
+    stat: Option<&'static str>,
+    /// A wasm module the variant needs in `dist/`.
+    wasm: Option<&'static str>,
+    /// Request path answered with a local response (status) by this variant, checked too.
+    denied: Option<(&'static str, u16)>,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant { name: "no-filter", filters: no_filters, edits: Edits::None, stat: None, wasm: None, denied: None },
+    Variant {
+        name: "native-header_mutation",
+        filters: header_mutation_filter,
+        edits: Edits::Bench,
+        stat: None,
+        wasm: None,
+        denied: None,
+    },
+    Variant { name: "lua", filters: lua_filter, edits: Edits::Bench, stat: None, wasm: None, denied: None },
+    Variant {
+        name: "header-rules",
+        filters: header_rules_filter,
+        edits: Edits::Bench,
+        stat: Some("wasmcustom.header_rules.requests_matched"),
+        wasm: Some("header-rules.wasm"),
+        denied: None,
+    },
+    Variant {
+        name: "template",
+        filters: template_filter,
+        edits: Edits::None,
+        stat: Some("wasmcustom.filter_template.allowed"),
+        wasm: Some("template.wasm"),
+        denied: Some(("/admin", 403)),
+    },
+];
+
+fn no_filters(_: &Path) -> String {
+    String::new()
+}
+
+fn header_mutation_filter(_: &Path) -> String {
+    r#"          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                request_mutations:
+                - append:
+                    header: { key: x-bench-a, value: "1" }
+                    append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                - append:
+                    header: { key: x-bench-b, value: "2" }
+                    append_action: APPEND_IF_EXISTS_OR_ADD
+                - remove: x-remove-me
+                response_mutations:
+                - append:
+                    header: { key: x-bench-resp, value: "3" }
+                    append_action: OVERWRITE_IF_EXISTS_OR_ADD
+"#
+    .to_string()
+}
+
+fn lua_filter(_: &Path) -> String {
+    r#"          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  function envoy_on_request(handle)
+                    local h = handle:headers()
+                    h:replace("x-bench-a", "1")
+                    h:add("x-bench-b", "2")
+                    h:remove("x-remove-me")
+                  end
+                  function envoy_on_response(handle)
+                    handle:headers():replace("x-bench-resp", "3")
+                  end
+"#
+    .to_string()
+}
+
+fn wasm_filter(name: &str, root_id: &str, config: &str, module: &Path) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: {root_id}
+                failure_policy: FAIL_CLOSED
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{config}'
+                vm_config:
+                  vm_id: {name}
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: {module:?}
+"#
+    )
+}
+
+fn header_rules_filter(dist: &Path) -> String {
+    wasm_filter("header-rules", "header-rules", HEADER_RULES_CONFIG, &dist.join("header-rules.wasm"))
+}
+
+fn template_filter(dist: &Path) -> String {
+    wasm_filter("filter-template", "filter-template", TEMPLATE_CONFIG, &dist.join("template.wasm"))
+}
+
+/// The upstream: 200 with a small body on `/`; `/check` also echoes what the front Envoy sent.
+fn upstream_config() -> String {
+    let echo = |key: &str, header: &str| {
+        format!("                - header: {{ key: {key}, value: \"%REQ({header})%\" }}\n")
+    };
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: upstream
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/check" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "check\n" }} }}
+                response_headers_to_add:
+{a}{b}{r}              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok\n" }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#,
+        a = echo("x-seen-a", "x-bench-a"),
+        b = echo("x-seen-b", "x-bench-b"),
+        r = echo("x-seen-remove", "x-remove-me"),
+    )
+}
+
+/// The front Envoy: the variant's filters, then the router to the upstream.
+fn front_config(filters: &str, upstream: SocketAddr) -> String {
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: main
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{ socket_address: {{ address: {ip}, port_value: {port} }} }}
+"#,
+        ip = upstream.ip(),
+        port = upstream.port(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+struct Opts {
+    rounds: usize,
+    duration: u64,
+    warmup: u64,
+    connections: u32,
+    only: Option<Vec<String>>,
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts { rounds: 3, duration: 5, warmup: 1, connections: 16, only: None };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if key == "--help" || key == "-h" {
+            return Err(USAGE.into());
+        }
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{key} needs a value\n{USAGE}"));
+        let num = |v: String| v.parse::<u64>().map_err(|_| format!("{key}: not a number: {v}"));
+        match key {
+            "--rounds" => o.rounds = num(value()?)? as usize,
+            "--duration" => o.duration = num(value()?)?,
+            "--warmup" => o.warmup = num(value()?)?,
+            "--connections" => o.connections = num(value()?)? as u32,
+            "--only" => {
+                let names: Vec<String> =
+                    value()?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                for n in &names {
+                    if !VARIANTS.iter().any(|v| v.name == n) {
+                        let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+                        return Err(format!("--only: unknown variant {n:?} (known: {})", known.join(", ")));
+                    }
+                }
+                o.only = Some(names);
+            }
+            _ => return Err(format!("unknown argument {arg:?}\n{USAGE}")),
+        }
+    }
+    if o.rounds == 0 || o.duration == 0 || o.connections == 0 {
+        return Err("--rounds, --duration and --connections must be at least 1".into());
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// Sends `sig` to every process of group `pgid` (best effort).
+fn signal_group(pgid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", sig, "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Stops a process group: TERM, then KILL after a grace period; reaps the leader.
+fn stop_group(child: &mut Child) {
+    let pgid = child.id();
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        signal_group(pgid, "KILL"); // stray members, if any
+        return;
+    }
+    signal_group(pgid, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            signal_group(pgid, "KILL");
+            return;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, "KILL");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A running Envoy in its own process group, stopped on drop.
+struct Envoy {
+    name: String,
+    child: Child,
+    watchdog: Option<Child>,
+    admin: SocketAddr,
+    listener: SocketAddr,
+}
+
+impl Envoy {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+        if let Some(w) = self.watchdog.as_mut() {
+            signal_group(w.id(), "KILL");
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+/// Everything the run needs to know about the machine and tools.
+struct Env {
+    envoy: PathBuf,
+    dist: PathBuf,
+    work: PathBuf,
+    /// (front CPU, upstream + wrk CPU) when pinning is possible.
+    pin: Option<(u32, u32)>,
+    clk_tck: f64,
+}
+
+impl Env {
+    fn pinned(&self, cpu: Option<u32>, program: &Path) -> Command {
+        match cpu {
+            Some(c) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(c.to_string()).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<Envoy, String> {
+    let cfg = env.work.join(format!("{name}.yaml"));
+    let log = env.work.join(format!("{name}.log"));
+    let admin_file = env.work.join(format!("{name}.admin"));
+    fs::write(&cfg, config).map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+    let _ = fs::remove_file(&admin_file);
+    let log_file = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = env.pinned(cpu, &env.envoy);
+    cmd.arg("-c")
+        .arg(&cfg)
+        .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"])
+        .arg("--admin-address-path")
+        .arg(&admin_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(log_err))
+        .process_group(0);
+    let child = cmd.spawn().map_err(|e| format!("starting Envoy {name} ({}): {e}", env.envoy.display()))?;
+    let pgid = child.id();
+    // If this process dies (Ctrl-C, panic abort), the watchdog stops the Envoy's group.
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -s TERM -- -{pgid} 2>/dev/null; \
+             sleep 5; kill -s KILL -- -{pgid} 2>/dev/null",
+            me = std::process::id()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .ok();
+    let mut envoy = Envoy {
+        name: name.to_string(),
+        child,
+        watchdog,
+        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listener: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let fail = |envoy: &Envoy, what: String| -> String {
+        let tail = log_tail(&log, 15);
+        format!("Envoy {} {what}; config {}, log {}:\n{tail}", envoy.name, cfg.display(), log.display())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = envoy.child.try_wait() {
+            return Err(fail(&envoy, format!("exited during startup ({status})")));
+        }
+        if Instant::now() > deadline {
+            return Err(fail(&envoy, "not ready after 60 s".into()));
+        }
+        let admin = fs::read_to_string(&admin_file).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok());
+        if let Some(admin) = admin {
+            if let Ok(r) = http_get(admin, "/ready", &[]) {
+                if r.status == 200 && r.body.trim() == "LIVE" {
+                    envoy.admin = admin;
+                    break;
+                }
+            }
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let listeners = http_get(envoy.admin, "/listeners", &[]).map_err(|e| fail(&envoy, e))?;
+    let addr = listeners
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("main::"))
+        .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+    match addr {
+        Some(a) => envoy.listener = a,
+        None => return Err(fail(&envoy, format!("has no `main` listener: {:?}", listeners.body))),
+    }
+    // The pid measured must be Envoy itself (taskset execs it).
+    let comm = fs::read_to_string(format!("/proc/{}/comm", envoy.pid())).unwrap_or_default();
+    if !comm.trim().starts_with("envoy") {
+        return Err(fail(&envoy, format!("pid {} is {:?}, not envoy", envoy.pid(), comm.trim())));
+    }
+    Ok(envoy)
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may contain spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("malformed /proc/pid/stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("/proc/{pid}/stat field {n}"));
+    Ok(field(14)? + field(15)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client (one request per connection).
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
+    let err = |e: std::io::Error| format!("GET http://{addr}{path}: {e}");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(err)?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        let _ = write!(req, "{k}: {v}\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).map_err(err)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(err)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or(format!("GET {path}: truncated response"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or(format!("GET {path}: bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Ok(Response { status, headers, body })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+fn stat_value(admin: SocketAddr, name: &str) -> Result<Option<u64>, String> {
+    let r = http_get(admin, "/stats?filter=wasmcustom", &[])?;
+    Ok(r.body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Checks that a freshly started front Envoy does what its variant promises.
+fn verify(v: &Variant, front: &Envoy) -> Result<(), String> {
+    let ctx = |what: String| format!("variant {}: {what}", v.name);
+    let r = http_get(front.listener, "/check", &[("x-remove-me", "1")]).map_err(ctx)?;
+    if r.status != 200 {
+        return Err(ctx(format!("check request answered {} (body {:?})", r.status, r.body)));
+    }
+    let seen = |h: &str| r.header(h).unwrap_or("").to_string();
+    match v.edits {
+        Edits::None => {
+            if seen("x-seen-remove") != "1" {
+                return Err(ctx(format!(
+                    "the upstream did not see x-remove-me: 1 (x-seen-remove = {:?}); the echo check is broken",
+                    seen("x-seen-remove")
+                )));
+            }
+        }
+        Edits::Bench => {
+            let mut wrong = Vec::new();
+            if r.header("x-bench-resp") != Some("3") {
+                wrong.push(format!("response x-bench-resp = {:?}, want \"3\"", r.header("x-bench-resp")));
+            }
+            if seen("x-seen-a") != "1" {
+                wrong.push(format!("upstream saw x-bench-a = {:?}, want \"1\"", seen("x-seen-a")));
+            }
+            let b = seen("x-seen-b");
+            if !b.split(',').any(|p| p.trim() == "2") {
+                wrong.push(format!("upstream saw x-bench-b = {b:?}, want \"2\" appended"));
+            }
+            if !seen("x-seen-remove").is_empty() {
+                wrong.push(format!("upstream saw x-remove-me = {:?}, want it removed", seen("x-seen-remove")));
+            }
+            if !wrong.is_empty() {
+                return Err(ctx(format!("does not do its edits: {}", wrong.join("; "))));
+            }
+        }
+    }
+    if let Some((path, want)) = v.denied {
+        let r = http_get(front.listener, path, &[]).map_err(ctx)?;
+        if r.status != want {
+            return Err(ctx(format!("GET {path} answered {}, want {want}", r.status)));
+        }
+    }
+    if let Some(stat) = v.stat {
+        match stat_value(front.admin, stat).map_err(ctx)? {
+            Some(n) if n > 0 => {}
+            other => return Err(ctx(format!("stat {stat} = {other:?} after the check request, want > 0"))),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+struct WrkResult {
+    requests: u64,
+    rps: f64,
+    secs: f64,
+    socket_errors: String,
+}
+
+fn run_wrk(env: &Env, url: &str, secs: u64, connections: u32) -> Result<WrkResult, String> {
+    let out = env
+        .pinned(env.pin.map(|p| p.1), Path::new("wrk"))
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s"), "--timeout", "5s"])
+        .args(["-H", "x-remove-me: 1", url])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!("wrk failed ({}): {text}{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut requests = None;
+    let mut rps = None;
+    let mut secs_run = secs as f64;
+    let mut socket_errors = String::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            rps = v.trim().parse::<f64>().ok();
+        } else if let Some((n, rest)) = line.split_once(" requests in ") {
+            requests = n.trim().parse::<u64>().ok();
+            // "123 requests in 5.00s, 1.2MB read"
+            let t = rest.split(',').next().unwrap_or("").trim();
+            secs_run = parse_wrk_duration(t).unwrap_or(secs_run);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            return Err(format!("wrk got {} non-2xx/3xx responses from {url}:\n{text}", v.trim()));
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            socket_errors = v.trim().to_string();
+        }
+    }
+    match (requests, rps) {
+        (Some(requests), Some(rps)) if requests > 0 => Ok(WrkResult { requests, rps, secs: secs_run, socket_errors }),
+        _ => Err(format!("could not parse wrk output (or no request completed):\n{text}")),
+    }
+}
+
+fn parse_wrk_duration(t: &str) -> Option<f64> {
+    if let Some(v) = t.strip_suffix("ms") {
+        v.parse::<f64>().ok().map(|x| x / 1000.0)
+    } else if let Some(v) = t.strip_suffix("us") {
+        v.parse::<f64>().ok().map(|x| x / 1e6)
+    } else if let Some(v) = t.strip_suffix('s') {
+        v.parse().ok()
+    } else if let Some(v) = t.strip_suffix('m') {
+        v.parse::<f64>().ok().map(|x| x * 60.0)
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+struct Sample {
+    round: usize,
+    variant: usize,
+    rps: f64,
+    requests: u64,
+    cpu_secs: f64,
+    wall_secs: f64,
+    us_per_req: f64,
+    socket_errors: String,
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse_args(args)?;
+    let root = crate::repo_root();
+
+    // Variants: the requested ones, always with the no-filter baseline first.
+    let selected: Vec<usize> = (0..VARIANTS.len())
+        .filter(|&i| {
+            i == 0 || opts.only.as_ref().is_none_or(|only| only.iter().any(|n| n == VARIANTS[i].name))
+        })
+        .collect();
+
+    // Tools and inputs.
+    let envoy = std::env::var_os("ENVOY_BIN").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/envoy"));
+    let envoy_version = command_output(envoy.to_str().unwrap_or("envoy"), &["--version"]).ok_or(format!(
+        "Envoy not runnable at {} (set ENVOY_BIN, or install it: the project setup puts it in .venv)",
+        envoy.display()
+    ))?;
+    let envoy_version =
+        envoy_version.lines().find(|l| l.contains("version")).unwrap_or(&envoy_version).trim().to_string();
+    if command_output("wrk", &["--version"]).is_none() && Command::new("wrk").arg("--version").output().is_err() {
+        return Err("wrk not found (Debian package `wrk`)".into());
+    }
+    let dist = root.join("dist");
+    for &i in &selected {
+        if let Some(w) = VARIANTS[i].wasm {
+            if !dist.join(w).is_file() {
+                return Err(format!(
+                    "{} missing (variant {}): build the filters first (`cargo run -p xtask -- build`)",
+                    dist.join(w).display(),
+                    VARIANTS[i].name
+                ));
+            }
+        }
+    }
+    let clk_tck: f64 = command_output("getconf", &["CLK_TCK"])
+        .and_then(|s| s.parse().ok())
+        .ok_or("`getconf CLK_TCK` failed")?;
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let have_taskset = Command::new("taskset").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let pin = (have_taskset && ncpu >= 2).then_some((0u32, 1u32));
+    let pinning = match (pin, have_taskset) {
+        (Some((f, o)), _) => format!("front Envoy on CPU {f}; upstream Envoy and wrk on CPU {o} (taskset)"),
+        (None, false) => "UNPINNED: `taskset` (util-linux) not found".to_string(),
+        (None, true) => format!("UNPINNED: only {ncpu} CPU available"),
+    };
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let loadavg = loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+
+    let out_dir = root.join("target/bench");
+    let work = out_dir.join("run");
+    fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    let env = Env { envoy, dist: dist.clone(), work, pin, clk_tck };
+
+    let per_run = opts.warmup + opts.duration + 2;
+    eprintln!(
+        "bench: {} variants × {} rounds × ~{per_run} s ≈ {} s; {pinning}; load average {loadavg}",
+        selected.len(),
+        opts.rounds,
+        selected.len() as u64 * opts.rounds as u64 * per_run
+    );
+
+    // The upstream, alive for the whole run.
+    let mut upstream = start_envoy(&env, "upstream", &upstream_config(), env.pin.map(|p| p.1))?;
+    let check = http_get(upstream.listener, "/", &[])?;
+    if check.status != 200 {
+        return Err(format!("upstream answered {} on /", check.status));
+    }
+
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut started_pids: Vec<u32> = vec![upstream.pid()];
+    for round in 1..=opts.rounds {
+        for k in 0..selected.len() {
+            // Interleaved, with the starting variant rotating from round to round.
+            let vi = selected[(k + round - 1) % selected.len()];
+            let v = &VARIANTS[vi];
+            let config = front_config(&(v.filters)(&env.dist), upstream.listener);
+            let front = start_envoy(&env, &format!("front-{}", v.name), &config, env.pin.map(|p| p.0))?;
+            started_pids.push(front.pid());
+            verify(v, &front)?;
+            let url = format!("http://{}/", front.listener);
+            if opts.warmup > 0 {
+                run_wrk(&env, &url, opts.warmup, opts.connections)?;
+            }
+            let before = cpu_ticks(front.pid())?;
+            let w = run_wrk(&env, &url, opts.duration, opts.connections)?;
+            let after = cpu_ticks(front.pid())?;
+            if let Ok(Some(status)) = upstream.child.try_wait() {
+                return Err(format!("the upstream Envoy exited during the run ({status})"));
+            }
+            let cpu_secs = (after - before) as f64 / env.clk_tck;
+            let s = Sample {
+                round,
+                variant: vi,
+                rps: w.rps,
+                requests: w.requests,
+                cpu_secs,
+                wall_secs: w.secs,
+                us_per_req: cpu_secs * 1e6 / w.requests as f64,
+                socket_errors: w.socket_errors,
+            };
+            eprintln!(
+                "  round {round}/{} {:<24} {:>9.0} req/s  {:>6.1} µs/req  front CPU {:>3.0}%{}",
+                opts.rounds,
+                v.name,
+                s.rps,
+                s.us_per_req,
+                100.0 * s.cpu_secs / s.wall_secs,
+                if s.socket_errors.is_empty() { String::new() } else { format!("  socket errors: {}", s.socket_errors) }
+            );
+            samples.push(s);
+            drop(front);
+        }
+    }
+    drop(upstream);
+    let leftovers: Vec<u32> =
+        started_pids.iter().copied().filter(|p| Path::new(&format!("/proc/{p}")).exists()).collect();
+
+    // Report.
+    let report = render(&RunInfo {
+        opts: &opts,
+        selected: &selected,
+        samples: &samples,
+        ncpu,
+        model: &model,
+        envoy_version: &envoy_version,
+        pinning: &pinning,
+        loadavg: &loadavg,
+        clk_tck: env.clk_tck,
+        dist: &dist,
+    });
+    print!("{report}");
+    let results = out_dir.join("results.md");
+    fs::write(&results, &report).map_err(|e| format!("writing {}: {e}", results.display()))?;
+    eprintln!("bench: written to {}", results.display());
+    if !leftovers.is_empty() {
+        return Err(format!("Envoy processes still present after the run: {leftovers:?}"));
+    }
+    Ok(())
+}
+
+struct RunInfo<'a> {
+    opts: &'a Opts,
+    selected: &'a [usize],
+    samples: &'a [Sample],
+    ncpu: usize,
+    model: &'a str,
+    envoy_version: &'a str,
+    pinning: &'a str,
+    loadavg: &'a str,
+    clk_tck: f64,
+    dist: &'a Path,
+}
+
+struct Summary {
+    rps: f64,
+    us: f64,
+}
+
+fn render(r: &RunInfo) -> String {
+    let summary = |vi: usize| {
+        let of = |f: fn(&Sample) -> f64| median(r.samples.iter().filter(|s| s.variant == vi).map(f).collect());
+        Summary { rps: of(|s| s.rps), us: of(|s| s.us_per_req) }
+    };
+    let base = summary(0);
+    let o = r.opts;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Filter overhead benchmark\n");
+    let _ = writeln!(md, "- machine: {} CPUs, {}", r.ncpu, r.model);
+    let _ = writeln!(md, "- Envoy: {}", r.envoy_version);
+    let _ = writeln!(
+        md,
+        "- load: `wrk -t1 -c{} -d{}s` keep-alive, GET / with `x-remove-me: 1`; {} rounds, variants interleaved, \
+         {} s warm-up per run; a fresh front Envoy (`--concurrency 1`) per variant per round; upstream: one Envoy \
+         (`--concurrency 1`, direct_response 200)",
+        o.connections, o.duration, o.rounds, o.warmup
+    );
+    let _ = writeln!(md, "- pinning: {}", r.pinning);
+    let _ = writeln!(
+        md,
+        "- front CPU = utime+stime of the front Envoy over the measured run (/proc/PID/stat, CLK_TCK {}) ÷ requests",
+        r.clk_tck
+    );
+    let _ = writeln!(md, "- load average at start: {}", r.loadavg);
+    let _ = writeln!(md, "- medians over rounds; ratios and Δ are of medians, against `no-filter`\n");
+
+    let _ = writeln!(
+        md,
+        "| variant | req/s median | ratio to no-filter | front CPU µs/req median | Δ µs/req vs no-filter | CPU ratio |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for &vi in r.selected {
+        let s = summary(vi);
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.3} | {:.2} | {:+.2} | {:.3} |",
+            VARIANTS[vi].name,
+            s.rps,
+            s.rps / base.rps,
+            s.us,
+            s.us - base.us,
+            s.us / base.us
+        );
+    }
+
+    // Targets (informational).
+    let idx = |name: &str| r.selected.iter().copied().find(|&i| VARIANTS[i].name == name);
+    let yes = |b: bool| if b { "met" } else { "NOT met" };
+    let _ = writeln!(md, "\n## Targets (informational, not asserted)\n");
+    let _ = writeln!(md, "| target | measured | status |");
+    let _ = writeln!(md, "|---|---|---|");
+    match idx("header-rules") {
+        Some(hr) => {
+            let h = summary(hr);
+            let hd = h.us - base.us;
+            match idx("lua") {
+                Some(l) => {
+                    let ld = summary(l).us - base.us;
+                    let _ = writeln!(
+                        md,
+                        "| header-rules Δ CPU ≤ 0.5 × Lua Δ | {hd:.2} vs 0.5 × {ld:.2} = {:.2} µs/req | {} |",
+                        0.5 * ld,
+                        yes(hd <= 0.5 * ld)
+                    );
+                }
+                None => {
+                    let _ = writeln!(md, "| header-rules Δ CPU ≤ 0.5 × Lua Δ | lua not measured | n/a |");
+                }
+            }
+            let _ = writeln!(md, "| header-rules Δ CPU ≤ 5 µs/req | {hd:.2} µs/req | {} |", yes(hd <= 5.0));
+            let ratio = h.rps / base.rps;
+            let _ =
+                writeln!(md, "| header-rules capacity ≥ 0.95 × no-filter | {ratio:.3} × | {} |", yes(ratio >= 0.95));
+        }
+        None => {
+            let _ = writeln!(md, "| header-rules targets | header-rules not measured | n/a |");
+        }
+    }
+
+    let _ = writeln!(md, "\n## Wasm modules in dist/\n");
+    let _ = writeln!(md, "| file | bytes |");
+    let _ = writeln!(md, "|---|---:|");
+    let mut wasm: Vec<(String, u64)> = fs::read_dir(r.dist)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+                .map(|e| (e.file_name().to_string_lossy().to_string(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    wasm.sort();
+    for (name, size) in wasm {
+        let _ = writeln!(md, "| {name} | {size} |");
+    }
+
+    let _ = writeln!(md, "\n## Samples\n");
+    let _ = writeln!(md, "| round | variant | req/s | requests | front CPU s | front CPU % | µs/req | socket errors |");
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---|");
+    for s in r.samples {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {:.2} | {:.0} | {:.2} | {} |",
+            s.round,
+            VARIANTS[s.variant].name,
+            s.rps,
+            s.requests,
+            s.cpu_secs,
+            100.0 * s.cpu_secs / s.wall_secs,
+            s.us_per_req,
+            if s.socket_errors.is_empty() { "-" } else { &s.socket_errors }
+        );
+    }
+    md
 }
