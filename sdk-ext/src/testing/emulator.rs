@@ -49,7 +49,13 @@ impl Emulator {
         static INIT: Mutex<()> = Mutex::new(());
         {
             let _serialized = INIT.lock().unwrap_or_else(PoisonError::into_inner);
-            init();
+            let attempts = super::state::restricted(|| init());
+            assert!(
+                attempts == 0,
+                "the filter made {attempts} host call(s) during _initialize; Envoy refuses them \
+                 there (restricted_callback) and fails to load the module: move them to \
+                 on_vm_start / on_configure"
+            );
         }
         Emulator {
             _thread_bound: PhantomData,

@@ -24,11 +24,30 @@ thread_local! {
     /// the SDK's thread-local dispatcher outlives each `Emulator` and refuses duplicates.
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
     static NEXT_TOKEN: Cell<u32> = const { Cell::new(1) };
+    /// Set while the guest's `_initialize` runs: Envoy refuses every host call then
+    /// (`restricted_callback`), so the emulator does too and counts the attempts.
+    static RESTRICTED: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (the guest's `_initialize`) with host calls refused, as Envoy does; returns
+/// how many host calls the guest attempted.
+pub(crate) fn restricted(f: impl FnOnce()) -> u32 {
+    let _ = RESTRICTED.try_with(|r| r.set(Some(0)));
+    f();
+    RESTRICTED
+        .try_with(|r| r.take())
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// Runs `f` on this thread's host state; `None` if the state is unavailable (thread
 /// teardown, or a re-entrant borrow, which the design rules out).
 pub(crate) fn with_host<R>(f: impl FnOnce(&mut HostState) -> R) -> Option<R> {
+    if let Ok(Some(n)) = RESTRICTED.try_with(Cell::get) {
+        let _ = RESTRICTED.try_with(|r| r.set(Some(n.saturating_add(1))));
+        return None;
+    }
     HOST.try_with(|cell| cell.try_borrow_mut().ok().map(|mut host| f(&mut host)))
         .ok()
         .flatten()
