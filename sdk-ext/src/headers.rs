@@ -150,11 +150,16 @@ pub fn check_mutable_name(name: &str) -> Result<String, String> {
             "{name:?} cannot be modified (pseudo-headers and host are off limits)"
         ));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
+    if !is_token(name) {
         return Err(format!("{name:?} is not a valid header name"));
     }
     Ok(name.to_ascii_lowercase())
+}
+
+/// Whether `name` is a non-empty HTTP token (RFC 9110 `tchar`s), i.e. a valid header name.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -227,11 +227,7 @@ impl Default for RequestMatcher {
 }
 
 fn valid_header_name(name: &str) -> bool {
-    let body = name.strip_prefix(':').unwrap_or(name);
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    crate::headers::is_token(name.strip_prefix(':').unwrap_or(name))
 }
 
 impl RequestMatcher {
