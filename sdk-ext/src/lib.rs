@@ -10,13 +10,18 @@
 //! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
 //! - [`metrics`]: counters, gauges and histograms defined once at config time.
+//! - [`callout`]: HTTP calls to an Envoy cluster; [`foreign`]: host foreign functions
+//!   (`verify_signature`); [`duration`]: proto-JSON durations (`"300s"`).
 //! - [`testing`] (feature `testing`): a host emulator that runs a filter natively in
 //!   `cargo test`.
 //!
 //! - [`root`]: a root context that configures once and shares the result with every stream.
 //! - [`host`]: the host ABI without panics; [`logging`]: the `log` crate routed to the host.
 
+pub mod callout;
 pub mod config;
+pub mod duration;
+pub mod foreign;
 pub mod headers;
 pub mod host;
 pub mod logging;

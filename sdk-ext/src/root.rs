@@ -11,8 +11,57 @@
 use crate::config::ConfigError;
 use crate::host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::{BufferType, ContextType, Status};
 use std::rc::Rc;
+use std::time::Duration;
+
+/// Background work a plugin's shared state does in the root context: a timer and the
+/// answers to callouts it dispatched (e.g. fetching and refreshing a JWKS). Every method
+/// has a no-op default; register with [`register_http_with_hooks`].
+pub trait RootHooks {
+    /// How often [`on_tick`](Self::on_tick) runs; `None`: never. Asked once, after a
+    /// successful configuration.
+    fn tick_period(&self) -> Option<Duration> {
+        None
+    }
+    /// Runs once after a successful configuration; host calls (callouts) are allowed.
+    fn on_start(&self) {}
+    /// Runs every [`tick_period`](Self::tick_period).
+    fn on_tick(&self) {}
+    /// The answer to callout `token`, dispatched from a hook; read it with
+    /// [`crate::callout::Response::read`] (`body_size` is the body length).
+    fn on_http_call_response(&self, _token: u32, _body_size: usize) {}
+}
+
+/// The hooks of `S`, as plain function pointers (so `Root<S>` needs no bound on `S`).
+struct Hooks<S> {
+    tick_period: fn(&S) -> Option<Duration>,
+    start: fn(&S),
+    tick: fn(&S),
+    call_response: fn(&S, u32, usize),
+}
+
+impl<S: RootHooks> Hooks<S> {
+    fn of() -> Self {
+        Self {
+            tick_period: S::tick_period,
+            start: S::on_start,
+            tick: S::on_tick,
+            call_response: S::on_http_call_response,
+        }
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+}
+
+fn set_tick_period(period: Duration) -> Status {
+    let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX).max(1);
+    // SAFETY: a plain value.
+    unsafe { proxy_set_tick_period_milliseconds(millis) }
+}
 
 /// Builds the shared per-plugin state from the raw configuration bytes.
 pub type Configure<S> = fn(&[u8]) -> Result<S, ConfigError>;
@@ -22,11 +71,20 @@ enum Streams<S> {
     Tcp(fn(Rc<S>, u32) -> Box<dyn StreamContext>),
 }
 
+// Function pointers are Copy whatever `S` is (a derive would demand `S: Copy`).
+impl<S> Clone for Streams<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for Streams<S> {}
+
 /// The root context of a filter whose shared state is `S`.
 pub struct Root<S> {
     name: &'static str,
     configure: Configure<S>,
     streams: Streams<S>,
+    hooks: Option<Hooks<S>>,
     shared: Option<Rc<S>>,
 }
 
@@ -37,7 +95,13 @@ impl<S> Root<S> {
     }
 }
 
-impl<S> Context for Root<S> {}
+impl<S> Context for Root<S> {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
+        if let (Some(hooks), Some(shared)) = (&self.hooks, &self.shared) {
+            (hooks.call_response)(shared, token, body_size);
+        }
+    }
+}
 
 impl<S: 'static> RootContext for Root<S> {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -54,8 +118,19 @@ impl<S: 'static> RootContext for Root<S> {
         };
         match (self.configure)(&bytes) {
             Ok(shared) => {
-                self.shared = Some(Rc::new(shared));
+                let shared = Rc::new(shared);
+                self.shared = Some(Rc::clone(&shared));
                 log::info!("{}: configured", self.name);
+                if let Some(hooks) = &self.hooks {
+                    if let Some(period) = (hooks.tick_period)(&shared) {
+                        let status = set_tick_period(period);
+                        if status != Status::Ok {
+                            log::error!("{}: cannot set tick period: {status:?}", self.name);
+                            return false;
+                        }
+                    }
+                    (hooks.start)(&shared);
+                }
                 true
             }
             Err(e) => {
@@ -79,6 +154,12 @@ impl<S: 'static> RootContext for Root<S> {
         }
     }
 
+    fn on_tick(&mut self) {
+        if let (Some(hooks), Some(shared)) = (&self.hooks, &self.shared) {
+            (hooks.tick)(shared);
+        }
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(match self.streams {
             Streams::Http(_) => ContextType::HttpContext,
@@ -94,14 +175,16 @@ pub fn register_http<S: 'static>(
     configure: Configure<S>,
     new_stream: fn(Rc<S>, u32) -> Box<dyn HttpContext>,
 ) {
-    crate::logging::init();
-    let root = move || Root {
-        name,
-        configure,
-        streams: Streams::Http(new_stream),
-        shared: None,
-    };
-    register(Box::new(root));
+    install(name, configure, Streams::Http(new_stream), None);
+}
+
+/// Like [`register_http`], with the shared state's [`RootHooks`] (timer, callouts).
+pub fn register_http_with_hooks<S: RootHooks + 'static>(
+    name: &'static str,
+    configure: Configure<S>,
+    new_stream: fn(Rc<S>, u32) -> Box<dyn HttpContext>,
+) {
+    install(name, configure, Streams::Http(new_stream), Some(Hooks::of));
 }
 
 /// Registers a network (L4) filter; see [`register_http`].
@@ -110,11 +193,21 @@ pub fn register_tcp<S: 'static>(
     configure: Configure<S>,
     new_stream: fn(Rc<S>, u32) -> Box<dyn StreamContext>,
 ) {
+    install(name, configure, Streams::Tcp(new_stream), None);
+}
+
+fn install<S: 'static>(
+    name: &'static str,
+    configure: Configure<S>,
+    streams: Streams<S>,
+    hooks: Option<fn() -> Hooks<S>>,
+) {
     crate::logging::init();
     let root = move || Root {
         name,
         configure,
-        streams: Streams::Tcp(new_stream),
+        streams,
+        hooks: hooks.map(|h| h()),
         shared: None,
     };
     register(Box::new(root));
