@@ -1,0 +1,174 @@
+//! Finding a provider's token in a request: headers (after a prefix), query parameters,
+//! cookies, tried in that order. Bytes in, bytes out; no host calls.
+
+use crate::config::Location;
+
+/// A token found in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The token bytes (not yet checked for size or UTF-8).
+    pub token: Vec<u8>,
+    /// The header it came from, when it came from a header (stripped unless `forward`).
+    pub header: Option<String>,
+}
+
+/// Finds the first token in `locations`. `header(name)` reads a request header;
+/// `path` is `:path` (for query parameters).
+pub fn find(
+    locations: &[Location],
+    header: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
+    path: Option<&[u8]>,
+) -> Option<Found> {
+    for location in locations {
+        let found = match location {
+            Location::Header { name, prefix } => header(name)
+                .and_then(|v| after_prefix(&v, prefix.as_bytes()).map(<[u8]>::to_vec))
+                .map(|token| Found {
+                    token,
+                    header: Some(name.clone()),
+                }),
+            Location::Param(name) => {
+                path.and_then(|p| query_param(p, name.as_bytes()))
+                    .map(|t| Found {
+                        token: t.to_vec(),
+                        header: None,
+                    })
+            }
+            Location::Cookie(name) => header("cookie")
+                .and_then(|c| cookie(&c, name.as_bytes()).map(<[u8]>::to_vec))
+                .map(|token| Found {
+                    token,
+                    header: None,
+                }),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = v {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        v = rest;
+    }
+    while let [rest @ .., last] = v {
+        if !last.is_ascii_whitespace() {
+            break;
+        }
+        v = rest;
+    }
+    v
+}
+
+/// The value after `prefix` (ASCII case-insensitive, as auth schemes are), trimmed;
+/// `None` when the prefix is absent or nothing follows it.
+fn after_prefix<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let value = trim(value);
+    let head = value.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = trim(value.get(prefix.len()..)?);
+    (!rest.is_empty()).then_some(rest)
+}
+
+fn query_param<'a>(path: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let start = path.iter().position(|&b| b == b'?')?;
+    let query = path.get(start + 1..)?;
+    let query = match query.iter().position(|&b| b == b'#') {
+        Some(end) => query.get(..end)?,
+        None => query,
+    };
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (k, v) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+        (k == name && !v.is_empty()).then_some(v)
+    })
+}
+
+fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = trim(pair);
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        let (k, v) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
+        (k == name && !v.is_empty()).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locations() -> Vec<Location> {
+        vec![
+            Location::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            },
+            Location::Header {
+                name: "x-jwt".into(),
+                prefix: String::new(),
+            },
+            Location::Param("access_token".into()),
+            Location::Cookie("session".into()),
+        ]
+    }
+
+    fn run(headers: &[(&str, &[u8])], path: &str) -> Option<Found> {
+        let mut get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_vec())
+        };
+        find(&locations(), &mut get, Some(path.as_bytes()))
+    }
+
+    #[test]
+    fn header_prefix_param_cookie_in_order() {
+        let f = run(&[("authorization", b"Bearer abc.def.ghi")], "/").unwrap();
+        assert_eq!(f.token, b"abc.def.ghi");
+        assert_eq!(f.header.as_deref(), Some("authorization"));
+        assert_eq!(
+            run(&[("authorization", b"bearer   t1  ")], "/")
+                .unwrap()
+                .token,
+            b"t1"
+        );
+        // Basic credentials are not a bearer token: try the next location.
+        let f = run(
+            &[("authorization", b"Basic dXNlcg=="), ("x-jwt", b"t2")],
+            "/",
+        )
+        .unwrap();
+        assert_eq!(
+            (f.token.as_slice(), f.header.as_deref()),
+            (&b"t2"[..], Some("x-jwt"))
+        );
+        let f = run(&[], "/p?a=1&access_token=t3&b=2").unwrap();
+        assert_eq!((f.token.as_slice(), f.header), (&b"t3"[..], None));
+        let f = run(&[("cookie", b"a=b; session=\"t4\"; c=d")], "/").unwrap();
+        assert_eq!(f.token, b"t4");
+        assert!(run(&[("authorization", b"Bearer ")], "/p?access_token=").is_none());
+        assert!(run(
+            &[("cookie", b"sessionx=1; xsession=2")],
+            "/?access_tokenx=1"
+        )
+        .is_none());
+        // Non-UTF-8 bytes are carried as bytes (the caller refuses them).
+        assert_eq!(
+            run(&[("authorization", b"Bearer \xff\xfe")], "/")
+                .unwrap()
+                .token,
+            b"\xff\xfe"
+        );
+    }
+}

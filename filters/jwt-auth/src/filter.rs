@@ -1,0 +1,546 @@
+//! The glue: read the request, run the requirement over the providers' tokens, apply the
+//! outcome (forward payload and claims, strip the token) or answer 401/403. The root
+//! context's hooks fetch and refresh remote JWKS.
+
+use crate::cache::{self, TokenCache, Verified};
+use crate::config::{Config, KeySource, Provider, MAX_JWKS_BYTES};
+use crate::extract::{self, Found};
+use crate::jwks::Jwks;
+use crate::outcome::Failure;
+use crate::remote::{FetchResult, RemoteJwks};
+use crate::token;
+use crate::verify::{self, HostAnswer, Path};
+use crate::NAME;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, Status};
+use sdk_ext::callout;
+use sdk_ext::config::ConfigError;
+use sdk_ext::foreign::{self, Verdict};
+use sdk_ext::headers::Headers;
+use sdk_ext::host;
+use sdk_ext::metrics::Counter;
+use sdk_ext::request::HostRequest;
+use sdk_ext::response::LocalResponse;
+use sdk_ext::root::RootHooks;
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+struct Metrics {
+    allowed: Counter,
+    denied: Counter,
+    cors_preflight_bypassed: Counter,
+    jwks_fetch_success: Counter,
+    jwks_fetch_failed: Counter,
+    jwt_cache_hit: Counter,
+    jwt_cache_miss: Counter,
+    verify_host: Counter,
+    verify_rust: Counter,
+}
+
+impl Metrics {
+    fn define() -> Self {
+        let c = |name: &str| Counter::new(&format!("jwt_auth.{name}"));
+        Self {
+            allowed: c("allowed"),
+            denied: c("denied"),
+            cors_preflight_bypassed: c("cors_preflight_bypassed"),
+            jwks_fetch_success: c("jwks_fetch_success"),
+            jwks_fetch_failed: c("jwks_fetch_failed"),
+            jwt_cache_hit: c("jwt_cache_hit"),
+            jwt_cache_miss: c("jwt_cache_miss"),
+            verify_host: c("verify.host"),
+            verify_rust: c("verify.rust"),
+        }
+    }
+}
+
+/// Whether the host has `verify_signature` (learned from the first call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostCrypto {
+    Unknown,
+    Available,
+    Missing,
+}
+
+/// Per-provider state that changes while the plugin runs.
+struct State {
+    remote: Vec<Option<RemoteJwks>>,
+    caches: Vec<TokenCache>,
+}
+
+/// State shared by every stream of one plugin configuration.
+pub struct Shared {
+    config: Config,
+    metrics: Metrics,
+    denials: Vec<LocalResponse>,
+    state: RefCell<State>,
+    host_crypto: Cell<HostCrypto>,
+}
+
+impl Shared {
+    /// Parses the configuration, prepares the responses and defines the metrics.
+    pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config = Config::parse(bytes)?;
+        let denials = Failure::ALL
+            .iter()
+            .map(|f| {
+                LocalResponse::new(f.status(), &format!("jwt_auth_{}", f.name()), f.message())
+                    .counted(Counter::new(&format!("jwt_auth.denied.{}", f.name())))
+            })
+            .collect();
+        let remote = config
+            .providers
+            .iter()
+            .map(|p| match &p.keys {
+                KeySource::Remote { cache_duration, .. } => Some(RemoteJwks::new(*cache_duration)),
+                KeySource::Local(_) => None,
+            })
+            .collect();
+        let caches = config
+            .providers
+            .iter()
+            .map(|p| TokenCache::new(p.cache_size))
+            .collect();
+        Ok(Self {
+            config,
+            metrics: Metrics::define(),
+            denials,
+            state: RefCell::new(State { remote, caches }),
+            host_crypto: Cell::new(HostCrypto::Unknown),
+        })
+    }
+
+    fn host_verify(&self, hash: &str, der: &[u8], signature: &[u8], text: &[u8]) -> HostAnswer {
+        if self.host_crypto.get() == HostCrypto::Missing {
+            return HostAnswer::Unavailable;
+        }
+        let answer = match foreign::verify_signature(hash, der, signature, text) {
+            Ok(Verdict::Valid) => HostAnswer::Valid,
+            Ok(Verdict::Invalid(_)) => HostAnswer::Invalid,
+            Err(Status::NotFound) => {
+                log::info!("{NAME}: host has no verify_signature; verifying in Wasm");
+                self.host_crypto.set(HostCrypto::Missing);
+                return HostAnswer::Unavailable;
+            }
+            Err(status) => {
+                log::warn!("{NAME}: host verify_signature refused the call ({status:?}); verifying in Wasm");
+                return HostAnswer::Refused;
+            }
+        };
+        self.host_crypto.set(HostCrypto::Available);
+        answer
+    }
+
+    /// Verifies provider `index`'s token in this request (everything but the audience).
+    fn verify_provider(
+        &self,
+        index: usize,
+        provider: &Provider,
+        found: Option<&Found>,
+        now: u64,
+    ) -> Result<Rc<Verified>, Failure> {
+        let found = found.ok_or(Failure::Missing)?;
+        if found.token.len() > self.config.max_token_bytes {
+            return Err(Failure::TooLarge);
+        }
+        let raw = std::str::from_utf8(&found.token).map_err(|_| {
+            Failure::Malformed(
+                "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
+            )
+        })?;
+        let mut state = self
+            .state
+            .try_borrow_mut()
+            .map_err(|_| Failure::JwksUnavailable)?;
+        let check = |v: &Verified| {
+            v.claims.check(
+                provider.issuer.as_deref(),
+                &[],
+                now,
+                provider.clock_skew,
+                provider.require_expiration,
+            )
+        };
+        let key = state
+            .caches
+            .get(index)
+            .filter(|c| c.enabled())
+            .map(|_| cache::key(raw.as_bytes()));
+        if let (Some(key), Some(c)) = (key, state.caches.get_mut(index)) {
+            if let Some(hit) = c.get(&key) {
+                self.metrics.jwt_cache_hit.inc();
+                return match check(&hit) {
+                    Ok(()) => Ok(hit),
+                    Err(e) => {
+                        c.remove(&key);
+                        Err(e)
+                    }
+                };
+            }
+            self.metrics.jwt_cache_miss.inc();
+        }
+        let jwt = token::parse(raw)?;
+        let verified = Verified {
+            claims: jwt.claims.clone(),
+            payload: jwt.payload.clone(),
+            payload_b64: jwt.payload_b64.to_string(),
+        };
+        check(&verified)?;
+        let jwks: Rc<Jwks>;
+        let keys: &Jwks = match (&provider.keys, state.remote.get_mut(index)) {
+            (KeySource::Local(jwks), _) => jwks,
+            (KeySource::Remote { uri, .. }, Some(Some(remote))) => match remote.jwks() {
+                Some(set) => {
+                    jwks = Rc::clone(set);
+                    &jwks
+                }
+                None => {
+                    if remote.first_unavailable_refusal() {
+                        log::warn!(
+                            "{NAME}: provider {}: no JWKS fetched yet from {}; refusing its tokens (fail closed)",
+                            provider.name, uri.uri
+                        );
+                    }
+                    return Err(Failure::JwksUnavailable);
+                }
+            },
+            (KeySource::Remote { .. }, _) => return Err(Failure::JwksUnavailable),
+        };
+        let host = |h: &str, d: &[u8], s: &[u8], t: &[u8]| self.host_verify(h, d, s, t);
+        let mut any_key = false;
+        let mut valid = false;
+        for k in keys.candidates(jwt.alg, jwt.kid.as_deref()) {
+            any_key = true;
+            let checked = verify::check(&jwt, k, Some(&host));
+            match checked.path {
+                Path::Host => self.metrics.verify_host.inc(),
+                Path::Rust => self.metrics.verify_rust.inc(),
+            }
+            if checked.valid {
+                valid = true;
+                break;
+            }
+        }
+        if !any_key {
+            return Err(Failure::NoMatchingKey);
+        }
+        if !valid {
+            return Err(Failure::BadSignature);
+        }
+        let verified = Rc::new(verified);
+        if let (Some(key), Some(c)) = (key, state.caches.get_mut(index)) {
+            c.insert(key, Rc::clone(&verified));
+        }
+        Ok(verified)
+    }
+
+    fn fetch(&self, index: usize, now: u64) {
+        let Some(provider) = self.config.providers.get(index) else {
+            return;
+        };
+        let KeySource::Remote { uri, .. } = &provider.keys else {
+            return;
+        };
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
+        let Some(Some(remote)) = state.remote.get_mut(index) else {
+            return;
+        };
+        if !remote.due(now) {
+            return;
+        }
+        match callout::get(uri, "application/json") {
+            Ok(token) => remote.dispatched(token),
+            Err(status) => {
+                self.metrics.jwks_fetch_failed.inc();
+                log::warn!(
+                    "{NAME}: provider {}: cannot fetch JWKS from {} via cluster {:?}: {status:?}",
+                    provider.name,
+                    uri.uri,
+                    uri.cluster
+                );
+                remote.dispatch_failed(now);
+            }
+        }
+    }
+
+    fn fetch_due(&self) {
+        let now = now_secs();
+        for i in 0..self.config.providers.len() {
+            self.fetch(i, now);
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    host::now_nanos().map(|n| n / 1_000_000_000).unwrap_or(0)
+}
+
+impl RootHooks for Shared {
+    fn tick_period(&self) -> Option<Duration> {
+        self.config
+            .providers
+            .iter()
+            .any(|p| matches!(p.keys, KeySource::Remote { .. }))
+            .then_some(Duration::from_secs(1))
+    }
+
+    fn on_start(&self) {
+        self.fetch_due();
+    }
+
+    fn on_tick(&self) {
+        self.fetch_due();
+    }
+
+    fn on_http_call_response(&self, token: u32, body_size: usize) {
+        let now = now_secs();
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
+        let owner = state
+            .remote
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|r| r.owns(token)));
+        let (Some(index), Some(provider)) =
+            (owner, owner.and_then(|i| self.config.providers.get(i)))
+        else {
+            return;
+        };
+        let Some(Some(remote)) = state.remote.get_mut(index) else {
+            return;
+        };
+        let response = callout::Response::read(body_size, MAX_JWKS_BYTES);
+        let result = match response.status {
+            None => FetchResult::Failed("no response (timeout or connection failure)".into()),
+            Some(200) if response.truncated => {
+                FetchResult::Failed(format!("body over {MAX_JWKS_BYTES} bytes"))
+            }
+            Some(200) => match Jwks::parse(&response.body) {
+                Ok(jwks) => FetchResult::Fetched(jwks),
+                Err(e) => FetchResult::Failed(e),
+            },
+            Some(status) => FetchResult::Failed(format!("HTTP status {status}")),
+        };
+        match remote.answered(result, now) {
+            Ok(keys) => {
+                self.metrics.jwks_fetch_success.inc();
+                log::info!(
+                    "{NAME}: provider {}: JWKS fetched ({keys} keys)",
+                    provider.name
+                );
+            }
+            Err(why) => {
+                self.metrics.jwks_fetch_failed.inc();
+                let kept = if remote.jwks().is_some() {
+                    "keeping the previous JWKS"
+                } else {
+                    "no JWKS yet: its tokens are refused"
+                };
+                log::warn!(
+                    "{NAME}: provider {}: JWKS fetch failed: {why}; {kept}",
+                    provider.name
+                );
+            }
+        }
+    }
+}
+
+/// One HTTP stream.
+pub struct Stream {
+    shared: Rc<Shared>,
+}
+
+impl Stream {
+    /// Creates the context for a new stream.
+    pub fn create(shared: Rc<Shared>, _context_id: u32) -> Box<dyn HttpContext> {
+        Box::new(Self { shared })
+    }
+}
+
+impl Context for Stream {}
+
+fn is_cors_preflight(req: &mut HostRequest) -> bool {
+    use sdk_ext::request::Request;
+    req.header(":method") == Some(b"OPTIONS")
+        && req.header("origin").is_some_and(|o| !o.is_empty())
+        && req
+            .header("access-control-request-method")
+            .is_some_and(|m| !m.is_empty())
+}
+
+/// `Bearer realm="<scheme>://<host><path without query>"`, plus `error="invalid_token"`
+/// when a token was presented (RFC 6750 §3, as Envoy answers).
+fn www_authenticate(req: &mut HostRequest, failure: Failure) -> Vec<u8> {
+    use sdk_ext::request::Request;
+    let clean = |v: Option<&[u8]>| -> Vec<u8> {
+        v.unwrap_or_default()
+            .iter()
+            .copied()
+            .filter(|b| (0x21..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+            .collect()
+    };
+    let scheme = clean(req.header(":scheme"));
+    let host = clean(req.header(":authority"));
+    let path = clean(req.header(":path"));
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let mut v = Vec::with_capacity(host.len() + path.len() + 48);
+    v.extend_from_slice(b"Bearer realm=\"");
+    v.extend_from_slice(if scheme.is_empty() { b"http" } else { &scheme });
+    v.extend_from_slice(b"://");
+    v.extend_from_slice(&host);
+    v.extend_from_slice(path);
+    v.push(b'"');
+    if failure.token_presented() {
+        v.extend_from_slice(b", error=\"invalid_token\"");
+    }
+    v
+}
+
+/// The value of a claim at `path` as a header value: strings as they are, numbers and
+/// booleans as JSON, lists of those joined with `,`; objects and nulls are skipped.
+fn claim_value(payload: &serde_json::Map<String, Value>, path: &[String]) -> Option<String> {
+    let (first, rest) = path.split_first()?;
+    let mut value = payload.get(first)?;
+    for part in rest {
+        value = value.get(part)?;
+    }
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    match value {
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
+            parts.map(|p| p.join(","))
+        }
+        other => scalar(other),
+    }
+}
+
+impl Stream {
+    fn deny(&self, req: &mut HostRequest, failure: Failure) -> Action {
+        self.shared.metrics.denied.inc();
+        log::debug!("{NAME}: denied: {}", failure.message());
+        let challenge = www_authenticate(req, failure);
+        match self.shared.denials.get(failure.index()) {
+            Some(response) => response.send_with(&[("www-authenticate", &challenge)]),
+            None => Action::Pause,
+        }
+    }
+
+    /// Applies what verified tokens leave: payload and claim headers, token stripping.
+    /// A failed header edit fails the request closed (500), as the upstream would
+    /// otherwise see a token or identity the filter meant to replace.
+    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<String>)]) -> Result<(), Status> {
+        for (index, v, header) in verified {
+            let Some(p) = self.shared.config.providers.get(*index) else {
+                continue;
+            };
+            if let Some(name) = &p.forward_payload_header {
+                let value = if p.pad_forward_payload_header {
+                    URL_SAFE.encode(URL_SAFE_NO_PAD.decode(&v.payload_b64).unwrap_or_default())
+                } else {
+                    v.payload_b64.clone()
+                };
+                Headers::REQUEST.set(name, value.as_bytes())?;
+            }
+            for (name, path) in &p.claim_to_headers {
+                if let Some(value) = claim_value(&v.payload, path) {
+                    Headers::REQUEST.set(name, value.as_bytes())?;
+                }
+            }
+            if let (false, Some(h)) = (p.forward, header) {
+                Headers::REQUEST.remove(h)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes any client-sent copy of the headers this filter sets, so an upstream never
+    /// mistakes a forged `x-jwt-payload` for a verified one.
+    fn sanitize(&self) -> Result<(), Status> {
+        for p in &self.shared.config.providers {
+            if let Some(name) = &p.forward_payload_header {
+                Headers::REQUEST.remove(name)?;
+            }
+            for (name, _) in &p.claim_to_headers {
+                Headers::REQUEST.remove(name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let shared = Rc::clone(&self.shared);
+        let config = &shared.config;
+        let mut req = HostRequest::new();
+        if config.bypass_cors_preflight && is_cors_preflight(&mut req) {
+            shared.metrics.cors_preflight_bypassed.inc();
+            return Action::Continue;
+        }
+        let rule = config.rules.iter().find(|r| r.matcher.matches(&mut req));
+        let Some(requirement) = rule.and_then(|r| r.requires.as_ref()) else {
+            return Action::Continue;
+        };
+        let now = now_secs();
+        let path = Headers::REQUEST.get(":path");
+        let n = config.providers.len();
+        let mut results: Vec<Option<Result<(Rc<Verified>, Option<String>), Failure>>> =
+            vec![None; n];
+        let outcome = {
+            let mut verify = |i: usize| -> Result<Rc<Verified>, Failure> {
+                if let Some(Some(done)) = results.get(i) {
+                    return done.clone().map(|(v, _)| v);
+                }
+                let provider = config.providers.get(i).ok_or(Failure::Missing)?;
+                let mut header = |name: &str| Headers::REQUEST.get(name);
+                let found = extract::find(&provider.locations, &mut header, path.as_deref());
+                let result = shared
+                    .verify_provider(i, provider, found.as_ref(), now)
+                    .map(|v| (v, found.and_then(|f| f.header)));
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(result.clone());
+                }
+                result.map(|(v, _)| v)
+            };
+            let audiences_ok = |i: usize, over: Option<&[String]>, v: &Verified| {
+                let list = match (over, config.providers.get(i)) {
+                    (Some(list), _) => list,
+                    (None, Some(p)) => p.audiences.as_slice(),
+                    (None, None) => return false,
+                };
+                list.is_empty() || v.claims.aud.iter().any(|a| list.contains(a))
+            };
+            requirement.evaluate(n, &mut verify, &audiences_ok)
+        };
+        if let Err(failure) = outcome {
+            return self.deny(&mut req, failure);
+        }
+        let verified: Vec<(usize, Rc<Verified>, Option<String>)> = results
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Some(Ok((v, h))) => Some((i, v, h)),
+                _ => None,
+            })
+            .collect();
+        if let Err(status) = self.sanitize().and_then(|()| self.apply(&verified)) {
+            log::error!("{NAME}: cannot edit request headers ({status:?}); failing closed");
+            return LocalResponse::new(500, "jwt_auth_header_edit_failed", "internal error").send();
+        }
+        shared.metrics.allowed.inc();
+        Action::Continue
+    }
+}

@@ -1,0 +1,133 @@
+//! Signature verification: the host's BoringSSL (`verify_signature`) for RS* and ES* when
+//! the host has it, pure Rust (jsonwebtoken's RustCrypto backend) otherwise and for PS*,
+//! EdDSA and HS*. The host is passed in as a function, so this stays plain Rust.
+
+use crate::jwks::{der, der_uint, Key};
+use crate::token::{Alg, Jwt};
+use jsonwebtoken::Algorithm;
+
+/// What the host answered to one `verify_signature` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAnswer {
+    /// Valid signature.
+    Valid,
+    /// Checked, not valid.
+    Invalid,
+    /// The host has no `verify_signature` (detected once; then pure Rust is used).
+    Unavailable,
+    /// The host refused the call (e.g. a key it cannot import): verify in pure Rust.
+    Refused,
+}
+
+/// The host's verifier: `(hash, spki_der, signature, text)`.
+pub type HostVerify<'a> = &'a dyn Fn(&str, &[u8], &[u8], &[u8]) -> HostAnswer;
+
+/// Which path decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The host's `verify_signature`.
+    Host,
+    /// Pure Rust.
+    Rust,
+}
+
+/// The outcome of verifying one signature with one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// Whether the signature is valid.
+    pub valid: bool,
+    /// Who decided.
+    pub path: Path,
+    /// The host reported it lacks `verify_signature`.
+    pub host_unavailable: bool,
+}
+
+fn host_hash(alg: Alg) -> Option<&'static str> {
+    match alg {
+        Alg::RS256 | Alg::ES256 => Some("sha256"),
+        Alg::RS384 | Alg::ES384 => Some("sha384"),
+        Alg::RS512 => Some("sha512"),
+        _ => None,
+    }
+}
+
+fn algorithm(alg: Alg) -> Algorithm {
+    match alg {
+        Alg::HS256 => Algorithm::HS256,
+        Alg::HS384 => Algorithm::HS384,
+        Alg::HS512 => Algorithm::HS512,
+        Alg::RS256 => Algorithm::RS256,
+        Alg::RS384 => Algorithm::RS384,
+        Alg::RS512 => Algorithm::RS512,
+        Alg::PS256 => Algorithm::PS256,
+        Alg::PS384 => Algorithm::PS384,
+        Alg::PS512 => Algorithm::PS512,
+        Alg::ES256 => Algorithm::ES256,
+        Alg::ES384 => Algorithm::ES384,
+        Alg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// The raw `r‖s` JWS form of an ECDSA signature → the DER `SEQUENCE { r, s }` BoringSSL
+/// takes. `None` when the length does not fit the curve.
+pub fn ecdsa_der(raw: &[u8], alg: Alg) -> Option<Vec<u8>> {
+    let half = match alg {
+        Alg::ES256 => 32,
+        Alg::ES384 => 48,
+        _ => return None,
+    };
+    if raw.len() != 2 * half {
+        return None;
+    }
+    let (r, s) = raw.split_at(half);
+    let mut ints = Vec::with_capacity(raw.len() + 6);
+    der_uint(&mut ints, r);
+    der_uint(&mut ints, s);
+    let mut out = Vec::with_capacity(ints.len() + 3);
+    der(&mut out, 0x30, &ints);
+    Some(out)
+}
+
+/// Verifies `jwt`'s signature with `key` (which the caller chose with `Key::accepts`).
+/// `host`: the host verifier, or `None` to use pure Rust only.
+pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked {
+    let mut host_unavailable = false;
+    if let (Some(host), Some(hash), Some(spki)) = (host, host_hash(jwt.alg), &key.spki_der) {
+        let signature = match jwt.alg {
+            Alg::ES256 | Alg::ES384 => match ecdsa_der(&jwt.signature, jwt.alg) {
+                Some(der) => der,
+                None => {
+                    return Checked {
+                        valid: false,
+                        path: Path::Host,
+                        host_unavailable,
+                    }
+                }
+            },
+            _ => jwt.signature.clone(),
+        };
+        match host(hash, spki, &signature, jwt.signing_input.as_bytes()) {
+            answer @ (HostAnswer::Valid | HostAnswer::Invalid) => {
+                return Checked {
+                    valid: answer == HostAnswer::Valid,
+                    path: Path::Host,
+                    host_unavailable,
+                }
+            }
+            HostAnswer::Unavailable => host_unavailable = true,
+            HostAnswer::Refused => {}
+        }
+    }
+    let valid = jsonwebtoken::crypto::verify(
+        jwt.signature_b64,
+        jwt.signing_input.as_bytes(),
+        &key.decoding,
+        algorithm(jwt.alg),
+    )
+    .unwrap_or(false);
+    Checked {
+        valid,
+        path: Path::Rust,
+        host_unavailable,
+    }
+}
