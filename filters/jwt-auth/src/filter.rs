@@ -77,6 +77,7 @@ pub struct Shared {
     config: Config,
     metrics: Metrics,
     denials: Vec<LocalResponse>,
+    malformed: Counter,
     state: RefCell<State>,
     host_crypto: Cell<HostCrypto>,
 }
@@ -85,13 +86,22 @@ impl Shared {
     /// Parses the configuration, prepares the responses and defines the metrics.
     pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
+        let counters: Vec<Counter> = Failure::ALL
+            .iter()
+            .map(|f| Counter::new(&format!("jwt_auth.denied.{}", f.name())))
+            .collect();
         let denials = Failure::ALL
             .iter()
-            .map(|f| {
+            .zip(&counters)
+            .map(|(f, c)| {
                 LocalResponse::new(f.status(), &format!("jwt_auth_{}", f.name()), f.message())
-                    .counted(Counter::new(&format!("jwt_auth.denied.{}", f.name())))
+                    .counted(*c)
             })
             .collect();
+        let malformed = counters
+            .get(Failure::Malformed("").index())
+            .copied()
+            .unwrap_or_else(|| Counter::new("jwt_auth.denied.malformed"));
         let remote = config
             .providers
             .iter()
@@ -109,6 +119,7 @@ impl Shared {
             config,
             metrics: Metrics::define(),
             denials,
+            malformed,
             state: RefCell::new(State { remote, caches }),
             host_crypto: Cell::new(HostCrypto::Unknown),
         })
@@ -351,6 +362,9 @@ impl RootHooks for Shared {
     }
 }
 
+/// One provider's verdict in one request, with the header its token came from.
+type ProviderResult = Result<(Rc<Verified>, Option<String>), Failure>;
+
 /// One HTTP stream.
 pub struct Stream {
     shared: Rc<Shared>,
@@ -432,8 +446,15 @@ impl Stream {
         self.shared.metrics.denied.inc();
         log::debug!("{NAME}: denied: {}", failure.message());
         let challenge = www_authenticate(req, failure);
+        let extra: [(&str, &[u8]); 1] = [("www-authenticate", &challenge)];
+        if let Failure::Malformed(why) = failure {
+            // The one reason whose message varies: built when it happens.
+            return LocalResponse::new(401, "jwt_auth_malformed", why)
+                .counted(self.shared.malformed)
+                .send_with(&extra);
+        }
         match self.shared.denials.get(failure.index()) {
-            Some(response) => response.send_with(&[("www-authenticate", &challenge)]),
+            Some(response) => response.send_with(&extra),
             None => Action::Pause,
         }
     }
@@ -497,8 +518,7 @@ impl HttpContext for Stream {
         let now = now_secs();
         let path = Headers::REQUEST.get(":path");
         let n = config.providers.len();
-        let mut results: Vec<Option<Result<(Rc<Verified>, Option<String>), Failure>>> =
-            vec![None; n];
+        let mut results: Vec<Option<ProviderResult>> = vec![None; n];
         let outcome = {
             let mut verify = |i: usize| -> Result<Rc<Verified>, Failure> {
                 if let Some(Some(done)) = results.get(i) {

@@ -7,6 +7,9 @@ use crate::outcome::Failure;
 use sdk_ext::config::ConfigError;
 use std::rc::Rc;
 
+/// `(provider index, audiences override, verified token)` → whether the audience fits.
+pub type AudienceCheck<'a> = &'a dyn Fn(usize, Option<&[String]>, &Verified) -> bool;
+
 /// A compiled requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
@@ -101,7 +104,7 @@ impl Requirement {
         &self,
         providers: usize,
         verify: &mut dyn FnMut(usize) -> Result<Rc<Verified>, Failure>,
-        audiences_ok: &dyn Fn(usize, Option<&[String]>, &Verified) -> bool,
+        audiences_ok: AudienceCheck<'_>,
     ) -> Result<(), Failure> {
         match self {
             Requirement::Provider { index, audiences } => {

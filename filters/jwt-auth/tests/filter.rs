@@ -1,0 +1,856 @@
+//! The whole filter in the host emulator: every algorithm, every attack, every
+//! requirement, the cache, the remote JWKS, bad configs, hostile input.
+
+// Test code: unwrap and indexing are allowed here (the lints guard filter code).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use sdk_ext::testing::{Emulator, LogLevel};
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::*;
+
+#[test]
+fn every_algorithm_verifies_through_the_right_path() {
+    let mut emu = start(&config_with(provider()), true);
+    for alg in ALL_ALGS {
+        let o = send(&mut emu, Some(&mint(alg, &claims())));
+        assert!(o.allowed(), "{alg:?}: {o:?}");
+    }
+    // RS* and ES* went to the host; PS*, EdDSA, HS* to pure Rust.
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(5));
+    assert_eq!(emu.metric("jwt_auth.verify.rust"), Some(7));
+    assert_eq!(emu.metric("jwt_auth.allowed"), Some(12));
+}
+
+#[test]
+fn without_host_crypto_everything_verifies_in_rust() {
+    let mut emu = start(&config_with(provider()), false);
+    for alg in ALL_ALGS {
+        assert!(
+            send(&mut emu, Some(&mint(alg, &claims()))).allowed(),
+            "{alg:?}"
+        );
+    }
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(0));
+    assert_eq!(emu.metric("jwt_auth.verify.rust"), Some(12));
+    assert!(emu.has_log("host has no verify_signature"));
+    // Detected once: logged once.
+    let n = emu
+        .logs()
+        .iter()
+        .filter(|(_, m)| m.contains("no verify_signature"))
+        .count();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn missing_token_is_401_with_a_realm_and_no_error() {
+    let mut emu = start(&config_with(provider()), true);
+    let o = send(&mut emu, None);
+    assert_denied(&o, 401, "missing");
+    assert_eq!(
+        o.www_authenticate.as_deref(),
+        Some("Bearer realm=\"https://api.example.com/api/items\"")
+    );
+    assert_eq!(o.body["message"], "Jwt is missing");
+    assert_eq!(o.body["error"], "unauthorized");
+    assert_eq!(emu.metric("jwt_auth.denied.missing"), Some(1));
+    assert_eq!(emu.metric("jwt_auth.denied"), Some(1));
+    // Paths no rule covers pass untouched.
+    assert!(send_bytes(&mut emu, "/public", &[]).allowed());
+}
+
+#[test]
+fn bad_token_is_401_invalid_token_and_bad_audience_is_403() {
+    let mut emu = start(&config_with(provider()), true);
+    let mut c = claims();
+    c["exp"] = json!(NOW - 3600);
+    let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
+    assert_denied(&o, 401, "expired");
+    assert_eq!(
+        o.www_authenticate.as_deref(),
+        Some("Bearer realm=\"https://api.example.com/api/items\", error=\"invalid_token\"")
+    );
+    let mut c = claims();
+    c["aud"] = json!(["other.example.com"]);
+    let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
+    assert_denied(&o, 403, "bad_audience");
+    assert_eq!(o.body["message"], "Audiences in Jwt are not allowed");
+    assert!(o.www_authenticate.unwrap().contains("invalid_token"));
+}
+
+#[test]
+fn alg_none_is_refused() {
+    let mut emu = start(&config_with(provider()), true);
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims().to_string());
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}.e30"),
+    ] {
+        let o = send(&mut emu, Some(&token));
+        assert!(!o.allowed(), "{token}");
+    }
+    let o = send(&mut emu, Some(&format!("{header}.{payload}.e30")));
+    assert_denied(&o, 401, "unsupported_alg");
+}
+
+#[test]
+fn algorithm_confusion_hs256_keyed_with_the_rsa_public_key_is_refused() {
+    let mut emu = start(&config_with(provider()), true);
+    let public_pem = std::fs::read(format!(
+        "{}/testdata/rsa.pub.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let forged_key = EncodingKey::from_secret(&public_pem);
+    // With the RSA key's kid: that key is RSA, so it cannot verify HS256.
+    let t = sign_raw(
+        &json!({"alg":"HS256","kid":"rsa-1"}),
+        &claims(),
+        &forged_key,
+        Algorithm::HS256,
+    );
+    assert_denied(&send(&mut emu, Some(&t)), 401, "no_matching_key");
+    // Without a kid: only oct keys are tried, and the forged secret is not one of them.
+    let t = sign_raw(
+        &json!({"alg":"HS256"}),
+        &claims(),
+        &forged_key,
+        Algorithm::HS256,
+    );
+    assert_denied(&send(&mut emu, Some(&t)), 401, "bad_signature");
+}
+
+#[test]
+fn crit_headers_are_refused() {
+    let mut emu = start(&config_with(provider()), true);
+    let key = key_for(Algorithm::RS256);
+    let t = sign_raw(
+        &json!({"alg":"RS256","kid":"rsa-1","crit":["b64"],"b64":false}),
+        &claims(),
+        &key,
+        Algorithm::RS256,
+    );
+    let o = send(&mut emu, Some(&t));
+    assert_denied(&o, 401, "malformed");
+    assert!(o.body["message"].as_str().unwrap().contains("crit"));
+}
+
+#[test]
+fn oversized_tokens_are_refused_before_parsing() {
+    let mut emu = start(&config_with(provider()), true);
+    let mut c = claims();
+    c["pad"] = json!("x".repeat(9000));
+    let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
+    assert_denied(&o, 401, "too_large");
+    // Nothing was verified: refused before parsing.
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(0));
+    // Garbage over the cap is refused the same way, not parsed.
+    assert_denied(&send(&mut emu, Some(&"A".repeat(8193))), 401, "too_large");
+    // The cap is configurable.
+    let mut cfg = config_with(provider());
+    cfg["max_token_bytes"] = json!(100);
+    let mut emu = start(&cfg, true);
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
+        401,
+        "too_large",
+    );
+}
+
+#[test]
+fn registered_claims_of_the_wrong_type_are_refused() {
+    let mut emu = start(&config_with(provider()), true);
+    for (claim, value) in [
+        ("exp", json!((NOW + 3600).to_string())),
+        ("exp", json!(1e20)),
+        ("exp", json!(NOW as f64 + 0.5)),
+        ("nbf", json!("0")),
+        ("iat", json!("yesterday")),
+        ("iat", json!(null)),
+    ] {
+        let mut c = claims();
+        c[claim] = value.clone();
+        let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
+        assert_denied(&o, 401, "malformed");
+        assert!(
+            o.body["message"].as_str().unwrap().contains(claim),
+            "{claim}={value}: {o:?}"
+        );
+    }
+}
+
+#[test]
+fn time_checks_honour_the_clock_skew() {
+    let mut cfg = provider();
+    cfg["clock_skew_seconds"] = json!(30);
+    let mut emu = start(&config_with(cfg), true);
+    let with = |k: &str, v: u64| {
+        let mut c = claims();
+        c[k] = json!(v);
+        mint(Algorithm::ES256, &c)
+    };
+    assert!(send(&mut emu, Some(&with("exp", NOW - 30))).allowed());
+    assert_denied(
+        &send(&mut emu, Some(&with("exp", NOW - 31))),
+        401,
+        "expired",
+    );
+    assert!(send(&mut emu, Some(&with("nbf", NOW + 30))).allowed());
+    assert_denied(
+        &send(&mut emu, Some(&with("nbf", NOW + 31))),
+        401,
+        "not_yet_valid",
+    );
+    // Default skew is 60 s.
+    let mut emu = start(&config_with(provider()), true);
+    assert!(send(&mut emu, Some(&with("exp", NOW - 60))).allowed());
+    assert_denied(
+        &send(&mut emu, Some(&with("exp", NOW - 61))),
+        401,
+        "expired",
+    );
+}
+
+#[test]
+fn wrong_issuer_is_refused_and_require_expiration_works() {
+    let mut emu = start(&config_with(provider()), true);
+    let mut c = claims();
+    c["iss"] = json!("https://evil.example.com");
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &c))),
+        401,
+        "bad_issuer",
+    );
+    let mut c = claims();
+    c.as_object_mut().unwrap().remove("iss");
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &c))),
+        401,
+        "bad_issuer",
+    );
+    let mut no_exp = claims();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &no_exp))).allowed());
+    let mut p = provider();
+    p["require_expiration"] = json!(true);
+    let mut emu = start(&config_with(p), true);
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &no_exp))),
+        401,
+        "missing_expiration",
+    );
+}
+
+/// Flips every bit of the signature: each must fail.
+fn every_flipped_bit_fails(alg: Algorithm, host: bool) {
+    let mut emu = start(&config_with(provider()), host);
+    let token = mint(alg, &claims());
+    assert!(send(&mut emu, Some(&token)).allowed());
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    for bit in 0..sig.len() * 8 {
+        let mut bad = sig.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bad));
+        let o = send(&mut emu, Some(&t));
+        assert_eq!(
+            o.status,
+            Some(401),
+            "{alg:?}: bit {bit} flipped was accepted"
+        );
+        assert_eq!(o.details, "jwt_auth_bad_signature");
+    }
+}
+
+#[test]
+fn every_flipped_signature_bit_fails_rs256_on_the_host() {
+    every_flipped_bit_fails(Algorithm::RS256, true);
+}
+
+#[test]
+fn every_flipped_signature_bit_fails_es256_on_the_host() {
+    every_flipped_bit_fails(Algorithm::ES256, true);
+}
+
+#[test]
+fn every_flipped_signature_bit_fails_es384_in_rust() {
+    every_flipped_bit_fails(Algorithm::ES384, false);
+}
+
+#[test]
+fn every_flipped_signature_bit_fails_eddsa_and_hs256() {
+    every_flipped_bit_fails(Algorithm::EdDSA, true);
+    every_flipped_bit_fails(Algorithm::HS256, true);
+}
+
+#[test]
+fn a_key_outside_the_jwks_fails() {
+    let mut emu = start(&config_with(provider()), true);
+    let pem = std::fs::read(format!(
+        "{}/testdata/rsa-other.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let other = EncodingKey::from_rsa_pem(&pem).unwrap();
+    let t = sign_raw(
+        &json!({"alg":"RS256","kid":"rsa-1"}),
+        &claims(),
+        &other,
+        Algorithm::RS256,
+    );
+    assert_denied(&send(&mut emu, Some(&t)), 401, "bad_signature");
+    let t = sign_raw(
+        &json!({"alg":"RS256","kid":"unknown"}),
+        &claims(),
+        &other,
+        Algorithm::RS256,
+    );
+    assert_denied(&send(&mut emu, Some(&t)), 401, "no_matching_key");
+}
+
+#[test]
+fn truncated_tokens_fail() {
+    let mut emu = start(&config_with(provider()), true);
+    let token = mint(Algorithm::ES256, &claims());
+    for len in (1..token.len()).step_by(7).chain([token.len() - 1]) {
+        let o = send(&mut emu, Some(&token[..len]));
+        assert_eq!(o.status, Some(401), "prefix of {len} accepted");
+    }
+    assert_eq!(emu.metric("jwt_auth.allowed"), Some(0));
+}
+
+#[test]
+fn keys_whose_use_or_alg_do_not_match_are_not_used() {
+    let mut jwks: Value = serde_json::from_str(JWKS).unwrap();
+    // The RSA key declares RS384 only; the P-256 key is for encryption.
+    jwks["keys"][0]["alg"] = json!("RS384");
+    jwks["keys"][1]["use"] = json!("enc");
+    let mut p = provider();
+    p["local_jwks"]["inline_string"] = json!(jwks.to_string());
+    let mut emu = start(&config_with(p), true);
+    assert!(emu.has_log("key skipped: keys[1]: `use` is \"enc\""));
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
+        401,
+        "no_matching_key",
+    );
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS384, &claims()))).allowed());
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::ES256, &claims()))),
+        401,
+        "no_matching_key",
+    );
+}
+
+#[test]
+fn token_is_stripped_payload_and_claims_forwarded_and_forgeries_removed() {
+    let mut p = provider();
+    p["forward_payload_header"] = json!("x-jwt-payload");
+    p["claim_to_headers"] = json!([
+        {"header_name": "x-sub", "claim_name": "sub"},
+        {"header_name": "x-role", "claim_name": "realm.role"},
+        {"header_name": "x-groups", "claim_name": "groups"},
+        {"header_name": "x-absent", "claim_name": "nope"}
+    ]);
+    let mut emu = start(&config_with(p), true);
+    let mut c = claims();
+    c["realm"] = json!({"role": "admin"});
+    c["groups"] = json!(["a", "b", 3]);
+    let token = mint(Algorithm::RS256, &c);
+    let auth = format!("Bearer {token}");
+    let o = send_bytes(
+        &mut emu,
+        "/api/x",
+        &[
+            ("authorization", auth.as_bytes()),
+            ("x-absent", b"forged"),
+            ("x-sub", b"mallory"),
+        ],
+    );
+    assert!(o.allowed(), "{o:?}");
+    assert_eq!(
+        o.header("authorization"),
+        None,
+        "token stripped (forward: false)"
+    );
+    assert_eq!(o.header("x-sub").as_deref(), Some("alice"));
+    assert_eq!(o.header("x-role").as_deref(), Some("admin"));
+    assert_eq!(o.header("x-groups").as_deref(), Some("a,b,3"));
+    assert_eq!(
+        o.header("x-absent"),
+        None,
+        "a forged claim header is removed"
+    );
+    let payload = o.header("x-jwt-payload").unwrap();
+    assert_eq!(payload, token.split('.').nth(1).unwrap());
+    let decoded: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(decoded, c);
+    // A forged payload header without a token, on a path that allows missing tokens, is removed.
+}
+
+#[test]
+fn forward_keeps_the_token_and_padding_is_optional() {
+    let mut p = provider();
+    p["forward"] = json!(true);
+    p["forward_payload_header"] = json!("x-jwt-payload");
+    p["pad_forward_payload_header"] = json!(true);
+    let mut emu = start(&config_with(p), true);
+    let token = mint(Algorithm::RS256, &claims());
+    let o = send(&mut emu, Some(&token));
+    assert_eq!(o.header("authorization"), Some(format!("Bearer {token}")));
+    let payload = o.header("x-jwt-payload").unwrap();
+    assert_eq!(payload.len() % 4, 0, "padded: {payload}");
+}
+
+#[test]
+fn tokens_from_custom_headers_params_and_cookies() {
+    let mut p = provider();
+    p["from_headers"] = json!([{"name": "x-token", "value_prefix": "JWT "}]);
+    p["from_params"] = json!(["jwt"]);
+    p["from_cookies"] = json!(["session"]);
+    let mut emu = start(&config_with(p), true);
+    let t = mint(Algorithm::ES256, &claims());
+    let h = format!("JWT {t}");
+    let o = send_bytes(&mut emu, "/api", &[("x-token", h.as_bytes())]);
+    assert!(o.allowed() && o.header("x-token").is_none(), "{o:?}");
+    assert!(send_bytes(&mut emu, &format!("/api?a=1&jwt={t}"), &[]).allowed());
+    let cookie = format!("theme=dark; session={t}");
+    let o = send_bytes(&mut emu, "/api", &[("cookie", cookie.as_bytes())]);
+    assert!(o.allowed());
+    assert_eq!(
+        o.header("cookie"),
+        Some(cookie),
+        "cookies are never stripped"
+    );
+    // The default Authorization header is not a location once others are configured.
+    assert_denied(&send(&mut emu, Some(&t)), 401, "missing");
+}
+
+#[test]
+fn default_locations_are_bearer_then_access_token() {
+    let mut emu = start(&config_with(provider()), true);
+    let t = mint(Algorithm::ES256, &claims());
+    assert!(send_bytes(&mut emu, &format!("/api?access_token={t}"), &[]).allowed());
+}
+
+fn two_providers(requires: Value) -> Value {
+    let mut other = provider();
+    other["issuer"] = json!("https://other.example.com");
+    json!({
+        "providers": {"a": provider(), "b": other},
+        "rules": [
+            {"match": {"prefix": "/open"}},
+            {"match": {"prefix": "/"}, "requires": requires},
+        ],
+    })
+}
+
+#[test]
+fn rules_first_match_wins_and_rules_without_requires_pass() {
+    let mut emu = start(&two_providers(json!({"provider_name": "a"})), true);
+    assert!(send_bytes(&mut emu, "/open/x", &[]).allowed());
+    assert_denied(&send_bytes(&mut emu, "/x", &[]), 401, "missing");
+}
+
+#[test]
+fn requires_any_all_and_allow_missing() {
+    let for_b = |c: &mut Value| c["iss"] = json!("https://other.example.com");
+    let token_a = mint(Algorithm::RS256, &claims());
+    let mut cb = claims();
+    for_b(&mut cb);
+    let token_b = mint(Algorithm::ES256, &cb);
+
+    let any =
+        json!({"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}});
+    let mut emu = start(&two_providers(any), true);
+    assert!(send_bytes(
+        &mut emu,
+        "/x",
+        &[("authorization", format!("Bearer {token_a}").as_bytes())]
+    )
+    .allowed());
+    assert!(send_bytes(
+        &mut emu,
+        "/x",
+        &[("authorization", format!("Bearer {token_b}").as_bytes())]
+    )
+    .allowed());
+    assert_denied(&send_bytes(&mut emu, "/x", &[]), 401, "missing");
+
+    let mut all_cfg = two_providers(
+        json!({"requires_all": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}),
+    );
+    all_cfg["providers"]["b"]["from_headers"] = json!([{"name": "x-b-token"}]);
+    let mut emu = start(&all_cfg, true);
+    let auth = format!("Bearer {token_a}");
+    assert_denied(
+        &send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]),
+        401,
+        "missing",
+    );
+    assert!(send_bytes(
+        &mut emu,
+        "/x",
+        &[
+            ("authorization", auth.as_bytes()),
+            ("x-b-token", token_b.as_bytes())
+        ]
+    )
+    .allowed());
+
+    let mut emu = start(&two_providers(json!({"allow_missing": {}})), true);
+    assert!(send_bytes(&mut emu, "/x", &[]).allowed());
+    assert!(send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]).allowed());
+    let mut expired = claims();
+    expired["exp"] = json!(NOW - 1000);
+    let bad = format!("Bearer {}", mint(Algorithm::RS256, &expired));
+    assert_denied(
+        &send_bytes(&mut emu, "/x", &[("authorization", bad.as_bytes())]),
+        401,
+        "expired",
+    );
+
+    let mut cfg = two_providers(json!({"allow_missing_or_failed": {}}));
+    cfg["providers"]["a"]["claim_to_headers"] =
+        json!([{"header_name": "x-sub", "claim_name": "sub"}]);
+    let mut emu = start(&cfg, true);
+    let o = send_bytes(
+        &mut emu,
+        "/x",
+        &[("authorization", bad.as_bytes()), ("x-sub", b"forged")],
+    );
+    assert!(o.allowed());
+    assert_eq!(
+        o.header("x-sub"),
+        None,
+        "a failed token sets nothing, and forgeries go"
+    );
+    let o = send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]);
+    assert_eq!(
+        o.header("x-sub").as_deref(),
+        Some("alice"),
+        "a valid token still takes effect"
+    );
+}
+
+#[test]
+fn provider_and_audiences_overrides_the_audience() {
+    let req = json!({"provider_and_audiences": {"provider_name": "a", "audiences": ["special"]}});
+    let mut emu = start(&two_providers(req), true);
+    let t = mint(Algorithm::RS256, &claims());
+    let auth = format!("Bearer {t}");
+    assert_denied(
+        &send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]),
+        403,
+        "bad_audience",
+    );
+    let mut c = claims();
+    c["aud"] = json!(["special"]);
+    let auth = format!("Bearer {}", mint(Algorithm::RS256, &c));
+    assert!(send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]).allowed());
+}
+
+#[test]
+fn cors_preflight_bypass() {
+    let mut cfg = config_with(provider());
+    cfg["bypass_cors_preflight"] = json!(true);
+    let mut emu = start(&cfg, true);
+    let mut s = emu.http();
+    s.request_headers(
+        &[
+            (":method", "OPTIONS"),
+            (":path", "/api/x"),
+            (":authority", "a"),
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+        ],
+        true,
+    );
+    assert!(s.local_response().is_none());
+    assert_eq!(emu.metric("jwt_auth.cors_preflight_bypassed"), Some(1));
+}
+
+#[test]
+fn the_cache_skips_verification_and_honours_exp() {
+    let mut p = provider();
+    p["jwt_cache_config"] = json!({"jwt_cache_size": 2});
+    let mut emu = start(&config_with(p), true);
+    let mut c = claims();
+    c["exp"] = json!(NOW + 100);
+    let t = mint(Algorithm::RS256, &c);
+    for _ in 0..3 {
+        assert!(send(&mut emu, Some(&t)).allowed());
+    }
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(1));
+    assert_eq!(emu.metric("jwt_auth.jwt_cache_hit"), Some(2));
+    assert_eq!(emu.metric("jwt_auth.jwt_cache_miss"), Some(1));
+    // Past exp + skew the cached token is refused.
+    emu.advance_time(Duration::from_secs(161));
+    assert_denied(&send(&mut emu, Some(&t)), 401, "expired");
+    // Without jwt_cache_config there is no cache (as in Envoy).
+    let mut emu = start(&config_with(provider()), true);
+    let t = mint(Algorithm::RS256, &claims());
+    send(&mut emu, Some(&t));
+    send(&mut emu, Some(&t));
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(2));
+    assert_eq!(emu.metric("jwt_auth.jwt_cache_hit"), Some(0));
+}
+
+#[test]
+fn the_cache_is_bounded_and_a_tampered_token_never_hits() {
+    let mut p = provider();
+    p["jwt_cache_config"] = json!({"jwt_cache_size": 2});
+    let mut emu = start(&config_with(p), true);
+    let tokens: Vec<String> = (0..3)
+        .map(|i| {
+            let mut c = claims();
+            c["n"] = json!(i);
+            mint(Algorithm::ES256, &c)
+        })
+        .collect();
+    for t in &tokens {
+        assert!(send(&mut emu, Some(t)).allowed());
+    }
+    // tokens[0] was evicted: verified again.
+    assert!(send(&mut emu, Some(&tokens[0])).allowed());
+    assert_eq!(emu.metric("jwt_auth.verify.host"), Some(4));
+    let mut bad = tokens[2].clone();
+    bad.pop();
+    bad.push('A');
+    assert_eq!(send(&mut emu, Some(&bad)).status, Some(401));
+}
+
+fn remote_config(cache_duration: &str) -> Value {
+    config_with(json!({
+        "issuer": ISSUER,
+        "remote_jwks": {
+            "http_uri": {"uri": "https://idp.example.com/.well-known/jwks.json", "cluster": "idp", "timeout": "2s"},
+            "cache_duration": cache_duration,
+        },
+    }))
+}
+
+#[test]
+fn remote_jwks_is_fetched_at_start_and_requests_wait_closed() {
+    let mut emu = start(&remote_config("100s"), true);
+    assert_eq!(emu.tick_period(), Some(Duration::from_secs(1)));
+    let calls = emu.http_calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.upstream, "idp");
+    let header = |n: &str| {
+        call.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(header(":path").as_deref(), Some("/.well-known/jwks.json"));
+    assert_eq!(header(":authority").as_deref(), Some("idp.example.com"));
+    assert_eq!(header(":method").as_deref(), Some("GET"));
+    let t = mint(Algorithm::RS256, &claims());
+    // Not fetched yet: fail closed, with one log line.
+    assert_denied(&send(&mut emu, Some(&t)), 401, "jwks_unavailable");
+    assert_denied(&send(&mut emu, Some(&t)), 401, "jwks_unavailable");
+    let n = emu
+        .logs_at(LogLevel::Warn)
+        .iter()
+        .filter(|m| m.contains("no JWKS fetched yet"))
+        .count();
+    assert_eq!(n, 1);
+    assert!(emu.respond_http_call(call.token, &[(":status", "200")], JWKS.as_bytes()));
+    assert_eq!(emu.metric("jwt_auth.jwks_fetch_success"), Some(1));
+    assert!(send(&mut emu, Some(&t)).allowed());
+    // No second fetch while fresh.
+    emu.tick();
+    assert!(emu.http_calls().is_empty());
+}
+
+#[test]
+fn remote_jwks_refreshes_before_expiry_and_failures_keep_the_good_set() {
+    let mut emu = start(&remote_config("100s"), true);
+    let token = emu.http_calls()[0].token;
+    emu.respond_http_call(token, &[(":status", "200")], JWKS.as_bytes());
+    let mut c = claims();
+    c["exp"] = json!(NOW + 100_000);
+    let t = mint(Algorithm::ES256, &c);
+    emu.advance_time(Duration::from_secs(90));
+    emu.tick();
+    let refresh = emu.http_calls();
+    assert_eq!(refresh.len(), 1, "refresh at 90% of cache_duration");
+    // 5xx: keep the old set.
+    emu.respond_http_call(refresh[0].token, &[(":status", "503")], b"down");
+    assert!(emu.has_log("JWKS fetch failed: HTTP status 503; keeping the previous JWKS"));
+    assert!(send(&mut emu, Some(&t)).allowed());
+    // Garbage: keep it too.
+    emu.advance_time(Duration::from_secs(1));
+    emu.tick();
+    let call = emu.http_calls()[0].token;
+    emu.respond_http_call(call, &[(":status", "200")], b"<html>not json</html>");
+    assert!(emu.has_log("JWKS is not JSON"));
+    assert!(send(&mut emu, Some(&t)).allowed());
+    // A 200 with a key set that has no usable key: kept.
+    emu.advance_time(Duration::from_secs(2));
+    emu.tick();
+    let call = emu.http_calls()[0].token;
+    emu.respond_http_call(
+        call,
+        &[(":status", "200")],
+        br#"{"keys":[{"kty":"RSA","use":"enc"}]}"#,
+    );
+    assert!(send(&mut emu, Some(&t)).allowed());
+    // Timeout / reset: kept.
+    emu.advance_time(Duration::from_secs(4));
+    emu.tick();
+    let call = emu.http_calls()[0].token;
+    emu.fail_http_call(call);
+    assert!(emu.has_log("no response (timeout or connection failure)"));
+    assert!(send(&mut emu, Some(&t)).allowed());
+    assert_eq!(emu.metric("jwt_auth.jwks_fetch_failed"), Some(4));
+    // Backoff: the next attempt is not before 8 s later.
+    emu.advance_time(Duration::from_secs(7));
+    emu.tick();
+    assert!(emu.http_calls().is_empty());
+    emu.advance_time(Duration::from_secs(1));
+    emu.tick();
+    let call = emu.http_calls()[0].token;
+    // A new set replaces the old one: a set without the EC key now refuses ES256.
+    let mut only_rsa: Value = serde_json::from_str(JWKS).unwrap();
+    only_rsa["keys"] = json!([only_rsa["keys"][0].clone()]);
+    emu.respond_http_call(call, &[(":status", "200")], only_rsa.to_string().as_bytes());
+    assert_denied(&send(&mut emu, Some(&t)), 401, "no_matching_key");
+}
+
+#[test]
+fn remote_jwks_failing_from_the_start_stays_closed() {
+    let mut emu = start(&remote_config("100s"), true);
+    let call = emu.http_calls()[0].token;
+    emu.respond_http_call(call, &[(":status", "500")], b"");
+    assert!(emu.has_log("no JWKS yet: its tokens are refused"));
+    let t = mint(Algorithm::RS256, &claims());
+    assert_denied(&send(&mut emu, Some(&t)), 401, "jwks_unavailable");
+}
+
+#[test]
+fn an_unknown_cluster_is_logged_and_retried() {
+    let mut emu = Emulator::new(jwt_auth::_initialize);
+    emu.set_known_clusters(&["other"]);
+    assert!(emu.start(remote_config("100s").to_string()));
+    assert!(emu.has_log(
+        "cannot fetch JWKS from https://idp.example.com/.well-known/jwks.json via cluster \"idp\""
+    ));
+    assert_eq!(emu.metric("jwt_auth.jwks_fetch_failed"), Some(1));
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"providers": {"p": {"issuer": "x"}}}),
+            "providers.p.remote_jwks: one of local_jwks or remote_jwks is required",
+        ),
+        (
+            json!({"providers": {"p": {"local_jwks": {"filename": "/etc/jwks.json"}}}}),
+            "providers.p.local_jwks.filename: a Wasm filter cannot read files",
+        ),
+        (
+            json!({"providers": {"p": {"local_jwks": {"inline_string": "{}"}}}}),
+            "providers.p.local_jwks.inline_string: JWKS has no `keys` array",
+        ),
+        (
+            json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "idp/jwks", "cluster": "c", "timeout": "1s"}}}}}),
+            "providers.p.remote_jwks.http_uri: \"idp/jwks\" is not an http:// or https:// URI",
+        ),
+        (
+            json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "http://i/j", "cluster": "c", "timeout": "5m"}}}}}),
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            json!({"providers": {"p": provider()}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "q"}}]}),
+            "rules[0].requires.provider_name: no provider named \"q\"",
+        ),
+        (
+            json!({"providers": {"p": provider()}, "rules": [{"match": {"prefix": "/", "safe_regex": {"regex": "("}}}]}),
+            "rules[0].match",
+        ),
+        (
+            json!({"providers": {"p": provider()}, "rulez": []}),
+            "unknown field `rulez`",
+        ),
+        (
+            json!({"providers": {"p": {"local_jwks": {"inline_string": JWKS}, "claim_to_headers": [{"header_name": "bad name", "claim_name": "sub"}]}}}),
+            "providers.p.claim_to_headers[0].header_name",
+        ),
+        (
+            json!({"providers": {"p": {"local_jwks": {"inline_string": JWKS}, "clock_skew_seconds": "60"}}}),
+            "providers.p.clock_skew_seconds",
+        ),
+        (
+            json!({"max_token_bytes": 0}),
+            "max_token_bytes: must be at least 1",
+        ),
+    ];
+    for (cfg, expected) in cases {
+        let mut emu = Emulator::new(jwt_auth::_initialize);
+        assert!(!emu.start(cfg.to_string()), "accepted: {cfg}");
+        let logs = emu.logs_at(LogLevel::Error).join("\n");
+        assert!(logs.contains("jwt-auth: invalid config at "), "{logs}");
+        assert!(logs.contains(expected), "expected {expected:?} in {logs}");
+    }
+}
+
+#[test]
+fn hostile_requests_get_401_and_never_trap() {
+    let mut emu = start(&config_with(provider()), true);
+    let cases: Vec<Vec<u8>> = vec![
+        b"Bearer \xff\xfe\xfd".to_vec(),
+        [b"Bearer ".as_slice(), &vec![0xff; 8192]].concat(),
+        b"Bearer ...".to_vec(),
+        b"Bearer a.b.c".to_vec(),
+        b"Bearer eyJhbGciOiJSUzI1NiJ9.eyJ4Ijp7fX0.!!!!".to_vec(),
+        format!(
+            "Bearer {}.{}.AA",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"RS256\"}"),
+            URL_SAFE_NO_PAD.encode("[[[[[[[[[[")
+        )
+        .into_bytes(),
+        format!(
+            "Bearer {}.{}.AA",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"RS256\"}"),
+            URL_SAFE_NO_PAD.encode("[".repeat(5000))
+        )
+        .into_bytes(),
+        format!(
+            "Bearer {}.e30.AA",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"ES256\",\"kid\":\"ec256-1\"}")
+        )
+        .into_bytes(),
+    ];
+    for value in cases {
+        let o = send_bytes(&mut emu, "/api", &[("authorization", &value)]);
+        assert_eq!(
+            o.status,
+            Some(401),
+            "{:?}",
+            String::from_utf8_lossy(&value[..value.len().min(60)])
+        );
+    }
+    // Still serving.
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+}
+
+#[test]
+fn example_configs_start() {
+    for example in ["examples/jwt-auth.json", "examples/remote-jwks.json"] {
+        let text =
+            std::fs::read_to_string(format!("{}/{example}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let mut emu = Emulator::new(jwt_auth::_initialize);
+        assert!(emu.start(&text), "{example}: {:?}", emu.logs());
+    }
+}
