@@ -35,4 +35,4 @@ pub use envoy::{
     referenced_wasm, rewrite_ports, validate_config, validate_yaml, Envoy, StartError,
 };
 pub use locations::{envoy_bin, free_port, repo_root, wasm_path};
-pub use upstream::{EchoUpstream, RecordedRequest, TcpEchoUpstream};
+pub use upstream::{EchoUpstream, FixedUpstream, RecordedRequest, TcpEchoUpstream};

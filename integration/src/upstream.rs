@@ -6,6 +6,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crate::http1;
 
@@ -241,6 +242,94 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
+}
+
+struct FixedState {
+    response: Mutex<(u16, Vec<u8>)>,
+    delay: Mutex<Duration>,
+    paths: Mutex<Vec<String>>,
+}
+
+/// An HTTP/1.1 upstream that answers every request with a fixed status and body (both
+/// changeable while it runs, e.g. a JWKS endpoint that starts failing), optionally after
+/// a delay (to provoke a callout timeout). Records each request's path.
+pub struct FixedUpstream {
+    state: Arc<FixedState>,
+    server: Server,
+}
+
+impl FixedUpstream {
+    pub fn start(status: u16, body: impl Into<Vec<u8>>) -> FixedUpstream {
+        let state = Arc::new(FixedState {
+            response: Mutex::new((status, body.into())),
+            delay: Mutex::new(Duration::ZERO),
+            paths: Mutex::new(Vec::new()),
+        });
+        let server = {
+            let state = state.clone();
+            Server::start("fixed-upstream", move |stream| {
+                let _ = serve_fixed(&state, stream);
+            })
+        };
+        FixedUpstream { state, server }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// The status and body of every following response.
+    pub fn set_response(&self, status: u16, body: impl Into<Vec<u8>>) {
+        *lock(&self.state.response) = (status, body.into());
+    }
+
+    /// Waits this long before each following response.
+    pub fn set_delay(&self, delay: Duration) {
+        *lock(&self.state.delay) = delay;
+    }
+
+    /// Paths requested so far, oldest first.
+    pub fn paths(&self) -> Vec<String> {
+        lock(&self.state.paths).clone()
+    }
+}
+
+fn serve_fixed(state: &FixedState, stream: TcpStream) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(head) = http1::read_head(&mut reader)? {
+        let path = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        if head.is_chunked() {
+            http1::read_chunked(&mut reader)?;
+        } else {
+            let len = head.content_length()?.unwrap_or(0);
+            http1::read_exact_len(&mut reader, len)?;
+        }
+        lock(&state.paths).push(path);
+        let delay = *lock(&state.delay);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let (status, body) = lock(&state.response).clone();
+        let mut out = format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            reason(status),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        writer.write_all(&out)?;
+        writer.flush()?;
+        if head.wants_close() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A TCP upstream that writes back every byte it reads, and closes its side when the peer
