@@ -25,6 +25,12 @@ The upstream echoes the request headers it received, so you can see each filter 
   # template: /admin is denied with a JSON 403
   curl -i http://localhost:10000/admin/users
 
+  # jwt-auth: /secure needs a valid JWT (401 without); mint one with PyJWT from the test keys
+  curl -i http://localhost:10000/secure/data
+  TOKEN=$(.venv/bin/python integration/peer/mint_tokens.py https://issuer.example.com api.example.com \
+          | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["ES256"])')
+  curl -i http://localhost:10000/secure/data -H "authorization: Bearer $TOKEN"
+
   # the filters' metrics
   curl -s http://127.0.0.1:9901/stats | grep wasmcustom
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 const HEADER_RULES_EXAMPLE: &str =
     include_str!("../../filters/header-rules/examples/api-gateway.json");
 const TEMPLATE_EXAMPLE: &str = include_str!("../../filters/template/examples/deny-admin.json");
+const JWT_AUTH_EXAMPLE: &str = include_str!("../../filters/jwt-auth/examples/jwt-auth.json");
 
 fn header_rules(config: &str) -> WasmFilter {
     WasmFilter::new("header-rules", config).root_id("header-rules")
@@ -193,6 +194,10 @@ fn the_demo_config_serves_every_filter() {
     assert!(!body.contains("mallory"), "{body}");
     assert_eq!(resp.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(envoy.get("/admin/x", &[]).status, 403);
+    // jwt-auth guards /secure (a valid token is covered by tests/jwt.rs).
+    let resp = envoy.get("/secure/data", &[]);
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert!(resp.header("www-authenticate").is_some());
     assert!(envoy
         .wait_for_stat(
             "wasmcustom.header_rules.requests_matched",
@@ -209,6 +214,7 @@ fn envoy_configs_embed_the_example_configs() {
     for (yaml, example) in [
         ("envoy-configs/header-rules.yaml", HEADER_RULES_EXAMPLE),
         ("envoy-configs/template.yaml", TEMPLATE_EXAMPLE),
+        ("envoy-configs/jwt-auth.yaml", JWT_AUTH_EXAMPLE),
         ("envoy-configs/demo.yaml", HEADER_RULES_EXAMPLE),
         ("envoy-configs/demo.yaml", TEMPLATE_EXAMPLE),
     ] {
