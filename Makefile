@@ -3,11 +3,13 @@
 #   make test      unit + host-emulator + real-Envoy integration tests + config validation
 #   make new-filter NAME=my-filter
 #   make bench     side-by-side benchmark (results in target/bench/results.md)
+#   make package   every filter → OCI image layouts (compat + oci variants) in target/oci/
+#   make publish REGISTRY=host:port[/prefix] [TAG=...]   push them, write envoy-configs/istio/
 SHELL := /bin/bash
 CARGO ?= cargo
 XTASK := $(CARGO) run -q -p xtask --
 
-.PHONY: setup build test test-unit test-integration run new-filter bench fmt lint clean
+.PHONY: setup build test test-unit test-integration run new-filter bench package publish wasmplugins fmt lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +39,18 @@ new-filter:
 
 bench: build
 	@$(XTASK) bench $(ARGS)
+
+package: build
+	@$(XTASK) package
+
+publish: build
+	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=host:port[/prefix] [TAG=...]"; exit 2; }
+	@$(XTASK) publish $(REGISTRY) $(TAG)
+
+# The Istio WasmPlugin manifests only (images pushed some other way); default registry is
+# the placeholder the checked-in envoy-configs/istio/*.yaml use.
+wasmplugins: build
+	@$(XTASK) wasmplugins $(or $(REGISTRY),registry.example.com/envoy-wasm-filters) $(TAG)
 
 fmt:
 	$(CARGO) fmt --all

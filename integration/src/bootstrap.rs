@@ -21,6 +21,18 @@ pub struct WasmFilter {
     pub config_json: String,
     /// `failure_policy: FAIL_OPEN` instead of `FAIL_CLOSED`.
     pub fail_open: bool,
+    /// Fetch the module over HTTP instead of reading `wasm` (`vm_config.code.remote`).
+    pub remote: Option<RemoteCode>,
+}
+
+/// `vm_config.code.remote`: Envoy fetches the module from `uri` through `cluster` (declare
+/// it with [`EnvoyConfig::cluster`]) and refuses it unless its SHA-256 is `sha256`.
+#[derive(Clone, Debug)]
+pub struct RemoteCode {
+    pub uri: String,
+    pub cluster: String,
+    /// Hex SHA-256 of the module.
+    pub sha256: String,
 }
 
 impl WasmFilter {
@@ -33,6 +45,19 @@ impl WasmFilter {
             root_id: name.to_string(),
             config_json: config_json.into(),
             fail_open: false,
+            remote: None,
+        }
+    }
+
+    /// A module Envoy fetches over HTTP (e.g. a registry blob URL), checked against `sha256`.
+    pub fn remote(name: &str, code: RemoteCode, config_json: impl Into<String>) -> Self {
+        WasmFilter {
+            name: name.to_string(),
+            wasm: PathBuf::new(),
+            root_id: name.to_string(),
+            config_json: config_json.into(),
+            fail_open: false,
+            remote: Some(code),
         }
     }
 
@@ -44,6 +69,7 @@ impl WasmFilter {
             root_id: name.to_string(),
             config_json: config_json.into(),
             fail_open: false,
+            remote: None,
         }
     }
 
@@ -64,6 +90,18 @@ impl WasmFilter {
         } else {
             "FAIL_CLOSED"
         };
+        let code = match &self.remote {
+            None => format!(
+                "        local:\n          filename: {}\n",
+                quote(&self.wasm.to_string_lossy())
+            ),
+            Some(r) => format!(
+                "        remote:\n          http_uri:\n            uri: {}\n            cluster: {}\n            timeout: 10s\n          sha256: {}\n          retry_policy:\n            num_retries: 0\n",
+                quote(&r.uri),
+                quote(&r.cluster),
+                quote(&r.sha256)
+            ),
+        };
         format!(
             "name: {filter_name}
 typed_config:
@@ -78,13 +116,10 @@ typed_config:
     vm_config:
       runtime: envoy.wasm.runtime.v8
       code:
-        local:
-          filename: {filename}
-",
+{code}",
             name = quote(&self.name),
             root_id = quote(&self.root_id),
             value = quote(&self.config_json),
-            filename = quote(&self.wasm.to_string_lossy()),
         )
     }
 }

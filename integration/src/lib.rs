@@ -27,12 +27,14 @@ mod envoy;
 mod http1;
 mod locations;
 mod process;
+mod registry;
 mod upstream;
 
-pub use bootstrap::{EnvoyConfig, Filter, WasmFilter};
+pub use bootstrap::{EnvoyConfig, Filter, RemoteCode, WasmFilter};
 pub use client::{http_get, http_request, send_raw, tcp_exchange, try_send_raw, Echoed, Response};
 pub use envoy::{
     referenced_wasm, rewrite_ports, validate_config, validate_yaml, Envoy, StartError,
 };
 pub use locations::{envoy_bin, free_port, repo_root, wasm_path};
+pub use registry::{registry_bin, Registry};
 pub use upstream::{EchoUpstream, FixedUpstream, RecordedRequest, TcpEchoUpstream};

@@ -32,6 +32,8 @@ pub mod response;
 pub mod root;
 pub mod template;
 
+#[cfg(feature = "schema")]
+pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 

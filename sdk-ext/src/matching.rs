@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
     /// The pattern (RE2-like syntax).
@@ -30,6 +31,7 @@ pub struct RegexSpec {
 
 /// Envoy's `StringMatcher`: exactly one of the kinds, optionally ignoring ASCII case.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatchSpec {
     /// Equal to.
@@ -49,6 +51,7 @@ pub struct StringMatchSpec {
 
 /// Envoy's `HeaderMatcher`: `present_match` or `string_match`, optionally inverted.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
     /// Header name (case-insensitive; pseudo-headers like `:method` allowed).
@@ -64,6 +67,7 @@ pub struct HeaderMatchSpec {
 
 /// The JSON form of a request match (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {
     /// Path starts with (query included, as Envoy).

@@ -3,9 +3,14 @@
 //! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
 //! - `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed.
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
+//! - `package`: every filter → OCI image layouts in two variants (see `package.rs`).
+//! - `publish REGISTRY [TAG]`: push them, write Istio `WasmPlugin`s (see `publish.rs`).
+//! - `wasmplugins REGISTRY [TAG]`: only the `WasmPlugin`s, for images pushed elsewhere.
 
 mod bench;
 mod new_filter;
+mod package;
+mod publish;
 mod wasm_build;
 
 use std::path::PathBuf;
@@ -27,8 +32,11 @@ fn main() -> ExitCode {
         "build" => wasm_build::build(rest),
         "new-filter" => new_filter::run(rest),
         "bench" => bench::run(rest),
+        "package" => package::run(rest),
+        "publish" => publish::run(rest),
+        "wasmplugins" => publish::run_wasmplugins(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | bench>");
+            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG]>");
             return ExitCode::from(2);
         }
     };

@@ -1,7 +1,10 @@
 //! `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed throughout:
 //! crate `filter-template` → `NAME`, lib `filter_template` → `NAME` with `_`, metric prefix
-//! `filter_template.` → `NAME_.`, root id and wasm file name → `NAME`. The copy builds and
-//! passes its own tests as it is; `make build` then writes `dist/NAME.wasm`.
+//! `filter_template.` → `NAME_.`, root id and wasm file name → `NAME`. The hub manifest and
+//! config schema (`hub-manifest/template/`) are copied to `hub-manifest/NAME/` the same way,
+//! with the manifest's `name` set to `NAME`, so the copy can be packaged and published. The
+//! copy builds and passes its own tests (schema check included) as it is; `make build` then
+//! writes `dist/NAME.wasm`.
 
 use crate::repo_root;
 use std::fs;
@@ -24,6 +27,8 @@ fn rename(text: &str, name: &str) -> String {
     text.replace("filter-template", name)
         .replace("filter_template", &snake)
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
+        // hub-manifest/<dir>/manifest.json names the image after the directory.
+        .replace("\"name\": \"template\"", &format!("\"name\": \"{name}\""))
 }
 
 fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {
@@ -56,11 +61,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let root = repo_root();
     let dest = root.join("filters").join(name);
+    let hub = root.join("hub-manifest").join(name);
     if dest.exists() {
         return Err(format!("filters/{name} already exists"));
     }
+    if hub.exists() {
+        return Err(format!("hub-manifest/{name} already exists"));
+    }
     copy_dir(&root.join("filters/template"), &dest, name)?;
-    println!("new-filter: created filters/{name} (crate {name}, root id {name})");
+    copy_dir(&root.join("hub-manifest/template"), &hub, name)?;
+    println!(
+        "new-filter: created filters/{name} (crate {name}, root id {name}) and hub-manifest/{name}"
+    );
+    println!(
+        "  edit hub-manifest/{name}/manifest.json (description, category, istio phase) to match"
+    );
     println!("  next: cargo test -p {name} && make build   → dist/{name}.wasm");
     Ok(())
 }
@@ -82,6 +97,13 @@ mod tests {
                 "my-f"
             ),
             "my-f my_f. dist/my-f.wasm"
+        );
+        assert_eq!(
+            rename(
+                "{\"name\": \"template\", \"rootId\": \"filter-template\"}",
+                "x"
+            ),
+            "{\"name\": \"x\", \"rootId\": \"x\"}"
         );
     }
 }

@@ -8,14 +8,17 @@ use serde::Deserialize;
 
 /// The JSON configuration.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Rules, applied in order; every matching rule applies.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
     pub rules: Vec<RawRule>,
 }
 
 /// One rule.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     /// Names the rule in metrics (`header_rules.rule.<name>.matched`); default: its index.
@@ -33,6 +36,7 @@ pub struct RawRule {
 
 /// Edits of one header map, applied in the order remove, set, append, add.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEdits {
     /// Remove every value of these headers.
@@ -51,6 +55,7 @@ pub struct RawEdits {
 
 /// A header and its value template.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHeader {
     /// Header name (case-insensitive).

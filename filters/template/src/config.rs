@@ -6,12 +6,14 @@ use serde::Deserialize;
 
 /// The JSON configuration.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Requests to deny (default: none).
     pub deny: Option<RequestMatchSpec>,
     /// Status of the local response (default 403).
     #[serde(default = "default_status")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 400, max = 599)))]
     pub status: u16,
     /// Message in the JSON body (default "request denied").
     #[serde(default = "default_message")]
