@@ -46,6 +46,20 @@ impl<'de> Deserialize<'de> for ProtoDuration {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ProtoDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProtoDuration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$",
+            "description": "A duration in proto-JSON form: seconds with an optional fraction, then `s` (\"300s\", \"1.5s\")."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// `JwtAuthentication`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Provider name → provider.
@@ -45,6 +46,7 @@ pub struct RawConfig {
 
 /// `JwtProvider`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     /// Required `iss`; empty: any issuer.
@@ -89,6 +91,7 @@ pub struct RawProvider {
 
 /// `DataSource` (only `inline_string` can work inside a Wasm VM).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawLocalJwks {
     /// The JWKS JSON.
@@ -99,6 +102,7 @@ pub struct RawLocalJwks {
 
 /// `RemoteJwks`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRemoteJwks {
     /// Where the JWKS is served.
@@ -109,6 +113,7 @@ pub struct RawRemoteJwks {
 
 /// `config.core.v3.HttpUri`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpUri {
     /// The JWKS URI.
@@ -121,6 +126,7 @@ pub struct RawHttpUri {
 
 /// `JwtHeader`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtHeader {
     /// Header name.
@@ -132,6 +138,7 @@ pub struct RawJwtHeader {
 
 /// `JwtClaimToHeader`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimToHeader {
     /// Request header to set.
@@ -142,6 +149,7 @@ pub struct RawClaimToHeader {
 
 /// `JwtCacheConfig`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtCacheConfig {
     /// Entries kept (default 100).
@@ -151,6 +159,7 @@ pub struct RawJwtCacheConfig {
 
 /// `RequirementRule`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     /// Which requests the rule covers (Envoy's `RouteMatch` fields).
@@ -162,6 +171,7 @@ pub struct RawRule {
 
 /// `JwtRequirement`: exactly one field set.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRequirement {
     /// A valid token from this provider.
@@ -180,6 +190,7 @@ pub struct RawRequirement {
 
 /// `ProviderWithAudiences`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawProviderAndAudiences {
     /// The provider.
@@ -191,6 +202,7 @@ pub struct RawProviderAndAudiences {
 
 /// `JwtRequirementOrList` / `JwtRequirementAndList`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRequirementList {
     /// The requirements.
@@ -199,6 +211,7 @@ pub struct RawRequirementList {
 
 /// `google.protobuf.Empty`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
