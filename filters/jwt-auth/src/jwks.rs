@@ -1,11 +1,10 @@
 //! JSON Web Key Sets: parsed once (at config time, or when a remote fetch answers) into
-//! keys ready for both verification paths: a `jsonwebtoken` key for pure Rust, and a DER
-//! `SubjectPublicKeyInfo` for the host's `verify_signature` (RSA and EC keys).
+//! keys ready for both verification paths: a parsed RustCrypto public key for pure Rust,
+//! and a DER `SubjectPublicKeyInfo` for the host's `verify_signature` (RSA and EC keys).
 
 use crate::token::Alg;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// The kind of a key, which decides the algorithms it may verify.
@@ -23,6 +22,20 @@ pub enum KeyKind {
     Oct,
 }
 
+/// A key parsed for pure-Rust verification.
+pub enum PublicKey {
+    /// RSA (n, e).
+    Rsa(rsa::RsaPublicKey),
+    /// ECDSA P-256.
+    P256(p256::ecdsa::VerifyingKey),
+    /// ECDSA P-384.
+    P384(p384::ecdsa::VerifyingKey),
+    /// Ed25519.
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// An HMAC secret.
+    Oct(Vec<u8>),
+}
+
 /// One usable key.
 pub struct Key {
     /// `kid`, if given.
@@ -32,7 +45,7 @@ pub struct Key {
     /// What the key is.
     pub kind: KeyKind,
     /// For pure-Rust verification.
-    pub decoding: DecodingKey,
+    pub public: PublicKey,
     /// DER `SubjectPublicKeyInfo`, for the host (RSA and EC only).
     pub spki_der: Option<Vec<u8>>,
 }
@@ -162,22 +175,19 @@ fn parse_key(k: &Value) -> Result<Key, String> {
         Some(a) => Some(Alg::from_name(a).ok_or_else(|| format!("`alg` {a:?} is not supported"))?),
     };
     let kid = text(k, "kid")?.map(str::to_string);
-    let (kind, decoding, spki_der) = match kty {
+    let (kind, public, spki_der) = match kty {
         "RSA" => {
             let n = strip_zeros(b64(k, "n")?);
             let e = strip_zeros(b64(k, "e")?);
             if n.len() < 128 {
                 return Err("RSA modulus shorter than 1024 bits".into());
             }
-            if e.is_empty() {
-                return Err("RSA exponent is zero".into());
-            }
-            let der = rsa_spki(&n, &e);
-            (
-                KeyKind::Rsa,
-                DecodingKey::from_rsa_raw_components(&n, &e),
-                Some(der),
+            let public = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
             )
+            .map_err(|e| format!("RSA key: {e}"))?;
+            (KeyKind::Rsa, PublicKey::Rsa(public), Some(rsa_spki(&n, &e)))
         }
         "EC" => {
             let (kind, size, curve_oid) = match required(k, "crv")? {
@@ -194,31 +204,35 @@ fn parse_key(k: &Value) -> Result<Key, String> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            let der = ec_spki(curve_oid, &point);
-            let x_text = URL_SAFE_NO_PAD.encode(&x);
-            let y_text = URL_SAFE_NO_PAD.encode(&y);
-            let decoding = DecodingKey::from_ec_components(&x_text, &y_text)
-                .map_err(|e| format!("EC key: {e}"))?;
-            (kind, decoding, Some(der))
+            let not_on_curve = |_| "EC point is not on the curve".to_string();
+            let public = match kind {
+                KeyKind::P256 => PublicKey::P256(
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(not_on_curve)?,
+                ),
+                _ => PublicKey::P384(
+                    p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(not_on_curve)?,
+                ),
+            };
+            (kind, public, Some(ec_spki(curve_oid, &point)))
         }
         "OKP" => {
             let crv = required(k, "crv")?;
             if crv != "Ed25519" {
                 return Err(format!("OKP curve {crv:?} is not supported"));
             }
-            let x = b64(k, "x")?;
-            if x.len() != 32 {
-                return Err("Ed25519 `x` must be 32 bytes".into());
-            }
-            let decoding = DecodingKey::from_ed_der(&x);
-            (KeyKind::Ed25519, decoding, None)
+            let x: [u8; 32] = b64(k, "x")?
+                .try_into()
+                .map_err(|_| "Ed25519 `x` must be 32 bytes".to_string())?;
+            let public = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                .map_err(|_| "Ed25519 `x` is not a valid point".to_string())?;
+            (KeyKind::Ed25519, PublicKey::Ed25519(public), None)
         }
         "oct" => {
             let secret = b64(k, "k")?;
             if secret.is_empty() {
                 return Err("`k` is empty".into());
             }
-            (KeyKind::Oct, DecodingKey::from_secret(&secret), None)
+            (KeyKind::Oct, PublicKey::Oct(secret), None)
         }
         other => return Err(format!("`kty` {other:?} is not supported")),
     };
@@ -226,7 +240,7 @@ fn parse_key(k: &Value) -> Result<Key, String> {
         kid,
         alg,
         kind,
-        decoding,
+        public,
         spki_der,
     };
     if let Some(a) = alg {
@@ -340,7 +354,8 @@ mod tests {
     fn unusable_keys_are_skipped_with_a_reason_and_an_empty_set_is_an_error() {
         let doc = r#"{"keys":[{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"},
             {"kty":"EC","crv":"P-521","x":"AA","y":"AA"},{"kty":"XYZ"},7,
-            {"kty":"oct","k":"c2VjcmV0","alg":"RS256"}]}"#;
+            {"kty":"oct","k":"c2VjcmV0","alg":"RS256"},
+            {"kty":"EC","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#;
         let err = Jwks::parse(doc.as_bytes()).unwrap_err();
         assert!(err.contains("keys[0]: `use` is \"enc\""), "{err}");
         assert!(err.contains("keys[1]: EC curve \"P-521\""), "{err}");

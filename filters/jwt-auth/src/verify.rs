@@ -1,10 +1,12 @@
 //! Signature verification: the host's BoringSSL (`verify_signature`) for RS* and ES* when
-//! the host has it, pure Rust (jsonwebtoken's RustCrypto backend) otherwise and for PS*,
-//! EdDSA and HS*. The host is passed in as a function, so this stays plain Rust.
+//! the host has it, pure Rust (RustCrypto) otherwise and for PS*, EdDSA and HS*. The host
+//! is passed in as a function, so this stays plain Rust.
 
-use crate::jwks::{der, der_uint, Key};
+use crate::jwks::{der, der_uint, Key, PublicKey};
 use crate::token::{Alg, Jwt};
-use jsonwebtoken::Algorithm;
+use hmac::{Hmac, Mac};
+use rsa::{Pkcs1v15Sign, Pss};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// What the host answered to one `verify_signature` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,20 +53,50 @@ fn host_hash(alg: Alg) -> Option<&'static str> {
     }
 }
 
-fn algorithm(alg: Alg) -> Algorithm {
-    match alg {
-        Alg::HS256 => Algorithm::HS256,
-        Alg::HS384 => Algorithm::HS384,
-        Alg::HS512 => Algorithm::HS512,
-        Alg::RS256 => Algorithm::RS256,
-        Alg::RS384 => Algorithm::RS384,
-        Alg::RS512 => Algorithm::RS512,
-        Alg::PS256 => Algorithm::PS256,
-        Alg::PS384 => Algorithm::PS384,
-        Alg::PS512 => Algorithm::PS512,
-        Alg::ES256 => Algorithm::ES256,
-        Alg::ES384 => Algorithm::ES384,
-        Alg::EdDSA => Algorithm::EdDSA,
+fn hmac_ok<M: Mac + hmac::digest::KeyInit>(secret: &[u8], text: &[u8], sig: &[u8]) -> bool {
+    match <M as hmac::digest::KeyInit>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(text);
+            mac.verify_slice(sig).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Verifies in pure Rust; `false` for any mismatch of algorithm and key kind.
+pub fn verify_rust(alg: Alg, key: &PublicKey, text: &[u8], sig: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    match (alg, key) {
+        (Alg::RS256, PublicKey::Rsa(k)) => k
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(text), sig)
+            .is_ok(),
+        (Alg::RS384, PublicKey::Rsa(k)) => k
+            .verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(text), sig)
+            .is_ok(),
+        (Alg::RS512, PublicKey::Rsa(k)) => k
+            .verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(text), sig)
+            .is_ok(),
+        (Alg::PS256, PublicKey::Rsa(k)) => k
+            .verify(Pss::new::<Sha256>(), &Sha256::digest(text), sig)
+            .is_ok(),
+        (Alg::PS384, PublicKey::Rsa(k)) => k
+            .verify(Pss::new::<Sha384>(), &Sha384::digest(text), sig)
+            .is_ok(),
+        (Alg::PS512, PublicKey::Rsa(k)) => k
+            .verify(Pss::new::<Sha512>(), &Sha512::digest(text), sig)
+            .is_ok(),
+        (Alg::ES256, PublicKey::P256(k)) => {
+            p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(text, &s).is_ok())
+        }
+        (Alg::ES384, PublicKey::P384(k)) => {
+            p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(text, &s).is_ok())
+        }
+        (Alg::EdDSA, PublicKey::Ed25519(k)) => ed25519_dalek::Signature::from_slice(sig)
+            .is_ok_and(|s| k.verify_strict(text, &s).is_ok()),
+        (Alg::HS256, PublicKey::Oct(secret)) => hmac_ok::<Hmac<Sha256>>(secret, text, sig),
+        (Alg::HS384, PublicKey::Oct(secret)) => hmac_ok::<Hmac<Sha384>>(secret, text, sig),
+        (Alg::HS512, PublicKey::Oct(secret)) => hmac_ok::<Hmac<Sha512>>(secret, text, sig),
+        _ => false,
     }
 }
 
@@ -118,13 +150,12 @@ pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked 
             HostAnswer::Refused => {}
         }
     }
-    let valid = jsonwebtoken::crypto::verify(
-        jwt.signature_b64,
+    let valid = verify_rust(
+        jwt.alg,
+        &key.public,
         jwt.signing_input.as_bytes(),
-        &key.decoding,
-        algorithm(jwt.alg),
-    )
-    .unwrap_or(false);
+        &jwt.signature,
+    );
     Checked {
         valid,
         path: Path::Rust,
