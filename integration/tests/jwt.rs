@@ -32,17 +32,23 @@ fn jwt_auth(config: &str) -> WasmFilter {
     WasmFilter::new("jwt-auth", config).root_id("jwt-auth")
 }
 
+/// Envoy serving the example config in front of an echo upstream.
+fn start_example() -> (EchoUpstream, Envoy) {
+    let echo = EchoUpstream::start();
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(jwt_auth(EXAMPLE))
+        .start()
+        .unwrap();
+    (echo, envoy)
+}
+
 fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
 }
 
 #[test]
 fn every_peer_minted_token_is_accepted_and_rs_es_use_host_crypto() {
-    let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port())
-        .filter(jwt_auth(EXAMPLE))
-        .start()
-        .unwrap();
+    let (echo, envoy) = start_example();
     let tokens = peer_tokens(ISSUER);
     let algs = [
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
@@ -66,11 +72,7 @@ fn every_peer_minted_token_is_accepted_and_rs_es_use_host_crypto() {
 
 #[test]
 fn refusals_are_401_or_403_with_www_authenticate() {
-    let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port())
-        .filter(jwt_auth(EXAMPLE))
-        .start()
-        .unwrap();
+    let (echo, envoy) = start_example();
     let tokens = peer_tokens(ISSUER);
 
     let resp = envoy.get("/api/items", &[("host", b"api.example.com")]);
@@ -113,11 +115,7 @@ fn refusals_are_401_or_403_with_www_authenticate() {
 
 #[test]
 fn hostile_tokens_get_401_and_the_vm_survives() {
-    let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port())
-        .filter(jwt_auth(EXAMPLE))
-        .start()
-        .unwrap();
+    let (_echo, envoy) = start_example();
     let created = envoy.stat("wasm.envoy.wasm.runtime.v8.created");
     let huge = [b"Bearer ".as_slice(), &[0xffu8; 8192]].concat();
     let cases: Vec<Vec<u8>> = vec![
