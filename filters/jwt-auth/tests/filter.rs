@@ -854,3 +854,41 @@ fn example_configs_start() {
         assert!(emu.start(&text), "{example}: {:?}", emu.logs());
     }
 }
+
+/// Random edits of a valid token (a character replaced, deleted or inserted, from the
+/// base64url alphabet and `.`): every edited token must be refused, and nothing traps.
+/// The signature covers the exact text, and base64url decoding is strict (no padding, no
+/// stray trailing bits), so there is no harmless edit.
+#[test]
+fn random_edits_of_a_valid_token_are_always_refused() {
+    let mut emu = start(&config_with(provider()), true);
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::HS256] {
+        let token = mint(alg, &claims()).into_bytes();
+        for _ in 0..400 {
+            let mut t = token.clone();
+            let at = next(t.len());
+            match next(3) {
+                0 => t[at] = ALPHABET[next(ALPHABET.len())],
+                1 => {
+                    t.remove(at);
+                }
+                _ => t.insert(at, ALPHABET[next(ALPHABET.len())]),
+            }
+            if t == token {
+                continue;
+            }
+            let t = String::from_utf8(t).unwrap();
+            let o = send(&mut emu, Some(&t));
+            assert_eq!(o.status, Some(401), "{alg:?}: edited token accepted: {t}");
+        }
+    }
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+}
