@@ -151,6 +151,18 @@ fn optimise(input: &Path, output: &Path) -> Result<(), String> {
     fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))
 }
 
+/// Builds one workspace package that is not a product filter (e.g. the benchmark's
+/// `bare-filter`) with exactly the filters' toolchain, profile and `wasm-opt` step, to `dest`.
+pub fn build_module(package: &str, dest: &Path) -> Result<u64, String> {
+    let out_dir = compile(&[package])?;
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let built = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+    optimise(&built, dest)?;
+    Ok(fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
+}
+
 /// `xtask build [NAME...]`.
 pub fn build(names: &[String]) -> Result<(), String> {
     let mut crates = filter_crates()?;
