@@ -956,7 +956,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ));
             }
             Some(m @ Module::Bench(package)) => {
-                let size = crate::wasm_build::build_module(package, &modules.path(m))?;
+                let manifest = root.join("bench").join(package).join("Cargo.toml");
+                let size = crate::wasm_build::build_module(package, &manifest, &modules.path(m))?;
                 eprintln!(
                     "bench: built {} ({size} bytes) for variant {}",
                     modules.path(m).display(),

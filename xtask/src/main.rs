@@ -7,6 +7,7 @@
 mod bench;
 mod new_filter;
 mod wasm_build;
+mod wasm_exports;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
