@@ -119,7 +119,15 @@ fn compile(packages: &[&str]) -> Result<PathBuf, String> {
                 "RUSTFLAGS",
                 "-C link-self-contained=no -L /usr/lib/wasm32-wasi -Zunstable-options -Cpanic=immediate-abort",
             )
-            .args(["build", "--release", "--target", TARGET, "-Zbuild-std=std,panic_abort"]);
+            // optimize_for_size: std's own size-over-speed choices (smaller sort, fmt, ...).
+            .args([
+                "build",
+                "--release",
+                "--target",
+                TARGET,
+                "-Zbuild-std=std,panic_abort",
+                "-Zbuild-std-features=optimize_for_size",
+            ]);
     }
     cmd.current_dir(&root).arg("--target-dir").arg(&target_dir);
     for p in packages {
