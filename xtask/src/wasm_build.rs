@@ -7,12 +7,15 @@
 //! Then `wasm-opt` with exactly the wasm features Rust emits, skipped when the output is
 //! already newer than its input (a second build with nothing changed is quick).
 
-use crate::repo_root;
+use crate::{repo_root, wasm_exports};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
+
+/// wasm-opt's optimisation flags: for size (`-Oz`).
+const WASM_OPT_FLAGS: &[&str] = &["-Oz"];
 
 /// The features rustc (1.87+) enables by default for wasm32; wasm-opt must neither
 /// reject them nor introduce others the host may not support.
@@ -29,6 +32,7 @@ const WASM_FEATURES: &[&str] = &[
 pub struct FilterCrate {
     pub dir: String,
     pub package: String,
+    pub manifest: PathBuf,
 }
 
 /// Every crate under `filters/`, sorted by directory name.
@@ -52,6 +56,7 @@ pub fn filter_crates() -> Result<Vec<FilterCrate>, String> {
         out.push(FilterCrate {
             dir: entry.file_name().to_string_lossy().into_owned(),
             package,
+            manifest,
         });
     }
     out.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -114,7 +119,15 @@ fn compile(packages: &[&str]) -> Result<PathBuf, String> {
                 "RUSTFLAGS",
                 "-C link-self-contained=no -L /usr/lib/wasm32-wasi -Zunstable-options -Cpanic=immediate-abort",
             )
-            .args(["build", "--release", "--target", TARGET, "-Zbuild-std=std,panic_abort"]);
+            // optimize_for_size: std's own size-over-speed choices (smaller sort, fmt, ...).
+            .args([
+                "build",
+                "--release",
+                "--target",
+                TARGET,
+                "-Zbuild-std=std,panic_abort",
+                "-Zbuild-std-features=optimize_for_size",
+            ]);
     }
     cmd.current_dir(&root).arg("--target-dir").arg(&target_dir);
     for p in packages {
@@ -129,26 +142,60 @@ fn newer(a: &Path, b: &Path) -> bool {
     matches!((m(a), m(b)), (Some(x), Some(y)) if x >= y)
 }
 
-fn optimise(input: &Path, output: &Path) -> Result<(), String> {
-    if output.exists() && newer(output, input) {
+/// Trims the exports the crate's manifest says it does not implement (see `wasm_exports`),
+/// then runs `wasm-opt`. Skipped when `output` is newer than both the module and the manifest.
+fn optimise(input: &Path, manifest: &Path, output: &Path) -> Result<(), String> {
+    if output.exists() && newer(output, input) && newer(output, manifest) {
         return Ok(());
     }
+    let trimmed = output.with_extension("wasm.trimmed");
+    let module = fs::read(input).map_err(|e| format!("reading {}: {e}", input.display()))?;
+    let module = match wasm_exports::declared_callbacks(manifest)? {
+        Some(keep) => {
+            let (module, removed) = wasm_exports::trim_exports(&module, &keep)
+                .map_err(|e| format!("{}: {e}", input.display()))?;
+            if !removed.is_empty() {
+                println!(
+                    "build: {}: {} undeclared callback exports removed",
+                    output.display(),
+                    removed.len()
+                );
+            }
+            module
+        }
+        None => module,
+    };
+    fs::write(&trimmed, &module).map_err(|e| format!("writing {}: {e}", trimmed.display()))?;
     let has_wasm_opt = Command::new("wasm-opt").arg("--version").output().is_ok();
     if !has_wasm_opt {
         println!("build: wasm-opt not found (run `make setup`); copying unoptimised");
-        fs::copy(input, output).map_err(|e| format!("copy to {}: {e}", output.display()))?;
-        return Ok(());
+        return fs::rename(&trimmed, output)
+            .map_err(|e| format!("rename to {}: {e}", output.display()));
     }
     let tmp = output.with_extension("wasm.tmp");
-    run(Command::new("wasm-opt")
-        .arg("-Oz")
+    let result = run(Command::new("wasm-opt")
+        .args(WASM_OPT_FLAGS)
         .args(WASM_FEATURES)
         .arg("--strip-debug")
         .arg("--strip-producers")
-        .arg(input)
+        .arg(&trimmed)
         .arg("-o")
-        .arg(&tmp))?;
+        .arg(&tmp));
+    let _ = fs::remove_file(&trimmed);
+    result?;
     fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))
+}
+
+/// Builds one workspace package that is not a product filter (e.g. the benchmark's
+/// `bare-filter`) with exactly the filters' toolchain, profile and `wasm-opt` step, to `dest`.
+pub fn build_module(package: &str, manifest: &Path, dest: &Path) -> Result<u64, String> {
+    let out_dir = compile(&[package])?;
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let built = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
+    optimise(&built, manifest, dest)?;
+    Ok(fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
 }
 
 /// `xtask build [NAME...]`.
@@ -169,7 +216,7 @@ pub fn build(names: &[String]) -> Result<(), String> {
     for c in &crates {
         let built = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
         let dest = dist.join(format!("{}.wasm", c.dir));
-        optimise(&built, &dest)?;
+        optimise(&built, &c.manifest, &dest)?;
         let raw = fs::metadata(&built).map(|m| m.len()).unwrap_or(0);
         let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
         println!(

@@ -1,11 +1,10 @@
 //! [`HttpStream`]: one HTTP request/response through the filter.
 
 use super::guest;
+use super::handle::StreamHandle;
 use super::records::LocalResponse;
-use super::state::{with_host, ContextKind, HeaderMap, StreamState};
-use super::wire::property_key;
-use proxy_wasm::types::{Action, LogLevel};
-use std::marker::PhantomData;
+use super::state::{ContextKind, HeaderMap, StreamState};
+use proxy_wasm::types::Action;
 
 /// One HTTP stream (an HTTP context of the filter), created by [`Emulator::http`].
 ///
@@ -20,8 +19,7 @@ use std::marker::PhantomData;
 /// [`Emulator::http`]: super::Emulator::http
 /// [`Emulator`]: super::Emulator
 pub struct HttpStream {
-    id: u32,
-    _thread_bound: PhantomData<*const ()>,
+    handle: StreamHandle,
 }
 
 /// Which header map of the stream.
@@ -56,38 +54,22 @@ impl Map {
 impl HttpStream {
     pub(crate) fn new(id: u32) -> Self {
         HttpStream {
-            id,
-            _thread_bound: PhantomData,
+            handle: StreamHandle::new(id, ContextKind::Http),
         }
     }
 
     /// The stream's context id.
     pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    fn live(&self) -> bool {
-        let live = guest::is_live(self.id, ContextKind::Http);
-        if !live {
-            let message = format!("emulator: HTTP stream {} no longer exists", self.id);
-            let _ = with_host(|host| host.record_log(LogLevel::Critical, &message));
-        }
-        live
-    }
-
-    fn with_stream<R>(&self, f: impl FnOnce(&StreamState) -> R) -> Option<R> {
-        with_host(|host| host.streams.get(&self.id).map(f)).flatten()
-    }
-
-    fn with_stream_mut<R>(&self, f: impl FnOnce(&mut StreamState) -> R) -> Option<R> {
-        with_host(|host| host.streams.get_mut(&self.id).map(f)).flatten()
+        self.handle.id()
     }
 
     /// Installs a header map, answering its size.
     fn install<N: AsRef<[u8]>, V: AsRef<[u8]>>(&self, map: Map, pairs: &[(N, V)]) -> usize {
         let new = HeaderMap::from_pairs(pairs);
         let count = new.len();
-        let _ = self.with_stream_mut(|stream| *map.of_mut(stream) = new);
+        let _ = self
+            .handle
+            .with_stream_mut(|stream| *map.of_mut(stream) = new);
         count
     }
 
@@ -96,11 +78,11 @@ impl HttpStream {
     /// Request headers arrive (`on_http_request_headers`); include pseudo-headers such as
     /// `:method`, `:path`, `:authority`, `:scheme` as Envoy would.
     pub fn request_headers(&mut self, headers: &[(&str, &str)], end_of_stream: bool) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::RequestHeaders, headers);
-        guest::request_headers(self.id, count, end_of_stream)
+        guest::request_headers(self.handle.id(), count, end_of_stream)
     }
 
     /// [`request_headers`](Self::request_headers) with byte values (non-UTF-8 values are a
@@ -110,47 +92,50 @@ impl HttpStream {
         headers: &[(&str, &[u8])],
         end_of_stream: bool,
     ) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::RequestHeaders, headers);
-        guest::request_headers(self.id, count, end_of_stream)
+        guest::request_headers(self.handle.id(), count, end_of_stream)
     }
 
     /// A request body chunk arrives (`on_http_request_body`). If the previous body call
     /// answered `Pause`, Envoy kept buffering: the filter sees everything held so far plus
     /// this chunk. After `Continue` the buffer starts afresh.
     pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let size = self
+            .handle
             .with_stream_mut(|stream| {
                 stream.request_body.receive(chunk);
                 stream.request_body.data.len()
             })
             .unwrap_or(0);
-        let action = guest::request_body(self.id, size, end_of_stream);
-        let _ = self.with_stream_mut(|stream| stream.request_body.settle(action));
+        let action = guest::request_body(self.handle.id(), size, end_of_stream);
+        let _ = self
+            .handle
+            .with_stream_mut(|stream| stream.request_body.settle(action));
         action
     }
 
     /// Request trailers arrive (`on_http_request_trailers`).
     pub fn request_trailers(&mut self, trailers: &[(&str, &str)]) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::RequestTrailers, trailers);
-        guest::request_trailers(self.id, count)
+        guest::request_trailers(self.handle.id(), count)
     }
 
     /// Response headers arrive (`on_http_response_headers`); include `:status`.
     pub fn response_headers(&mut self, headers: &[(&str, &str)], end_of_stream: bool) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::ResponseHeaders, headers);
-        guest::response_headers(self.id, count, end_of_stream)
+        guest::response_headers(self.handle.id(), count, end_of_stream)
     }
 
     /// [`response_headers`](Self::response_headers) with byte values.
@@ -159,44 +144,47 @@ impl HttpStream {
         headers: &[(&str, &[u8])],
         end_of_stream: bool,
     ) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::ResponseHeaders, headers);
-        guest::response_headers(self.id, count, end_of_stream)
+        guest::response_headers(self.handle.id(), count, end_of_stream)
     }
 
     /// A response body chunk arrives (`on_http_response_body`); buffering as for
     /// [`request_body`](Self::request_body).
     pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let size = self
+            .handle
             .with_stream_mut(|stream| {
                 stream.response_body.receive(chunk);
                 stream.response_body.data.len()
             })
             .unwrap_or(0);
-        let action = guest::response_body(self.id, size, end_of_stream);
-        let _ = self.with_stream_mut(|stream| stream.response_body.settle(action));
+        let action = guest::response_body(self.handle.id(), size, end_of_stream);
+        let _ = self
+            .handle
+            .with_stream_mut(|stream| stream.response_body.settle(action));
         action
     }
 
     /// Response trailers arrive (`on_http_response_trailers`).
     pub fn response_trailers(&mut self, trailers: &[(&str, &str)]) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let count = self.install(Map::ResponseTrailers, trailers);
-        guest::response_trailers(self.id, count)
+        guest::response_trailers(self.handle.id(), count)
     }
 
     /// Ends the stream as Envoy does: `on_log` (access log), `on_done`, then `on_delete`.
     /// Host-side records of the stream are gone afterwards; read them before.
     pub fn complete(self) {
-        if self.live() {
-            guest::finish_http(self.id);
+        if self.handle.live() {
+            guest::finish_http(self.handle.id());
         }
     }
 
@@ -204,9 +192,7 @@ impl HttpStream {
     ///
     /// [`Emulator::set_property`]: super::Emulator::set_property
     pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
-        let key = property_key(path);
-        let value = value.as_ref().to_vec();
-        let _ = self.with_stream_mut(|stream| stream.properties.insert(key, value));
+        self.handle.set_property(path, value);
     }
 
     // ----- inspecting ------------------------------------------------------------------
@@ -216,22 +202,24 @@ impl HttpStream {
     /// `request.url_path`, `request.method`, `request.host`, `request.scheme`, ...) or a host
     /// default (`source.address`).
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        let key = property_key(path);
-        with_host(|host| host.property(self.id, &key)).flatten()
+        self.handle.property(path)
     }
 
     fn first(&self, map: Map, name: &str) -> Option<Vec<u8>> {
-        self.with_stream(|stream| map.of(stream).get(name.as_bytes()).map(<[u8]>::to_vec))
+        self.handle
+            .with_stream(|stream| map.of(stream).get(name.as_bytes()).map(<[u8]>::to_vec))
             .flatten()
     }
 
     fn all(&self, map: Map, name: &str) -> Vec<Vec<u8>> {
-        self.with_stream(|stream| map.of(stream).values(name.as_bytes()))
+        self.handle
+            .with_stream(|stream| map.of(stream).values(name.as_bytes()))
             .unwrap_or_default()
     }
 
     fn pairs(&self, map: Map) -> Vec<(String, Vec<u8>)> {
-        self.with_stream(|stream| map.of(stream).pairs().clone())
+        self.handle
+            .with_stream(|stream| map.of(stream).pairs().clone())
             .unwrap_or_default()
     }
 
@@ -297,31 +285,36 @@ impl HttpStream {
 
     /// The request body buffer the last body call saw, as the filter left it.
     pub fn request_body_buffer(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.request_body.data.clone())
+        self.handle
+            .with_stream(|stream| stream.request_body.data.clone())
             .unwrap_or_default()
     }
 
     /// The response body buffer the last body call saw, as the filter left it.
     pub fn response_body_buffer(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.response_body.data.clone())
+        self.handle
+            .with_stream(|stream| stream.response_body.data.clone())
             .unwrap_or_default()
     }
 
     /// Request body released upstream so far (after `Continue` or a resume), in order.
     pub fn forwarded_request_body(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.request_body.forwarded.clone())
+        self.handle
+            .with_stream(|stream| stream.request_body.forwarded.clone())
             .unwrap_or_default()
     }
 
     /// Response body released downstream so far (after `Continue` or a resume), in order.
     pub fn forwarded_response_body(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.response_body.forwarded.clone())
+        self.handle
+            .with_stream(|stream| stream.response_body.forwarded.clone())
             .unwrap_or_default()
     }
 
     /// The local response the filter sent, if any (the first one; Envoy sends only that).
     pub fn local_response(&self) -> Option<LocalResponse> {
-        self.with_stream(|stream| stream.local_response.clone())
+        self.handle
+            .with_stream(|stream| stream.local_response.clone())
             .flatten()
     }
 
@@ -332,19 +325,22 @@ impl HttpStream {
 
     /// Whether the filter resumed the request (`resume_http_request`).
     pub fn request_resumed(&self) -> bool {
-        self.with_stream(|stream| stream.request_resumed)
+        self.handle
+            .with_stream(|stream| stream.request_resumed)
             .unwrap_or(false)
     }
 
     /// Whether the filter resumed the response (`resume_http_response`).
     pub fn response_resumed(&self) -> bool {
-        self.with_stream(|stream| stream.response_resumed)
+        self.handle
+            .with_stream(|stream| stream.response_resumed)
             .unwrap_or(false)
     }
 
     /// Whether the filter reset the stream (`reset_http_request` / `reset_http_response`).
     pub fn was_reset(&self) -> bool {
-        self.with_stream(|stream| stream.request_reset || stream.response_reset)
+        self.handle
+            .with_stream(|stream| stream.request_reset || stream.response_reset)
             .unwrap_or(false)
     }
 }

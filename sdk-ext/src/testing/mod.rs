@@ -54,6 +54,7 @@ compile_error!(
 mod abi;
 mod emulator;
 mod guest;
+mod handle;
 mod http;
 mod records;
 mod state;

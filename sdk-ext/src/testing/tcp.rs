@@ -1,10 +1,9 @@
 //! [`TcpStream`]: one TCP connection through a network (L4) filter.
 
 use super::guest;
-use super::state::{with_host, ContextKind, DataBuffer, StreamState};
-use super::wire::property_key;
-use proxy_wasm::types::{Action, LogLevel, PeerType};
-use std::marker::PhantomData;
+use super::handle::StreamHandle;
+use super::state::{ContextKind, DataBuffer, StreamState};
+use proxy_wasm::types::{Action, PeerType};
 
 /// One TCP connection (a stream context of the filter), created by [`Emulator::tcp`], which
 /// already ran `on_new_connection`.
@@ -14,38 +13,19 @@ use std::marker::PhantomData;
 ///
 /// [`Emulator::tcp`]: super::Emulator::tcp
 pub struct TcpStream {
-    id: u32,
-    _thread_bound: PhantomData<*const ()>,
+    handle: StreamHandle,
 }
 
 impl TcpStream {
     pub(crate) fn new(id: u32) -> Self {
         TcpStream {
-            id,
-            _thread_bound: PhantomData,
+            handle: StreamHandle::new(id, ContextKind::Tcp),
         }
     }
 
     /// The connection's context id.
     pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    fn live(&self) -> bool {
-        let live = guest::is_live(self.id, ContextKind::Tcp);
-        if !live {
-            let message = format!("emulator: TCP stream {} no longer exists", self.id);
-            let _ = with_host(|host| host.record_log(LogLevel::Critical, &message));
-        }
-        live
-    }
-
-    fn with_stream<R>(&self, f: impl FnOnce(&StreamState) -> R) -> Option<R> {
-        with_host(|host| host.streams.get(&self.id).map(f)).flatten()
-    }
-
-    fn with_stream_mut<R>(&self, f: impl FnOnce(&mut StreamState) -> R) -> Option<R> {
-        with_host(|host| host.streams.get_mut(&self.id).map(f)).flatten()
+        self.handle.id()
     }
 
     fn feed(
@@ -55,24 +35,28 @@ impl TcpStream {
         buffer: fn(&mut StreamState) -> &mut DataBuffer,
         call: fn(u32, usize, bool) -> Action,
     ) -> Action {
-        if !self.live() {
+        if !self.handle.live() {
             return Action::Continue;
         }
         let size = self
+            .handle
             .with_stream_mut(|stream| {
                 let buffer = buffer(stream);
                 buffer.receive(chunk);
                 buffer.data.len()
             })
             .unwrap_or(0);
-        let action = call(self.id, size, end_of_stream);
-        let _ = self.with_stream_mut(|stream| buffer(stream).settle(action));
+        let action = call(self.handle.id(), size, end_of_stream);
+        let _ = self
+            .handle
+            .with_stream_mut(|stream| buffer(stream).settle(action));
         action
     }
 
     /// What `on_new_connection` answered.
     pub fn new_connection_action(&self) -> Action {
-        self.with_stream(|stream| stream.new_connection_action)
+        self.handle
+            .with_stream(|stream| stream.new_connection_action)
             .flatten()
             .unwrap_or(Action::Continue)
     }
@@ -99,83 +83,88 @@ impl TcpStream {
 
     /// The client side closed (`on_downstream_connection_close`).
     pub fn downstream_close(&mut self, peer: PeerType) {
-        if self.live() {
-            guest::downstream_close(self.id, peer);
+        if self.handle.live() {
+            guest::downstream_close(self.handle.id(), peer);
         }
     }
 
     /// The upstream side closed (`on_upstream_connection_close`).
     pub fn upstream_close(&mut self, peer: PeerType) {
-        if self.live() {
-            guest::upstream_close(self.id, peer);
+        if self.handle.live() {
+            guest::upstream_close(self.handle.id(), peer);
         }
     }
 
     /// Ends the connection as Envoy does: `on_done`, `on_log`, then `on_delete`.
     pub fn complete(self) {
-        if self.live() {
-            guest::finish_tcp(self.id);
+        if self.handle.live() {
+            guest::finish_tcp(self.handle.id());
         }
     }
 
     /// Sets a property for this connection only.
     pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
-        let key = property_key(path);
-        let value = value.as_ref().to_vec();
-        let _ = self.with_stream_mut(|stream| stream.properties.insert(key, value));
+        self.handle.set_property(path, value);
     }
 
     /// A property as this connection sees it (own, host-wide, or host default).
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        let key = property_key(path);
-        with_host(|host| host.property(self.id, &key)).flatten()
+        self.handle.property(path)
     }
 
     /// The downstream data the last call saw, as the filter left it.
     pub fn downstream_buffer(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.downstream.data.clone())
+        self.handle
+            .with_stream(|stream| stream.downstream.data.clone())
             .unwrap_or_default()
     }
 
     /// The upstream data the last call saw, as the filter left it.
     pub fn upstream_buffer(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.upstream.data.clone())
+        self.handle
+            .with_stream(|stream| stream.upstream.data.clone())
             .unwrap_or_default()
     }
 
     /// Downstream data passed on to the upstream so far, in order.
     pub fn forwarded_downstream(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.downstream.forwarded.clone())
+        self.handle
+            .with_stream(|stream| stream.downstream.forwarded.clone())
             .unwrap_or_default()
     }
 
     /// Upstream data passed on to the client so far, in order.
     pub fn forwarded_upstream(&self) -> Vec<u8> {
-        self.with_stream(|stream| stream.upstream.forwarded.clone())
+        self.handle
+            .with_stream(|stream| stream.upstream.forwarded.clone())
             .unwrap_or_default()
     }
 
     /// Whether the filter closed the client connection (`close_downstream`).
     pub fn closed_downstream(&self) -> bool {
-        self.with_stream(|stream| stream.downstream_closed)
+        self.handle
+            .with_stream(|stream| stream.downstream_closed)
             .unwrap_or(false)
     }
 
     /// Whether the filter closed the upstream connection (`close_upstream`).
     pub fn closed_upstream(&self) -> bool {
-        self.with_stream(|stream| stream.upstream_closed)
+        self.handle
+            .with_stream(|stream| stream.upstream_closed)
             .unwrap_or(false)
     }
 
     /// Whether the filter resumed reading from the client (`resume_downstream`).
     pub fn resumed_downstream(&self) -> bool {
-        self.with_stream(|stream| stream.downstream_resumed)
+        self.handle
+            .with_stream(|stream| stream.downstream_resumed)
             .unwrap_or(false)
     }
 
     /// Whether the filter resumed the upstream direction (`resume_upstream`).
     pub fn resumed_upstream(&self) -> bool {
-        self.with_stream(|stream| stream.upstream_resumed)
+        self.handle
+            .with_stream(|stream| stream.upstream_resumed)
             .unwrap_or(false)
     }
 }
