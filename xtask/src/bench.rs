@@ -26,6 +26,21 @@
 //! exits non-zero only when the setup fails (missing tool, Envoy not starting, a variant not
 //! doing its edits, failed requests).
 //!
+//! JWT rows (`native-jwt-*`, `jwt-auth-*`): Envoy's native `jwt_authn` and the `jwt-auth` filter
+//! with the SAME provider (issuer `https://issuer.example.com`, audience `api.example.com`, the
+//! JWKS of `filters/jwt-auth/testdata/jwks.json` inline, `jwt_cache_config.jwt_cache_size: 100`,
+//! one rule `prefix: /` requiring it, token not forwarded), RS256 and ES256, each loaded with
+//! either the same token on every request (`-same`: measures the verified-token cache) or a
+//! round-robin over a pool of 1000 distinct tokens (`-pool`: 10 × the cache size, so every
+//! request is a miss and a signature verification). The tokens are minted once per run by
+//! PyJWT (`integration/peer/mint_tokens.py ISS AUD 1000 ALG`, the project venv's Python); the
+//! load is `wrk -s target/bench/jwt-<alg>-<same|pool>.lua`, which sends the pre-formatted
+//! requests in turn. The paired no-filter twin of a JWT row gets the SAME script (same request
+//! bytes, same `wrk` work), so the paired ratio isolates the authentication itself. Before it is
+//! measured, a JWT row must answer 200 to a valid token with `authorization` stripped before the
+//! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
+//! `jwt_auth.allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
+//!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
@@ -43,7 +58,13 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
-                     [--connections C] [--nice N] [--only a,b,...]";
+                     [--connections C] [--nice N] [--only a,b,...]
+  --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
+    headers     the header-editing rows (bare, native-header_mutation, lua, header-rules, template)
+    jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
+    PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
+                (quote it from a shell)
+  default: every variant";
 
 /// Header-rules configuration doing the benchmark's edits.
 const HEADER_RULES_CONFIG: &str = r#"{"rules":[{"name":"bench","request":{"set":[{"name":"x-bench-a","value":"1"}],"append":[{"name":"x-bench-b","value":"2"}],"remove":["x-remove-me"]},"response":{"set":[{"name":"x-bench-resp","value":"3"}]}}]}"#;
@@ -76,6 +97,13 @@ struct Modules {
     bench: PathBuf,
 }
 
+/// What the filter configurations are built from.
+struct Inputs {
+    modules: Modules,
+    /// The test JWKS (`filters/jwt-auth/testdata/jwks.json`), compact JSON.
+    jwks: String,
+}
+
 impl Modules {
     fn path(&self, m: Module) -> PathBuf {
         match m {
@@ -88,15 +116,79 @@ impl Modules {
 struct Variant {
     name: &'static str,
     /// HTTP filters placed before the router (YAML list items, indented for the front config).
-    filters: fn(&Modules) -> String,
+    filters: fn(&Inputs) -> String,
     edits: Edits,
-    /// A wasm counter (`wasmcustom.*`) that must be > 0 after the check request.
-    stat: Option<&'static str>,
+    /// Counters (full Envoy stat names) that must be > 0 after the check request.
+    stats: &'static [&'static str],
     /// The wasm module the variant runs.
     wasm: Option<Module>,
     /// Request path answered with a local response (status) by this variant, checked too.
     denied: Option<(&'static str, u16)>,
+    /// A JWT row: requests carry tokens.
+    jwt: Option<JwtLoad>,
 }
+
+/// The JWT algorithms benchmarked.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Alg {
+    Rs256,
+    Es256,
+}
+
+impl Alg {
+    const ALL: [Alg; 2] = [Alg::Rs256, Alg::Es256];
+
+    fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+        }
+    }
+}
+
+/// The tokens a JWT row is loaded with.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct JwtLoad {
+    alg: Alg,
+    /// `false`: the same token on every request; `true`: round-robin over the whole pool.
+    pool: bool,
+}
+
+impl JwtLoad {
+    fn label(self) -> &'static str {
+        if self.pool {
+            "pool"
+        } else {
+            "same"
+        }
+    }
+
+    /// The wrk script of this load, under `target/bench/`.
+    fn script(self, out_dir: &Path) -> PathBuf {
+        out_dir.join(format!(
+            "jwt-{}-{}.lua",
+            self.alg.name().to_ascii_lowercase(),
+            self.label()
+        ))
+    }
+}
+
+/// Distinct tokens minted per algorithm for the `-pool` rows (10 × the cache size of 100).
+const JWT_POOL_SIZE: usize = 1000;
+const JWT_ISSUER: &str = "https://issuer.example.com";
+const JWT_AUDIENCE: &str = "api.example.com";
+/// The `--only` group of the JWT rows; `headers` is every other row.
+const JWT_GROUP: &str = "jwt";
+const HEADERS_GROUP: &str = "headers";
+
+const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
+const JWT_AUTH_STATS: &[&str] = &[
+    "wasmcustom.jwt_auth.allowed",
+    "wasmcustom.jwt_auth.verify.host",
+];
+
+/// Size target of `dist/jwt-auth.wasm` (600 KiB).
+const JWT_AUTH_SIZE_TARGET: u64 = 600 * 1024;
 
 /// The variant every other one is compared with (always measured).
 const BASELINE: &str = "no-filter";
@@ -106,57 +198,159 @@ const VARIANTS: &[Variant] = &[
         name: BASELINE,
         filters: no_filters,
         edits: Edits::None,
-        stat: None,
+        stats: &[],
         wasm: None,
         denied: None,
+        jwt: None,
     },
     Variant {
         name: "bare",
         filters: bare_filter,
         edits: Edits::One,
-        stat: None,
+        stats: &[],
         wasm: Some(Module::Bench("bare-filter")),
         denied: None,
+        jwt: None,
     },
     Variant {
         name: "native-header_mutation",
         filters: header_mutation_filter,
         edits: Edits::Bench,
-        stat: None,
+        stats: &[],
         wasm: None,
         denied: None,
+        jwt: None,
     },
     Variant {
         name: "lua",
         filters: lua_filter,
         edits: Edits::Bench,
-        stat: None,
+        stats: &[],
         wasm: None,
         denied: None,
+        jwt: None,
     },
     Variant {
         name: "header-rules",
         filters: header_rules_filter,
         edits: Edits::Bench,
-        stat: Some("wasmcustom.header_rules.requests_matched"),
+        stats: &["wasmcustom.header_rules.requests_matched"],
         wasm: Some(Module::Dist("header-rules.wasm")),
         denied: None,
+        jwt: None,
     },
     Variant {
         name: "template",
         filters: template_filter,
         edits: Edits::None,
-        stat: Some("wasmcustom.filter_template.allowed"),
+        stats: &["wasmcustom.filter_template.allowed"],
         wasm: Some(Module::Dist("template.wasm")),
         denied: Some(("/admin", 403)),
+        jwt: None,
+    },
+    Variant {
+        name: "native-jwt-rs256-same",
+        filters: native_jwt_filter,
+        edits: Edits::None,
+        stats: NATIVE_JWT_STATS,
+        wasm: None,
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Rs256,
+            pool: false,
+        }),
+    },
+    Variant {
+        name: "jwt-auth-rs256-same",
+        filters: jwt_auth_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Rs256,
+            pool: false,
+        }),
+    },
+    Variant {
+        name: "native-jwt-es256-same",
+        filters: native_jwt_filter,
+        edits: Edits::None,
+        stats: NATIVE_JWT_STATS,
+        wasm: None,
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Es256,
+            pool: false,
+        }),
+    },
+    Variant {
+        name: "jwt-auth-es256-same",
+        filters: jwt_auth_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Es256,
+            pool: false,
+        }),
+    },
+    Variant {
+        name: "native-jwt-rs256-pool",
+        filters: native_jwt_filter,
+        edits: Edits::None,
+        stats: NATIVE_JWT_STATS,
+        wasm: None,
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Rs256,
+            pool: true,
+        }),
+    },
+    Variant {
+        name: "jwt-auth-rs256-pool",
+        filters: jwt_auth_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Rs256,
+            pool: true,
+        }),
+    },
+    Variant {
+        name: "native-jwt-es256-pool",
+        filters: native_jwt_filter,
+        edits: Edits::None,
+        stats: NATIVE_JWT_STATS,
+        wasm: None,
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Es256,
+            pool: true,
+        }),
+    },
+    Variant {
+        name: "jwt-auth-es256-pool",
+        filters: jwt_auth_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad {
+            alg: Alg::Es256,
+            pool: true,
+        }),
     },
 ];
 
-fn no_filters(_: &Modules) -> String {
+fn no_filters(_: &Inputs) -> String {
     String::new()
 }
 
-fn header_mutation_filter(_: &Modules) -> String {
+fn header_mutation_filter(_: &Inputs) -> String {
     r#"          - name: envoy.filters.http.header_mutation
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
@@ -177,7 +371,7 @@ fn header_mutation_filter(_: &Modules) -> String {
     .to_string()
 }
 
-fn lua_filter(_: &Modules) -> String {
+fn lua_filter(_: &Inputs) -> String {
     r#"          - name: envoy.filters.http.lua
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
@@ -218,25 +412,77 @@ fn wasm_filter(name: &str, root_id: &str, config: &str, module: &Path) -> String
     )
 }
 
-fn bare_filter(m: &Modules) -> String {
-    wasm_filter("bare", "", "", &m.path(Module::Bench("bare-filter")))
+fn bare_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "bare",
+        "",
+        "",
+        &i.modules.path(Module::Bench("bare-filter")),
+    )
 }
 
-fn header_rules_filter(m: &Modules) -> String {
+fn header_rules_filter(i: &Inputs) -> String {
     wasm_filter(
         "header-rules",
         "header-rules",
         HEADER_RULES_CONFIG,
-        &m.path(Module::Dist("header-rules.wasm")),
+        &i.modules.path(Module::Dist("header-rules.wasm")),
     )
 }
 
-fn template_filter(m: &Modules) -> String {
+fn template_filter(i: &Inputs) -> String {
     wasm_filter(
         "filter-template",
         "filter-template",
         TEMPLATE_CONFIG,
-        &m.path(Module::Dist("template.wasm")),
+        &i.modules.path(Module::Dist("template.wasm")),
+    )
+}
+
+/// Envoy's `jwt_authn` with the benchmark's provider (the same as [`jwt_auth_filter`]'s).
+fn native_jwt_filter(i: &Inputs) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                bench:
+                  issuer: {JWT_ISSUER}
+                  audiences: [{JWT_AUDIENCE}]
+                  local_jwks: {{ inline_string: '{jwks}' }}
+                  forward: false
+                  jwt_cache_config: {{ jwt_cache_size: 100 }}
+              rules:
+              - match: {{ prefix: / }}
+                requires: {{ provider_name: bench }}
+"#,
+        jwks = i.jwks
+    )
+}
+
+/// The jwt-auth configuration: the provider of [`native_jwt_filter`], as JSON.
+fn jwt_auth_config(jwks: &str) -> String {
+    serde_json::json!({
+        "providers": {
+            "bench": {
+                "issuer": JWT_ISSUER,
+                "audiences": [JWT_AUDIENCE],
+                "local_jwks": {"inline_string": jwks},
+                "forward": false,
+                "jwt_cache_config": {"jwt_cache_size": 100}
+            }
+        },
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]
+    })
+    .to_string()
+}
+
+fn jwt_auth_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "jwt-auth",
+        "jwt-auth",
+        &jwt_auth_config(&i.jwks),
+        &i.modules.path(Module::Dist("jwt-auth.wasm")),
     )
 }
 
@@ -267,7 +513,7 @@ static_resources:
               - match: {{ prefix: "/check" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "check\n" }} }}
                 response_headers_to_add:
-{a}{b}{r}              - match: {{ prefix: "/" }}
+{a}{b}{r}{t}              - match: {{ prefix: "/" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "ok\n" }} }}
           http_filters:
           - name: envoy.filters.http.router
@@ -277,6 +523,7 @@ static_resources:
         a = echo("x-seen-a", "x-bench-a"),
         b = echo("x-seen-b", "x-bench-b"),
         r = echo("x-seen-remove", "x-remove-me"),
+        t = echo("x-seen-authorization", "authorization"),
     )
 }
 
@@ -392,10 +639,11 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for n in &names {
-                    if !VARIANTS.iter().any(|v| v.name == n) {
+                    if !VARIANTS.iter().any(|v| selects(n, v)) {
                         let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
                         return Err(format!(
-                            "--only: unknown variant {n:?} (known: {})",
+                            "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {JWT_GROUP}; \
+                             `*` matches any characters; variants: {})",
                             known.join(", ")
                         ));
                     }
@@ -409,6 +657,44 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         return Err("--rounds, --duration and --connections must be at least 1".into());
     }
     Ok(o)
+}
+
+/// Whether one `--only` item (a variant name, a group or a `*` pattern) selects `v`.
+fn selects(item: &str, v: &Variant) -> bool {
+    match item {
+        JWT_GROUP => v.jwt.is_some(),
+        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE,
+        _ if item.contains('*') => glob_match(item, v.name),
+        _ => item == v.name,
+    }
+}
+
+/// `pattern` with `*` matching any run of characters (possibly empty), the rest literally.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    for middle in parts.iter().skip(1).take(parts.len().saturating_sub(2)) {
+        match rest.find(middle) {
+            Some(at) => rest = rest.get(at + middle.len()..).unwrap_or(""),
+            None => return false,
+        }
+    }
+    parts.len() > 1 && rest.ends_with(last)
+}
+
+/// The variants a run measures: the requested ones, always with the no-filter baseline first.
+fn selected_variants(only: Option<&[String]>) -> Vec<&'static Variant> {
+    VARIANTS
+        .iter()
+        .filter(|v| {
+            v.name == BASELINE || only.is_none_or(|only| only.iter().any(|n| selects(n, v)))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +759,7 @@ impl Drop for Envoy {
 /// Everything the run needs to know about the machine and tools.
 struct Env {
     envoy: PathBuf,
-    modules: Modules,
+    inputs: Inputs,
     /// Niceness of every process of the run (negative: ahead of other work on the machine).
     nice: i32,
     work: PathBuf,
@@ -704,17 +990,24 @@ fn dechunk(mut s: &str) -> String {
 }
 
 fn stat_value(admin: SocketAddr, name: &str) -> Result<Option<u64>, String> {
-    let r = http_get(admin, "/stats?filter=wasmcustom", &[])?;
+    // The filter is a regex; `.` matching any character only widens it, the line match is exact.
+    let r = http_get(admin, &format!("/stats?filter={name}"), &[])?;
     Ok(r.body
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
         .and_then(|v| v.trim().parse().ok()))
 }
 
-/// Checks that a freshly started front Envoy does what its variant promises.
-fn verify(v: &Variant, front: &Envoy) -> Result<(), String> {
+/// Checks that a freshly started front Envoy does what its variant promises. `token`: a valid
+/// token of a JWT row, sent as `Authorization: Bearer`.
+fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String> {
     let ctx = |what: String| format!("variant {}: {what}", v.name);
-    let r = http_get(front.listener, "/check", &[("x-remove-me", "1")]).map_err(ctx)?;
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("x-remove-me", "1")];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b.as_str()));
+    }
+    let r = http_get(front.listener, "/check", &headers).map_err(ctx)?;
     if r.status != 200 {
         return Err(ctx(format!(
             "check request answered {} (body {:?})",
@@ -722,6 +1015,12 @@ fn verify(v: &Variant, front: &Envoy) -> Result<(), String> {
         )));
     }
     let seen = |h: &str| r.header(h).unwrap_or("").to_string();
+    if token.is_some() && !seen("x-seen-authorization").is_empty() {
+        return Err(ctx(format!(
+            "the upstream saw the token (authorization = {:?}); want it stripped (forward: false)",
+            seen("x-seen-authorization")
+        )));
+    }
     match v.edits {
         Edits::None => {
             if seen("x-seen-remove") != "1" {
@@ -780,7 +1079,7 @@ fn verify(v: &Variant, front: &Envoy) -> Result<(), String> {
             )));
         }
     }
-    if let Some(stat) = v.stat {
+    for &stat in v.stats {
         match stat_value(front.admin, stat).map_err(ctx)? {
             Some(n) if n > 0 => {}
             other => {
@@ -803,17 +1102,28 @@ struct WrkResult {
     socket_errors: String,
 }
 
-fn run_wrk(env: &Env, url: &str, secs: u64, connections: u32) -> Result<WrkResult, String> {
-    let out = env
-        .pinned(env.pin.map(|p| p.1), Path::new("wrk"))
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{secs}s"),
-            "--timeout",
-            "5s",
-        ])
-        .args(["-H", "x-remove-me: 1", url])
+/// `wrk` against `url`: GET / with `x-remove-me: 1`, or the requests of a `script`.
+fn run_wrk(
+    env: &Env,
+    url: &str,
+    script: Option<&Path>,
+    secs: u64,
+    connections: u32,
+) -> Result<WrkResult, String> {
+    let mut cmd = env.pinned(env.pin.map(|p| p.1), Path::new("wrk"));
+    cmd.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{secs}s"),
+        "--timeout",
+        "5s",
+    ]);
+    match script {
+        Some(path) => cmd.arg("-s").arg(path),
+        None => cmd.args(["-H", "x-remove-me: 1"]),
+    };
+    let out = cmd
+        .arg(url)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("running wrk: {e}"))?;
@@ -859,22 +1169,118 @@ fn run_wrk(env: &Env, url: &str, secs: u64, connections: u32) -> Result<WrkResul
     }
 }
 
-/// Two `wrk` runs at the same time (the variant's front and its paired no-filter twin).
+/// Two `wrk` runs at the same time (the variant's front and its paired no-filter twin), with the
+/// same requests.
 fn run_wrk_pair(
     env: &Env,
     url: &str,
     twin_url: &str,
+    script: Option<&Path>,
     secs: u64,
     connections: u32,
 ) -> Result<(WrkResult, WrkResult), String> {
     std::thread::scope(|s| {
-        let twin = s.spawn(|| run_wrk(env, twin_url, secs, connections));
-        let main = run_wrk(env, url, secs, connections);
+        let twin = s.spawn(|| run_wrk(env, twin_url, script, secs, connections));
+        let main = run_wrk(env, url, script, secs, connections);
         let twin = twin
             .join()
             .unwrap_or_else(|_| Err("wrk thread failed".into()));
         Ok((main?, twin?))
     })
+}
+
+/// A wrk script sending GET / with `x-remove-me: 1` and `Authorization: Bearer <token>`, the
+/// tokens in turn (one `wrk` thread, so a strict round-robin over all connections). The requests
+/// are formatted once, in `init`, so the per-request Lua work is an index increment.
+fn wrk_script(tokens: &[String]) -> String {
+    let mut lua = String::from("local tokens = {\n");
+    for t in tokens {
+        // Compact JWS: base64url and dots only, safe inside a Lua string.
+        let _ = writeln!(lua, "  \"{t}\",");
+    }
+    lua.push_str(
+        r#"}
+local requests = {}
+local i = 0
+function init(args)
+  for k, t in ipairs(tokens) do
+    requests[k] = wrk.format("GET", "/", { ["x-remove-me"] = "1",
+      ["Authorization"] = "Bearer " .. t })
+  end
+end
+function request()
+  i = i % #requests + 1
+  return requests[i]
+end
+"#,
+    );
+    lua
+}
+
+/// Parses `mint_tokens.py`'s pool output, `{"pool": [...]}`: `n` distinct compact JWS.
+fn parse_token_pool(json: &str, n: usize) -> Result<Vec<String>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("not JSON ({e}): {json:.200}"))?;
+    let pool: Vec<String> = v
+        .get("pool")
+        .and_then(|p| p.as_array())
+        .ok_or("no \"pool\" list")?
+        .iter()
+        .map(|t| t.as_str().map(str::to_string))
+        .collect::<Option<_>>()
+        .ok_or("a pool entry is not a string")?;
+    let distinct: std::collections::HashSet<&String> = pool.iter().collect();
+    if pool.len() != n || distinct.len() != n {
+        return Err(format!(
+            "want {n} distinct tokens, got {} ({} distinct)",
+            pool.len(),
+            distinct.len()
+        ));
+    }
+    let shape = |t: &String| {
+        t.split('.').count() == 3
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    if let Some(bad) = pool.iter().find(|t| !shape(t)) {
+        return Err(format!("not a compact JWS: {bad:?}"));
+    }
+    Ok(pool)
+}
+
+/// Mints `JWT_POOL_SIZE` tokens of `alg` with PyJWT (the project venv's Python).
+fn mint_pool(root: &Path, alg: Alg) -> Result<Vec<String>, String> {
+    let python = std::env::var_os("BENCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let script = root.join("integration/peer/mint_tokens.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([
+            JWT_ISSUER,
+            JWT_AUDIENCE,
+            &JWT_POOL_SIZE.to_string(),
+            alg.name(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "running {} (set BENCH_PYTHON, or `make setup` to create .venv with PyJWT): {e}",
+                python.display()
+            )
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {} failed ({}): {}",
+            python.display(),
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_token_pool(&String::from_utf8_lossy(&out.stdout), JWT_POOL_SIZE)
+        .map_err(|e| format!("minting {} tokens: {e}", alg.name()))
 }
 
 fn parse_wrk_duration(t: &str) -> Option<f64> {
@@ -935,17 +1341,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse_args(args)?;
     let root = crate::repo_root();
 
-    // Variants: the requested ones, always with the no-filter baseline first.
-    let selected: Vec<&'static Variant> = VARIANTS
-        .iter()
-        .filter(|v| {
-            v.name == BASELINE
-                || opts
-                    .only
-                    .as_ref()
-                    .is_none_or(|only| only.iter().any(|n| n == v.name))
-        })
-        .collect();
+    let selected = selected_variants(opts.only.as_deref());
 
     // Tools and inputs.
     let envoy = std::env::var_os("ENVOY_BIN")
@@ -970,6 +1366,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         dist: dist.clone(),
         bench: out_dir.clone(),
     };
+    fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
     for v in &selected {
         match v.wasm {
             Some(m @ Module::Dist(_)) if !modules.path(m).is_file() => {
@@ -1027,11 +1424,51 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(" ");
 
+    // JWT rows: the JWKS, one pool of tokens per algorithm, one wrk script per load.
+    let jwt_loads: Vec<JwtLoad> = selected.iter().filter_map(|v| v.jwt).collect();
+    let mut jwks = String::new();
+    let mut first_tokens: Vec<(Alg, String)> = Vec::new();
+    if !jwt_loads.is_empty() {
+        let path = root.join("filters/jwt-auth/testdata/jwks.json");
+        let text =
+            fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        jwks = value.to_string();
+        for alg in Alg::ALL {
+            let loads: Vec<JwtLoad> = jwt_loads.iter().copied().filter(|l| l.alg == alg).collect();
+            if loads.is_empty() {
+                continue;
+            }
+            let pool = mint_pool(&root, alg)?;
+            let Some(first) = pool.first().cloned() else {
+                return Err(format!("minting {}: empty pool", alg.name()));
+            };
+            for load in loads {
+                let tokens = if load.pool {
+                    &pool[..]
+                } else {
+                    std::slice::from_ref(&first)
+                };
+                let script = load.script(&out_dir);
+                fs::write(&script, wrk_script(tokens))
+                    .map_err(|e| format!("writing {}: {e}", script.display()))?;
+            }
+            eprintln!(
+                "bench: minted {} {} tokens (PyJWT); wrk scripts in {}",
+                pool.len(),
+                alg.name(),
+                out_dir.display()
+            );
+            first_tokens.push((alg, first));
+        }
+    }
+
     let work = out_dir.join("run");
     fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let env = Env {
         envoy,
-        modules,
+        inputs: Inputs { modules, jwks },
         nice: opts.nice,
         work,
         pin,
@@ -1052,6 +1489,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if check.status != 200 {
         return Err(format!("upstream answered {} on /", check.status));
     }
+    // The echo the JWT rows rely on to see that the token is stripped.
+    let check = http_get(
+        upstream.listener,
+        "/check",
+        &[("authorization", "Bearer x")],
+    )?;
+    if check.header("x-seen-authorization") != Some("Bearer x") {
+        return Err(format!(
+            "the upstream does not echo authorization (x-seen-authorization = {:?})",
+            check.header("x-seen-authorization")
+        ));
+    }
 
     let mut samples: Vec<Sample> = Vec::new();
     let mut started_pids: Vec<u32> = vec![upstream.pid()];
@@ -1061,7 +1510,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let Some(&v) = selected.get((k + round - 1) % selected.len()) else {
                 continue;
             };
-            let config = front_config(&(v.filters)(&env.modules), upstream.listener);
+            let config = front_config(&(v.filters)(&env.inputs), upstream.listener);
             let front = start_envoy(
                 &env,
                 &format!("front-{}", v.name),
@@ -1069,7 +1518,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 env.pin.map(|p| p.0),
             )?;
             started_pids.push(front.pid());
-            verify(v, &front)?;
+            let token = v.jwt.and_then(|l| {
+                first_tokens
+                    .iter()
+                    .find(|(a, _)| *a == l.alg)
+                    .map(|(_, t)| t.as_str())
+            });
+            if v.jwt.is_some() && token.is_none() {
+                return Err(format!("variant {}: no token minted", v.name));
+            }
+            verify(v, &front, token)?;
+            let script = v.jwt.map(|l| l.script(&out_dir));
             // The paired baseline: a no-filter front on the same CPU, loaded at the same time.
             let twin = start_envoy(
                 &env,
@@ -1081,12 +1540,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let url = format!("http://{}/", front.listener);
             let twin_url = format!("http://{}/", twin.listener);
             if opts.warmup > 0 {
-                run_wrk_pair(&env, &url, &twin_url, opts.warmup, opts.connections)?;
+                run_wrk_pair(
+                    &env,
+                    &url,
+                    &twin_url,
+                    script.as_deref(),
+                    opts.warmup,
+                    opts.connections,
+                )?;
             }
             let before = cpu_ticks(front.pid())?;
             let twin_before = cpu_ticks(twin.pid())?;
             let up_before = cpu_ticks(upstream.pid())?;
-            let (w, tw) = run_wrk_pair(&env, &url, &twin_url, opts.duration, opts.connections)?;
+            let (w, tw) = run_wrk_pair(
+                &env,
+                &url,
+                &twin_url,
+                script.as_deref(),
+                opts.duration,
+                opts.connections,
+            )?;
             let after = cpu_ticks(front.pid())?;
             let twin_after = cpu_ticks(twin.pid())?;
             let up_after = cpu_ticks(upstream.pid())?;
@@ -1174,8 +1647,103 @@ struct RunInfo<'a> {
 struct Summary {
     rps: f64,
     us: f64,
-    /// Median of front µs/req ÷ upstream µs/req (same run).
+    /// Median of front µs/req ÷ paired no-filter front µs/req (same run).
     norm: f64,
+    /// Median µs/req of the paired no-filter fronts of this variant's runs.
+    twin_us: f64,
+}
+
+/// The JWT section: for each (algorithm, same/pool), native `jwt_authn` against jwt-auth.
+fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summary, base_norm: f64) {
+    let jwt: Vec<&Variant> = r
+        .selected
+        .iter()
+        .copied()
+        .filter(|v| v.jwt.is_some())
+        .collect();
+    if jwt.is_empty() {
+        return;
+    }
+    let yes = |b: bool| if b { "met" } else { "NOT met" };
+    let _ = writeln!(md, "\n## jwt-auth vs native jwt_authn\n");
+    let _ = writeln!(
+        md,
+        "Same provider for both (issuer {JWT_ISSUER}, audience {JWT_AUDIENCE}, inline JWKS of \
+         filters/jwt-auth/testdata/jwks.json, jwt_cache_size 100, rule `prefix: /`, token stripped). \
+         `same`: one token on every request (the verified-token cache); `pool`: round-robin over \
+         {JWT_POOL_SIZE} distinct tokens minted by PyJWT (every request verifies a signature). The \
+         paired no-filter twin gets the same requests. Added µs = (paired ratio − no-filter's paired \
+         ratio) × this row's median paired no-filter µs/req. Capacity ratio jwt-auth/native: from \
+         req/s (unpaired), and CPU-bound from the paired ratios (native ratio ÷ jwt-auth ratio). \
+         Targets: `pool` ≥ 0.8 × native capacity (CPU ≤ 1.25 ×), `same` ≥ 1.0 × native.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| variant | req/s median | front CPU µs/req median | paired ratio | paired no-filter µs/req | added µs/req (paired est.) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for &v in &jwt {
+        let s = summary(v);
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.2} | {:.3} | {:.2} | {:+.2} |",
+            v.name,
+            s.rps,
+            s.us,
+            s.norm,
+            s.twin_us,
+            (s.norm - base_norm) * s.twin_us
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| alg | tokens | native µs/req | jwt-auth µs/req | CPU ratio jwt-auth/native (unpaired) | CPU ratio (paired) | capacity ratio (req/s) | capacity ratio (CPU-bound, paired) | target | status (req/s) | status (paired) |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|");
+    for alg in Alg::ALL {
+        for pool in [false, true] {
+            let load = Some(JwtLoad { alg, pool });
+            let find = |native: bool| {
+                jwt.iter()
+                    .copied()
+                    .find(|v| v.jwt == load && v.name.starts_with("native-") == native)
+            };
+            let (Some(nv), Some(jv)) = (find(true), find(false)) else {
+                continue;
+            };
+            let (n, j) = (summary(nv), summary(jv));
+            let target = if pool { 0.8 } else { 1.0 };
+            let (cap_rps, cap_cpu) = (j.rps / n.rps, n.norm / j.norm);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | ≥ {target:.1} × native | {} | {} |",
+                alg.name(),
+                if pool { "pool" } else { "same" },
+                n.us,
+                j.us,
+                j.us / n.us,
+                j.norm / n.norm,
+                cap_rps,
+                cap_cpu,
+                yes(cap_rps >= target),
+                yes(cap_cpu >= target)
+            );
+        }
+    }
+    let size = fs::metadata(r.dist.join("jwt-auth.wasm")).map(|m| m.len());
+    match size {
+        Ok(size) => {
+            let _ = writeln!(
+                md,
+                "\n`dist/jwt-auth.wasm`: {size} bytes ({:.1} KiB), target ≤ 600 KiB ({JWT_AUTH_SIZE_TARGET} bytes): {}",
+                size as f64 / 1024.0,
+                yes(size <= JWT_AUTH_SIZE_TARGET)
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\n`dist/jwt-auth.wasm`: not readable ({e})");
+        }
+    }
 }
 
 fn render(r: &RunInfo) -> String {
@@ -1193,6 +1761,7 @@ fn render(r: &RunInfo) -> String {
             rps: of(|s| s.rps),
             us: of(|s| s.us_per_req),
             norm: of(|s| s.us_per_req / s.twin_us_per_req),
+            twin_us: of(|s| s.twin_us_per_req),
         }
     };
     let base = match VARIANTS.iter().find(|v| v.name == BASELINE) {
@@ -1347,6 +1916,8 @@ fn render(r: &RunInfo) -> String {
         }
     }
 
+    render_jwt(&mut md, r, &summary, base.norm);
+
     let _ = writeln!(md, "\n## Wasm modules in dist/\n");
     let _ = writeln!(md, "| file | bytes |");
     let _ = writeln!(md, "|---|---:|");
@@ -1392,4 +1963,151 @@ fn render(r: &RunInfo) -> String {
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(only: &[&str]) -> Vec<&'static str> {
+        let args: Vec<String> = ["--only".to_string(), only.join(",")].to_vec();
+        let opts = parse_args(&args).unwrap_or_else(|e| panic!("{e}"));
+        selected_variants(opts.only.as_deref())
+            .iter()
+            .map(|v| v.name)
+            .collect()
+    }
+
+    #[test]
+    fn only_selects_groups_patterns_and_names() {
+        let jwt = names(&["jwt"]);
+        assert_eq!(jwt.len(), 9, "{jwt:?}");
+        assert_eq!(jwt.first(), Some(&BASELINE));
+        assert!(jwt
+            .iter()
+            .skip(1)
+            .all(|n| n.starts_with("native-jwt-") || n.starts_with("jwt-auth-")));
+        assert_eq!(
+            names(&["headers"]),
+            [
+                BASELINE,
+                "bare",
+                "native-header_mutation",
+                "lua",
+                "header-rules",
+                "template"
+            ]
+        );
+        assert_eq!(
+            names(&["jwt-auth-*"]),
+            [
+                BASELINE,
+                "jwt-auth-rs256-same",
+                "jwt-auth-es256-same",
+                "jwt-auth-rs256-pool",
+                "jwt-auth-es256-pool"
+            ]
+        );
+        assert_eq!(
+            names(&["*-es256-*"]),
+            [
+                BASELINE,
+                "native-jwt-es256-same",
+                "jwt-auth-es256-same",
+                "native-jwt-es256-pool",
+                "jwt-auth-es256-pool"
+            ]
+        );
+        assert_eq!(names(&["*-pool"]).len(), 5);
+        assert_eq!(
+            names(&["lua", "header-rules"]),
+            [BASELINE, "lua", "header-rules"]
+        );
+        assert!(parse_args(&["--only".into(), "nope".into()]).is_err());
+        assert!(parse_args(&["--only".into(), "jwt-*-x".into()]).is_err());
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("a*", "a"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*a", "a"));
+        assert!(!glob_match("a*b*c", "acb"));
+        assert!(
+            !glob_match("abc", "abc"),
+            "no `*`: names are compared by selects()"
+        );
+    }
+
+    #[test]
+    fn every_jwt_load_has_both_filters() {
+        for alg in Alg::ALL {
+            for pool in [false, true] {
+                let load = Some(JwtLoad { alg, pool });
+                let rows: Vec<&str> = VARIANTS
+                    .iter()
+                    .filter(|v| v.jwt == load)
+                    .map(|v| v.name)
+                    .collect();
+                let suffix = format!(
+                    "{}-{}",
+                    alg.name().to_ascii_lowercase(),
+                    if pool { "pool" } else { "same" }
+                );
+                assert_eq!(
+                    rows,
+                    [format!("native-jwt-{suffix}"), format!("jwt-auth-{suffix}")]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn token_pool_parsing() {
+        let ok = r#"{"pool": ["a.b.c", "a.b.d", "e-_.f.g"]}"#;
+        assert_eq!(
+            parse_token_pool(ok, 3),
+            Ok(vec!["a.b.c".into(), "a.b.d".into(), "e-_.f.g".into()])
+        );
+        assert!(parse_token_pool(ok, 4).is_err(), "wrong count");
+        assert!(parse_token_pool(r#"{"pool": ["a.b.c", "a.b.c"]}"#, 2).is_err());
+        assert!(parse_token_pool(r#"{"pool": ["a.b"]}"#, 1).is_err());
+        assert!(parse_token_pool(r#"{"pool": ["a.b.\"c"]}"#, 1).is_err());
+        assert!(parse_token_pool(r#"{"pool": [1]}"#, 1).is_err());
+        assert!(parse_token_pool(r#"{"RS256": "a.b.c"}"#, 1).is_err());
+        assert!(parse_token_pool("not json", 1).is_err());
+    }
+
+    #[test]
+    fn wrk_script_rotates_over_the_tokens() {
+        let lua = wrk_script(&["t1.a.b".into(), "t2.a.b".into()]);
+        assert!(lua.contains("  \"t1.a.b\",\n  \"t2.a.b\",\n"));
+        assert!(lua.contains(r#"["Authorization"] = "Bearer " .. t"#));
+        assert!(lua.contains("i = i % #requests + 1"));
+    }
+
+    #[test]
+    fn both_jwt_filters_get_the_same_provider() {
+        let inputs = Inputs {
+            modules: Modules {
+                dist: PathBuf::from("/d"),
+                bench: PathBuf::from("/b"),
+            },
+            jwks: r#"{"keys":[]}"#.into(),
+        };
+        let native = native_jwt_filter(&inputs);
+        assert!(native.contains("issuer: https://issuer.example.com"));
+        assert!(native.contains(r#"inline_string: '{"keys":[]}'"#));
+        assert!(native.contains("jwt_cache_size: 100"));
+        let config: serde_json::Value =
+            serde_json::from_str(&jwt_auth_config(&inputs.jwks)).unwrap_or_default();
+        let p = &config["providers"]["bench"];
+        assert_eq!(p["issuer"], JWT_ISSUER);
+        assert_eq!(p["audiences"][0], JWT_AUDIENCE);
+        assert_eq!(p["local_jwks"]["inline_string"], inputs.jwks);
+        assert_eq!(p["jwt_cache_config"]["jwt_cache_size"], 100);
+        assert_eq!(config["rules"][0]["requires"]["provider_name"], "bench");
+        assert!(jwt_auth_filter(&inputs).contains("filename: \"/d/jwt-auth.wasm\""));
+    }
 }
