@@ -1313,6 +1313,37 @@ struct Sample {
     /// CPU per request of the paired no-filter front, measured over the same seconds.
     twin_us_per_req: f64,
     socket_errors: String,
+    /// JWT rows: the share of the front's token-cache lookups that hit, over its whole life
+    /// (check request, warm-up and run).
+    cache_hit_share: Option<f64>,
+}
+
+/// The token-cache counters (hits, misses) of a JWT row.
+fn cache_stat_names(v: &Variant) -> Option<(&'static str, &'static str)> {
+    match (v.jwt, v.wasm) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some((
+            "wasmcustom.jwt_auth.jwt_cache_hit",
+            "wasmcustom.jwt_auth.jwt_cache_miss",
+        )),
+        (Some(_), None) => Some((
+            "http.front.jwt_authn.jwt_cache_hit",
+            "http.front.jwt_authn.jwt_cache_miss",
+        )),
+    }
+}
+
+/// The share of cache lookups that hit, read from a front's admin after its run.
+fn cache_hit_share(v: &Variant, front: &Envoy) -> Result<Option<f64>, String> {
+    let Some((hit, miss)) = cache_stat_names(v) else {
+        return Ok(None);
+    };
+    let read = |name: &str| {
+        stat_value(front.admin, name)?
+            .ok_or(format!("variant {}: no stat {name} after the run", v.name))
+    };
+    let (h, m) = (read(hit)?, read(miss)?);
+    Ok((h + m > 0).then(|| h as f64 / (h + m) as f64))
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
@@ -1583,6 +1614,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 twin_us_per_req: (twin_after - twin_before) as f64 / env.clk_tck * 1e6
                     / tw.requests as f64,
                 socket_errors: w.socket_errors,
+                cache_hit_share: cache_hit_share(v, &front)?,
             };
             eprintln!(
                 "  round {round}/{} {:<24} {:>9.0} req/s  {:>6.1} µs/req  front CPU {:>3.0}%  paired no-filter {:>6.1} µs/req  ratio {:.3}{}",
@@ -1671,7 +1703,8 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
         "Same provider for both (issuer {JWT_ISSUER}, audience {JWT_AUDIENCE}, inline JWKS of \
          filters/jwt-auth/testdata/jwks.json, jwt_cache_size 100, rule `prefix: /`, token stripped). \
          `same`: one token on every request (the verified-token cache); `pool`: round-robin over \
-         {JWT_POOL_SIZE} distinct tokens minted by PyJWT (every request verifies a signature). The \
+         {JWT_POOL_SIZE} distinct tokens minted by PyJWT (every request verifies a signature; the \
+         token-cache hits column, read from each front's stats after its run, shows it). The \
          paired no-filter twin gets the same requests. Added µs = (paired ratio − no-filter's paired \
          ratio) × this row's median paired no-filter µs/req. Capacity ratio jwt-auth/native: from \
          req/s (unpaired), and CPU-bound from the paired ratios (native ratio ÷ jwt-auth ratio). \
@@ -1679,20 +1712,28 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
     );
     let _ = writeln!(
         md,
-        "| variant | req/s median | front CPU µs/req median | paired ratio | paired no-filter µs/req | added µs/req (paired est.) |"
+        "| variant | req/s median | front CPU µs/req median | paired ratio | paired no-filter µs/req | added µs/req (paired est.) | token-cache hits |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
     for &v in &jwt {
         let s = summary(v);
+        let hits = median(
+            r.samples
+                .iter()
+                .filter(|x| x.variant.name == v.name)
+                .filter_map(|x| x.cache_hit_share)
+                .collect(),
+        );
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.2} | {:.3} | {:.2} | {:+.2} |",
+            "| {} | {:.0} | {:.2} | {:.3} | {:.2} | {:+.2} | {:.1} % |",
             v.name,
             s.rps,
             s.us,
             s.norm,
             s.twin_us,
-            (s.norm - base_norm) * s.twin_us
+            (s.norm - base_norm) * s.twin_us,
+            100.0 * hits
         );
     }
     let _ = writeln!(
