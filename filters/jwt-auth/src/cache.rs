@@ -1,11 +1,12 @@
 //! The verified-token cache (Envoy's `jwt_cache_config`): tokens whose signature verified,
-//! keyed by the SHA-256 of the token, bounded, oldest entry evicted first. A hit skips
-//! parsing and the signature; issuer, audience and time are still checked on every use,
-//! so an entry never outlives its `exp`.
+//! bounded, oldest entry evicted first. Keyed by the token itself in a `HashMap` (std's
+//! randomly keyed SipHash, then full equality): a crafted token can never alias a cached
+//! one, and a hit costs one hash of the token, not a SHA-256. A hit skips parsing and the
+//! signature; issuer, audience and time are still checked on every use, so an entry never
+//! outlives its `exp`.
 
 use crate::token::Claims;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -20,20 +21,12 @@ pub struct Verified {
     pub payload_b64: String,
 }
 
-/// A cache key: SHA-256 of the token.
-pub type CacheKey = [u8; 32];
-
-/// SHA-256 of `token`.
-pub fn key(token: &[u8]) -> CacheKey {
-    Sha256::digest(token).into()
-}
-
 /// A bounded map from token hash to its verification.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     capacity: usize,
-    entries: HashMap<CacheKey, Rc<Verified>>,
-    order: VecDeque<CacheKey>,
+    entries: HashMap<Rc<str>, Rc<Verified>>,
+    order: VecDeque<Rc<str>>,
 }
 
 impl TokenCache {
@@ -51,19 +44,22 @@ impl TokenCache {
         self.capacity > 0
     }
 
-    /// The verification of the token with hash `key`, if cached.
-    pub fn get(&self, key: &CacheKey) -> Option<Rc<Verified>> {
-        self.entries.get(key).cloned()
+    /// The verification of `token`, if cached.
+    pub fn get(&self, token: &str) -> Option<Rc<Verified>> {
+        self.entries.get(token).cloned()
     }
 
     /// Caches a verification, evicting the oldest entry when full.
-    pub fn insert(&mut self, key: CacheKey, verified: Rc<Verified>) {
+    pub fn insert(&mut self, token: &str, verified: Rc<Verified>) {
         if self.capacity == 0 {
             return;
         }
-        if self.entries.insert(key, verified).is_some() {
+        if let Some(entry) = self.entries.get_mut(token) {
+            *entry = verified;
             return;
         }
+        let key: Rc<str> = Rc::from(token);
+        self.entries.insert(Rc::clone(&key), verified);
         self.order.push_back(key);
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
@@ -72,10 +68,10 @@ impl TokenCache {
         }
     }
 
-    /// Drops the entry for `key` (e.g. once its token expired).
-    pub fn remove(&mut self, key: &CacheKey) {
-        if self.entries.remove(key).is_some() {
-            self.order.retain(|k| k != key);
+    /// Drops the entry for `token` (e.g. once it expired).
+    pub fn remove(&mut self, token: &str) {
+        if self.entries.remove(token).is_some() {
+            self.order.retain(|k| &**k != token);
         }
     }
 
@@ -108,22 +104,26 @@ mod tests {
     #[test]
     fn bounded_oldest_first() {
         let mut c = TokenCache::new(2);
-        c.insert(key(b"a"), v(1));
-        c.insert(key(b"b"), v(2));
-        c.insert(key(b"a"), v(1)); // already there: no reordering, no growth
-        c.insert(key(b"c"), v(3));
+        c.insert("a", v(1));
+        c.insert("b", v(2));
+        c.insert("a", v(1)); // already there: no reordering, no growth
+        c.insert("c", v(3));
         assert_eq!(c.len(), 2);
-        assert!(c.get(&key(b"a")).is_none());
-        assert_eq!(c.get(&key(b"c")).unwrap().claims.exp, Some(3));
-        c.remove(&key(b"b"));
+        assert!(c.get("a").is_none());
+        assert_eq!(c.get("c").unwrap().claims.exp, Some(3));
+        c.remove("b");
         assert_eq!(c.len(), 1);
         let mut off = TokenCache::new(0);
-        off.insert(key(b"a"), v(1));
+        off.insert("a", v(1));
         assert!(off.is_empty() && !off.enabled());
     }
 
     #[test]
-    fn keys_differ_for_near_identical_tokens() {
-        assert_ne!(key(b"a.b.c"), key(b"a.b.d"));
+    fn only_the_exact_token_hits() {
+        let mut c = TokenCache::new(4);
+        c.insert("a.b.c", v(1));
+        assert!(c.get("a.b.d").is_none());
+        assert!(c.get("a.b.c ").is_none());
+        assert!(c.get("a.b.c").is_some());
     }
 }

@@ -12,12 +12,11 @@ pub struct Found {
     pub header: Option<String>,
 }
 
-/// Finds the first token in `locations`. `header(name)` reads a request header;
-/// `path` is `:path` (for query parameters).
+/// Finds the first token in `locations`. `header(name)` reads a request header (`:path`
+/// for query parameters); it is only called for the locations actually tried.
 pub fn find(
     locations: &[Location],
     header: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
-    path: Option<&[u8]>,
 ) -> Option<Found> {
     for location in locations {
         let found = match location {
@@ -27,13 +26,12 @@ pub fn find(
                     token,
                     header: Some(name.clone()),
                 }),
-            Location::Param(name) => {
-                path.and_then(|p| query_param(p, name.as_bytes()))
-                    .map(|t| Found {
-                        token: t.to_vec(),
-                        header: None,
-                    })
-            }
+            Location::Param(name) => header(":path")
+                .and_then(|p| query_param(&p, name.as_bytes()).map(<[u8]>::to_vec))
+                .map(|token| Found {
+                    token,
+                    header: None,
+                }),
             Location::Cookie(name) => header("cookie")
                 .and_then(|c| cookie(&c, name.as_bytes()).map(<[u8]>::to_vec))
                 .map(|token| Found {
@@ -124,12 +122,15 @@ mod tests {
 
     fn run(headers: &[(&str, &[u8])], path: &str) -> Option<Found> {
         let mut get = |n: &str| {
+            if n == ":path" {
+                return Some(path.as_bytes().to_vec());
+            }
             headers
                 .iter()
                 .find(|(k, _)| *k == n)
                 .map(|(_, v)| v.to_vec())
         };
-        find(&locations(), &mut get, Some(path.as_bytes()))
+        find(&locations(), &mut get)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! outcome (forward payload and claims, strip the token) or answer 401/403. The root
 //! context's hooks fetch and refresh remote JWKS.
 
-use crate::cache::{self, TokenCache, Verified};
+use crate::cache::{TokenCache, Verified};
 use crate::config::{Config, KeySource, Provider, MAX_JWKS_BYTES};
 use crate::extract::{self, Found};
 use crate::jwks::Jwks;
@@ -176,18 +176,14 @@ impl Shared {
                 provider.require_expiration,
             )
         };
-        let key = state
-            .caches
-            .get(index)
-            .filter(|c| c.enabled())
-            .map(|_| cache::key(raw.as_bytes()));
-        if let (Some(key), Some(c)) = (key, state.caches.get_mut(index)) {
-            if let Some(hit) = c.get(&key) {
+        let cached = state.caches.get_mut(index).filter(|c| c.enabled());
+        if let Some(c) = cached {
+            if let Some(hit) = c.get(raw) {
                 self.metrics.jwt_cache_hit.inc();
                 return match check(&hit) {
                     Ok(()) => Ok(hit),
                     Err(e) => {
-                        c.remove(&key);
+                        c.remove(raw);
                         Err(e)
                     }
                 };
@@ -243,8 +239,8 @@ impl Shared {
             return Err(Failure::BadSignature);
         }
         let verified = Rc::new(verified);
-        if let (Some(key), Some(c)) = (key, state.caches.get_mut(index)) {
-            c.insert(key, Rc::clone(&verified));
+        if let Some(c) = state.caches.get_mut(index) {
+            c.insert(raw, Rc::clone(&verified));
         }
         Ok(verified)
     }
@@ -504,6 +500,7 @@ impl Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        use sdk_ext::request::Request;
         let shared = Rc::clone(&self.shared);
         let config = &shared.config;
         let mut req = HostRequest::new();
@@ -516,7 +513,6 @@ impl HttpContext for Stream {
             return Action::Continue;
         };
         let now = now_secs();
-        let path = Headers::REQUEST.get(":path");
         let n = config.providers.len();
         let mut results: Vec<Option<ProviderResult>> = vec![None; n];
         let outcome = {
@@ -525,8 +521,10 @@ impl HttpContext for Stream {
                     return done.clone().map(|(v, _)| v);
                 }
                 let provider = config.providers.get(i).ok_or(Failure::Missing)?;
-                let mut header = |name: &str| Headers::REQUEST.get(name);
-                let found = extract::find(&provider.locations, &mut header, path.as_deref());
+                // Through the request view: each header (and :path, already read to match
+                // the rule) costs at most one host call per request.
+                let mut header = |name: &str| req.header(name).map(<[u8]>::to_vec);
+                let found = extract::find(&provider.locations, &mut header);
                 let result = shared
                     .verify_provider(i, provider, found.as_ref(), now)
                     .map(|v| (v, found.and_then(|f| f.header)));
