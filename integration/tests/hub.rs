@@ -27,6 +27,16 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
+/// `publish` writes its image layouts to the repository's `target/oci/`; tests that run it
+/// take this lock so two publishes never rewrite the same layout at once.
+static PUBLISHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    PUBLISHING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `cargo run -q -p xtask -- <args>` from the repo root, as `make` runs it.
 fn xtask(args: &[&str]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -272,6 +282,7 @@ fn envoy_with(echo: &EchoUpstream, filter: Option<WasmFilter>, hub_port: u16) ->
 
 #[test]
 fn publish_pull_back_and_serve_from_the_hub() {
+    let _serial = serial();
     let reg = Registry::start();
     let istio = scratch("istio");
     let prefix = "hub-test";
@@ -487,6 +498,7 @@ fn publish_pull_back_and_serve_from_the_hub() {
 
 #[test]
 fn publish_refuses_bad_input_and_pushes_nothing() {
+    let _serial = serial();
     // No registry listening.
     let port = free_port();
     let out = xtask(&["publish", &format!("127.0.0.1:{port}/x")]);
