@@ -193,6 +193,32 @@ const JWT_AUTH_SIZE_TARGET: u64 = 600 * 1024;
 /// The variant every other one is compared with (always measured).
 const BASELINE: &str = "no-filter";
 
+/// A native `jwt_authn` variant: `alg` tokens, one repeated (`pool` false) or 1000.
+const fn native_jwt_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
+    Variant {
+        name,
+        filters: native_jwt_filter,
+        edits: Edits::None,
+        stats: NATIVE_JWT_STATS,
+        wasm: None,
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad { alg, pool }),
+    }
+}
+
+/// A jwt-auth variant with the same provider and tokens as [`native_jwt_variant`].
+const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
+    Variant {
+        name,
+        filters: jwt_auth_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad { alg, pool }),
+    }
+}
+
 const VARIANTS: &[Variant] = &[
     Variant {
         name: BASELINE,
@@ -248,102 +274,14 @@ const VARIANTS: &[Variant] = &[
         denied: Some(("/admin", 403)),
         jwt: None,
     },
-    Variant {
-        name: "native-jwt-rs256-same",
-        filters: native_jwt_filter,
-        edits: Edits::None,
-        stats: NATIVE_JWT_STATS,
-        wasm: None,
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Rs256,
-            pool: false,
-        }),
-    },
-    Variant {
-        name: "jwt-auth-rs256-same",
-        filters: jwt_auth_filter,
-        edits: Edits::None,
-        stats: JWT_AUTH_STATS,
-        wasm: Some(Module::Dist("jwt-auth.wasm")),
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Rs256,
-            pool: false,
-        }),
-    },
-    Variant {
-        name: "native-jwt-es256-same",
-        filters: native_jwt_filter,
-        edits: Edits::None,
-        stats: NATIVE_JWT_STATS,
-        wasm: None,
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Es256,
-            pool: false,
-        }),
-    },
-    Variant {
-        name: "jwt-auth-es256-same",
-        filters: jwt_auth_filter,
-        edits: Edits::None,
-        stats: JWT_AUTH_STATS,
-        wasm: Some(Module::Dist("jwt-auth.wasm")),
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Es256,
-            pool: false,
-        }),
-    },
-    Variant {
-        name: "native-jwt-rs256-pool",
-        filters: native_jwt_filter,
-        edits: Edits::None,
-        stats: NATIVE_JWT_STATS,
-        wasm: None,
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Rs256,
-            pool: true,
-        }),
-    },
-    Variant {
-        name: "jwt-auth-rs256-pool",
-        filters: jwt_auth_filter,
-        edits: Edits::None,
-        stats: JWT_AUTH_STATS,
-        wasm: Some(Module::Dist("jwt-auth.wasm")),
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Rs256,
-            pool: true,
-        }),
-    },
-    Variant {
-        name: "native-jwt-es256-pool",
-        filters: native_jwt_filter,
-        edits: Edits::None,
-        stats: NATIVE_JWT_STATS,
-        wasm: None,
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Es256,
-            pool: true,
-        }),
-    },
-    Variant {
-        name: "jwt-auth-es256-pool",
-        filters: jwt_auth_filter,
-        edits: Edits::None,
-        stats: JWT_AUTH_STATS,
-        wasm: Some(Module::Dist("jwt-auth.wasm")),
-        denied: Some(("/check", 401)),
-        jwt: Some(JwtLoad {
-            alg: Alg::Es256,
-            pool: true,
-        }),
-    },
+    native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
+    jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
+    native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
+    jwt_auth_variant("jwt-auth-es256-same", Alg::Es256, false),
+    native_jwt_variant("native-jwt-rs256-pool", Alg::Rs256, true),
+    jwt_auth_variant("jwt-auth-rs256-pool", Alg::Rs256, true),
+    native_jwt_variant("native-jwt-es256-pool", Alg::Es256, true),
+    jwt_auth_variant("jwt-auth-es256-pool", Alg::Es256, true),
 ];
 
 fn no_filters(_: &Inputs) -> String {
