@@ -64,6 +64,11 @@ impl HttpUri {
 
 /// Sends `GET target` with `accept` as the Accept header; answers the callout token.
 /// `Err(BadArgument)`: Envoy does not know the cluster.
+///
+/// This goes through the SDK's `dispatch_http_call` rather than a raw import: only the SDK
+/// can register the token with its dispatcher, which routes the answer to the calling
+/// context. That wrapper panics on a status other than Ok / BadArgument / InternalFailure;
+/// Envoy's `proxy_http_call` answers nothing else.
 pub fn get(target: &HttpUri, accept: &str) -> Result<u32, Status> {
     proxy_wasm::hostcalls::dispatch_http_call(
         &target.cluster,
