@@ -5,26 +5,27 @@ use crate::config::Location;
 
 /// A token found in the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct Found<'a> {
     /// The token bytes (not yet checked for size or UTF-8).
     pub token: Vec<u8>,
-    /// The header it came from, when it came from a header (stripped unless `forward`).
-    pub header: Option<String>,
+    /// The header it came from, when it came from a header (stripped unless `forward`);
+    /// borrowed from the configured location, so finding a token allocates no name.
+    pub header: Option<&'a str>,
 }
 
 /// Finds the first token in `locations`. `header(name)` reads a request header (`:path`
 /// for query parameters); it is only called for the locations actually tried.
-pub fn find(
-    locations: &[Location],
+pub fn find<'a>(
+    locations: &'a [Location],
     header: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
-) -> Option<Found> {
+) -> Option<Found<'a>> {
     for location in locations {
         let found = match location {
             Location::Header { name, prefix } => header(name)
                 .and_then(|v| after_prefix(&v, prefix.as_bytes()).map(<[u8]>::to_vec))
                 .map(|token| Found {
                     token,
-                    header: Some(name.clone()),
+                    header: Some(name.as_str()),
                 }),
             Location::Param(name) => header(":path")
                 .and_then(|p| query_param(&p, name.as_bytes()).map(<[u8]>::to_vec))
@@ -120,7 +121,7 @@ mod tests {
         ]
     }
 
-    fn run(headers: &[(&str, &[u8])], path: &str) -> Option<Found> {
+    fn run(headers: &[(&str, &[u8])], path: &str) -> Option<Found<'static>> {
         let mut get = |n: &str| {
             if n == ":path" {
                 return Some(path.as_bytes().to_vec());
@@ -130,14 +131,15 @@ mod tests {
                 .find(|(k, _)| *k == n)
                 .map(|(_, v)| v.to_vec())
         };
-        find(&locations(), &mut get)
+        static LOCATIONS: std::sync::LazyLock<Vec<Location>> = std::sync::LazyLock::new(locations);
+        find(&LOCATIONS, &mut get)
     }
 
     #[test]
     fn header_prefix_param_cookie_in_order() {
         let f = run(&[("authorization", b"Bearer abc.def.ghi")], "/").unwrap();
         assert_eq!(f.token, b"abc.def.ghi");
-        assert_eq!(f.header.as_deref(), Some("authorization"));
+        assert_eq!(f.header, Some("authorization"));
         assert_eq!(
             run(&[("authorization", b"bearer   t1  ")], "/")
                 .unwrap()
@@ -150,10 +152,7 @@ mod tests {
             "/",
         )
         .unwrap();
-        assert_eq!(
-            (f.token.as_slice(), f.header.as_deref()),
-            (&b"t2"[..], Some("x-jwt"))
-        );
+        assert_eq!((f.token.as_slice(), f.header), (&b"t2"[..], Some("x-jwt")));
         let f = run(&[], "/p?a=1&access_token=t3&b=2").unwrap();
         assert_eq!((f.token.as_slice(), f.header), (&b"t3"[..], None));
         let f = run(&[("cookie", b"a=b; session=\"t4\"; c=d")], "/").unwrap();

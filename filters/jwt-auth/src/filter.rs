@@ -58,14 +58,6 @@ impl Metrics {
     }
 }
 
-/// Whether the host has `verify_signature` (learned from the first call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostCrypto {
-    Unknown,
-    Available,
-    Missing,
-}
-
 /// Per-provider state that changes while the plugin runs.
 struct State {
     remote: Vec<Option<RemoteJwks>>,
@@ -79,7 +71,8 @@ pub struct Shared {
     denials: Vec<LocalResponse>,
     malformed: Counter,
     state: RefCell<State>,
-    host_crypto: Cell<HostCrypto>,
+    /// The host answered NotFound to `verify_signature`: stop asking it.
+    host_lacks_verify: Cell<bool>,
 }
 
 impl Shared {
@@ -121,29 +114,27 @@ impl Shared {
             denials,
             malformed,
             state: RefCell::new(State { remote, caches }),
-            host_crypto: Cell::new(HostCrypto::Unknown),
+            host_lacks_verify: Cell::new(false),
         })
     }
 
     fn host_verify(&self, hash: &str, der: &[u8], signature: &[u8], text: &[u8]) -> HostAnswer {
-        if self.host_crypto.get() == HostCrypto::Missing {
-            return HostAnswer::Unavailable;
+        if self.host_lacks_verify.get() {
+            return HostAnswer::Unusable;
         }
-        let answer = match foreign::verify_signature(hash, der, signature, text) {
+        match foreign::verify_signature(hash, der, signature, text) {
             Ok(Verdict::Valid) => HostAnswer::Valid,
             Ok(Verdict::Invalid(_)) => HostAnswer::Invalid,
             Err(Status::NotFound) => {
                 log::info!("{NAME}: host has no verify_signature; verifying in Wasm");
-                self.host_crypto.set(HostCrypto::Missing);
-                return HostAnswer::Unavailable;
+                self.host_lacks_verify.set(true);
+                HostAnswer::Unusable
             }
             Err(status) => {
                 log::warn!("{NAME}: host verify_signature refused the call ({status:?}); verifying in Wasm");
-                return HostAnswer::Refused;
+                HostAnswer::Unusable
             }
-        };
-        self.host_crypto.set(HostCrypto::Available);
-        answer
+        }
     }
 
     /// Verifies provider `index`'s token in this request (everything but the audience).
@@ -158,11 +149,7 @@ impl Shared {
         if found.token.len() > self.config.max_token_bytes {
             return Err(Failure::TooLarge);
         }
-        let raw = std::str::from_utf8(&found.token).map_err(|_| {
-            Failure::Malformed(
-                "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
-            )
-        })?;
+        let raw = std::str::from_utf8(&found.token).map_err(|_| token::BAD_FORMAT)?;
         let mut state = self
             .state
             .try_borrow_mut()
@@ -190,10 +177,11 @@ impl Shared {
             }
             self.metrics.jwt_cache_miss.inc();
         }
-        let jwt = token::parse(raw)?;
+        let mut jwt = token::parse(raw)?;
+        // The signature check needs only the signed text: the payload moves, not copies.
         let verified = Verified {
             claims: jwt.claims.clone(),
-            payload: jwt.payload.clone(),
+            payload: std::mem::take(&mut jwt.payload),
             payload_b64: jwt.payload_b64.to_string(),
         };
         check(&verified)?;
@@ -359,7 +347,7 @@ impl RootHooks for Shared {
 }
 
 /// One provider's verdict in one request, with the header its token came from.
-type ProviderResult = Result<(Rc<Verified>, Option<String>), Failure>;
+type ProviderResult<'a> = Result<(Rc<Verified>, Option<&'a str>), Failure>;
 
 /// One HTTP stream.
 pub struct Stream {
@@ -458,16 +446,19 @@ impl Stream {
     /// Applies what verified tokens leave: payload and claim headers, token stripping.
     /// A failed header edit fails the request closed (500), as the upstream would
     /// otherwise see a token or identity the filter meant to replace.
-    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<String>)]) -> Result<(), Status> {
+    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<&str>)]) -> Result<(), Status> {
         for (index, v, header) in verified {
             let Some(p) = self.shared.config.providers.get(*index) else {
                 continue;
             };
             if let Some(name) = &p.forward_payload_header {
-                let value = if p.pad_forward_payload_header {
-                    URL_SAFE.encode(URL_SAFE_NO_PAD.decode(&v.payload_b64).unwrap_or_default())
+                let padded;
+                let value: &str = if p.pad_forward_payload_header {
+                    padded =
+                        URL_SAFE.encode(URL_SAFE_NO_PAD.decode(&v.payload_b64).unwrap_or_default());
+                    &padded
                 } else {
-                    v.payload_b64.clone()
+                    &v.payload_b64
                 };
                 Headers::REQUEST.set(name, value.as_bytes())?;
             }
@@ -546,7 +537,7 @@ impl HttpContext for Stream {
         if let Err(failure) = outcome {
             return self.deny(&mut req, failure);
         }
-        let verified: Vec<(usize, Rc<Verified>, Option<String>)> = results
+        let verified: Vec<(usize, Rc<Verified>, Option<&str>)> = results
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| match r {

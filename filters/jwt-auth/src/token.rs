@@ -105,7 +105,8 @@ pub struct Claims {
     pub iat: Option<u64>,
 }
 
-const BAD_FORMAT: Failure = Failure::Malformed(
+/// A token that is not three base64url segments (or not even UTF-8).
+pub const BAD_FORMAT: Failure = Failure::Malformed(
     "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
 );
 

@@ -15,10 +15,9 @@ pub enum HostAnswer {
     Valid,
     /// Checked, not valid.
     Invalid,
-    /// The host has no `verify_signature` (detected once; then pure Rust is used).
-    Unavailable,
-    /// The host refused the call (e.g. a key it cannot import): verify in pure Rust.
-    Refused,
+    /// No verdict: the host lacks `verify_signature` or refused the call (e.g. a key it
+    /// cannot import). Verify in pure Rust.
+    Unusable,
 }
 
 /// The host's verifier: `(hash, spki_der, signature, text)`.
@@ -40,8 +39,6 @@ pub struct Checked {
     pub valid: bool,
     /// Who decided.
     pub path: Path,
-    /// The host reported it lacks `verify_signature`.
-    pub host_unavailable: bool,
 }
 
 fn host_hash(alg: Alg) -> Option<&'static str> {
@@ -123,7 +120,6 @@ pub fn ecdsa_der(raw: &[u8], alg: Alg) -> Option<Vec<u8>> {
 /// Verifies `jwt`'s signature with `key` (which the caller chose with `Key::accepts`).
 /// `host`: the host verifier, or `None` to use pure Rust only.
 pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked {
-    let mut host_unavailable = false;
     if let (Some(host), Some(hash), Some(spki)) = (host, host_hash(jwt.alg), &key.spki_der) {
         let signature = match jwt.alg {
             Alg::ES256 | Alg::ES384 => match ecdsa_der(&jwt.signature, jwt.alg) {
@@ -132,7 +128,6 @@ pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked 
                     return Checked {
                         valid: false,
                         path: Path::Host,
-                        host_unavailable,
                     }
                 }
             },
@@ -143,11 +138,9 @@ pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked 
                 return Checked {
                     valid: answer == HostAnswer::Valid,
                     path: Path::Host,
-                    host_unavailable,
                 }
             }
-            HostAnswer::Unavailable => host_unavailable = true,
-            HostAnswer::Refused => {}
+            HostAnswer::Unusable => {}
         }
     }
     let valid = verify_rust(
@@ -159,6 +152,5 @@ pub fn check(jwt: &Jwt<'_>, key: &Key, host: Option<HostVerify<'_>>) -> Checked 
     Checked {
         valid,
         path: Path::Rust,
-        host_unavailable,
     }
 }

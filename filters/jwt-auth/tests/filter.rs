@@ -892,3 +892,43 @@ fn random_edits_of_a_valid_token_are_always_refused() {
     }
     assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
 }
+
+#[test]
+fn a_host_that_refuses_the_call_falls_back_to_rust_every_time() {
+    let mut emu = Emulator::new(jwt_auth::_initialize);
+    emu.register_foreign_function("verify_signature", |_| {
+        Err(sdk_ext::testing::Status::BadArgument)
+    });
+    assert!(emu.start(config_with(provider()).to_string()));
+    for _ in 0..2 {
+        assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+    }
+    // Unlike NotFound, a refusal is not remembered: the host is asked again next time.
+    assert_eq!(emu.metric("jwt_auth.verify.rust"), Some(2));
+    let refusals = emu
+        .logs_at(LogLevel::Warn)
+        .iter()
+        .filter(|m| m.contains("refused the call"))
+        .count();
+    assert_eq!(refusals, 2);
+    // A forged signature still fails on the fallback.
+    let t = mint(Algorithm::RS256, &claims());
+    let forged = format!("{}A", &t[..t.len() - 1]);
+    assert_eq!(send(&mut emu, Some(&forged)).status, Some(401));
+}
+
+#[test]
+fn a_jwks_body_over_one_mib_never_replaces_the_set() {
+    let mut emu = start(&remote_config("100s"), true);
+    let call = emu.http_calls()[0].token;
+    // A valid JWKS padded with whitespace past the 1 MiB cap.
+    let mut body = JWKS.as_bytes().to_vec();
+    body.resize((1 << 20) + 1, b' ');
+    emu.respond_http_call(call, &[(":status", "200")], &body);
+    assert!(emu.has_log("body over 1048576 bytes"));
+    assert_denied(
+        &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
+        401,
+        "jwks_unavailable",
+    );
+}
