@@ -60,7 +60,7 @@ const USAGE: &str =
     "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
                      [--connections C] [--nice N] [--only a,b,...]
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     the header-editing rows (bare, native-header_mutation, lua, header-rules, template)
+    headers     the header-editing rows (bare, raw, native-header_mutation, lua, header-rules, template)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
@@ -78,7 +78,7 @@ enum Edits {
     None,
     /// The benchmark's request and response edits.
     Bench,
-    /// Only `x-bench-a: 1` is set on the request (the bare SDK filter).
+    /// Only `x-bench-a: 1` is set on the request (the bare SDK filter, the raw ABI floor).
     One,
 }
 
@@ -239,6 +239,15 @@ const VARIANTS: &[Variant] = &[
         jwt: None,
     },
     Variant {
+        name: "raw",
+        filters: raw_filter,
+        edits: Edits::One,
+        stats: &[],
+        wasm: Some(Module::Bench("raw-filter")),
+        denied: None,
+        jwt: None,
+    },
+    Variant {
         name: "native-header_mutation",
         filters: header_mutation_filter,
         edits: Edits::Bench,
@@ -357,6 +366,11 @@ fn bare_filter(i: &Inputs) -> String {
         "",
         &i.modules.path(Module::Bench("bare-filter")),
     )
+}
+
+/// The SDK-free floor (`bench/raw-filter`): what Envoy charges any proxy-wasm filter per stream.
+fn raw_filter(i: &Inputs) -> String {
+    wasm_filter("raw", "", "", &i.modules.path(Module::Bench("raw-filter")))
 }
 
 fn header_rules_filter(i: &Inputs) -> String {
@@ -1971,6 +1985,7 @@ mod tests {
             [
                 BASELINE,
                 "bare",
+                "raw",
                 "native-header_mutation",
                 "lua",
                 "header-rules",
