@@ -61,22 +61,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     } else {
         bytes
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // serde_json appends " at line L column C"; the path already says where.
-        let reason = inner.to_string();
-        let reason = match reason.rfind(" at line ") {
-            Some(i) if inner.line() > 0 => reason.get(..i).unwrap_or(&reason).to_string(),
-            _ => reason,
-        };
+    let value: T = crate::json::from_slice(bytes).map_err(|e| {
         // "missing field `x`" is reported at the parent; name the field itself.
-        let missing = reason
+        let missing = e
+            .reason
             .strip_prefix("missing field `")
             .and_then(|r| r.split('`').next())
-            .map(|f| join_path(&path, f));
-        ConfigError::new(missing.unwrap_or(path), reason)
+            .map(|f| join_path(&e.path, f));
+        ConfigError::new(missing.unwrap_or(e.path), e.reason)
     })?;
     Ok(value)
 }
@@ -106,6 +98,8 @@ mod tests {
         assert_eq!(e.field, "rules[1].status");
         assert!(e.reason.contains("invalid type"), "{}", e.reason);
         assert!(!e.reason.contains("line"), "{}", e.reason);
+        let e = parse::<Cfg>(br#"{"rules":[{"status":200,"x":1}]}"#).unwrap_err();
+        assert_eq!(e.field, "rules[0].x");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! What the bare SDK leaves to every filter, done once and without panics:
 //!
-//! - [`config`]: parse a filter's JSON configuration once into a validated value; a bad
+//! - [`config`]: parse a filter's JSON configuration once into a validated value (read by
+//!   [`json`], a small strict reader that names the field of every error); a bad
 //!   config is refused with `"<filter>: invalid config at <field path>: <reason>"`.
 //! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases.
 //! - [`request`]: request properties (path, method, host, scheme, client address, route).
@@ -24,6 +25,7 @@ pub mod duration;
 pub mod foreign;
 pub mod headers;
 pub mod host;
+pub mod json;
 pub mod logging;
 pub mod matching;
 pub mod metrics;

@@ -9,7 +9,6 @@
 use crate::host;
 use crate::metrics::Counter;
 use proxy_wasm::types::{Action, Status};
-use serde::Serialize;
 
 /// A prepared local response.
 #[derive(Debug, Clone)]
@@ -19,13 +18,6 @@ pub struct LocalResponse {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     counter: Option<Counter>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    status: u16,
-    error: &'a str,
-    message: &'a str,
 }
 
 /// A short machine-readable name for a status, used as the body's `error` field.
@@ -53,12 +45,13 @@ impl LocalResponse {
     /// for Envoy's access log (e.g. `header_rules_denied`; anything but `[A-Za-z0-9_.-]`
     /// becomes `_`, as Envoy requires no whitespace there).
     pub fn new(status: u16, details: &str, message: &str) -> Self {
-        let body = serde_json::to_vec(&Body {
-            status,
-            error: error_name(status),
-            message,
-        })
-        .unwrap_or_default();
+        let mut body = format!(
+            "{{\"status\":{status},\"error\":\"{}\",\"message\":",
+            error_name(status)
+        );
+        crate::json::write_string(&mut body, message);
+        body.push('}');
+        let body = body.into_bytes();
         let details = details
             .chars()
             .map(|c| {

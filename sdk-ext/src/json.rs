@@ -1,0 +1,1092 @@
+//! A small, strict JSON reader and the serde `Deserializer` over it that configs are parsed
+//! with, plus the string escaping local responses are written with.
+//!
+//! Why not `serde_json` + `serde_path_to_error`: in a filter's `.wasm` the two cost ~50 KB
+//! (their code is monomorphised once per config type and again per wrapper), a quarter of a
+//! small filter. This reader is one pass into a [`Value`] tree; the deserializer walks the tree
+//! and knows where it is, so every error names its field path (`rules[1].status`) without a
+//! wrapper. Config parsing runs once per `on_configure`, so a tree costs nothing that matters.
+//!
+//! Strict where a proxy config should be: UTF-8 only, no trailing content, no duplicate object
+//! keys (JSON leaves them undefined; silently taking one would hide an operator's mistake),
+//! nesting limited to [`MAX_DEPTH`], numbers per RFC 8259. Floating-point numbers are kept as
+//! their text and parsed only if a field asks for a float.
+
+use serde::de::{self, DeserializeSeed, Expected, IntoDeserializer, Unexpected, Visitor};
+use std::collections::HashSet;
+use std::fmt::{self, Display, Write as _};
+
+/// Deepest array/object nesting accepted (a config is a few levels deep; a hostile or broken
+/// input must not exhaust the stack).
+pub const MAX_DEPTH: usize = 64;
+
+/// A parsed JSON value. Objects keep their keys in document order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// A number, as written (validated against the JSON grammar).
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The value's kind as serde names it in "invalid type" errors.
+    fn unexpected(&self) -> Unexpected<'_> {
+        match self {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(n) => match parse_integer(n) {
+                Some(Integer::Unsigned(u)) => Unexpected::Unsigned(u),
+                Some(Integer::Signed(i)) => Unexpected::Signed(i),
+                None => Unexpected::Other("floating point number"),
+            },
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+}
+
+/// Why a document could not be read or deserialized, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// Field path (`rules[1].status`); empty for the document itself.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+    /// Whether `path` was set (errors raised by a visitor get the path on the way up).
+    located: bool,
+}
+
+impl Error {
+    fn new(reason: impl Display) -> Self {
+        Self {
+            path: String::new(),
+            reason: reason.to_string(),
+            located: false,
+        }
+    }
+
+    /// Sets the path unless an inner (deeper) one was already set.
+    fn at(mut self, path: &Path<'_>) -> Self {
+        if !self.located {
+            self.path = path.to_string();
+            self.located = true;
+        }
+        self
+    }
+}
+
+impl Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// serde's messages, written here so that serde's own `Unexpected` formatting (which links
+/// float printing) is not needed; the wording is serde's.
+impl de::Error for Error {
+    fn custom<T: Display>(msg: T) -> Self {
+        Self::new(msg)
+    }
+
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        Self::new(format_args!(
+            "invalid type: {}, expected {exp}",
+            Describe(&unexp)
+        ))
+    }
+
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        Self::new(format_args!(
+            "invalid value: {}, expected {exp}",
+            Describe(&unexp)
+        ))
+    }
+}
+
+/// `Unexpected` as serde words it, without floats (numbers here are integers or named as
+/// "floating point number").
+struct Describe<'a>(&'a Unexpected<'a>);
+
+impl Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.0 {
+            Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
+            Unexpected::Unsigned(u) => write!(f, "integer `{u}`"),
+            Unexpected::Signed(i) => write!(f, "integer `{i}`"),
+            Unexpected::Float(_) => f.write_str("floating point number"),
+            Unexpected::Char(c) => write!(f, "character `{c}`"),
+            Unexpected::Str(s) => {
+                f.write_str("string ")?;
+                f.write_str(&quote(s))
+            }
+            Unexpected::Bytes(_) => f.write_str("byte array"),
+            Unexpected::Unit => f.write_str("null"),
+            Unexpected::Option => f.write_str("Option value"),
+            Unexpected::NewtypeStruct => f.write_str("newtype struct"),
+            Unexpected::Seq => f.write_str("array"),
+            Unexpected::Map => f.write_str("map"),
+            Unexpected::Enum => f.write_str("enum"),
+            Unexpected::UnitVariant => f.write_str("unit variant"),
+            Unexpected::NewtypeVariant => f.write_str("newtype variant"),
+            Unexpected::TupleVariant => f.write_str("tuple variant"),
+            Unexpected::StructVariant => f.write_str("struct variant"),
+            Unexpected::Other(other) => f.write_str(other),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// Reads one JSON document (surrounding whitespace allowed, nothing else).
+pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::new(format_args!(
+            "not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut reader = Reader { text, pos: 0 };
+    reader.skip_ws();
+    let value = reader.value(0)?;
+    reader.skip_ws();
+    if reader.pos < text.len() {
+        return Err(reader.error("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// `what` at the current position, as line and column (1-based, columns in bytes).
+    fn error(&self, what: &str) -> Error {
+        let before = self.text.get(..self.pos).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Error::new(format_args!("{what} at line {line} column {column}"))
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), Error> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else if self.peek().is_none() {
+            Err(self.error("EOF while parsing a value"))
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, Error> {
+        if self
+            .text
+            .get(self.pos..)
+            .is_some_and(|t| t.starts_with(word))
+        {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected value"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        match self.peek() {
+            None => Err(self.error("EOF while parsing a value")),
+            Some(b'n') => self.literal("null", Value::Null),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'{') => self.object(depth + 1),
+            Some(_) => Err(self.error("expected value")),
+        }
+    }
+
+    fn enter(&self, depth: usize) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            Err(self.error(&format!("nested deeper than {MAX_DEPTH} levels")))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, Error> {
+        self.enter(depth)?;
+        self.pos += 1; // [
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                None => return Err(self.error("EOF while parsing a list")),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, Error> {
+        self.enter(depth)?;
+        self.pos += 1; // {
+        let mut members: Vec<(String, Value)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            let key_at = self.pos;
+            match self.peek() {
+                Some(b'"') => {}
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("key must be a string")),
+            }
+            let key = self.string()?;
+            if !seen.insert(key.clone()) {
+                self.pos = key_at;
+                return Err(self.error(&format!("duplicate key {}", quote(&key))));
+            }
+            self.skip_ws();
+            self.expect(b':', "expected `:`")?;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            members.push((key, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(members));
+                }
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, Error> {
+        let start = self.pos;
+        let digits = |r: &mut Self| {
+            let from = r.pos;
+            while matches!(r.peek(), Some(b'0'..=b'9')) {
+                r.pos += 1;
+            }
+            r.pos > from
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'0') {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number (leading zero)"));
+            }
+        } else if !digits(self) {
+            return Err(self.error("invalid number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !digits(self) {
+                return Err(self.error("invalid number (no digit after `.`)"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.error("invalid number (no digit in exponent)"));
+            }
+        }
+        let text = self.text.get(start..self.pos).unwrap_or_default();
+        Ok(Value::Number(text.to_string()))
+    }
+
+    fn hex4(&mut self) -> Result<u32, Error> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| self.error("invalid \\u escape"))?;
+        let n = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        self.pos += 4;
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        self.pos += 1; // "
+        let mut out = String::new();
+        loop {
+            let rest = self.text.get(self.pos..).unwrap_or_default();
+            let run = rest
+                .bytes()
+                .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+                .ok_or_else(|| {
+                    let end = Reader {
+                        text: self.text,
+                        pos: self.text.len(),
+                    };
+                    end.error("EOF while parsing a string")
+                })?;
+            out.push_str(rest.get(..run).unwrap_or_default());
+            self.pos += run;
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let escape = self.peek();
+                    self.pos += 1;
+                    match escape {
+                        Some(b'"') => out.push('"'),
+                        Some(b'\\') => out.push('\\'),
+                        Some(b'/') => out.push('/'),
+                        Some(b'b') => out.push('\u{8}'),
+                        Some(b'f') => out.push('\u{c}'),
+                        Some(b'n') => out.push('\n'),
+                        Some(b'r') => out.push('\r'),
+                        Some(b't') => out.push('\t'),
+                        Some(b'u') => {
+                            let first = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&first) {
+                                // A high surrogate must be followed by `\u` and a low one.
+                                if self.text.get(self.pos..self.pos + 2) != Some("\\u") {
+                                    return Err(self.error("lone leading surrogate in hex escape"));
+                                }
+                                self.pos += 2;
+                                let second = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&second) {
+                                    return Err(self.error("invalid surrogate pair in hex escape"));
+                                }
+                                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                            } else {
+                                first
+                            };
+                            let c = char::from_u32(code).ok_or_else(|| {
+                                self.error("lone trailing surrogate in hex escape")
+                            })?;
+                            out.push(c);
+                        }
+                        _ => return Err(self.error("invalid escape")),
+                    }
+                }
+                _ => {
+                    return Err(self
+                        .error("control character (\\u0000-\\u001F) found while parsing a string"))
+                }
+            }
+        }
+    }
+}
+
+/// `s` as a JSON string literal, quotes included.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_string(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out` as a JSON string literal (quotes included, escaped as RFC 8259 asks).
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+
+enum Integer {
+    Unsigned(u64),
+    Signed(i64),
+}
+
+/// The number as an integer, if it is written as one and fits in 64 bits.
+fn parse_integer(text: &str) -> Option<Integer> {
+    if text.contains(['.', 'e', 'E']) {
+        return None;
+    }
+    if text.starts_with('-') {
+        text.parse().ok().map(Integer::Signed)
+    } else {
+        text.parse().ok().map(Integer::Unsigned)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deserializing
+
+/// Where a value sits in the document; rendered only for errors.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => f.write_str("."),
+            Path::Key(Path::Root, key) => f.write_str(key),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(Path::Root, i) => write!(f, "[{i}]"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Deserializes `T` from a parsed document; errors carry the field path (`.` for the root).
+pub fn from_value<'de, T: de::Deserialize<'de>>(value: &'de Value) -> Result<T, Error> {
+    T::deserialize(ValueDeserializer {
+        value,
+        path: &Path::Root,
+    })
+}
+
+/// Parses and deserializes in one step.
+pub fn from_slice<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let value = parse(bytes).map_err(|e| e.at(&Path::Root))?;
+    from_value(&value)
+}
+
+struct ValueDeserializer<'de, 'p> {
+    value: &'de Value,
+    path: &'p Path<'p>,
+}
+
+impl<'de> ValueDeserializer<'de, '_> {
+    fn invalid_type<V: Visitor<'de>>(&self, visitor: &V) -> Error {
+        <Error as de::Error>::invalid_type(self.value.unexpected(), visitor).at(self.path)
+    }
+
+    fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Number(n) => match parse_integer(n) {
+                Some(Integer::Unsigned(u)) => visitor.visit_u64(u),
+                Some(Integer::Signed(i)) => visitor.visit_i64(i),
+                None if n.contains(['.', 'e', 'E']) => Err(self.invalid_type(&visitor)),
+                None => Err(Error::new(format_args!("number {n} out of range"))),
+            },
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn float<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Number(n) => match n.parse::<f64>() {
+                Ok(f) if f.is_finite() => visitor.visit_f64(f),
+                _ => Err(Error::new(format_args!("number {n} out of range"))),
+            },
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+}
+
+macro_rules! integers {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.integer(visitor)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let path = self.path;
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) if parse_integer(n).is_some() => return self.integer(visitor),
+            Value::Number(_) => return self.float(visitor),
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Array(items) => visitor.visit_seq(Seq::new(items, path)),
+            Value::Object(members) => visitor.visit_map(Map::new(members, path)),
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    integers!(deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+              deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128);
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.float(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.float(visitor)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Bool(b) => visitor.visit_bool(*b),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::String(s) => visitor.visit_borrowed_bytes(s.as_bytes()),
+            Value::Array(items) => visitor.visit_seq(Seq::new(items, self.path)),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let path = self.path;
+        match self.value {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Null => visitor.visit_unit(),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let path = self.path;
+        visitor.visit_newtype_struct(self).map_err(|e| e.at(path))
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Array(items) => visitor.visit_seq(Seq::new(items, self.path)),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Object(members) => visitor.visit_map(Map::new(members, self.path)),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let path = self.path;
+        match self.value {
+            // A unit variant: "name".
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            // Any other variant: {"name": content}.
+            Value::Object(members) => match members.as_slice() {
+                [(name, content)] => visitor.visit_enum(Variant {
+                    name,
+                    content,
+                    path,
+                }),
+                _ => Err(Error::new(
+                    "expected an object with exactly one key (the enum variant)",
+                )),
+            },
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(path))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+}
+
+struct Seq<'de, 'p> {
+    items: std::slice::Iter<'de, Value>,
+    index: usize,
+    path: &'p Path<'p>,
+}
+
+impl<'de, 'p> Seq<'de, 'p> {
+    fn new(items: &'de [Value], path: &'p Path<'p>) -> Self {
+        Self {
+            items: items.iter(),
+            index: 0,
+            path,
+        }
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        let Some(value) = self.items.next() else {
+            return Ok(None);
+        };
+        let path = Path::Index(self.path, self.index);
+        self.index += 1;
+        seed.deserialize(ValueDeserializer { value, path: &path })
+            .map(Some)
+            .map_err(|e| e.at(&path))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+struct Map<'de, 'p> {
+    members: std::slice::Iter<'de, (String, Value)>,
+    /// The value of the key last returned.
+    pending: Option<(&'de str, &'de Value)>,
+    path: &'p Path<'p>,
+}
+
+impl<'de, 'p> Map<'de, 'p> {
+    fn new(members: &'de [(String, Value)], path: &'p Path<'p>) -> Self {
+        Self {
+            members: members.iter(),
+            pending: None,
+            path,
+        }
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Map<'de, '_> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        let Some((key, value)) = self.members.next() else {
+            return Ok(None);
+        };
+        self.pending = Some((key, value));
+        let path = Path::Key(self.path, key);
+        // An unknown key is reported at the key itself (`rules[0].typo`).
+        seed.deserialize(BorrowedStr(key))
+            .map(Some)
+            .map_err(|e| e.at(&path))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let Some((key, value)) = self.pending.take() else {
+            return Err(Error::new("value requested before its key").at(self.path));
+        };
+        let path = Path::Key(self.path, key);
+        seed.deserialize(ValueDeserializer { value, path: &path })
+            .map_err(|e| e.at(&path))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.members.len())
+    }
+}
+
+/// A map key or enum variant name.
+struct BorrowedStr<'de>(&'de str);
+
+impl<'de> de::Deserializer<'de> for BorrowedStr<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct Variant<'de, 'p> {
+    name: &'de str,
+    content: &'de Value,
+    path: &'p Path<'p>,
+}
+
+impl<'de, 'p> de::EnumAccess<'de> for Variant<'de, 'p> {
+    type Error = Error;
+    type Variant = VariantContent<'de, 'p>;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self::Variant), Error> {
+        let name = seed.deserialize(BorrowedStr(self.name))?;
+        Ok((
+            name,
+            VariantContent {
+                name: self.name,
+                content: self.content,
+                path: self.path,
+            },
+        ))
+    }
+}
+
+struct VariantContent<'de, 'p> {
+    name: &'de str,
+    content: &'de Value,
+    path: &'p Path<'p>,
+}
+
+impl<'de> VariantContent<'de, '_> {
+    fn with<T>(
+        self,
+        f: impl FnOnce(ValueDeserializer<'de, '_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let path = Path::Key(self.path, self.name);
+        f(ValueDeserializer {
+            value: self.content,
+            path: &path,
+        })
+        .map_err(|e| e.at(&path))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<(), Error> {
+        self.with(|d| de::Deserialize::deserialize(d))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+        self.with(|d| seed.deserialize(d))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+        self.with(|d| de::Deserializer::deserialize_seq(d, visitor))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.with(|d| de::Deserializer::deserialize_map(d, visitor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn reads_every_kind() {
+        let v = parse(
+            br#" {"a": [1, -2, 3.5e2, true, false, null, "x\"\u00e9\ud83d\ude00\n"], "b": {}} "#,
+        )
+        .unwrap();
+        let Value::Object(m) = v else { panic!() };
+        assert_eq!(m[0].0, "a");
+        assert_eq!(
+            m[0].1,
+            Value::Array(vec![
+                Value::Number("1".into()),
+                Value::Number("-2".into()),
+                Value::Number("3.5e2".into()),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Null,
+                Value::String("x\"é😀\n".into()),
+            ])
+        );
+        assert_eq!(m[1], ("b".into(), Value::Object(vec![])));
+    }
+
+    #[test]
+    fn refuses_what_json_does_not_allow() {
+        for (bad, why) in [
+            (&b"{not json"[..], "key must be a string at line 1 column 2"),
+            (b"[1,]", "expected value"),
+            (b"[1 2]", "expected `,` or `]`"),
+            (b"{\"a\" 1}", "expected `:`"),
+            (b"{\"a\":1,}", "key must be a string"),
+            (b"01", "leading zero"),
+            (b"1.", "no digit after"),
+            (b"1e", "no digit in exponent"),
+            (b"-", "invalid number"),
+            (b"\"a", "EOF while parsing a string"),
+            (b"\"\\x\"", "invalid escape"),
+            (b"\"\\ud800\"", "lone leading surrogate"),
+            (b"\"\\udc00\"", "lone trailing surrogate"),
+            (b"\"\\u12\"", "invalid \\u escape"),
+            (b"\"a\nb\"", "control character"),
+            (b"{} x", "trailing characters"),
+            (b"tru", "expected value"),
+            (b"", "EOF while parsing a value"),
+            (b"\xff", "not UTF-8"),
+            (
+                b"{\"a\":1,\n \"a\":2}",
+                "duplicate key \"a\" at line 2 column 2",
+            ),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                e.reason.contains(why),
+                "{:?}: {e}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(deep.as_bytes()).is_ok());
+        let deeper = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let e = parse(deeper.as_bytes()).unwrap_err();
+        assert!(e.reason.contains("nested deeper than 64"), "{e}");
+        // Far deeper input fails the same way instead of exhausting the stack.
+        let hostile = "[".repeat(100_000);
+        assert!(parse(hostile.as_bytes()).is_err());
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        #[serde(default)]
+        rules: Vec<Rule>,
+        #[serde(default)]
+        named: BTreeMap<String, Rule>,
+        ratio: Option<f64>,
+        kind: Option<Kind>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Rule {
+        status: u16,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Plain,
+        Limited(u32),
+        Shaped { burst: u8 },
+    }
+
+    fn err(json: &str) -> Error {
+        from_slice::<Cfg>(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn deserializes_structs_maps_options_enums() {
+        let c: Cfg = from_slice(
+            br#"{"rules":[{"status":200,"tags":["a"]}],"named":{"x":{"status":404}},
+                "ratio":0.25,"kind":{"shaped":{"burst":3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.rules[0].status, 200);
+        assert_eq!(c.rules[0].tags, ["a"]);
+        assert_eq!(c.named["x"].status, 404);
+        assert_eq!(c.ratio, Some(0.25));
+        assert_eq!(c.kind, Some(Kind::Shaped { burst: 3 }));
+        let c: Cfg = from_slice(br#"{"kind":"plain","ratio":null}"#).unwrap();
+        assert_eq!((c.kind, c.ratio), (Some(Kind::Plain), None));
+        let c: Cfg = from_slice(br#"{"kind":{"limited":7}}"#).unwrap();
+        assert_eq!(c.kind, Some(Kind::Limited(7)));
+    }
+
+    #[test]
+    fn errors_name_the_deepest_field() {
+        let e = err(r#"{"rules":[{"status":200},{"status":"x"}]}"#);
+        assert_eq!(e.path, "rules[1].status");
+        assert_eq!(e.reason, "invalid type: string \"x\", expected u16");
+        let e = err(r#"{"rules":[{"status":70000}]}"#);
+        assert_eq!(e.path, "rules[0].status");
+        assert_eq!(e.reason, "invalid value: integer `70000`, expected u16");
+        let e = err(r#"{"rules":[{"status":2.5}]}"#);
+        assert_eq!(
+            e.reason,
+            "invalid type: floating point number, expected u16"
+        );
+        let e = err(r#"{"rules":[{"status":-1}]}"#);
+        assert_eq!(e.reason, "invalid value: integer `-1`, expected u16");
+        let e = err(r#"{"rules":[{"status":1, "tags":[1]}]}"#);
+        assert_eq!(e.path, "rules[0].tags[0]");
+        let e = err(r#"{"named":{"x":{"status":true}}}"#);
+        assert_eq!(e.path, "named.x.status");
+        assert_eq!(e.reason, "invalid type: boolean `true`, expected u16");
+        let e = err(r#"{"rules":{}}"#);
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            ("rules", "invalid type: map, expected a sequence")
+        );
+        let e = err(r#"{"kind":{"shaped":{"burst":1000}}}"#);
+        assert_eq!(e.path, "kind.shaped.burst");
+        let e = err(r#"{"kind":"loud"}"#);
+        assert_eq!(e.path, "kind");
+        assert!(e.reason.starts_with("unknown variant `loud`"), "{e}");
+        let e = err(r#"{"ratio":1e999}"#);
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            ("ratio", "number 1e999 out of range")
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_fields() {
+        // serde raises "missing field" in the struct's visitor: reported at the struct.
+        let e = err(r#"{"rules":[{}]}"#);
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            ("rules[0]", "missing field `status`")
+        );
+        let e = err(r#"{"rules":[{"status":1,"statuz":2}]}"#);
+        assert_eq!(e.path, "rules[0].statuz");
+        assert!(
+            e.reason.starts_with("unknown field `statuz`, expected"),
+            "{e}"
+        );
+        let e = err(r#"[]"#);
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            (".", "invalid type: array, expected struct Cfg")
+        );
+    }
+
+    #[test]
+    fn escaping_round_trips() {
+        let s = "a\"b\\c\nd\u{1}é😀";
+        let quoted = quote(s);
+        assert_eq!(quoted, "\"a\\\"b\\\\c\\nd\\u0001é😀\"");
+        assert_eq!(parse(quoted.as_bytes()).unwrap(), Value::String(s.into()));
+    }
+}
