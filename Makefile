@@ -17,11 +17,14 @@ setup:
 build: setup
 	@$(XTASK) build
 
+# The second line: sdk-ext with its optional features off (a filter built without `regex`).
 test: build lint
 	$(CARGO) test --workspace --all-features --no-fail-fast
+	$(CARGO) test -p sdk-ext --no-default-features --lib
 
 test-unit:
 	$(CARGO) test --workspace --all-features --exclude integration
+	$(CARGO) test -p sdk-ext --no-default-features --lib
 
 test-integration: build
 	$(CARGO) test -p integration

@@ -19,6 +19,13 @@
 //! - [`root`]: a root context that configures once and shares the result with every stream.
 //! - [`host`]: the host ABI without panics; [`logging`]: the `log` crate routed to the host.
 
+/// Every filter's allocator: talc, a binned free-list allocator that grows the wasm memory as
+/// needed. It replaces wasi-libc's dlmalloc, which cost each module ~11 KB; single-threaded
+/// wasm (no `atomics`) is what Envoy runs.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub mod callout;
 pub mod config;
 pub mod duration;

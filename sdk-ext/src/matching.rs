@@ -17,8 +17,22 @@
 
 use crate::config::{join_path, ConfigError};
 use crate::request::{without_port, Request};
-use regex_lite::Regex;
 use serde::Deserialize;
+
+#[cfg(feature = "regex")]
+use regex_lite::Regex;
+
+/// Without the `regex` feature no pattern can be compiled, so no matcher holds one.
+#[cfg(not(feature = "regex"))]
+#[derive(Debug, Clone)]
+enum Regex {}
+
+#[cfg(not(feature = "regex"))]
+impl Regex {
+    fn is_match(&self, _: &str) -> bool {
+        match *self {}
+    }
+}
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
 #[derive(Debug, Clone, Deserialize)]
@@ -106,10 +120,20 @@ pub struct StringMatcher {
     ignore_case: bool,
 }
 
+#[cfg(feature = "regex")]
 fn compile_regex(spec: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
     // Anchor: Envoy's safe_regex must match the whole value.
     Regex::new(&format!("^(?:{})$", spec.regex))
         .map_err(|e| ConfigError::new(join_path(field, "regex"), format!("invalid regex: {e}")))
+}
+
+/// A filter built without the `regex` feature refuses `safe_regex` by name, at config time.
+#[cfg(not(feature = "regex"))]
+fn compile_regex(_: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
+    Err(ConfigError::new(
+        field,
+        "regular expressions are not built into this filter (sdk-ext feature `regex`)",
+    ))
 }
 
 impl StringMatcher {
@@ -437,10 +461,34 @@ mod tests {
         assert!(m(r#"{"prefix":"/API/","case_sensitive":false}"#).matches(&mut r));
         assert!(m(r#"{"path":"/api/v1/users"}"#).matches(&mut r));
         assert!(!m(r#"{"path":"/api/v1"}"#).matches(&mut r));
+        assert!(!m(r#"{"prefix":"/"}"#).matches(&mut RequestData::default()));
+    }
+
+    #[cfg(feature = "regex")]
+    #[test]
+    fn regexes_match_whole_utf8_values() {
+        let mut r = RequestData::new("GET", "/api/v1/users?x=1", "a").with("x-bin", [0xff, 0x41]);
         assert!(m(r#"{"safe_regex":{"regex":"/api/v[0-9]+/.*"}}"#).matches(&mut r));
         // Anchored: a partial match is not a match.
         assert!(!m(r#"{"safe_regex":{"regex":"v[0-9]+"}}"#).matches(&mut r));
-        assert!(!m(r#"{"prefix":"/"}"#).matches(&mut RequestData::default()));
+        // A non-UTF-8 value never matches a regex.
+        assert!(!m(
+            r#"{"headers":[{"name":"x-bin","string_match":{"safe_regex":{"regex":".*"}}}]}"#
+        )
+        .matches(&mut r));
+        let e = err(r#"{"safe_regex":{"regex":"("}}"#);
+        assert_eq!(e.field, "rules[0].match.safe_regex.regex");
+        assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
+    }
+
+    #[cfg(not(feature = "regex"))]
+    #[test]
+    fn without_the_regex_feature_patterns_are_refused_by_field() {
+        let e = err(r#"{"safe_regex":{"regex":".*"}}"#);
+        assert_eq!(e.field, "rules[0].match.safe_regex");
+        assert!(e.reason.contains("sdk-ext feature `regex`"), "{}", e.reason);
+        let e = err(r#"{"headers":[{"name":"x","string_match":{"safe_regex":{"regex":"a"}}}]}"#);
+        assert_eq!(e.field, "rules[0].match.headers[0].string_match.safe_regex");
     }
 
     #[test]
@@ -476,10 +524,6 @@ mod tests {
         assert!(
             m(r#"{"headers":[{"name":"x-bin","string_match":{"suffix":"A"}}]}"#).matches(&mut r)
         );
-        assert!(!m(
-            r#"{"headers":[{"name":"x-bin","string_match":{"safe_regex":{"regex":".*"}}}]}"#
-        )
-        .matches(&mut r));
     }
 
     #[test]
@@ -488,9 +532,6 @@ mod tests {
             err(r#"{"prefix":"/a","path":"/b"}"#).field,
             "rules[0].match"
         );
-        let e = err(r#"{"safe_regex":{"regex":"("}}"#);
-        assert_eq!(e.field, "rules[0].match.safe_regex.regex");
-        assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
         assert_eq!(err(r#"{"path":"nope"}"#).field, "rules[0].match.path");
         assert_eq!(
             err(r#"{"methods":["G T"]}"#).field,

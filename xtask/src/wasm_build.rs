@@ -209,11 +209,13 @@ pub fn build(names: &[String]) -> Result<(), String> {
         }
         crates.retain(|c| names.contains(&c.dir));
     }
-    let packages: Vec<&str> = crates.iter().map(|c| c.package.as_str()).collect();
-    let out_dir = compile(&packages)?;
     let dist = repo_root().join("dist");
     fs::create_dir_all(&dist).map_err(|e| format!("creating {}: {e}", dist.display()))?;
     for c in &crates {
+        // One cargo invocation per filter: built together, cargo would unify the features of
+        // shared dependencies, and a filter that leaves out an sdk-ext feature (`regex`) would
+        // carry it anyway because another filter enables it.
+        let out_dir = compile(&[c.package.as_str()])?;
         let built = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
         let dest = dist.join(format!("{}.wasm", c.dir));
         optimise(&built, &c.manifest, &dest)?;
