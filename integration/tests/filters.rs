@@ -117,6 +117,21 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
             .contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"),
         "{err:?}"
     );
+    // The template is built without sdk-ext's `regex` feature (the native tests link it, as
+    // cargo unifies features across the workspace): only the real module can show the refusal.
+    let err = EnvoyConfig::http(echo.port())
+        .filter(template(
+            r#"{"deny": {"safe_regex": {"regex": "/admin.*"}}}"#,
+        ))
+        .start()
+        .err()
+        .expect("refused");
+    assert!(
+        err.log.contains(
+            "filter-template: invalid config at deny.safe_regex: regular expressions are not built into this filter (sdk-ext feature `regex`)"
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -60,7 +60,7 @@ const USAGE: &str =
     "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
                      [--connections C] [--nice N] [--only a,b,...]
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     the header-editing rows (bare, raw, native-header_mutation, lua, header-rules, template)
+    headers     the header-editing rows (bare, raw, raw-edits, native-header_mutation, lua, header-rules, template)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
@@ -248,6 +248,15 @@ const VARIANTS: &[Variant] = &[
         jwt: None,
     },
     Variant {
+        name: "raw-edits",
+        filters: raw_edits_filter,
+        edits: Edits::Bench,
+        stats: &[],
+        wasm: Some(Module::Bench("raw-edits")),
+        denied: None,
+        jwt: None,
+    },
+    Variant {
         name: "native-header_mutation",
         filters: header_mutation_filter,
         edits: Edits::Bench,
@@ -371,6 +380,16 @@ fn bare_filter(i: &Inputs) -> String {
 /// The SDK-free floor (`bench/raw-filter`): what Envoy charges any proxy-wasm filter per stream.
 fn raw_filter(i: &Inputs) -> String {
     wasm_filter("raw", "", "", &i.modules.path(Module::Bench("raw-filter")))
+}
+
+/// header-rules' four edits through the bare ABI (`bench/raw-edits`): its host-side floor.
+fn raw_edits_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-edits",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-edits")),
+    )
 }
 
 fn header_rules_filter(i: &Inputs) -> String {
@@ -1986,6 +2005,7 @@ mod tests {
                 BASELINE,
                 "bare",
                 "raw",
+                "raw-edits",
                 "native-header_mutation",
                 "lua",
                 "header-rules",
