@@ -190,7 +190,7 @@ impl Reader<'_> {
         Error::new(format_args!("{what} at line {line} column {column}"))
     }
 
-    fn expect(&mut self, byte: u8, what: &str) -> Result<(), Error> {
+    fn consume(&mut self, byte: u8, what: &str) -> Result<(), Error> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
@@ -280,7 +280,7 @@ impl Reader<'_> {
             }
             let key = self.string()?;
             self.skip_ws();
-            self.expect(b':', "expected `:`")?;
+            self.consume(b':', "expected `:`")?;
             self.skip_ws();
             let value = self.value(depth)?;
             members.push((key, value));
