@@ -6,7 +6,7 @@
 //! collects the status and body inside that callback.
 
 use crate::host;
-use proxy_wasm::types::{BufferType, MapType, Status};
+use crate::host::{BufferType, MapType, Status};
 use std::time::Duration;
 
 /// Where to send a callout: Envoy's `HttpUri`.
@@ -62,24 +62,21 @@ impl HttpUri {
     }
 }
 
-/// Sends `GET target` with `accept` as the Accept header; answers the callout token.
-/// `Err(BadArgument)`: Envoy does not know the cluster.
-///
-/// This goes through the SDK's `dispatch_http_call` rather than a raw import: only the SDK
-/// can register the token with its dispatcher, which routes the answer to the calling
-/// context. That wrapper panics on a status other than Ok / BadArgument / InternalFailure;
-/// Envoy's `proxy_http_call` answers nothing else.
+/// Sends `GET target` with `accept` as the Accept header; answers the callout token. The
+/// answer reaches the dispatching context: `Plugin::on_http_call_response` from the root,
+/// `HttpFilter::on_http_call_response` from a stream.
+/// `Err(BadArgument)`: Envoy does not know the cluster (or the timeout does not fit).
 pub fn get(target: &HttpUri, accept: &str) -> Result<u32, Status> {
-    proxy_wasm::hostcalls::dispatch_http_call(
+    host::http_call(
         &target.cluster,
-        vec![
-            (":method", "GET"),
-            (":path", &target.path),
-            (":authority", &target.authority),
-            ("accept", accept),
+        &[
+            (":method", b"GET"),
+            (":path", target.path.as_bytes()),
+            (":authority", target.authority.as_bytes()),
+            ("accept", accept.as_bytes()),
         ],
-        None,
-        vec![],
+        b"",
+        &[],
         target.timeout,
     )
 }

@@ -7,48 +7,12 @@
 //! [`verify_signature`] encodes the argument message Envoy expects
 //! (`envoy.source.extensions.common.wasm.VerifySignatureArguments`) and decodes its result.
 
-use proxy_wasm::types::Status;
-use std::ptr::{null, null_mut};
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        results_data: *mut *mut u8,
-        results_size: *mut usize,
-    ) -> Status;
-}
+use crate::host::{self, Status};
 
 /// Calls the host's foreign function `name` with `arguments`; answers its result bytes
 /// (empty when it returned none). `Err(NotFound)`: the host has no such function.
 pub fn call(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Status> {
-    let mut data: *mut u8 = null_mut();
-    let mut size: usize = 0;
-    // SAFETY: pointers and lengths describe live slices; the host writes one pointer and
-    // one length, the pointer allocated through proxy_on_memory_allocate (or null).
-    let status = unsafe {
-        proxy_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            if arguments.is_empty() {
-                null()
-            } else {
-                arguments.as_ptr()
-            },
-            arguments.len(),
-            &mut data,
-            &mut size,
-        )
-    };
-    match status {
-        Status::Ok if data.is_null() => Ok(Vec::new()),
-        // SAFETY: the host allocated exactly `size` bytes for us (see host::take).
-        Status::Ok => Ok(unsafe { Vec::from_raw_parts(data, size, size) }),
-        other => Err(other),
-    }
+    host::call_foreign_function(name, arguments)
 }
 
 /// What the host's `verify_signature` answered.

@@ -8,7 +8,7 @@
 //! ```
 
 use crate::host;
-use proxy_wasm::types::{MapType, Status};
+use crate::host::{MapType, Status};
 
 /// One of the stream's header maps. Names are case-insensitive (the host lowercases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

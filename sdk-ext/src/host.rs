@@ -1,70 +1,279 @@
-//! The proxy-wasm host ABI, wrapped so that nothing panics.
+//! The proxy-wasm host ABI (0.2.1), in one module, wrapped so that nothing panics.
 //!
-//! The upstream SDK's `hostcalls` module `panic!`s on any status it did not expect and
-//! `unwrap`s UTF-8 when decoding header maps; a panic kills the VM for that worker. Every
-//! function here returns `Result<_, Status>` for every status the host may answer, and
-//! values stay bytes. The imports are the same symbols the SDK imports, so on wasm they bind
-//! to the host and natively (under `cargo test`) to the emulator in [`crate::testing`].
+//! Every import sdk-ext makes is declared here and nowhere else. Each returns the host's
+//! status as a raw `u32`, converted with [`Status::from_raw`] (an unexpected value from the
+//! host is a [`Status::Unknown`], never undefined behaviour), and every wrapper answers
+//! `Result<_, Status>` for every status the host may answer. Values stay bytes.
+//!
+//! The upstream `proxy-wasm` crate's `hostcalls` module `panic!`s on any status it did not
+//! expect and `unwrap`s UTF-8 when decoding header maps; a panic kills the VM for that
+//! worker. These functions are usable from any filter, including one written on the bare
+//! `proxy-wasm` traits: they act on the host's current context, whichever SDK dispatched it.
+//!
+//! On wasm the imports bind to the host; natively (under `cargo test`) to the emulator in
+//! `sdk_ext::testing`.
 
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 use std::ptr::{null, null_mut};
+use std::time::Duration;
+
+macro_rules! abi_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {
+        $(#[$meta])*
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $value,)*
+        }
+        impl $name {
+            /// The ABI value.
+            pub const fn raw(self) -> u32 {
+                self as u32
+            }
+        }
+    };
+}
+
+abi_enum! {
+    /// Log levels.
+    LogLevel {
+        /// Trace.
+        Trace = 0,
+        /// Debug.
+        Debug = 1,
+        /// Info.
+        Info = 2,
+        /// Warn.
+        Warn = 3,
+        /// Error.
+        Error = 4,
+        /// Critical.
+        Critical = 5,
+    }
+}
+
+impl LogLevel {
+    /// The level of an ABI value (unknown values are `Critical`: never silenced).
+    pub const fn from_raw(v: u32) -> Self {
+        match v {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            _ => LogLevel::Critical,
+        }
+    }
+}
+
+abi_enum! {
+    /// What a phase answers: go on with the stream, or hold it (the filter resumes it, or
+    /// it already answered the client).
+    Action {
+        /// Continue processing.
+        Continue = 0,
+        /// Stop iteration (hold the stream).
+        Pause = 1,
+    }
+}
+
+abi_enum! {
+    /// Host call results.
+    Status {
+        /// Success.
+        Ok = 0,
+        /// No such item.
+        NotFound = 1,
+        /// An argument the host refused.
+        BadArgument = 2,
+        /// Serialization failed.
+        SerializationFailure = 3,
+        /// Parsing failed.
+        ParseFailure = 4,
+        /// Nothing there.
+        Empty = 7,
+        /// Compare-and-swap mismatch (shared data).
+        CasMismatch = 8,
+        /// The host failed.
+        InternalFailure = 10,
+        /// The host does not implement the call.
+        Unimplemented = 12,
+        /// A value the ABI does not define.
+        Unknown = 0xffff_ffff,
+    }
+}
+
+impl Status {
+    /// The status of an ABI value.
+    pub const fn from_raw(v: u32) -> Self {
+        match v {
+            0 => Status::Ok,
+            1 => Status::NotFound,
+            2 => Status::BadArgument,
+            3 => Status::SerializationFailure,
+            4 => Status::ParseFailure,
+            7 => Status::Empty,
+            8 => Status::CasMismatch,
+            10 => Status::InternalFailure,
+            12 => Status::Unimplemented,
+            _ => Status::Unknown,
+        }
+    }
+}
+
+abi_enum! {
+    /// Header maps.
+    MapType {
+        /// Request headers (incl. pseudo-headers).
+        HttpRequestHeaders = 0,
+        /// Request trailers.
+        HttpRequestTrailers = 1,
+        /// Response headers (incl. `:status`).
+        HttpResponseHeaders = 2,
+        /// Response trailers.
+        HttpResponseTrailers = 3,
+        /// gRPC initial metadata.
+        GrpcReceiveInitialMetadata = 4,
+        /// gRPC trailing metadata.
+        GrpcReceiveTrailingMetadata = 5,
+        /// Headers of an HTTP callout's answer.
+        HttpCallResponseHeaders = 6,
+        /// Trailers of an HTTP callout's answer.
+        HttpCallResponseTrailers = 7,
+    }
+}
+
+abi_enum! {
+    /// Buffers.
+    BufferType {
+        /// Request body.
+        HttpRequestBody = 0,
+        /// Response body.
+        HttpResponseBody = 1,
+        /// Data from the downstream peer (L4).
+        DownstreamData = 2,
+        /// Data from the upstream peer (L4).
+        UpstreamData = 3,
+        /// Body of an HTTP callout's answer.
+        HttpCallResponseBody = 4,
+        /// A gRPC message received.
+        GrpcReceiveBuffer = 5,
+        /// `vm_config.configuration`.
+        VmConfiguration = 6,
+        /// The plugin's `configuration`.
+        PluginConfiguration = 7,
+        /// Foreign-function call data.
+        CallData = 8,
+    }
+}
+
+abi_enum! {
+    /// Metric kinds.
+    MetricType {
+        /// A counter.
+        Counter = 0,
+        /// A gauge.
+        Gauge = 1,
+        /// A histogram.
+        Histogram = 2,
+    }
+}
+
+abi_enum! {
+    /// Who closed a connection.
+    PeerType {
+        /// Unknown.
+        Unknown = 0,
+        /// This side.
+        Local = 1,
+        /// The peer.
+        Remote = 2,
+    }
+}
+
+impl PeerType {
+    /// The peer of an ABI value.
+    pub const fn from_raw(v: u32) -> Self {
+        match v {
+            1 => PeerType::Local,
+            2 => PeerType::Remote,
+            _ => PeerType::Unknown,
+        }
+    }
+}
+
+abi_enum! {
+    /// Streams a filter may resume or close.
+    StreamType {
+        /// The HTTP request.
+        HttpRequest = 0,
+        /// The HTTP response.
+        HttpResponse = 1,
+        /// The downstream connection (L4).
+        Downstream = 2,
+        /// The upstream connection (L4).
+        Upstream = 3,
+    }
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_log(level: LogLevel, message_data: *const u8, message_size: usize) -> Status;
-    fn proxy_get_log_level(return_level: *mut LogLevel) -> Status;
-    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status;
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
-        buffer_type: BufferType,
+        buffer_type: u32,
         start: usize,
         max_size: usize,
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_set_buffer_bytes(
-        buffer_type: BufferType,
+        buffer_type: u32,
         start: usize,
         size: usize,
         buffer_data: *const u8,
         buffer_size: usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_get_header_map_pairs(
-        map_type: MapType,
+        map_type: u32,
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_get_header_map_value(
-        map_type: MapType,
+        map_type: u32,
         key_data: *const u8,
         key_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_replace_header_map_value(
-        map_type: MapType,
+        map_type: u32,
         key_data: *const u8,
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
-    ) -> Status;
+    ) -> u32;
     fn proxy_add_header_map_value(
-        map_type: MapType,
+        map_type: u32,
         key_data: *const u8,
         key_size: usize,
         value_data: *const u8,
         value_size: usize,
-    ) -> Status;
-    fn proxy_remove_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-    ) -> Status;
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
-    ) -> Status;
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -74,29 +283,65 @@ extern "C" {
         headers_data: *const u8,
         headers_size: usize,
         grpc_status: i32,
-    ) -> Status;
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_define_metric(
-        metric_type: MetricType,
+        metric_type: u32,
         name_data: *const u8,
         name_size: usize,
         return_id: *mut u32,
-    ) -> Status;
-    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> Status;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
+    ) -> u32;
+    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 /// A header name and value, as bytes.
 pub type HeaderPair = (Vec<u8>, Vec<u8>);
 
-fn ok(status: Status) -> Result<(), Status> {
-    match status {
+fn ok(raw: u32) -> Result<(), Status> {
+    match Status::from_raw(raw) {
         Status::Ok => Ok(()),
         other => Err(other),
     }
 }
 
-/// Takes ownership of a host-allocated return value (allocated through the SDK's
+/// Takes ownership of a host-allocated return value (allocated through this module's
 /// `proxy_on_memory_allocate`, i.e. a boxed slice of exactly `size` bytes).
 ///
 /// # Safety
@@ -110,18 +355,42 @@ unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
+/// What `proxy_on_memory_allocate` answers: `size` bytes the guest takes back with
+/// `Vec::from_raw_parts(p, size, size)`. Null when `size` is 0 or memory is exhausted
+/// (the host then fails the call instead of the VM trapping).
+pub fn allocate(size: usize) -> *mut u8 {
+    if size == 0 {
+        return std::ptr::NonNull::<u8>::dangling().as_ptr();
+    }
+    let mut v: Vec<u8> = Vec::new();
+    if v.try_reserve_exact(size).is_err() {
+        return null_mut();
+    }
+    // The host writes every byte before the guest reads any (the ABI contract).
+    let mut v = std::mem::ManuallyDrop::new(v);
+    v.as_mut_ptr()
+}
+
+fn nullable(bytes: &[u8]) -> *const u8 {
+    if bytes.is_empty() {
+        null()
+    } else {
+        bytes.as_ptr()
+    }
+}
+
 /// Writes a message to the host's log.
 pub fn log(level: LogLevel, message: &str) -> Result<(), Status> {
     // SAFETY: pointer and length describe a live &str.
-    ok(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
+    ok(unsafe { proxy_log(level.raw(), message.as_ptr(), message.len()) })
 }
 
 /// The host's current log level.
 pub fn log_level() -> Result<LogLevel, Status> {
-    let mut level = LogLevel::Info;
-    // SAFETY: the host writes one LogLevel through the pointer.
+    let mut level = LogLevel::Info.raw();
+    // SAFETY: the host writes one u32 through the pointer.
     ok(unsafe { proxy_get_log_level(&mut level) })?;
-    Ok(level)
+    Ok(LogLevel::from_raw(level))
 }
 
 /// The host's wall clock, in nanoseconds since the Unix epoch.
@@ -132,6 +401,24 @@ pub fn now_nanos() -> Result<u64, Status> {
     Ok(t)
 }
 
+/// Milliseconds as the ABI's `u32`, or `BadArgument` when `d` does not fit (about 49 days):
+/// durations are never truncated on their way to the host.
+pub fn millis_u32(d: Duration) -> Result<u32, Status> {
+    u32::try_from(d.as_millis()).map_err(|_| Status::BadArgument)
+}
+
+/// Sets the root context's tick period (`Duration::ZERO` stops the ticks); periods under
+/// a millisecond round up to one.
+pub fn set_tick_period(period: Duration) -> Result<(), Status> {
+    let millis = if period.is_zero() {
+        0
+    } else {
+        millis_u32(period)?.max(1)
+    };
+    // SAFETY: a plain value.
+    ok(unsafe { proxy_set_tick_period_milliseconds(millis) })
+}
+
 /// Reads up to `max_size` bytes of a buffer from `start`. `Ok(None)`: no such buffer.
 pub fn get_buffer(
     buffer_type: BufferType,
@@ -140,7 +427,10 @@ pub fn get_buffer(
 ) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    match unsafe { proxy_get_buffer_bytes(buffer_type, start, max_size, &mut data, &mut size) } {
+    let raw = unsafe {
+        proxy_get_buffer_bytes(buffer_type.raw(), start, max_size, &mut data, &mut size)
+    };
+    match Status::from_raw(raw) {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
         Status::NotFound | Status::Empty => Ok(None),
@@ -157,16 +447,19 @@ pub fn set_buffer(
     value: &[u8],
 ) -> Result<(), Status> {
     // SAFETY: pointer and length describe a live slice.
-    ok(unsafe { proxy_set_buffer_bytes(buffer_type, start, size, value.as_ptr(), value.len()) })
+    ok(unsafe {
+        proxy_set_buffer_bytes(buffer_type.raw(), start, size, value.as_ptr(), value.len())
+    })
 }
 
 /// The first value of header `name`, as bytes. `Ok(None)`: the header is absent.
 pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    match unsafe {
-        proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size)
-    } {
+    let raw = unsafe {
+        proxy_get_header_map_value(map.raw(), name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    match Status::from_raw(raw) {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
         Status::NotFound => Ok(None),
@@ -178,7 +471,7 @@ pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
 pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    ok(unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) })?;
+    ok(unsafe { proxy_get_header_map_pairs(map.raw(), &mut data, &mut size) })?;
     // SAFETY: see `take`.
     let bytes = unsafe { take(data, size) };
     decode_pairs(&bytes).ok_or(Status::SerializationFailure)
@@ -188,7 +481,13 @@ pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
 pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
-        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+        proxy_replace_header_map_value(
+            map.raw(),
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
     })
 }
 
@@ -196,21 +495,27 @@ pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
-        proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+        proxy_add_header_map_value(
+            map.raw(),
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
     })
 }
 
 /// Removes every value of header `name` (absent is fine).
 pub fn remove_header(map: MapType, name: &str) -> Result<(), Status> {
     // SAFETY: pointer and length describe a live &str.
-    match unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) } {
+    let raw = unsafe { proxy_remove_header_map_value(map.raw(), name.as_ptr(), name.len()) };
+    match Status::from_raw(raw) {
         Status::Ok | Status::NotFound => Ok(()),
         other => Err(other),
     }
 }
 
-/// A host property (e.g. `["source", "address"]`). `Ok(None)`: not available.
-pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+fn property_path(path: &[&str]) -> Vec<u8> {
     let mut encoded = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
     for (i, part) in path.iter().enumerate() {
         if i > 0 {
@@ -218,14 +523,36 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
         }
         encoded.extend_from_slice(part.as_bytes());
     }
+    encoded
+}
+
+/// A host property (e.g. `["source", "address"]`). `Ok(None)`: not available.
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+    let encoded = property_path(path);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    match unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) } {
+    let raw =
+        unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
+    match Status::from_raw(raw) {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
         Status::NotFound | Status::Empty => Ok(None),
         other => Err(other),
     }
+}
+
+/// Sets a host property (Envoy: filter state readable as `wasm.<name>`).
+pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
+    let encoded = property_path(path);
+    // SAFETY: pointers and lengths describe live slices.
+    ok(unsafe {
+        proxy_set_property(
+            encoded.as_ptr(),
+            encoded.len(),
+            nullable(value),
+            value.len(),
+        )
+    })
 }
 
 /// Sends a local response and stops the stream. `details` shows up in Envoy's
@@ -237,22 +564,14 @@ pub fn send_local_response(
     headers: &[(&str, &[u8])],
     grpc_status: i32,
 ) -> Result<(), Status> {
-    let encoded = encode_pairs(headers);
+    let encoded = encode_pairs(headers)?;
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
         proxy_send_local_response(
             status,
-            if details.is_empty() {
-                null()
-            } else {
-                details.as_ptr()
-            },
+            nullable(details.as_bytes()),
             details.len(),
-            if body.is_empty() {
-                null()
-            } else {
-                body.as_ptr()
-            },
+            nullable(body),
             body.len(),
             encoded.as_ptr(),
             encoded.len(),
@@ -261,11 +580,77 @@ pub fn send_local_response(
     })
 }
 
+/// Resumes a stream the filter paused.
+pub fn continue_stream(stream: StreamType) -> Result<(), Status> {
+    // SAFETY: a plain value.
+    ok(unsafe { proxy_continue_stream(stream.raw()) })
+}
+
+/// Closes a stream (L4: the connection; HTTP: resets it).
+pub fn close_stream(stream: StreamType) -> Result<(), Status> {
+    // SAFETY: a plain value.
+    ok(unsafe { proxy_close_stream(stream.raw()) })
+}
+
+/// Shared data under `key` (shared by every VM of this Envoy with the same `vm_id`) and its
+/// CAS. `Ok(None)`: no such key.
+pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
+    // SAFETY: the host writes an owned allocation, its size and the CAS through the pointers.
+    let raw =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match Status::from_raw(raw) {
+        // SAFETY: see `take`.
+        Status::Ok => Ok(Some((unsafe { take(data, size) }, cas))),
+        Status::NotFound => Ok(None),
+        other => Err(other),
+    }
+}
+
+/// Writes shared data if its CAS still is `cas` (0: unconditionally).
+/// `Err(CasMismatch)`: another worker wrote it first.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+    // SAFETY: pointers and lengths describe live slices.
+    ok(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), nullable(value), value.len(), cas) })
+}
+
+/// Dispatches an HTTP call to `cluster`; the answer arrives in the calling context's
+/// callout callback. `Err(BadArgument)`: the host refused it (e.g. an unknown cluster, or
+/// no `:authority`). The timeout must fit the ABI's `u32` milliseconds (else `BadArgument`).
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    trailers: &[(&str, &[u8])],
+    timeout: Duration,
+) -> Result<u32, Status> {
+    let headers = encode_pairs(headers)?;
+    let trailers = encode_pairs(trailers)?;
+    let timeout = millis_u32(timeout)?;
+    let mut token = 0u32;
+    // SAFETY: pointers and lengths describe live slices; the host writes one u32.
+    ok(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            nullable(body),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
 /// Defines (or finds) a metric by name.
 pub fn define_metric(metric_type: MetricType, name: &str) -> Result<u32, Status> {
     let mut id = 0u32;
     // SAFETY: pointer and length describe a live &str; the host writes one u32.
-    ok(unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) })?;
+    ok(unsafe { proxy_define_metric(metric_type.raw(), name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
 }
 
@@ -289,18 +674,45 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
     ok(unsafe { proxy_increment_metric(id, offset) })
 }
 
+/// Calls the host's foreign function `name` with `arguments`; answers its result bytes
+/// (empty when it returned none). `Err(NotFound)`: the host has no such function.
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: pointers and lengths describe live slices; the host writes one pointer and
+    // one length, the pointer allocated through proxy_on_memory_allocate (or null).
+    let raw = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            nullable(arguments),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    ok(raw)?;
+    // SAFETY: see `take`.
+    Ok(unsafe { take(data, size) })
+}
+
 /// Encodes header pairs in the proxy-wasm map format: a u32 count, then a (u32 name length,
-/// u32 value length) per pair, then each name and value followed by a NUL byte.
-pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Vec<u8> {
-    let size = 4 + pairs
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 10)
-        .sum::<usize>();
+/// u32 value length) per pair, then each name and value followed by a NUL byte. The one
+/// encoder in sdk-ext; a count or length over `u32::MAX` is `BadArgument`, never truncated.
+pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Result<Vec<u8>, Status> {
+    let len32 = |n: usize| u32::try_from(n).map_err(|_| Status::BadArgument);
+    let mut size: usize = 4;
+    for (n, v) in pairs {
+        size = size
+            .checked_add(n.len())
+            .and_then(|s| s.checked_add(v.len()))
+            .and_then(|s| s.checked_add(10))
+            .ok_or(Status::BadArgument)?;
+    }
     let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    out.extend_from_slice(&len32(pairs.len())?.to_le_bytes());
     for (name, value) in pairs {
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&len32(name.len())?.to_le_bytes());
+        out.extend_from_slice(&len32(value.len())?.to_le_bytes());
     }
     for (name, value) in pairs {
         out.extend_from_slice(name.as_bytes());
@@ -308,7 +720,7 @@ pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(value);
         out.push(0);
     }
-    out
+    Ok(out)
 }
 
 /// Decodes the proxy-wasm map format. `None` when the bytes are malformed (never panics).
@@ -318,7 +730,7 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<HeaderPair>> {
     }
     let read_u32 = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(u32::from_le_bytes(b) as usize)
+        usize::try_from(u32::from_le_bytes(b)).ok()
     };
     let count = read_u32(0)?;
     let mut data_at = count.checked_mul(8)?.checked_add(4)?;
@@ -330,11 +742,11 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<HeaderPair>> {
         let name_len = read_u32(4 + i * 8)?;
         let value_len = read_u32(8 + i * 8)?;
         let name = bytes.get(data_at..data_at.checked_add(name_len)?)?.to_vec();
-        data_at = data_at.checked_add(name_len + 1)?;
+        data_at = data_at.checked_add(name_len)?.checked_add(1)?;
         let value = bytes
             .get(data_at..data_at.checked_add(value_len)?)?
             .to_vec();
-        data_at = data_at.checked_add(value_len + 1)?;
+        data_at = data_at.checked_add(value_len)?.checked_add(1)?;
         out.push((name, value));
     }
     Some(out)
@@ -347,7 +759,7 @@ mod tests {
     #[test]
     fn pairs_round_trip_with_non_utf8_values() {
         let pairs: Vec<(&str, &[u8])> = vec![("a", b"1"), ("x-bin", &[0xff, 0xfe]), ("e", b"")];
-        let decoded = decode_pairs(&encode_pairs(&pairs)).unwrap();
+        let decoded = decode_pairs(&encode_pairs(&pairs).unwrap()).unwrap();
         assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[1], (b"x-bin".to_vec(), vec![0xff, 0xfe]));
         assert_eq!(decoded[2], (b"e".to_vec(), vec![]));
@@ -355,12 +767,34 @@ mod tests {
 
     #[test]
     fn malformed_pairs_are_refused_not_panicked_on() {
-        let good = encode_pairs(&[("name", b"value")]);
+        let good = encode_pairs(&[("name", b"value")]).unwrap();
         for cut in 1..good.len() - 1 {
             // Truncations either fail cleanly or decode a prefix; they never panic.
             let _ = decode_pairs(&good[..cut]);
         }
         assert_eq!(decode_pairs(&[0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(decode_pairs(&[1, 0, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn durations_are_never_truncated() {
+        assert_eq!(millis_u32(Duration::from_millis(1500)), Ok(1500));
+        assert_eq!(
+            millis_u32(Duration::from_millis(u64::from(u32::MAX))),
+            Ok(u32::MAX)
+        );
+        // 4294968 s = 2^32 ms + 704 ms: the old `as u32` made it 704 ms.
+        assert_eq!(
+            millis_u32(Duration::from_secs(4_294_968)),
+            Err(Status::BadArgument)
+        );
+    }
+
+    #[test]
+    fn unknown_statuses_are_values_not_ub() {
+        assert_eq!(Status::from_raw(0), Status::Ok);
+        assert_eq!(Status::from_raw(8), Status::CasMismatch);
+        assert_eq!(Status::from_raw(999), Status::Unknown);
+        assert_eq!(LogLevel::from_raw(77), LogLevel::Critical);
     }
 }

@@ -1,23 +1,28 @@
-//! `sdk-ext`: safe, typed helpers over [`proxy_wasm`] for writing Envoy filters.
+//! `sdk-ext`: write Envoy filters in Rust as plain traits; sdk-ext owns the proxy-wasm ABI.
 //!
-//! What the bare SDK leaves to every filter, done once and without panics:
+//! A filter implements [`plugin::Plugin`] (its configuration, parsed once) and
+//! [`http::HttpFilter`] and/or [`network::NetworkFilter`] (per stream, one method per phase),
+//! marks each filter `impl` with [`filter`], and registers them with [`main!`]. sdk-ext
+//! dispatches the host's calls to them; the module exports exactly the phases the code
+//! implements. See the crate README for a guide.
+//!
+//! The helpers work on their own too, from a filter written on the bare `proxy-wasm` traits:
 //!
 //! - [`config`]: parse a filter's JSON configuration once into a validated value (read by
 //!   [`json`], a small strict reader that names the field of every error); a bad
 //!   config is refused with `"<filter>: invalid config at <field path>: <reason>"`.
 //! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases.
-//! - [`request`]: request properties (path, method, host, scheme, client address, route).
-//! - [`matching`]: request matching rules (path exact/prefix/regex, host, method, headers).
+//! - [`request`]: request properties and the [`request::Request`] view matching reads.
+//! - [`matching`]: Envoy's `RouteMatch`/`HeaderMatcher`, with [`rules`] for per-route config.
 //! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
 //! - [`metrics`]: counters, gauges and histograms defined once at config time.
 //! - [`callout`]: HTTP calls to an Envoy cluster; [`foreign`]: host foreign functions
 //!   (`verify_signature`); [`duration`]: proto-JSON durations (`"300s"`).
-//! - [`testing`] (feature `testing`): a host emulator that runs a filter natively in
+//! - [`host`]: the host ABI, in one module, without panics; [`logging`]: the `log` crate
+//!   routed to the host.
+//! - `testing` (feature `testing`): a host emulator that runs a filter natively in
 //!   `cargo test`.
-//!
-//! - [`root`]: a root context that configures once and shares the result with every stream.
-//! - [`host`]: the host ABI without panics; [`logging`]: the `log` crate routed to the host.
 
 /// Every filter's allocator: talc, a binned free-list allocator that grows the wasm memory as
 /// needed. It replaces wasi-libc's dlmalloc, which cost each module ~11 KB; single-threaded
@@ -29,16 +34,19 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 pub mod callout;
 pub mod config;
 pub mod duration;
+pub mod exports;
 pub mod foreign;
 pub mod headers;
 pub mod host;
+pub mod http;
 pub mod json;
 pub mod logging;
 pub mod matching;
 pub mod metrics;
+pub mod network;
+pub mod plugin;
 pub mod request;
 pub mod response;
-pub mod root;
 pub mod template;
 
 #[cfg(feature = "schema")]
@@ -46,4 +54,98 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use proxy_wasm;
+pub use host::Action;
+pub use http::{HttpFilter, HttpHost};
+pub use network::{NetworkFilter, NetworkHost};
+pub use plugin::Plugin;
+/// Marks a filter's `impl HttpFilter for T` / `impl NetworkFilter for T`: records the
+/// phases the block defines and, on wasm, exports exactly those.
+pub use sdk_ext_macros::filter;
+
+/// Registers a filter module: its [`Plugin`] and its HTTP and/or network filter. Write it
+/// once, in the crate root:
+///
+/// ```text
+/// sdk_ext::main!(plugin: Shared, http: Stream);
+/// sdk_ext::main!(plugin: Shared, network: Connection);
+/// sdk_ext::main!(plugin: Shared, http: Stream, network: Connection);
+/// ```
+///
+/// It defines `pub static EXPORTS` (the module's exports as a table, which
+/// `sdk_ext::testing::Emulator::native` drives) and, on wasm, the lifecycle exports
+/// (`_initialize`, `proxy_abi_version_0_2_1`, `proxy_on_memory_allocate`,
+/// `proxy_on_context_create`, `proxy_on_vm_start`, `proxy_on_configure`, `proxy_on_tick`,
+/// `proxy_on_http_call_response`, `proxy_on_delete`). The per-stream phases are exported by
+/// `#[sdk_ext::filter]`. A crate using this must not also link the `proxy-wasm` crate's
+/// dispatcher (both would define the same exports).
+#[macro_export]
+macro_rules! main {
+    (plugin: $p:ty, http: $h:ty $(,)?) => {
+        $crate::main!(@module $p, $h, $crate::exports::NoFilter<$p>);
+    };
+    (plugin: $p:ty, network: $n:ty $(,)?) => {
+        $crate::main!(@module $p, $crate::exports::NoFilter<$p>, $n);
+    };
+    (plugin: $p:ty, http: $h:ty, network: $n:ty $(,)?) => {
+        $crate::main!(@module $p, $h, $n);
+    };
+    (@module $p:ty, $h:ty, $n:ty) => {
+        /// This module's exports as a table of functions (what the emulator drives).
+        pub static EXPORTS: $crate::exports::Exports = $crate::exports::Exports::of::<$p, $h, $n>();
+
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            #[cfg(target_os = "wasi")]
+            unsafe extern "C" {
+                fn __wasm_call_ctors();
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn _initialize() {
+                // SAFETY: the WASI reactor's constructors, run once before anything else.
+                #[cfg(target_os = "wasi")]
+                unsafe {
+                    __wasm_call_ctors();
+                }
+                $crate::exports::initialize();
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_abi_version_0_2_1() {}
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+                $crate::exports::memory_allocate(size)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_context_create(context: u32, root: u32) {
+                $crate::exports::context_create(context, root)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_vm_start(root: u32, size: usize) -> u32 {
+                $crate::exports::vm_start(root, size)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_configure(root: u32, size: usize) -> u32 {
+                $crate::exports::configure::<$p>(root, size)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_tick(root: u32) {
+                $crate::exports::tick::<$p>(root)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_http_call_response(
+                context: u32,
+                token: u32,
+                headers: usize,
+                body_size: usize,
+                trailers: usize,
+            ) {
+                $crate::exports::http_call_response::<$p, $h, $n>(
+                    context, token, headers, body_size, trailers,
+                )
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_delete(context: u32) {
+                $crate::exports::delete(context)
+            }
+        };
+    };
+}

@@ -3,7 +3,7 @@
 //! (read when the plugin is configured), so disabled levels cost nothing in the guest.
 
 use crate::host;
-use proxy_wasm::types::LogLevel;
+use crate::host::LogLevel;
 
 struct HostLogger;
 static LOGGER: HostLogger = HostLogger;

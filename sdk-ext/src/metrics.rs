@@ -5,7 +5,7 @@
 //! a request.
 
 use crate::host;
-use proxy_wasm::types::MetricType;
+use crate::host::MetricType;
 
 #[derive(Debug, Clone, Copy)]
 struct Id(Option<u32>);

@@ -101,6 +101,11 @@ impl HostRequest {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Forgets what was read of header `name` (after the filter edited it).
+    pub fn forget(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| n != name);
+    }
 }
 
 impl Request for HostRequest {

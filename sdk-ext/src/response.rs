@@ -8,7 +8,7 @@
 
 use crate::host;
 use crate::metrics::Counter;
-use proxy_wasm::types::{Action, Status};
+use crate::host::{Action, Status};
 
 /// A prepared local response.
 #[derive(Debug, Clone)]

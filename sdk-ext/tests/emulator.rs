@@ -11,12 +11,15 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{ContextType, MetricType};
+use proxy_wasm::types::{Action as PwAction, PeerType as PwPeer};
 use sdk_ext::testing::{Action, Emulator, LogLevel, PeerType, Status};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------------------------------
 // The filter under test. Plugin configuration is plain text: "refuse" makes on_configure
 // fail, "tcp" makes the root create stream (L4) contexts, anything else HTTP contexts.
+
+static EXPORTS: sdk_ext::exports::Exports = sdk_ext::proxy_wasm_sdk_exports!();
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
@@ -130,7 +133,7 @@ impl Http {
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num: usize, _eos: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num: usize, _eos: bool) -> PwAction {
         let path = self.get_http_request_header(":path").unwrap_or_default();
         log::info!("request to {path}");
 
@@ -160,7 +163,7 @@ impl HttpContext for Http {
         match path.split('?').next().unwrap_or_default() {
             "/deny" => {
                 self.send_http_response(403, vec![("X-Reason", "denied")], Some(b"nope"));
-                Action::Pause
+                PwAction::Pause
             }
             "/props" => {
                 for (header, path) in [
@@ -179,7 +182,7 @@ impl HttpContext for Http {
                 let missing = self.get_property(vec!["no", "such"]).is_none();
                 self.set_http_request_header("x-p-missing", Some(&missing.to_string()));
                 self.set_property(vec!["filter", "seen"], Some(b"1"));
-                Action::Continue
+                PwAction::Continue
             }
             "/shared" => {
                 let (value, cas) = self.get_shared_data("hits");
@@ -194,10 +197,10 @@ impl HttpContext for Http {
                 let stale = if cas.is_some() {
                     stale
                 } else {
-                    Err(Status::CasMismatch)
+                    Err(proxy_wasm::types::Status::CasMismatch)
                 };
                 self.set_http_request_header("x-stale", Some(&format!("{stale:?}")));
-                Action::Continue
+                PwAction::Continue
             }
             "/callout" | "/callout-unknown" => {
                 let upstream = if path == "/callout" {
@@ -216,13 +219,13 @@ impl HttpContext for Http {
                     vec![],
                     Duration::from_millis(1500),
                 ) {
-                    Ok(_) => Action::Pause,
+                    Ok(_) => PwAction::Pause,
                     Err(status) => {
                         self.set_http_request_header(
                             "x-callout-error",
                             Some(&format!("{status:?}")),
                         );
-                        Action::Continue
+                        PwAction::Continue
                     }
                 }
             }
@@ -235,19 +238,19 @@ impl HttpContext for Http {
                     Duration::from_secs(1),
                 );
                 self.set_http_request_header("x-callout-error", Some(&format!("{result:?}")));
-                Action::Continue
+                PwAction::Continue
             }
             "/foreign" => {
                 let reversed = self.call_foreign_function("reverse", Some(b"abc")).unwrap();
                 self.set_http_request_header_bytes("x-foreign", reversed.as_deref());
                 let missing = self.call_foreign_function("nope", None);
                 self.set_http_request_header("x-foreign-missing", Some(&format!("{missing:?}")));
-                Action::Continue
+                PwAction::Continue
             }
             "/time" => {
                 let now = self.get_current_time().duration_since(UNIX_EPOCH).unwrap();
                 self.set_http_request_header("x-now", Some(&now.as_secs().to_string()));
-                Action::Continue
+                PwAction::Continue
             }
             "/grpc" => {
                 match self.dispatch_grpc_call(
@@ -258,47 +261,47 @@ impl HttpContext for Http {
                     Some(b"request-bytes"),
                     Duration::from_secs(2),
                 ) {
-                    Ok(_) => Action::Pause,
+                    Ok(_) => PwAction::Pause,
                     Err(status) => {
                         self.set_http_request_header("x-grpc-error", Some(&format!("{status:?}")));
-                        Action::Continue
+                        PwAction::Continue
                     }
                 }
             }
             "/enqueue" => {
                 self.enqueue_shared_queue(self.queue, Some(b"from-stream"))
                     .unwrap();
-                Action::Continue
+                PwAction::Continue
             }
-            _ => Action::Continue,
+            _ => PwAction::Continue,
         }
     }
 
-    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> PwAction {
         if !end_of_stream {
-            return Action::Pause;
+            return PwAction::Pause;
         }
         let body = self.get_http_request_body(0, size).unwrap_or_default();
         self.set_http_request_body(0, size, &body.to_ascii_uppercase());
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_http_request_trailers(&mut self, _num: usize) -> Action {
+    fn on_http_request_trailers(&mut self, _num: usize) -> PwAction {
         self.add_http_request_trailer("x-trailer-seen", "1");
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num: usize, _eos: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num: usize, _eos: bool) -> PwAction {
         self.set_http_response_header("x-served-by", Some("emulator"));
         self.remove_http_response_header("server");
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> PwAction {
         if end_of_stream {
             self.set_http_response_body(size, 0, b"<end>");
         }
-        Action::Continue
+        PwAction::Continue
     }
 
     fn on_log(&mut self) {
@@ -312,29 +315,29 @@ struct Tcp;
 impl Context for Tcp {}
 
 impl StreamContext for Tcp {
-    fn on_new_connection(&mut self) -> Action {
+    fn on_new_connection(&mut self) -> PwAction {
         log::info!("new connection");
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_downstream_data(&mut self, size: usize, end_of_stream: bool) -> Action {
+    fn on_downstream_data(&mut self, size: usize, end_of_stream: bool) -> PwAction {
         let data = self.get_downstream_data(0, size).unwrap_or_default();
         if !data.ends_with(b"\n") && !end_of_stream {
-            return Action::Pause; // wait for a whole line
+            return PwAction::Pause; // wait for a whole line
         }
         if data.starts_with(b"QUIT") {
             self.close_downstream();
         }
         self.set_downstream_data(0, 0, b"> ");
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_upstream_data(&mut self, size: usize, _end_of_stream: bool) -> Action {
+    fn on_upstream_data(&mut self, size: usize, _end_of_stream: bool) -> PwAction {
         self.set_upstream_data(0, size, b"[redacted]");
-        Action::Continue
+        PwAction::Continue
     }
 
-    fn on_downstream_close(&mut self, peer: PeerType) {
+    fn on_downstream_close(&mut self, peer: PwPeer) {
         log::info!("downstream closed by {peer:?}");
     }
 
@@ -347,8 +350,8 @@ impl StreamContext for Tcp {
 // Tests.
 
 fn started() -> Emulator {
-    let mut emu = Emulator::new(_initialize);
-    assert!(emu.start(b"http"));
+    let mut emu = Emulator::native(&EXPORTS);
+    emu.start(b"http").unwrap();
     emu
 }
 
@@ -366,9 +369,9 @@ fn get(path: &str) -> Vec<(&str, &str)> {
 
 #[test]
 fn config_is_accepted_or_refused() {
-    let mut emu = Emulator::new(_initialize);
+    let mut emu = Emulator::native(&EXPORTS);
     emu.set_vm_config("vm-cfg");
-    assert!(!emu.start("refuse"));
+    assert!(emu.start("refuse").is_err());
     assert!(emu.has_log("config refused"));
     assert!(emu.has_log("vm config: vm-cfg"));
     assert_eq!(
@@ -376,8 +379,8 @@ fn config_is_accepted_or_refused() {
         vec!["config refused".to_string()]
     );
 
-    let mut emu = Emulator::new(_initialize);
-    assert!(emu.start("http"));
+    let mut emu = Emulator::native(&EXPORTS);
+    emu.start("http").unwrap();
     assert_eq!(emu.tick_period(), Some(Duration::from_secs(5)));
     assert!(emu.root_context_id().is_some());
 }
@@ -476,11 +479,11 @@ fn metrics_follow_envoy_semantics() {
     let id = emu_metric_id("requests_total");
     assert_eq!(
         hostcalls::increment_metric(id, -1),
-        Err(Status::BadArgument)
+        Err(proxy_wasm::types::Status::BadArgument)
     );
     assert_eq!(
         hostcalls::get_metric(emu_metric_id("path_len")),
-        Err(Status::BadArgument)
+        Err(proxy_wasm::types::Status::BadArgument)
     );
 }
 
@@ -714,8 +717,8 @@ fn shared_queue_delivers_to_root() {
 
 #[test]
 fn tcp_data_modified_and_closed() {
-    let mut emu = Emulator::new(_initialize);
-    assert!(emu.start("tcp"));
+    let mut emu = Emulator::native(&EXPORTS);
+    emu.start("tcp").unwrap();
     let mut conn = emu.tcp();
     assert_eq!(conn.new_connection_action(), Action::Continue);
     assert!(emu.has_log("new connection"));
@@ -741,9 +744,9 @@ fn tcp_data_modified_and_closed() {
 
 #[test]
 fn logs_respect_host_level_and_clear() {
-    let mut emu = Emulator::new(_initialize);
+    let mut emu = Emulator::native(&EXPORTS);
     emu.set_log_level(LogLevel::Warn);
-    assert!(emu.start("http"));
+    emu.start("http").unwrap();
     assert!(!emu.has_log("vm config"), "info is below the host level");
     emu.set_log_level(LogLevel::Trace);
     let mut stream = emu.http();

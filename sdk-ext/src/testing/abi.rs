@@ -12,7 +12,7 @@
 use super::records::{GrpcCallout, HttpCallout, LocalResponse};
 use super::state::{next_token, with_host, ContextKind, HeaderMap, HostState, Metric, SharedQueue};
 use super::wire::{decode_pairs, encode_pairs};
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
+use crate::host::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
 use std::time::Duration;
@@ -711,7 +711,6 @@ pub extern "C" fn proxy_continue_stream(stream_type: StreamType) -> Status {
                     stream.upstream_resumed = true;
                     stream.upstream.release();
                 }
-                _ => return Status::BadArgument,
             }
         }
         Status::Ok
@@ -728,7 +727,6 @@ pub extern "C" fn proxy_close_stream(stream_type: StreamType) -> Status {
                 StreamType::HttpResponse => stream.response_reset = true,
                 StreamType::Downstream => stream.downstream_closed = true,
                 StreamType::Upstream => stream.upstream_closed = true,
-                _ => return Status::BadArgument,
             }
         }
         Status::Ok

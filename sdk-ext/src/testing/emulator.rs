@@ -1,6 +1,7 @@
 //! [`Emulator`]: the test's handle on the emulated host and the filter's root context.
 
 use super::guest;
+use crate::exports::Exports;
 use super::http::HttpStream;
 use super::records::{GrpcCallout, HttpCallout};
 use super::state::{
@@ -8,7 +9,7 @@ use super::state::{
 };
 use super::tcp::TcpStream;
 use super::wire::property_key;
-use proxy_wasm::types::{LogLevel, MetricType, Status};
+use crate::host::{LogLevel, MetricType, Status};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Mutex, PoisonError};
@@ -19,17 +20,21 @@ const BROKEN_CONNECTION: u32 = 11;
 
 /// The emulated host for one test: an Envoy-like VM running the filter natively.
 ///
-/// Create one per test with the filter's `_initialize` (defined by `proxy_wasm::main!`),
-/// configure the host, [`start`](Self::start) the plugin, then drive streams with
-/// [`http`](Self::http) / [`tcp`](Self::tcp) and inspect what the filter did.
+/// Create one per test with the filter module's exports ([`native`](Self::native) with the
+/// `EXPORTS` that `sdk_ext::main!` defines), configure the host, [`start`](Self::start) the
+/// plugin, then drive streams with [`http`](Self::http) / [`tcp`](Self::tcp) and inspect
+/// what the filter did.
 ///
 /// State is thread-local (the SDK's dispatcher is), so use one `Emulator` at a time per
 /// thread; `cargo test` runs each test on its own thread. The type is neither `Send` nor
 /// `Sync`. Dropping it deletes the contexts still alive (without `on_done`/`on_log`).
 ///
-/// ```ignore
-/// let mut emu = Emulator::new(my_filter::_initialize);
-/// assert!(emu.start(r#"{"header": "x-hello"}"#));
+/// ```no_run
+/// # use sdk_ext::testing::{Action, Emulator};
+/// # static EXPORTS: sdk_ext::exports::Exports = sdk_ext::exports::Exports::NONE;
+/// // my_filter::EXPORTS in a filter's tests
+/// let mut emu = Emulator::native(&EXPORTS);
+/// emu.start(r#"{"header": "x-hello"}"#).unwrap();
 /// let mut stream = emu.http();
 /// assert_eq!(stream.request_headers(&[(":path", "/")], true), Action::Continue);
 /// assert_eq!(stream.request_header_str("x-hello").as_deref(), Some("world"));
@@ -39,23 +44,33 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Resets this thread's host state and runs the filter's `_initialize` (which registers
-    /// its root context factory). Nothing else runs until [`start`](Self::start).
-    pub fn new(init: extern "C" fn()) -> Self {
+    /// Loads a module natively: `exports` is the `EXPORTS` table `sdk_ext::main!` defines
+    /// in the filter crate (or [`proxy_wasm_sdk_exports!`](crate::proxy_wasm_sdk_exports)
+    /// for a filter on the bare proxy-wasm SDK). Resets this thread's host state and runs the
+    /// module's `_initialize`; nothing else runs until [`start`](Self::start). Only the
+    /// callbacks the module exports are ever delivered, as in Envoy.
+    ///
+    /// # Panics
+    /// If `_initialize` makes a host call: Envoy refuses those there and fails to load the
+    /// module, so the test fails here instead.
+    pub fn native(exports: &'static Exports) -> Self {
         std::hint::black_box(super::abi::link_all());
         reset_host();
+        guest::load(exports);
         // The SDK's `set_log_level` installs the process-wide logger with check-then-set and
         // `unwrap`s the result: two test threads initializing at once would abort. Serialize.
         static INIT: Mutex<()> = Mutex::new(());
         {
             let _serialized = INIT.lock().unwrap_or_else(PoisonError::into_inner);
-            let attempts = super::state::restricted(|| init());
-            assert!(
-                attempts == 0,
-                "the filter made {attempts} host call(s) during _initialize; Envoy refuses them \
-                 there (restricted_callback) and fails to load the module: move them to \
-                 on_vm_start / on_configure"
-            );
+            let attempts = super::state::restricted(guest::initialize);
+            #[allow(clippy::panic)]
+            if attempts != 0 {
+                panic!(
+                    "the filter made {attempts} host call(s) during _initialize; Envoy refuses \
+                     them there (restricted_callback) and fails to load the module: move them \
+                     to on_vm_start / on_configure"
+                );
+            }
         }
         Emulator {
             _thread_bound: PhantomData,
@@ -113,25 +128,48 @@ impl Emulator {
     // ----- lifecycle ------------------------------------------------------------------
 
     /// Creates the root context, then calls `on_vm_start` and `on_configure` with
-    /// `plugin_config`. Answers `on_configure`'s result (`false` also when `on_vm_start`
-    /// failed): `false` means Envoy would refuse the configuration.
+    /// `plugin_config`. `Err` when Envoy would refuse the configuration (`on_vm_start` or
+    /// `on_configure` answered false), with the error lines the filter logged meanwhile
+    /// (sdk-ext filters log `"<name>: invalid config at <field>: <reason>"`).
     ///
     /// Calling it again re-runs only `on_configure` with the new configuration.
-    pub fn start(&mut self, plugin_config: impl AsRef<[u8]>) -> bool {
+    pub fn start(&mut self, plugin_config: impl AsRef<[u8]>) -> Result<(), String> {
         let config = plugin_config.as_ref().to_vec();
         let size = config.len();
-        let _ = with_host(|host| host.plugin_config = config);
-        if let Some(root) = self.root_context_id() {
-            return guest::configure(root, size);
-        }
-        let root = next_context_id();
-        let vm_config_size = with_host(|host| {
-            host.root = Some(root);
-            host.vm_config.len()
+        let logged_before = with_host(|host| {
+            host.plugin_config = config;
+            host.logs.len()
         })
         .unwrap_or(0);
-        guest::create_context(root, 0, ContextKind::Root);
-        guest::vm_start(root, vm_config_size) && guest::configure(root, size)
+        let accepted = if let Some(root) = self.root_context_id() {
+            guest::configure(root, size)
+        } else {
+            let root = next_context_id();
+            let vm_config_size = with_host(|host| {
+                host.root = Some(root);
+                host.vm_config.len()
+            })
+            .unwrap_or(0);
+            guest::create_context(root, 0, ContextKind::Root);
+            guest::vm_start(root, vm_config_size) && guest::configure(root, size)
+        };
+        if accepted {
+            return Ok(());
+        }
+        let errors: Vec<String> = with_host(|host| {
+            host.logs
+                .iter()
+                .skip(logged_before)
+                .filter(|(level, _)| matches!(level, LogLevel::Error | LogLevel::Critical))
+                .map(|(_, message)| message.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+        Err(if errors.is_empty() {
+            "the filter refused its configuration without logging why".to_string()
+        } else {
+            errors.join("\n")
+        })
     }
 
     /// The root context's id, once [`start`](Self::start) ran.
@@ -151,7 +189,7 @@ impl Emulator {
                 "emulator: stream created before start(); started with an empty plugin configuration",
             )
         });
-        self.start(b"");
+        let _ = self.start(b"");
         self.root_context_id().unwrap_or(0)
     }
 

@@ -1,47 +1,41 @@
-//! Calls into the filter: the entry points the `proxy-wasm` crate exports (its dispatcher
-//! defines them `#[no_mangle] extern "C"`, so they resolve at link time in a test binary).
+//! Calls into the filter through the module's [`Exports`]: exactly the callbacks it
+//! exports, as Envoy calls them (a phase it does not export continues; no `on_done` means
+//! done).
 //!
 //! Every call first makes the target context current, so host calls made by the filter act
 //! on it; afterwards the host delivers `on_queue_ready` for queues the filter enqueued to
 //! (Envoy posts these to the worker, so they run after the current callback).
 
 use super::state::{with_host, ContextKind};
-use proxy_wasm::types::{Action, PeerType};
+use crate::exports::Exports;
+use crate::host::{Action, PeerType};
+use std::cell::Cell;
 
-extern "C" {
-    fn proxy_on_context_create(context_id: u32, root_context_id: u32);
-    fn proxy_on_done(context_id: u32) -> bool;
-    fn proxy_on_log(context_id: u32);
-    fn proxy_on_delete(context_id: u32);
-    fn proxy_on_vm_start(context_id: u32, vm_configuration_size: usize) -> bool;
-    fn proxy_on_configure(context_id: u32, plugin_configuration_size: usize) -> bool;
-    fn proxy_on_tick(context_id: u32);
-    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
-    fn proxy_on_new_connection(context_id: u32) -> Action;
-    fn proxy_on_downstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> Action;
-    fn proxy_on_downstream_connection_close(context_id: u32, peer_type: PeerType);
-    fn proxy_on_upstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> Action;
-    fn proxy_on_upstream_connection_close(context_id: u32, peer_type: PeerType);
-    fn proxy_on_request_headers(context_id: u32, num_headers: usize, end_of_stream: bool)
-        -> Action;
-    fn proxy_on_request_body(context_id: u32, body_size: usize, end_of_stream: bool) -> Action;
-    fn proxy_on_request_trailers(context_id: u32, num_trailers: usize) -> Action;
-    fn proxy_on_response_headers(
-        context_id: u32,
-        num_headers: usize,
-        end_of_stream: bool,
-    ) -> Action;
-    fn proxy_on_response_body(context_id: u32, body_size: usize, end_of_stream: bool) -> Action;
-    fn proxy_on_response_trailers(context_id: u32, num_trailers: usize) -> Action;
-    fn proxy_on_http_call_response(
-        context_id: u32,
-        token_id: u32,
-        num_headers: usize,
-        body_size: usize,
-        num_trailers: usize,
-    );
-    fn proxy_on_grpc_receive(context_id: u32, token_id: u32, response_size: usize);
-    fn proxy_on_grpc_close(context_id: u32, token_id: u32, status_code: u32);
+thread_local! {
+    /// The module under test: what it exports. Set by `Emulator::native`.
+    static MODULE: Cell<&'static Exports> = const { Cell::new(&Exports::NONE) };
+}
+
+/// Loads `exports` as this thread's module.
+pub(crate) fn load(exports: &'static Exports) {
+    let _ = MODULE.try_with(|m| m.set(exports));
+}
+
+/// The loaded module's exports.
+pub(crate) fn module() -> &'static Exports {
+    MODULE.try_with(Cell::get).unwrap_or(&Exports::NONE)
+}
+
+fn action(raw: u32) -> Action {
+    if raw == Action::Pause.raw() {
+        Action::Pause
+    } else {
+        Action::Continue
+    }
+}
+
+fn flag(b: bool) -> u32 {
+    u32::from(b)
 }
 
 /// Upper bound on `on_queue_ready` deliveries after one callback (guards against a filter
@@ -78,8 +72,9 @@ fn deliver_queue_ready() {
             continue;
         }
         let _ = with_host(|host| host.current = owner);
-        // SAFETY: `owner` is a live root context in the SDK's dispatcher.
-        unsafe { proxy_on_queue_ready(owner, queue_id) };
+        if let Some(f) = module().on_queue_ready {
+            f(owner, queue_id);
+        }
     }
 }
 
@@ -91,58 +86,84 @@ pub(crate) fn create_context(context: u32, root: u32, kind: ContextKind) {
             host.streams.insert(context, Default::default());
         }
     });
-    // SAFETY: a fresh id; `root` is 0 or a live root context.
-    enter(context, || unsafe {
-        proxy_on_context_create(context, root)
-    });
+    if let Some(f) = module().on_context_create {
+        enter(context, || f(context, root));
+    }
+}
+
+/// Runs the module's `_initialize` (if it exports one).
+pub(crate) fn initialize() {
+    if let Some(f) = module().initialize {
+        f();
+    }
 }
 
 pub(crate) fn vm_start(root: u32, size: usize) -> bool {
-    // SAFETY: `root` is a live root context.
-    enter(root, || unsafe { proxy_on_vm_start(root, size) })
+    match module().on_vm_start {
+        Some(f) => enter(root, || f(root, size)) != 0,
+        None => true,
+    }
 }
 
 pub(crate) fn configure(root: u32, size: usize) -> bool {
-    // SAFETY: `root` is a live root context.
-    enter(root, || unsafe { proxy_on_configure(root, size) })
+    match module().on_configure {
+        Some(f) => enter(root, || f(root, size)) != 0,
+        None => true,
+    }
 }
 
 pub(crate) fn tick(root: u32) {
-    // SAFETY: `root` is a live root context.
-    enter(root, || unsafe { proxy_on_tick(root) });
+    if let Some(f) = module().on_tick {
+        enter(root, || f(root));
+    }
 }
 
 pub(crate) fn queue_ready(root: u32, queue_id: u32) {
-    // SAFETY: `root` is a live root context.
-    enter(root, || unsafe { proxy_on_queue_ready(root, queue_id) });
+    if let Some(f) = module().on_queue_ready {
+        enter(root, || f(root, queue_id));
+    }
 }
 
-/// Envoy's end of an HTTP stream: `on_log` (access log), then `on_done`, `on_delete`.
+/// Envoy's end of an HTTP stream: `on_log` (access log), then `on_done`, `on_delete`, each
+/// only if the module exports it (as Envoy calls only exported callbacks).
 pub(crate) fn finish_http(context: u32) {
-    // SAFETY: `context` is live (callers check); it is forgotten right after.
-    enter(context, || unsafe {
-        proxy_on_log(context);
-        proxy_on_done(context);
-        proxy_on_delete(context);
+    let m = module();
+    enter(context, || {
+        if let Some(f) = m.on_log {
+            f(context);
+        }
+        if let Some(f) = m.on_done {
+            f(context);
+        }
+        if let Some(f) = m.on_delete {
+            f(context);
+        }
     });
     forget(context);
 }
 
 /// Envoy's end of a TCP connection: `on_done`, `on_log`, then `on_delete`.
 pub(crate) fn finish_tcp(context: u32) {
-    // SAFETY: `context` is live (callers check); it is forgotten right after.
-    enter(context, || unsafe {
-        proxy_on_done(context);
-        proxy_on_log(context);
-        proxy_on_delete(context);
+    let m = module();
+    enter(context, || {
+        if let Some(f) = m.on_done {
+            f(context);
+        }
+        if let Some(f) = m.on_log {
+            f(context);
+        }
+        if let Some(f) = m.on_delete {
+            f(context);
+        }
     });
     forget(context);
 }
 
 /// Deletes a context without the end-of-stream callbacks (emulator teardown).
 pub(crate) fn delete(context: u32) {
-    // SAFETY: `context` is live (callers check); it is forgotten right after.
-    enter(context, || unsafe { proxy_on_delete(context) });
+    if let Some(f) = module().on_delete {
+        enter(context, || f(context));
+    }
     forget(context);
 }
 
@@ -153,79 +174,69 @@ fn forget(context: u32) {
     });
 }
 
+fn phase3(f: Option<fn(u32, usize, u32) -> u32>, context: u32, n: usize, eos: bool) -> Action {
+    match f {
+        Some(f) => action(enter(context, || f(context, n, flag(eos)))),
+        None => Action::Continue,
+    }
+}
+
+fn phase2(f: Option<fn(u32, usize) -> u32>, context: u32, n: usize) -> Action {
+    match f {
+        Some(f) => action(enter(context, || f(context, n))),
+        None => Action::Continue,
+    }
+}
+
 pub(crate) fn request_headers(context: u32, count: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_request_headers(context, count, end_of_stream)
-    })
+    phase3(module().on_request_headers, context, count, end_of_stream)
 }
 
 pub(crate) fn request_body(context: u32, size: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_request_body(context, size, end_of_stream)
-    })
+    phase3(module().on_request_body, context, size, end_of_stream)
 }
 
 pub(crate) fn request_trailers(context: u32, count: usize) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_request_trailers(context, count)
-    })
+    phase2(module().on_request_trailers, context, count)
 }
 
 pub(crate) fn response_headers(context: u32, count: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_response_headers(context, count, end_of_stream)
-    })
+    phase3(module().on_response_headers, context, count, end_of_stream)
 }
 
 pub(crate) fn response_body(context: u32, size: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_response_body(context, size, end_of_stream)
-    })
+    phase3(module().on_response_body, context, size, end_of_stream)
 }
 
 pub(crate) fn response_trailers(context: u32, count: usize) -> Action {
-    // SAFETY: `context` is a live HTTP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_response_trailers(context, count)
-    })
+    phase2(module().on_response_trailers, context, count)
 }
 
 pub(crate) fn new_connection(context: u32) -> Action {
-    // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe { proxy_on_new_connection(context) })
+    match module().on_new_connection {
+        Some(f) => action(enter(context, || f(context))),
+        None => Action::Continue,
+    }
 }
 
 pub(crate) fn downstream_data(context: u32, size: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_downstream_data(context, size, end_of_stream)
-    })
+    phase3(module().on_downstream_data, context, size, end_of_stream)
 }
 
 pub(crate) fn upstream_data(context: u32, size: usize, end_of_stream: bool) -> Action {
-    // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_upstream_data(context, size, end_of_stream)
-    })
+    phase3(module().on_upstream_data, context, size, end_of_stream)
 }
 
 pub(crate) fn downstream_close(context: u32, peer: PeerType) {
-    // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_downstream_connection_close(context, peer)
-    });
+    if let Some(f) = module().on_downstream_connection_close {
+        enter(context, || f(context, peer.raw()));
+    }
 }
 
 pub(crate) fn upstream_close(context: u32, peer: PeerType) {
-    // SAFETY: `context` is a live TCP context (callers check).
-    enter(context, || unsafe {
-        proxy_on_upstream_connection_close(context, peer)
-    });
+    if let Some(f) = module().on_upstream_connection_close {
+        enter(context, || f(context, peer.raw()));
+    }
 }
 
 /// Delivers an HTTP callout answer to the context that dispatched `token`.
@@ -236,24 +247,21 @@ pub(crate) fn http_call_response(
     body: usize,
     trailers: usize,
 ) {
-    // SAFETY: the SDK registered `token` when the call was dispatched and routes it itself.
-    enter(context, || unsafe {
-        proxy_on_http_call_response(context, token, headers, body, trailers)
-    });
+    if let Some(f) = module().on_http_call_response {
+        enter(context, || f(context, token, headers, body, trailers));
+    }
 }
 
 /// Delivers a gRPC message for `token`.
 pub(crate) fn grpc_receive(context: u32, token: u32, size: usize) {
-    // SAFETY: unknown tokens are ignored by the SDK.
-    enter(context, || unsafe {
-        proxy_on_grpc_receive(context, token, size)
-    });
+    if let Some(f) = module().on_grpc_receive {
+        enter(context, || f(context, token, size));
+    }
 }
 
 /// Delivers the close of gRPC call/stream `token`.
 pub(crate) fn grpc_close(context: u32, token: u32, status: u32) {
-    // SAFETY: unknown tokens are ignored by the SDK.
-    enter(context, || unsafe {
-        proxy_on_grpc_close(context, token, status)
-    });
+    if let Some(f) = module().on_grpc_close {
+        enter(context, || f(context, token, status));
+    }
 }

@@ -7,7 +7,6 @@
 use super::guest;
 use super::state::{with_host, ContextKind, StreamState};
 use super::wire::property_key;
-use proxy_wasm::types::LogLevel;
 use std::marker::PhantomData;
 
 /// A stream context of the filter, as the test holds it. Bound to its thread (the
@@ -32,19 +31,27 @@ impl StreamHandle {
         self.id
     }
 
-    /// Whether the context still exists; if not, says so in the host log (a test driving a
-    /// finished stream, or one whose emulator is gone).
-    pub(crate) fn live(&self) -> bool {
-        let live = guest::is_live(self.id, self.kind);
-        if !live {
-            let what = match self.kind {
-                ContextKind::Tcp => "TCP stream",
-                _ => "HTTP stream",
-            };
-            let message = format!("emulator: {what} {} no longer exists", self.id);
-            let _ = with_host(|host| host.record_log(LogLevel::Critical, &message));
+    /// Fails the test when the context no longer exists: a test driving a stream that was
+    /// completed, or whose emulator is gone, has a bug that a quiet `Continue` would hide.
+    ///
+    /// # Panics
+    /// If the stream is gone.
+    pub(crate) fn ensure_live(&self) {
+        if guest::is_live(self.id, self.kind) {
+            return;
         }
-        live
+        let what = match self.kind {
+            ContextKind::Tcp => "TCP stream",
+            _ => "HTTP stream",
+        };
+        #[allow(clippy::panic)]
+        {
+            panic!(
+                "emulator: {what} {} no longer exists (it was completed, or its Emulator was \
+                 dropped): the test drives a stream that Envoy would not deliver anything to",
+                self.id
+            );
+        }
     }
 
     /// Reads the host's record of the stream.

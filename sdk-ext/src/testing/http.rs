@@ -4,7 +4,7 @@ use super::guest;
 use super::handle::StreamHandle;
 use super::records::LocalResponse;
 use super::state::{ContextKind, HeaderMap, StreamState};
-use proxy_wasm::types::Action;
+use crate::host::Action;
 
 /// One HTTP stream (an HTTP context of the filter), created by [`Emulator::http`].
 ///
@@ -13,8 +13,8 @@ use proxy_wasm::types::Action;
 /// resumed or reset the stream. Finish with [`complete`](Self::complete).
 ///
 /// Header names are case-insensitive (stored lowercased); several values per name are kept
-/// in order. A stream outlives nothing: once its [`Emulator`] is dropped, driving it does
-/// nothing and answers `Continue`.
+/// in order. Driving a stream after [`complete`](Self::complete) or after its [`Emulator`]
+/// is dropped fails the test (a panic naming the stream).
 ///
 /// [`Emulator::http`]: super::Emulator::http
 /// [`Emulator`]: super::Emulator
@@ -78,9 +78,7 @@ impl HttpStream {
     /// Request headers arrive (`on_http_request_headers`); include pseudo-headers such as
     /// `:method`, `:path`, `:authority`, `:scheme` as Envoy would.
     pub fn request_headers(&mut self, headers: &[(&str, &str)], end_of_stream: bool) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let count = self.install(Map::RequestHeaders, headers);
         guest::request_headers(self.handle.id(), count, end_of_stream)
     }
@@ -92,9 +90,7 @@ impl HttpStream {
         headers: &[(&str, &[u8])],
         end_of_stream: bool,
     ) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let count = self.install(Map::RequestHeaders, headers);
         guest::request_headers(self.handle.id(), count, end_of_stream)
     }
@@ -103,9 +99,7 @@ impl HttpStream {
     /// answered `Pause`, Envoy kept buffering: the filter sees everything held so far plus
     /// this chunk. After `Continue` the buffer starts afresh.
     pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let size = self
             .handle
             .with_stream_mut(|stream| {
@@ -122,18 +116,21 @@ impl HttpStream {
 
     /// Request trailers arrive (`on_http_request_trailers`).
     pub fn request_trailers(&mut self, trailers: &[(&str, &str)]) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
+        let count = self.install(Map::RequestTrailers, trailers);
+        guest::request_trailers(self.handle.id(), count)
+    }
+
+    /// [`request_trailers`](Self::request_trailers) with byte values.
+    pub fn request_trailers_bytes(&mut self, trailers: &[(&str, &[u8])]) -> Action {
+        self.handle.ensure_live();
         let count = self.install(Map::RequestTrailers, trailers);
         guest::request_trailers(self.handle.id(), count)
     }
 
     /// Response headers arrive (`on_http_response_headers`); include `:status`.
     pub fn response_headers(&mut self, headers: &[(&str, &str)], end_of_stream: bool) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let count = self.install(Map::ResponseHeaders, headers);
         guest::response_headers(self.handle.id(), count, end_of_stream)
     }
@@ -144,9 +141,7 @@ impl HttpStream {
         headers: &[(&str, &[u8])],
         end_of_stream: bool,
     ) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let count = self.install(Map::ResponseHeaders, headers);
         guest::response_headers(self.handle.id(), count, end_of_stream)
     }
@@ -154,9 +149,7 @@ impl HttpStream {
     /// A response body chunk arrives (`on_http_response_body`); buffering as for
     /// [`request_body`](Self::request_body).
     pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let size = self
             .handle
             .with_stream_mut(|stream| {
@@ -173,9 +166,14 @@ impl HttpStream {
 
     /// Response trailers arrive (`on_http_response_trailers`).
     pub fn response_trailers(&mut self, trailers: &[(&str, &str)]) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
+        let count = self.install(Map::ResponseTrailers, trailers);
+        guest::response_trailers(self.handle.id(), count)
+    }
+
+    /// [`response_trailers`](Self::response_trailers) with byte values.
+    pub fn response_trailers_bytes(&mut self, trailers: &[(&str, &[u8])]) -> Action {
+        self.handle.ensure_live();
         let count = self.install(Map::ResponseTrailers, trailers);
         guest::response_trailers(self.handle.id(), count)
     }
@@ -183,9 +181,8 @@ impl HttpStream {
     /// Ends the stream as Envoy does: `on_log` (access log), `on_done`, then `on_delete`.
     /// Host-side records of the stream are gone afterwards; read them before.
     pub fn complete(self) {
-        if self.handle.live() {
-            guest::finish_http(self.handle.id());
-        }
+        self.handle.ensure_live();
+        guest::finish_http(self.handle.id());
     }
 
     /// Sets a property for this stream only (overrides [`Emulator::set_property`]).

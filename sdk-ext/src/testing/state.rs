@@ -7,7 +7,7 @@
 
 use super::records::{GrpcCallout, HttpCallout, LocalResponse};
 use super::wire::Pairs;
-use proxy_wasm::types::{Action, LogLevel, MetricType, Status};
+use crate::host::{Action, LogLevel, MetricType, Status};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;

@@ -3,7 +3,7 @@
 use super::guest;
 use super::handle::StreamHandle;
 use super::state::{ContextKind, DataBuffer, StreamState};
-use proxy_wasm::types::{Action, PeerType};
+use crate::host::{Action, PeerType};
 
 /// One TCP connection (a stream context of the filter), created by [`Emulator::tcp`], which
 /// already ran `on_new_connection`.
@@ -35,9 +35,7 @@ impl TcpStream {
         buffer: fn(&mut StreamState) -> &mut DataBuffer,
         call: fn(u32, usize, bool) -> Action,
     ) -> Action {
-        if !self.handle.live() {
-            return Action::Continue;
-        }
+        self.handle.ensure_live();
         let size = self
             .handle
             .with_stream_mut(|stream| {
@@ -83,23 +81,20 @@ impl TcpStream {
 
     /// The client side closed (`on_downstream_connection_close`).
     pub fn downstream_close(&mut self, peer: PeerType) {
-        if self.handle.live() {
-            guest::downstream_close(self.handle.id(), peer);
-        }
+        self.handle.ensure_live();
+        guest::downstream_close(self.handle.id(), peer);
     }
 
     /// The upstream side closed (`on_upstream_connection_close`).
     pub fn upstream_close(&mut self, peer: PeerType) {
-        if self.handle.live() {
-            guest::upstream_close(self.handle.id(), peer);
-        }
+        self.handle.ensure_live();
+        guest::upstream_close(self.handle.id(), peer);
     }
 
     /// Ends the connection as Envoy does: `on_done`, `on_log`, then `on_delete`.
     pub fn complete(self) {
-        if self.handle.live() {
-            guest::finish_tcp(self.handle.id());
-        }
+        self.handle.ensure_live();
+        guest::finish_tcp(self.handle.id());
     }
 
     /// Sets a property for this connection only.

@@ -1,0 +1,570 @@
+//! What a filter module exports to its host, and sdk-ext's dispatch behind each export.
+//!
+//! A filter crate never writes an export. [`crate::main!`] writes the lifecycle exports
+//! (`proxy_on_context_create`, `proxy_on_configure`, `proxy_on_delete`, ...) and
+//! `#[sdk_ext::filter]` writes one export per phase the filter's `impl` block defines, so a
+//! module exports exactly the phases its code implements: the host enters the VM for those
+//! and no others, and no list can drift from the code. [`Exports`] is the same set as a
+//! table of functions, which the emulator (`sdk_ext::testing`) drives natively, delivering
+//! exactly the callbacks Envoy would.
+//!
+//! Dispatch: every context lives in one table keyed by its id. Root contexts hold the
+//! configured plugin (`Rc`); a stream context holds its root's plugin and the filter's
+//! per-stream value, created at the stream's first phase (an HTTP phase makes an
+//! [`HttpFilter`], an L4 phase a [`NetworkFilter`]), so one crate can serve both contexts.
+//! The table is never borrowed while filter code runs: a filter may call back into the host,
+//! and a host may re-enter the VM for another context.
+
+use crate::config::ConfigError;
+use crate::host::{self, Action, BufferType, LogLevel, PeerType};
+use crate::http::{HttpFilter, HttpHost};
+use crate::network::{NetworkFilter, NetworkHost};
+use crate::plugin::Plugin;
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+/// Which per-stream callbacks a filter implements: written by `#[sdk_ext::filter]` from the
+/// methods of the `impl` block (never by hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phases(u32);
+
+impl Phases {
+    /// `on_request_headers`.
+    pub const REQUEST_HEADERS: u32 = 1 << 0;
+    /// `on_request_body`.
+    pub const REQUEST_BODY: u32 = 1 << 1;
+    /// `on_request_trailers`.
+    pub const REQUEST_TRAILERS: u32 = 1 << 2;
+    /// `on_response_headers`.
+    pub const RESPONSE_HEADERS: u32 = 1 << 3;
+    /// `on_response_body`.
+    pub const RESPONSE_BODY: u32 = 1 << 4;
+    /// `on_response_trailers`.
+    pub const RESPONSE_TRAILERS: u32 = 1 << 5;
+    /// `on_log`.
+    pub const LOG: u32 = 1 << 6;
+    /// `on_http_call_response` (a stream's own callouts).
+    pub const HTTP_CALL_RESPONSE: u32 = 1 << 7;
+    /// `on_new_connection`.
+    pub const NEW_CONNECTION: u32 = 1 << 8;
+    /// `on_downstream_data`.
+    pub const DOWNSTREAM_DATA: u32 = 1 << 9;
+    /// `on_upstream_data`.
+    pub const UPSTREAM_DATA: u32 = 1 << 10;
+    /// `on_downstream_close`.
+    pub const DOWNSTREAM_CLOSE: u32 = 1 << 11;
+    /// `on_upstream_close`.
+    pub const UPSTREAM_CLOSE: u32 = 1 << 12;
+
+    /// No phase.
+    pub const NONE: Phases = Phases(0);
+
+    #[doc(hidden)]
+    pub const fn __from_bits(bits: u32) -> Self {
+        Phases(bits)
+    }
+
+    /// Whether `phase` (one of the constants) is implemented.
+    pub const fn has(self, phase: u32) -> bool {
+        self.0 & phase != 0
+    }
+
+    /// The bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+/// A module's exports as functions: what a host can call, by ABI name (`proxy_on_<field>`).
+/// `None`: not exported; the host then applies the ABI's default (a phase continues,
+/// `on_done` answers done). Booleans and actions are the ABI's `u32`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exports {
+    /// `_initialize`.
+    pub initialize: Option<fn()>,
+    /// `proxy_on_context_create(context, root)`.
+    pub on_context_create: Option<fn(u32, u32)>,
+    /// `proxy_on_vm_start(root, vm_config_size) -> bool`.
+    pub on_vm_start: Option<fn(u32, usize) -> u32>,
+    /// `proxy_on_configure(root, plugin_config_size) -> bool`.
+    pub on_configure: Option<fn(u32, usize) -> u32>,
+    /// `proxy_on_tick(root)`.
+    pub on_tick: Option<fn(u32)>,
+    /// `proxy_on_queue_ready(root, queue)`.
+    pub on_queue_ready: Option<fn(u32, u32)>,
+    /// `proxy_on_done(context) -> bool`.
+    pub on_done: Option<fn(u32) -> u32>,
+    /// `proxy_on_log(context)`.
+    pub on_log: Option<fn(u32)>,
+    /// `proxy_on_delete(context)`.
+    pub on_delete: Option<fn(u32)>,
+    /// `proxy_on_request_headers(context, headers, end_of_stream) -> action`.
+    pub on_request_headers: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_request_body(context, size, end_of_stream) -> action`.
+    pub on_request_body: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_request_trailers(context, trailers) -> action`.
+    pub on_request_trailers: Option<fn(u32, usize) -> u32>,
+    /// `proxy_on_response_headers(context, headers, end_of_stream) -> action`.
+    pub on_response_headers: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_response_body(context, size, end_of_stream) -> action`.
+    pub on_response_body: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_response_trailers(context, trailers) -> action`.
+    pub on_response_trailers: Option<fn(u32, usize) -> u32>,
+    /// `proxy_on_new_connection(context) -> action`.
+    pub on_new_connection: Option<fn(u32) -> u32>,
+    /// `proxy_on_downstream_data(context, size, end_of_stream) -> action`.
+    pub on_downstream_data: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_upstream_data(context, size, end_of_stream) -> action`.
+    pub on_upstream_data: Option<fn(u32, usize, u32) -> u32>,
+    /// `proxy_on_downstream_connection_close(context, peer)`.
+    pub on_downstream_connection_close: Option<fn(u32, u32)>,
+    /// `proxy_on_upstream_connection_close(context, peer)`.
+    pub on_upstream_connection_close: Option<fn(u32, u32)>,
+    /// `proxy_on_http_call_response(context, token, headers, body_size, trailers)`.
+    pub on_http_call_response: Option<fn(u32, u32, usize, usize, usize)>,
+    /// `proxy_on_grpc_receive_initial_metadata(context, token, headers)`.
+    pub on_grpc_receive_initial_metadata: Option<fn(u32, u32, usize)>,
+    /// `proxy_on_grpc_receive(context, token, size)`.
+    pub on_grpc_receive: Option<fn(u32, u32, usize)>,
+    /// `proxy_on_grpc_receive_trailing_metadata(context, token, trailers)`.
+    pub on_grpc_receive_trailing_metadata: Option<fn(u32, u32, usize)>,
+    /// `proxy_on_grpc_close(context, token, status)`.
+    pub on_grpc_close: Option<fn(u32, u32, u32)>,
+}
+
+const fn phase3<F: Copy>(on: bool, f: F) -> Option<F> {
+    if on {
+        Some(f)
+    } else {
+        None
+    }
+}
+
+impl Exports {
+    /// An empty table.
+    pub const NONE: Exports = Exports {
+        initialize: None,
+        on_context_create: None,
+        on_vm_start: None,
+        on_configure: None,
+        on_tick: None,
+        on_queue_ready: None,
+        on_done: None,
+        on_log: None,
+        on_delete: None,
+        on_request_headers: None,
+        on_request_body: None,
+        on_request_trailers: None,
+        on_response_headers: None,
+        on_response_body: None,
+        on_response_trailers: None,
+        on_new_connection: None,
+        on_downstream_data: None,
+        on_upstream_data: None,
+        on_downstream_connection_close: None,
+        on_upstream_connection_close: None,
+        on_http_call_response: None,
+        on_grpc_receive_initial_metadata: None,
+        on_grpc_receive: None,
+        on_grpc_receive_trailing_metadata: None,
+        on_grpc_close: None,
+    };
+
+    /// The exports of a module whose plugin is `P`, HTTP filter `H` and network filter `N`
+    /// (either may be [`NoFilter`]): exactly what [`crate::main!`] and `#[sdk_ext::filter]`
+    /// export on wasm.
+    pub const fn of<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter<Plugin = P>>() -> Self
+    {
+        let h = H::PHASES;
+        let n = N::PHASES;
+        Exports {
+            initialize: Some(initialize),
+            on_context_create: Some(context_create),
+            on_vm_start: Some(vm_start),
+            on_configure: Some(configure::<P>),
+            on_tick: Some(tick::<P>),
+            on_queue_ready: None,
+            on_done: None,
+            on_log: phase3(h.has(Phases::LOG), log::<H>),
+            on_delete: Some(delete),
+            on_request_headers: phase3(h.has(Phases::REQUEST_HEADERS), request_headers::<H>),
+            on_request_body: phase3(h.has(Phases::REQUEST_BODY), request_body::<H>),
+            on_request_trailers: phase3(h.has(Phases::REQUEST_TRAILERS), request_trailers::<H>),
+            on_response_headers: phase3(h.has(Phases::RESPONSE_HEADERS), response_headers::<H>),
+            on_response_body: phase3(h.has(Phases::RESPONSE_BODY), response_body::<H>),
+            on_response_trailers: phase3(
+                h.has(Phases::RESPONSE_TRAILERS),
+                response_trailers::<H>,
+            ),
+            on_new_connection: phase3(n.has(Phases::NEW_CONNECTION), new_connection::<N>),
+            on_downstream_data: phase3(n.has(Phases::DOWNSTREAM_DATA), downstream_data::<N>),
+            on_upstream_data: phase3(n.has(Phases::UPSTREAM_DATA), upstream_data::<N>),
+            on_downstream_connection_close: phase3(
+                n.has(Phases::DOWNSTREAM_CLOSE),
+                downstream_close::<N>,
+            ),
+            on_upstream_connection_close: phase3(
+                n.has(Phases::UPSTREAM_CLOSE),
+                upstream_close::<N>,
+            ),
+            on_http_call_response: Some(http_call_response::<P, H, N>),
+            on_grpc_receive_initial_metadata: None,
+            on_grpc_receive: None,
+            on_grpc_receive_trailing_metadata: None,
+            on_grpc_close: None,
+        }
+    }
+}
+
+/// Stands in for the context a module does not have (`main!(plugin: P, http: H)` has no
+/// network filter): no phases, so never created.
+pub struct NoFilter<P>(PhantomData<P>);
+
+impl<P: Plugin> HttpFilter for NoFilter<P> {
+    type Plugin = P;
+    const PHASES: Phases = Phases::NONE;
+    fn create(_: &P) -> Self {
+        NoFilter(PhantomData)
+    }
+}
+
+impl<P: Plugin> NetworkFilter for NoFilter<P> {
+    type Plugin = P;
+    const PHASES: Phases = Phases::NONE;
+    fn create(_: &P) -> Self {
+        NoFilter(PhantomData)
+    }
+}
+
+// ----- the context table --------------------------------------------------------------
+
+/// Context ids are small increasing integers: hashing them is wasted work.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Fibonacci multiplier: spreads sequential ids over the table's top bits.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+}
+
+enum Context {
+    Root {
+        /// The configured plugin (`None` until `on_configure` succeeds).
+        plugin: Option<Rc<dyn Any>>,
+    },
+    Stream {
+        plugin: Option<Rc<dyn Any>>,
+        /// The filter's value; `None` before the first phase and while a phase runs.
+        filter: Option<Box<dyn Any>>,
+    },
+}
+
+#[derive(Default)]
+struct Table {
+    contexts: HashMap<u32, Context, BuildHasherDefault<IdHasher>>,
+}
+
+thread_local! {
+    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+}
+
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+    TABLE
+        .try_with(|t| t.try_borrow_mut().ok().map(|mut t| f(&mut t)))
+        .ok()
+        .flatten()
+}
+
+fn root_plugin(root: u32) -> Option<Rc<dyn Any>> {
+    with_table(|t| match t.contexts.get(&root) {
+        Some(Context::Root { plugin }) => plugin.clone(),
+        _ => None,
+    })
+    .flatten()
+}
+
+fn plugin_name<P: Plugin>() -> &'static str {
+    P::NAME
+}
+
+// ----- lifecycle exports --------------------------------------------------------------
+
+/// `_initialize`: routes the `log` crate to the host. Makes no host call (Envoy refuses
+/// them during `_initialize`).
+pub fn initialize() {
+    crate::logging::init();
+}
+
+/// `proxy_on_memory_allocate`.
+pub fn memory_allocate(size: usize) -> *mut u8 {
+    host::allocate(size)
+}
+
+/// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`.
+pub fn context_create(context: u32, root: u32) {
+    let entry = if root == 0 {
+        Context::Root { plugin: None }
+    } else {
+        Context::Stream {
+            plugin: root_plugin(root),
+            filter: None,
+        }
+    };
+    let _ = with_table(|t| t.contexts.insert(context, entry));
+}
+
+/// `proxy_on_vm_start`.
+pub fn vm_start(_root: u32, _size: usize) -> u32 {
+    1
+}
+
+/// `proxy_on_configure`: parses the plugin configuration once into `P`; a refusal is
+/// logged as `"<NAME>: invalid config at <field>: <reason>"` and answers false, so Envoy
+/// refuses the configuration.
+pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
+    crate::logging::follow_host_level();
+    let name = plugin_name::<P>();
+    let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+        Ok(b) => b.unwrap_or_default(),
+        Err(status) => {
+            log_error(&format!(
+                "{name}: cannot read plugin configuration: host answered {status:?}"
+            ));
+            return 0;
+        }
+    };
+    let plugin = match P::configure(&bytes) {
+        Ok(p) => Rc::new(p),
+        Err(e) => {
+            log_error(&format!("{name}: {}", refusal(&e)));
+            return 0;
+        }
+    };
+    if let Some(period) = plugin.tick_period() {
+        if let Err(status) = host::set_tick_period(period) {
+            log_error(&format!(
+                "{name}: cannot set tick period {period:?}: host answered {status:?}"
+            ));
+            return 0;
+        }
+    }
+    let stored: Rc<dyn Any> = plugin.clone();
+    let _ = with_table(|t| {
+        t.contexts.insert(
+            root,
+            Context::Root {
+                plugin: Some(stored),
+            },
+        )
+    });
+    log::info!("{name}: configured");
+    plugin.on_start();
+    1
+}
+
+fn refusal(e: &ConfigError) -> String {
+    e.to_string()
+}
+
+fn log_error(message: &str) {
+    // Straight to the host: the `log` crate's level may not be set up yet.
+    let _ = host::log(LogLevel::Error, message);
+}
+
+/// `proxy_on_tick`.
+pub fn tick<P: Plugin>(root: u32) {
+    if let Some(plugin) = root_plugin(root) {
+        if let Some(p) = (*plugin).downcast_ref::<P>() {
+            p.on_tick();
+        }
+    }
+}
+
+/// `proxy_on_delete`: forgets the context (a root's plugin is dropped with its last stream).
+pub fn delete(context: u32) {
+    let gone = with_table(|t| t.contexts.remove(&context)).flatten();
+    drop(gone);
+}
+
+/// `proxy_on_http_call_response`: to the plugin (a root's callout) or to the stream that
+/// dispatched it.
+pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter<Plugin = P>>(
+    context: u32,
+    token: u32,
+    _headers: usize,
+    body_size: usize,
+    _trailers: usize,
+) {
+    let is_root = with_table(|t| matches!(t.contexts.get(&context), Some(Context::Root { .. })))
+        .unwrap_or(false);
+    if is_root {
+        if let Some(plugin) = root_plugin(context) {
+            if let Some(p) = (*plugin).downcast_ref::<P>() {
+                p.on_http_call_response(token, body_size);
+            }
+        }
+        return;
+    }
+    let handled = with_filter_of::<Http<H>, _>(context, false, |w, p| {
+        w.0.on_http_call_response(p, &mut HttpHost::new(), token, body_size);
+    });
+    if handled.is_none() {
+        let _ = with_filter_of::<Net<N>, _>(context, false, |w, p| {
+            w.0.on_http_call_response(p, &mut NetworkHost::new(), token, body_size);
+        });
+    }
+}
+
+// ----- stream phases --------------------------------------------------------------------
+
+/// A stream's filter value, created by one of the two filter traits.
+trait Creates: Sized + 'static {
+    type P: Plugin;
+    fn create_for(plugin: &Self::P) -> Self;
+}
+
+impl<H: HttpFilter> Creates for Http<H> {
+    type P = H::Plugin;
+    fn create_for(plugin: &Self::P) -> Self {
+        Http(H::create(plugin))
+    }
+}
+
+impl<N: NetworkFilter> Creates for Net<N> {
+    type P = N::Plugin;
+    fn create_for(plugin: &Self::P) -> Self {
+        Net(N::create(plugin))
+    }
+}
+
+struct Http<H>(H);
+struct Net<N>(N);
+
+/// Runs `f` on stream `context`'s filter (creating it at its first phase when `create`),
+/// with the table released during the call.
+fn with_filter_of<C: Creates, R>(
+    context: u32,
+    create: bool,
+    f: impl FnOnce(&mut C, &C::P) -> R,
+) -> Option<R> {
+    let (plugin, filter) = with_table(|t| match t.contexts.get_mut(&context) {
+        Some(Context::Stream { plugin, filter }) => Some((plugin.clone()?, filter.take())),
+        _ => None,
+    })
+    .flatten()?;
+    let p = (*plugin).downcast_ref::<C::P>()?;
+    let mut value: Box<dyn Any> = match filter {
+        Some(v) => v,
+        None if create => Box::new(C::create_for(p)),
+        None => return None,
+    };
+    let result = value.downcast_mut::<C>().map(|c| f(c, p));
+    let _ = with_table(|t| {
+        if let Some(Context::Stream { filter, .. }) = t.contexts.get_mut(&context) {
+            *filter = Some(value);
+        }
+    });
+    result
+}
+
+fn act(action: Option<Action>) -> u32 {
+    action.unwrap_or(Action::Continue).raw()
+}
+
+/// `proxy_on_request_headers`.
+pub fn request_headers<H: HttpFilter>(context: u32, _headers: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_request_headers(p, &mut HttpHost::new(), eos != 0)
+    }))
+}
+
+/// `proxy_on_request_body`.
+pub fn request_body<H: HttpFilter>(context: u32, size: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_request_body(p, &mut HttpHost::new(), size, eos != 0)
+    }))
+}
+
+/// `proxy_on_request_trailers`.
+pub fn request_trailers<H: HttpFilter>(context: u32, _trailers: usize) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_request_trailers(p, &mut HttpHost::new())
+    }))
+}
+
+/// `proxy_on_response_headers`.
+pub fn response_headers<H: HttpFilter>(context: u32, _headers: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_response_headers(p, &mut HttpHost::new(), eos != 0)
+    }))
+}
+
+/// `proxy_on_response_body`.
+pub fn response_body<H: HttpFilter>(context: u32, size: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_response_body(p, &mut HttpHost::new(), size, eos != 0)
+    }))
+}
+
+/// `proxy_on_response_trailers`.
+pub fn response_trailers<H: HttpFilter>(context: u32, _trailers: usize) -> u32 {
+    act(with_filter_of::<Http<H>, _>(context, true, |w, p| {
+        w.0.on_response_trailers(p, &mut HttpHost::new())
+    }))
+}
+
+/// `proxy_on_log`.
+pub fn log<H: HttpFilter>(context: u32) {
+    let _ = with_filter_of::<Http<H>, _>(context, false, |w, p| {
+        w.0.on_log(p, &mut HttpHost::new())
+    });
+}
+
+/// `proxy_on_new_connection`.
+pub fn new_connection<N: NetworkFilter>(context: u32) -> u32 {
+    act(with_filter_of::<Net<N>, _>(context, true, |w, p| {
+        w.0.on_new_connection(p, &mut NetworkHost::new())
+    }))
+}
+
+/// `proxy_on_downstream_data`.
+pub fn downstream_data<N: NetworkFilter>(context: u32, size: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Net<N>, _>(context, true, |w, p| {
+        w.0.on_downstream_data(p, &mut NetworkHost::new(), size, eos != 0)
+    }))
+}
+
+/// `proxy_on_upstream_data`.
+pub fn upstream_data<N: NetworkFilter>(context: u32, size: usize, eos: u32) -> u32 {
+    act(with_filter_of::<Net<N>, _>(context, true, |w, p| {
+        w.0.on_upstream_data(p, &mut NetworkHost::new(), size, eos != 0)
+    }))
+}
+
+/// `proxy_on_downstream_connection_close`.
+pub fn downstream_close<N: NetworkFilter>(context: u32, peer: u32) {
+    let _ = with_filter_of::<Net<N>, _>(context, false, |w, p| {
+        w.0.on_downstream_close(p, &mut NetworkHost::new(), PeerType::from_raw(peer))
+    });
+}
+
+/// `proxy_on_upstream_connection_close`.
+pub fn upstream_close<N: NetworkFilter>(context: u32, peer: u32) {
+    let _ = with_filter_of::<Net<N>, _>(context, false, |w, p| {
+        w.0.on_upstream_close(p, &mut NetworkHost::new(), PeerType::from_raw(peer))
+    });
+}
