@@ -54,6 +54,11 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Whether this build of sdk-ext compiles `safe_regex` patterns (feature `regex`); without
+/// it a config using one is refused at that field. Cargo unifies features across a
+/// workspace, so a test that depends on it asks this rather than assuming.
+pub const REGEX_ENABLED: bool = cfg!(feature = "regex");
+
 pub use host::Action;
 pub use http::{HttpFilter, HttpHost};
 pub use network::{NetworkFilter, NetworkHost};

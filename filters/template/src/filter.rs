@@ -3,13 +3,10 @@
 use crate::config::Config;
 use crate::policy::{decide, Decision};
 use crate::NAME;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
 use sdk_ext::config::ConfigError;
 use sdk_ext::metrics::Counter;
-use sdk_ext::request::HostRequest;
 use sdk_ext::response::LocalResponse;
-use std::rc::Rc;
+use sdk_ext::{Action, HttpFilter, HttpHost, Plugin};
 
 /// State shared by every stream of one plugin configuration (built once, in the root).
 pub struct Shared {
@@ -18,9 +15,11 @@ pub struct Shared {
     allowed: Counter,
 }
 
-impl Shared {
+impl Plugin for Shared {
+    const NAME: &'static str = NAME;
+
     /// Parses the configuration and defines the metrics.
-    pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
+    fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
         let denied = LocalResponse::new(config.status, "filter_template_denied", &config.message)
             .counted(Counter::new("filter_template.denied"));
@@ -33,30 +32,26 @@ impl Shared {
     }
 }
 
-/// One HTTP stream.
-pub struct Stream {
-    shared: Rc<Shared>,
-}
+/// One HTTP stream (no per-stream state).
+pub struct Stream;
 
-impl Stream {
-    /// Creates the context for a new stream.
-    pub fn create(shared: Rc<Shared>, _context_id: u32) -> Box<dyn HttpContext> {
-        Box::new(Self { shared })
+#[sdk_ext::filter]
+impl HttpFilter for Stream {
+    type Plugin = Shared;
+
+    fn create(_: &Shared) -> Self {
+        Stream
     }
-}
 
-impl Context for Stream {}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        match decide(&self.shared.config, &mut HostRequest::new()) {
+    fn on_request_headers(&mut self, shared: &Shared, host: &mut HttpHost, _: bool) -> Action {
+        match decide(&shared.config, host.request()) {
             Decision::Allow => {
-                self.shared.allowed.inc();
+                shared.allowed.inc();
                 Action::Continue
             }
             Decision::Deny => {
                 log::debug!("{NAME}: denied");
-                self.shared.denied.send()
+                host.respond(&shared.denied)
             }
         }
     }

@@ -3,8 +3,8 @@
 use sdk_ext::testing::{Action, Emulator};
 
 fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::new(filter_template::_initialize);
-    assert!(emu.start(config), "config refused: {:?}", emu.logs());
+    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    emu.start(config).unwrap();
     emu
 }
 
@@ -69,20 +69,16 @@ fn other_requests_pass_untouched() {
 
 #[test]
 fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::new(filter_template::_initialize);
-    assert!(!emu.start(r#"{"status": 200}"#));
-    assert!(
-        emu.has_log("filter-template: invalid config at status: 200 is not a 4xx or 5xx status"),
-        "{:?}",
-        emu.logs()
+    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    assert_eq!(
+        emu.start(r#"{"status": 200}"#).unwrap_err(),
+        "filter-template: invalid config at status: 200 is not a 4xx or 5xx status"
     );
-    let mut emu = Emulator::new(filter_template::_initialize);
-    assert!(!emu.start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#));
-    assert!(
-        emu.has_log("invalid config at stauts: unknown field"),
-        "{:?}",
-        emu.logs()
-    );
+    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    let err = emu
+        .start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#)
+        .unwrap_err();
+    assert!(err.contains("invalid config at stauts: unknown field"), "{err}");
 }
 
 #[test]
