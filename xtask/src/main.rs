@@ -12,7 +12,6 @@ mod new_filter;
 mod package;
 mod publish;
 mod wasm_build;
-mod wasm_exports;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,7 +7,7 @@
 //! Then `wasm-opt` with exactly the wasm features Rust emits, skipped when the output is
 //! already newer than its input (a second build with nothing changed is quick).
 
-use crate::{repo_root, wasm_exports};
+use crate::repo_root;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,47 +142,29 @@ fn newer(a: &Path, b: &Path) -> bool {
     matches!((m(a), m(b)), (Some(x), Some(y)) if x >= y)
 }
 
-/// Trims the exports the crate's manifest says it does not implement (see `wasm_exports`),
-/// then runs `wasm-opt`. Skipped when `output` is newer than both the module and the manifest.
+/// Runs `wasm-opt` on a built module. Skipped when `output` is newer than both the module
+/// and the crate manifest. Nothing is trimmed: an sdk-ext module exports exactly the phases
+/// its code implements (`#[sdk_ext::filter]`), so there is nothing to remove.
 fn optimise(input: &Path, manifest: &Path, output: &Path) -> Result<(), String> {
     if output.exists() && newer(output, input) && newer(output, manifest) {
         return Ok(());
     }
-    let trimmed = output.with_extension("wasm.trimmed");
-    let module = fs::read(input).map_err(|e| format!("reading {}: {e}", input.display()))?;
-    let module = match wasm_exports::declared_callbacks(manifest)? {
-        Some(keep) => {
-            let (module, removed) = wasm_exports::trim_exports(&module, &keep)
-                .map_err(|e| format!("{}: {e}", input.display()))?;
-            if !removed.is_empty() {
-                println!(
-                    "build: {}: {} undeclared callback exports removed",
-                    output.display(),
-                    removed.len()
-                );
-            }
-            module
-        }
-        None => module,
-    };
-    fs::write(&trimmed, &module).map_err(|e| format!("writing {}: {e}", trimmed.display()))?;
     let has_wasm_opt = Command::new("wasm-opt").arg("--version").output().is_ok();
     if !has_wasm_opt {
         println!("build: wasm-opt not found (run `make setup`); copying unoptimised");
-        return fs::rename(&trimmed, output)
-            .map_err(|e| format!("rename to {}: {e}", output.display()));
+        return fs::copy(input, output)
+            .map(|_| ())
+            .map_err(|e| format!("copy to {}: {e}", output.display()));
     }
     let tmp = output.with_extension("wasm.tmp");
-    let result = run(Command::new("wasm-opt")
+    run(Command::new("wasm-opt")
         .args(WASM_OPT_FLAGS)
         .args(WASM_FEATURES)
         .arg("--strip-debug")
         .arg("--strip-producers")
-        .arg(&trimmed)
+        .arg(input)
         .arg("-o")
-        .arg(&tmp));
-    let _ = fs::remove_file(&trimmed);
-    result?;
+        .arg(&tmp))?;
     fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))
 }
 

@@ -3,14 +3,11 @@
 use crate::config::Config;
 use crate::edits::{apply, plan, Direction, Outcome, Plan};
 use crate::NAME;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
 use sdk_ext::config::ConfigError;
 use sdk_ext::headers::Headers;
 use sdk_ext::metrics::Counter;
-use sdk_ext::request::HostRequest;
 use sdk_ext::response::LocalResponse;
-use std::rc::Rc;
+use sdk_ext::{Action, HttpFilter, HttpHost, Plugin};
 
 /// State shared by every stream of one plugin configuration.
 pub struct Shared {
@@ -22,9 +19,11 @@ pub struct Shared {
     remove_failed: LocalResponse,
 }
 
-impl Shared {
+impl Plugin for Shared {
+    const NAME: &'static str = NAME;
+
     /// Parses the configuration and defines the metrics.
-    pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
+    fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
         let rule_matched = config
             .rules
@@ -41,7 +40,9 @@ impl Shared {
                 .counted(Counter::new("header_rules.denied_remove_failed")),
         })
     }
+}
 
+impl Shared {
     fn count(&self, outcome: Outcome) {
         if outcome.failed > 0 {
             self.edit_failures.add(u64::from(outcome.failed));
@@ -50,28 +51,23 @@ impl Shared {
     }
 }
 
-/// One HTTP stream.
+/// One HTTP stream: the plan made at request headers, replayed at response headers.
 pub struct Stream {
-    shared: Rc<Shared>,
     plan: Plan,
 }
 
-impl Stream {
-    /// Creates the context for a new stream.
-    pub fn create(shared: Rc<Shared>, _context_id: u32) -> Box<dyn HttpContext> {
-        Box::new(Self {
-            shared,
+#[sdk_ext::filter]
+impl HttpFilter for Stream {
+    type Plugin = Shared;
+
+    fn create(_: &Shared) -> Self {
+        Self {
             plan: Plan::default(),
-        })
+        }
     }
-}
 
-impl Context for Stream {}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        let shared = Rc::clone(&self.shared);
-        self.plan = plan(&shared.config, &mut HostRequest::new());
+    fn on_request_headers(&mut self, shared: &Shared, host: &mut HttpHost, _: bool) -> Action {
+        self.plan = plan(&shared.config, host.request());
         if self.plan.rules.is_empty() {
             shared.unmatched.inc();
             return Action::Continue;
@@ -92,14 +88,13 @@ impl HttpContext for Stream {
         shared.count(outcome);
         if outcome.remove_failed {
             // Fail closed: a header the operator wanted stripped might reach the upstream.
-            return shared.remove_failed.send();
+            return host.respond(&shared.remove_failed);
         }
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_response_headers(&mut self, shared: &Shared, _: &mut HttpHost, _: bool) -> Action {
         if !self.plan.rules.is_empty() {
-            let shared = &self.shared;
             let outcome = apply(
                 &shared.config,
                 &self.plan.rules,

@@ -9,6 +9,4 @@ pub mod filter;
 /// The root id Envoy's `root_id` must name, and the prefix of log lines.
 pub const NAME: &str = "header-rules";
 
-proxy_wasm::main! {{
-    sdk_ext::root::register_http(NAME, filter::Shared::configure, filter::Stream::create);
-}}
+sdk_ext::main!(plugin: filter::Shared, http: filter::Stream);

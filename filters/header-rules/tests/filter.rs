@@ -5,8 +5,8 @@ use sdk_ext::testing::{Action, Emulator};
 const EXAMPLE: &str = include_str!("../examples/api-gateway.json");
 
 fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::new(header_rules::_initialize);
-    assert!(emu.start(config), "config refused: {:?}", emu.logs());
+    let mut emu = Emulator::native(&header_rules::EXPORTS);
+    emu.start(config).unwrap();
     emu
 }
 
@@ -144,12 +144,11 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         ("{not json", "header-rules: invalid config at"),
     ] {
-        let mut emu = Emulator::new(header_rules::_initialize);
-        assert!(!emu.start(config), "accepted {config}");
+        let mut emu = Emulator::native(&header_rules::EXPORTS);
+        let refusal = emu.start(config).expect_err(config);
         assert!(
-            emu.has_log(expected),
-            "{config}: expected {expected:?} in {:?}",
-            emu.logs()
+            refusal.contains(expected),
+            "{config}: expected {expected:?} in {refusal:?}"
         );
     }
 }

@@ -13,17 +13,15 @@ use crate::verify::{self, HostAnswer, Path};
 use crate::NAME;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, Status};
 use sdk_ext::callout;
 use sdk_ext::config::ConfigError;
 use sdk_ext::foreign::{self, Verdict};
 use sdk_ext::headers::Headers;
-use sdk_ext::host;
+use sdk_ext::host::{self, Status};
 use sdk_ext::metrics::Counter;
-use sdk_ext::request::HostRequest;
+use sdk_ext::request::{HostRequest, Request};
 use sdk_ext::response::LocalResponse;
-use sdk_ext::root::RootHooks;
+use sdk_ext::{Action, HttpFilter, HttpHost, Plugin};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -77,7 +75,7 @@ pub struct Shared {
 
 impl Shared {
     /// Parses the configuration, prepares the responses and defines the metrics.
-    pub fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
+    fn build(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
         let counters: Vec<Counter> = Failure::ALL
             .iter()
@@ -276,7 +274,13 @@ fn now_secs() -> u64 {
     host::now_nanos().map(|n| n / 1_000_000_000).unwrap_or(0)
 }
 
-impl RootHooks for Shared {
+impl Plugin for Shared {
+    const NAME: &'static str = NAME;
+
+    fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::build(bytes)
+    }
+
     fn tick_period(&self) -> Option<Duration> {
         self.config
             .providers
@@ -349,22 +353,10 @@ impl RootHooks for Shared {
 /// One provider's verdict in one request, with the header its token came from.
 type ProviderResult<'a> = Result<(Rc<Verified>, Option<&'a str>), Failure>;
 
-/// One HTTP stream.
-pub struct Stream {
-    shared: Rc<Shared>,
-}
-
-impl Stream {
-    /// Creates the context for a new stream.
-    pub fn create(shared: Rc<Shared>, _context_id: u32) -> Box<dyn HttpContext> {
-        Box::new(Self { shared })
-    }
-}
-
-impl Context for Stream {}
+/// One HTTP stream (no per-stream state: the decision is made at request headers).
+pub struct Stream;
 
 fn is_cors_preflight(req: &mut HostRequest) -> bool {
-    use sdk_ext::request::Request;
     req.header(":method") == Some(b"OPTIONS")
         && req.header("origin").is_some_and(|o| !o.is_empty())
         && req
@@ -375,7 +367,6 @@ fn is_cors_preflight(req: &mut HostRequest) -> bool {
 /// `Bearer realm="<scheme>://<host><path without query>"`, plus `error="invalid_token"`
 /// when a token was presented (RFC 6750 §3, as Envoy answers).
 fn www_authenticate(req: &mut HostRequest, failure: Failure) -> Vec<u8> {
-    use sdk_ext::request::Request;
     let clean = |v: Option<&[u8]>| -> Vec<u8> {
         v.unwrap_or_default()
             .iter()
@@ -425,19 +416,19 @@ fn claim_value(payload: &serde_json::Map<String, Value>, path: &[String]) -> Opt
     }
 }
 
-impl Stream {
+impl Shared {
     fn deny(&self, req: &mut HostRequest, failure: Failure) -> Action {
-        self.shared.metrics.denied.inc();
+        self.metrics.denied.inc();
         log::debug!("{NAME}: denied: {}", failure.message());
         let challenge = www_authenticate(req, failure);
         let extra: [(&str, &[u8]); 1] = [("www-authenticate", &challenge)];
         if let Failure::Malformed(why) = failure {
             // The one reason whose message varies: built when it happens.
             return LocalResponse::new(401, "jwt_auth_malformed", why)
-                .counted(self.shared.malformed)
+                .counted(self.malformed)
                 .send_with(&extra);
         }
-        match self.shared.denials.get(failure.index()) {
+        match self.denials.get(failure.index()) {
             Some(response) => response.send_with(&extra),
             None => Action::Pause,
         }
@@ -448,7 +439,7 @@ impl Stream {
     /// otherwise see a token or identity the filter meant to replace.
     fn apply(&self, verified: &[(usize, Rc<Verified>, Option<&str>)]) -> Result<(), Status> {
         for (index, v, header) in verified {
-            let Some(p) = self.shared.config.providers.get(*index) else {
+            let Some(p) = self.config.providers.get(*index) else {
                 continue;
             };
             if let Some(name) = &p.forward_payload_header {
@@ -477,7 +468,7 @@ impl Stream {
     /// Removes any client-sent copy of the headers this filter sets, so an upstream never
     /// mistakes a forged `x-jwt-payload` for a verified one.
     fn sanitize(&self) -> Result<(), Status> {
-        for p in &self.shared.config.providers {
+        for p in &self.config.providers {
             if let Some(name) = &p.forward_payload_header {
                 Headers::REQUEST.remove(name)?;
             }
@@ -489,17 +480,22 @@ impl Stream {
     }
 }
 
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        use sdk_ext::request::Request;
-        let shared = Rc::clone(&self.shared);
+#[sdk_ext::filter]
+impl HttpFilter for Stream {
+    type Plugin = Shared;
+
+    fn create(_: &Shared) -> Self {
+        Stream
+    }
+
+    fn on_request_headers(&mut self, shared: &Shared, host: &mut HttpHost, _: bool) -> Action {
         let config = &shared.config;
-        let mut req = HostRequest::new();
-        if config.bypass_cors_preflight && is_cors_preflight(&mut req) {
+        let req = host.request();
+        if config.bypass_cors_preflight && is_cors_preflight(req) {
             shared.metrics.cors_preflight_bypassed.inc();
             return Action::Continue;
         }
-        let rule = config.rules.iter().find(|r| r.matcher.matches(&mut req));
+        let rule = config.rules.iter().find(|r| r.matcher.matches(req));
         let Some(requirement) = rule.and_then(|r| r.requires.as_ref()) else {
             return Action::Continue;
         };
@@ -535,7 +531,7 @@ impl HttpContext for Stream {
             requirement.evaluate(n, &mut verify, &audiences_ok)
         };
         if let Err(failure) = outcome {
-            return self.deny(&mut req, failure);
+            return shared.deny(req, failure);
         }
         let verified: Vec<(usize, Rc<Verified>, Option<&str>)> = results
             .into_iter()
@@ -545,7 +541,7 @@ impl HttpContext for Stream {
                 _ => None,
             })
             .collect();
-        if let Err(status) = self.sanitize().and_then(|()| self.apply(&verified)) {
+        if let Err(status) = shared.sanitize().and_then(|()| shared.apply(&verified)) {
             log::error!("{NAME}: cannot edit request headers ({status:?}); failing closed");
             return LocalResponse::new(500, "jwt_auth_header_edit_failed", "internal error").send();
         }

@@ -19,6 +19,4 @@ pub mod verify;
 /// The root id Envoy's `root_id` must name, and the prefix of log lines.
 pub const NAME: &str = "jwt-auth";
 
-proxy_wasm::main! {{
-    sdk_ext::root::register_http_with_hooks(NAME, filter::Shared::configure, filter::Stream::create);
-}}
+sdk_ext::main!(plugin: filter::Shared, http: filter::Stream);

@@ -739,9 +739,9 @@ fn remote_jwks_failing_from_the_start_stays_closed() {
 
 #[test]
 fn an_unknown_cluster_is_logged_and_retried() {
-    let mut emu = Emulator::new(jwt_auth::_initialize);
+    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
     emu.set_known_clusters(&["other"]);
-    assert!(emu.start(remote_config("100s").to_string()));
+    emu.start(remote_config("100s").to_string()).unwrap();
     assert!(emu.has_log(
         "cannot fetch JWKS from https://idp.example.com/.well-known/jwks.json via cluster \"idp\""
     ));
@@ -797,9 +797,8 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
     ];
     for (cfg, expected) in cases {
-        let mut emu = Emulator::new(jwt_auth::_initialize);
-        assert!(!emu.start(cfg.to_string()), "accepted: {cfg}");
-        let logs = emu.logs_at(LogLevel::Error).join("\n");
+        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        let logs = emu.start(cfg.to_string()).expect_err(&cfg.to_string());
         assert!(logs.contains("jwt-auth: invalid config at "), "{logs}");
         assert!(logs.contains(expected), "expected {expected:?} in {logs}");
     }
@@ -850,8 +849,8 @@ fn example_configs_start() {
     for example in ["examples/jwt-auth.json", "examples/remote-jwks.json"] {
         let text =
             std::fs::read_to_string(format!("{}/{example}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let mut emu = Emulator::new(jwt_auth::_initialize);
-        assert!(emu.start(&text), "{example}: {:?}", emu.logs());
+        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        emu.start(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
     }
 }
 
@@ -895,11 +894,11 @@ fn random_edits_of_a_valid_token_are_always_refused() {
 
 #[test]
 fn a_host_that_refuses_the_call_falls_back_to_rust_every_time() {
-    let mut emu = Emulator::new(jwt_auth::_initialize);
+    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
     emu.register_foreign_function("verify_signature", |_| {
         Err(sdk_ext::testing::Status::BadArgument)
     });
-    assert!(emu.start(config_with(provider()).to_string()));
+    emu.start(config_with(provider()).to_string()).unwrap();
     for _ in 0..2 {
         assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
     }

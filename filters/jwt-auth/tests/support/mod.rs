@@ -220,15 +220,11 @@ pub fn config_with(provider: Value) -> Value {
 }
 
 pub fn start(config: &Value, host_crypto: bool) -> Emulator {
-    let mut emu = Emulator::new(jwt_auth::_initialize);
+    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
     if host_crypto {
         register_host_crypto(&mut emu);
     }
-    assert!(
-        emu.start(config.to_string()),
-        "config refused: {:?}",
-        emu.logs()
-    );
+    emu.start(config.to_string()).unwrap();
     emu
 }
 
