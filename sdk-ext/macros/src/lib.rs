@@ -143,6 +143,9 @@ fn expand(block: &mut ItemImpl) -> Result<Tokens, Error> {
 }
 
 fn export_of(phase: &Phase, self_ty: &syn::Type) -> Option<Tokens> {
+    if matches!(phase.kind, Kind::Shared) {
+        return None;
+    }
     let export = syn::Ident::new(phase.export, Span::call_site());
     let dispatch = syn::Ident::new(phase.dispatch, Span::call_site());
     let path = quote!(::sdk_ext::exports::#dispatch::<#self_ty>);
