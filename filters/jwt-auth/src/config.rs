@@ -294,6 +294,9 @@ pub struct Config {
     pub bypass_cors_preflight: bool,
     /// Size cap for tokens.
     pub max_token_bytes: usize,
+    /// Every header the providers write (`forward_payload_header`, `claim_to_headers`),
+    /// lowercase, each once: removed from every request before anything else happens.
+    pub written_headers: Vec<String>,
 }
 
 impl Config {
@@ -322,11 +325,13 @@ impl Config {
             Some(0) => return Err(ConfigError::new("max_token_bytes", "must be at least 1")),
             Some(n) => n,
         };
+        let written_headers = crate::identity::written_headers(&providers);
         Ok(Self {
             providers,
             rules,
             bypass_cors_preflight: raw.bypass_cors_preflight,
             max_token_bytes,
+            written_headers,
         })
     }
 }
