@@ -450,7 +450,7 @@ fn compile_local(local: &RawLocalJwks) -> Result<Jwks, ConfigError> {
 fn compile_remote(remote: &RawRemoteJwks) -> Result<KeySource, ConfigError> {
     let u = &remote.http_uri;
     let uri = HttpUri::new(&u.uri, &u.cluster, u.timeout.get())
-        .map_err(|e| ConfigError::new("remote_jwks.http_uri", e))?;
+        .map_err(|e| e.within("remote_jwks.http_uri"))?;
     let cache_duration = remote
         .cache_duration
         .map_or(DEFAULT_CACHE_DURATION, ProtoDuration::get);

@@ -922,7 +922,7 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         (
             json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "idp/jwks", "cluster": "c", "timeout": "1s"}}}}}),
-            "providers.p.remote_jwks.http_uri: \"idp/jwks\" is not an http:// or https:// URI",
+            "providers.p.remote_jwks.http_uri.uri: \"idp/jwks\" is not an http:// or https:// URI",
         ),
         (
             json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "http://i/j", "cluster": "c", "timeout": "5m"}}}}}),
@@ -1087,5 +1087,83 @@ fn a_jwks_body_over_one_mib_never_replaces_the_set() {
         &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
         401,
         "jwks_unavailable",
+    );
+}
+
+fn remote_with(timeout: &str, cache_duration: &str) -> Value {
+    config_with(json!({
+        "issuer": ISSUER,
+        "remote_jwks": {
+            "http_uri": {"uri": "https://idp.example.com/.well-known/jwks.json", "cluster": "idp", "timeout": timeout},
+            "cache_duration": cache_duration,
+        },
+    }))
+}
+
+#[test]
+fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
+    // The host takes the callout timeout as a u32 of milliseconds: 4294968s (2^32 ms +
+    // 704 ms) used to reach it as 704 ms.
+    for (timeout, cache, field) in [
+        (
+            "4294968s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "4294967.296s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "315576000000s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "0.0005s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "2s",
+            "18446744073709551615s",
+            "providers.p.remote_jwks.cache_duration",
+        ),
+        (
+            "2s",
+            "315576000001s",
+            "providers.p.remote_jwks.cache_duration",
+        ),
+    ] {
+        let mut emu = Emulator::new(jwt_auth::_initialize);
+        assert!(
+            !emu.start(remote_with(timeout, cache).to_string()),
+            "{timeout} / {cache} accepted"
+        );
+        let want = format!("invalid config at {field}:");
+        assert!(
+            emu.has_log(&want),
+            "{timeout} / {cache}: want {want:?} in {:?}",
+            emu.logs()
+        );
+    }
+    // The longest timeout the host can carry reaches it unchanged.
+    let mut emu = start(&remote_with("4294967.295s", "315576000000s"), true);
+    let calls = emu.http_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].timeout, Duration::from_millis(u64::from(u32::MAX)));
+    // And a huge cache_duration does not wrap the refresh schedule: fetched once, not again.
+    let call = calls[0].token;
+    emu.respond_http_call(call, &[(":status", "200")], JWKS.as_bytes());
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+    for _ in 0..5 {
+        emu.advance_time(Duration::from_secs(3600));
+        emu.tick();
+    }
+    assert!(
+        emu.http_calls().is_empty(),
+        "no refetch: {:?}",
+        emu.http_calls()
     );
 }
