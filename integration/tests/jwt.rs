@@ -248,6 +248,21 @@ fn a_bad_config_is_refused_naming_the_field() {
         "{}",
         err.log
     );
+    // 4294968s is 2^32 ms + 704 ms: refused, never handed to the host as 704 ms.
+    let idp = FixedUpstream::start(200, JWKS);
+    let err = EnvoyConfig::http(echo.port())
+        .cluster("idp", idp.port())
+        .filter(jwt_auth(&remote_config("60s", "4294968s")))
+        .start()
+        .err()
+        .expect("Envoy must refuse a timeout the host cannot carry");
+    assert!(
+        err.log.contains(
+            "jwt-auth: invalid config at providers.idp.remote_jwks.http_uri.timeout: 4294968s is over 4294967s"
+        ),
+        "{}",
+        err.log
+    );
 }
 
 /// The example config writes `x-jwt-sub` and `x-jwt-payload`: a client's copies of them are
