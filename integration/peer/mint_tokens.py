@@ -2,7 +2,8 @@
 
     python mint_tokens.py ISSUER AUDIENCE
 prints a JSON object: algorithm name -> token, for every algorithm jwt-auth supports,
-plus a few deliberately bad ones ("expired", "wrong_audience", "wrong_key").
+plus a few deliberately bad ones ("expired", "wrong_audience", "wrong_key", and "crlf_sub" /
+"ctl_sub": valid signatures over a `sub` holding CR LF / control bytes).
 """
 import base64, json, os, sys, time
 import warnings
@@ -33,6 +34,9 @@ out = {alg: jwt.encode(claims, key, algorithm=alg, headers={"kid": kid}) for alg
 out["expired"] = jwt.encode(dict(claims, exp=now - 3600), rsa, algorithm="RS256", headers={"kid": "rsa-1"})
 out["wrong_audience"] = jwt.encode(dict(claims, aud="elsewhere"), ec256, algorithm="ES256", headers={"kid": "ec256-1"})
 out["wrong_key"] = jwt.encode(claims, private("rsa-other.pem"), algorithm="RS256", headers={"kid": "rsa-1"})
+# Validly signed, but a claim that is no header value: jwt-auth must refuse, not copy it.
+out["crlf_sub"] = jwt.encode(dict(claims, sub="peer-alice\r\nx-injected: 1"), rsa, algorithm="RS256", headers={"kid": "rsa-1"})
+out["ctl_sub"] = jwt.encode(dict(claims, sub="peer\x01alice\x7f"), ec256, algorithm="ES256", headers={"kid": "ec256-1"})
 if len(sys.argv) > 3:  # a pool of distinct tokens: mint_tokens.py ISS AUD N ALG
     n, alg = int(sys.argv[3]), sys.argv[4]
     key, kid = {a: (k, i) for a, k, i in plan}[alg]

@@ -247,3 +247,68 @@ fn envoy_configs_embed_the_example_configs() {
         assert!(Path::new(&repo_root().join(yaml)).exists());
     }
 }
+
+/// `%REQ(:path)%` repeated 2,000 times once turned a 50 KB path into a 100 MB header (Envoy's
+/// RSS 134 → 731 MB in 10 requests). Such a template is refused at load; the most operators a
+/// value may hold, over a long path, render past the value limit and are not written.
+#[test]
+fn header_rules_never_builds_a_huge_header() {
+    let echo = EchoUpstream::start();
+    let config = |n: usize| {
+        serde_json::json!({"rules": [{"request": {"set": [
+            {"name": "x-huge", "value": "%REQ(:path)%".repeat(n)},
+            {"name": "x-small", "value": "ok"}
+        ]}}]})
+        .to_string()
+    };
+    let err = EnvoyConfig::http(echo.port())
+        .filter(header_rules(&config(2000)))
+        .start()
+        .err()
+        .expect("a 2,000-operator value must be refused");
+    assert!(
+        err.log
+            .contains("header-rules: invalid config at rules[0].request.set[0].value"),
+        "{}",
+        err.log
+    );
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(header_rules(&config(64)))
+        .start()
+        .unwrap();
+    let path = format!("/{}", "a".repeat(50_000));
+    let before = envoy.stat("server.memory_allocated").expect("memory stat");
+    for _ in 0..10 {
+        let resp = envoy.get(&path, &[]);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let seen = echo.last_request().unwrap();
+        assert_eq!(
+            seen.header("x-huge"),
+            None,
+            "a value over the limit is not written"
+        );
+        assert_eq!(
+            seen.header("x-small"),
+            Some(&b"ok"[..]),
+            "the other edits apply"
+        );
+    }
+    assert_eq!(
+        envoy.stat("wasmcustom.header_rules.value_too_large"),
+        Some(10)
+    );
+    let after = envoy.stat("server.memory_allocated").expect("memory stat");
+    assert!(
+        after < before + (32 << 20),
+        "Envoy's heap grew from {before} to {after} bytes"
+    );
+    // Envoy keeps serving ordinary requests.
+    assert_eq!(envoy.get("/short", &[]).status, 200);
+    assert_eq!(
+        echo.last_request()
+            .unwrap()
+            .header("x-huge")
+            .map(<[u8]>::len),
+        Some(64 * "/short".len())
+    );
+}

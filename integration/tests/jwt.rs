@@ -248,4 +248,122 @@ fn a_bad_config_is_refused_naming_the_field() {
         "{}",
         err.log
     );
+    // 4294968s is 2^32 ms + 704 ms: refused, never handed to the host as 704 ms.
+    let idp = FixedUpstream::start(200, JWKS);
+    let err = EnvoyConfig::http(echo.port())
+        .cluster("idp", idp.port())
+        .filter(jwt_auth(&remote_config("60s", "4294968s")))
+        .start()
+        .err()
+        .expect("Envoy must refuse a timeout the host cannot carry");
+    assert!(
+        err.log.contains(
+            "jwt-auth: invalid config at providers.idp.remote_jwks.http_uri.timeout: 4294968s is over 4294967s"
+        ),
+        "{}",
+        err.log
+    );
+}
+
+/// The example config writes `x-jwt-sub` and `x-jwt-payload`: a client's copies of them are
+/// removed whatever rule matched, so a route without `requires` and a bypassed CORS preflight
+/// cannot carry a forged identity to the upstream.
+#[test]
+fn forged_identity_headers_never_reach_the_upstream() {
+    let (echo, envoy) = start_example();
+    let forged: [(&str, &[u8]); 2] = [
+        ("x-jwt-sub", b"admin"),
+        ("x-jwt-payload", b"eyJzdWIiOiJhZG1pbiJ9"),
+    ];
+    // `/health`: a rule with no `requires`.
+    let resp = envoy.get("/health", &forged);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = echo.last_request().unwrap();
+    assert_eq!(seen.path, "/health");
+    assert_eq!(
+        seen.header("x-jwt-sub"),
+        None,
+        "forged x-jwt-sub on /health"
+    );
+    assert_eq!(
+        seen.header("x-jwt-payload"),
+        None,
+        "forged payload on /health"
+    );
+    // A path no rule covers.
+    let resp = envoy.get("/elsewhere", &forged);
+    assert_eq!(resp.status, 200);
+    let seen = echo.last_request().unwrap();
+    assert_eq!(seen.header("x-jwt-sub"), None, "forged x-jwt-sub, no rule");
+    // A CORS preflight to a covered path, let through by `bypass_cors_preflight`.
+    let mut preflight = forged.to_vec();
+    preflight.push(("origin", b"https://app.example.com"));
+    preflight.push(("access-control-request-method", b"GET"));
+    let resp = http_request(
+        envoy.listener_port(),
+        "OPTIONS",
+        "/api/items",
+        &preflight,
+        b"",
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = echo.last_request().unwrap();
+    assert_eq!(seen.method, "OPTIONS");
+    assert_eq!(
+        seen.header("x-jwt-sub"),
+        None,
+        "forged x-jwt-sub on a preflight"
+    );
+    assert_eq!(
+        seen.header("x-jwt-payload"),
+        None,
+        "forged payload on a preflight"
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.jwt_auth.cors_preflight_bypassed"),
+        Some(1)
+    );
+    // A verified token replaces the forgery with the token's own claim.
+    let token = peer_tokens(ISSUER)["RS256"].as_str().unwrap().to_string();
+    let auth = bearer(&token);
+    let mut with_token = forged.to_vec();
+    with_token.push(("authorization", &auth));
+    assert_eq!(envoy.get("/api/items", &with_token).status, 200);
+    let seen = echo.last_request().unwrap();
+    assert_eq!(seen.header("x-jwt-sub"), Some(&b"peer-alice"[..]));
+    assert_eq!(seen.header_all("x-jwt-sub").len(), 1);
+}
+
+/// A validly signed token whose `sub` holds CR LF (or other control bytes) would be copied
+/// into `x-jwt-sub`, which Envoy's router refuses (503 `invalid_header_value_for`) after the
+/// filter counted the request as allowed. jwt-auth refuses it itself: 401, counted.
+#[test]
+fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
+    let (echo, envoy) = start_example();
+    let tokens = peer_tokens(ISSUER);
+    for (n, name) in ["crlf_sub", "ctl_sub"].into_iter().enumerate() {
+        let token = tokens[name].as_str().unwrap();
+        let resp = envoy.get("/api/items", &[("authorization", &bearer(token))]);
+        assert_eq!(resp.status, 401, "{name}: {}", resp.text());
+        assert!(
+            resp.header("www-authenticate")
+                .unwrap()
+                .ends_with("error=\"invalid_token\""),
+            "{name}"
+        );
+        assert_eq!(
+            envoy.stat("wasmcustom.jwt_auth.denied.bad_claim_value"),
+            Some(n as u64 + 1),
+            "{name}"
+        );
+    }
+    assert_eq!(envoy.stat("wasmcustom.jwt_auth.allowed").unwrap_or(0), 0);
+    assert_eq!(echo.request_count(), 0, "nothing reached the upstream");
+    // The same claims, well formed, still pass.
+    let resp = envoy.get(
+        "/api/items",
+        &[("authorization", &bearer(tokens["RS256"].as_str().unwrap()))],
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(envoy.stat("wasmcustom.jwt_auth.allowed"), Some(1));
 }

@@ -1,10 +1,15 @@
 //! Outgoing HTTP calls to an Envoy cluster (`proxy_http_call`), e.g. to fetch a JWKS.
 //!
 //! [`HttpUri`] mirrors Envoy's `config.core.v3.HttpUri` (`uri`, `cluster`, `timeout`) and
-//! is validated at config time. [`get`] dispatches through the SDK so that the answer
+//! is validated at config time; errors name the field (`uri`, `cluster`, `timeout`) for the
+//! caller to place with [`ConfigError::within`]. The timeout must be between 1 ms and
+//! [`MAX_HOST_MILLIS`] ms (about 49.7 days: the host takes it as a `u32` of milliseconds;
+//! see [`host_millis`]), so it never wraps. [`get`] dispatches through the SDK so that the answer
 //! reaches the dispatching context's `on_http_call_response`; [`Response::read`] then
 //! collects the status and body inside that callback.
 
+use crate::config::ConfigError;
+use crate::duration::host_millis;
 use crate::host;
 use crate::host::{BufferType, MapType, Status};
 use std::time::Duration;
@@ -20,23 +25,26 @@ pub struct HttpUri {
     pub authority: String,
     /// `:path` of the request (path and query; `/` when the URI has none).
     pub path: String,
-    /// How long to wait for the answer.
+    /// How long to wait for the answer (whole milliseconds, 1 ms to [`MAX_HOST_MILLIS`] ms
+    /// when built by [`HttpUri::new`]).
     pub timeout: Duration,
 }
 
 impl HttpUri {
-    /// Validates `uri` (`http://` or `https://`, a host) for `cluster`.
-    pub fn new(uri: &str, cluster: &str, timeout: Duration) -> Result<Self, String> {
+    /// Validates `uri` (`http://` or `https://`, a host) for `cluster`, and `timeout`
+    /// (1 ms to [`MAX_HOST_MILLIS`] ms). The error's field is `uri`, `cluster` or `timeout`.
+    pub fn new(uri: &str, cluster: &str, timeout: Duration) -> Result<Self, ConfigError> {
+        let bad_uri = |reason: String| ConfigError::new("uri", reason);
         let rest = uri
             .strip_prefix("http://")
             .or_else(|| uri.strip_prefix("https://"))
-            .ok_or_else(|| format!("{uri:?} is not an http:// or https:// URI"))?;
+            .ok_or_else(|| bad_uri(format!("{uri:?} is not an http:// or https:// URI")))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
             None => (rest, "/"),
         };
         if authority.is_empty() || authority.contains(['@', ' ', '#']) {
-            return Err(format!("{uri:?} has no valid host"));
+            return Err(bad_uri(format!("{uri:?} has no valid host")));
         }
         let path = if path.starts_with('?') {
             format!("/{path}")
@@ -44,20 +52,24 @@ impl HttpUri {
             path.to_string()
         };
         if path.contains([' ', '#']) {
-            return Err(format!("{uri:?} has an invalid path"));
+            return Err(bad_uri(format!("{uri:?} has an invalid path")));
         }
         if cluster.is_empty() {
-            return Err("cluster must name an Envoy cluster".to_string());
+            return Err(ConfigError::new(
+                "cluster",
+                "cluster must name an Envoy cluster",
+            ));
         }
         if timeout.is_zero() {
-            return Err("timeout must be greater than 0s".to_string());
+            return Err(ConfigError::new("timeout", "must be greater than 0s"));
         }
+        let millis = host_millis(timeout).map_err(|e| ConfigError::new("timeout", e))?;
         Ok(Self {
             uri: uri.to_string(),
             cluster: cluster.to_string(),
             authority: authority.to_string(),
             path,
-            timeout,
+            timeout: Duration::from_millis(u64::from(millis)),
         })
     }
 }
@@ -137,7 +149,42 @@ mod tests {
         assert!(HttpUri::new("ftp://h/x", "c", t).is_err());
         assert!(HttpUri::new("http:///x", "c", t).is_err());
         assert!(HttpUri::new("http://u@h/x", "c", t).is_err());
-        assert!(HttpUri::new("http://h/x", "", t).is_err());
-        assert!(HttpUri::new("http://h/x", "c", Duration::ZERO).is_err());
+        assert_eq!(
+            HttpUri::new("http://h/x", "", t).unwrap_err().field,
+            "cluster"
+        );
+        assert_eq!(HttpUri::new("ftp://h/x", "c", t).unwrap_err().field, "uri");
+        assert_eq!(
+            HttpUri::new("http://h/x", "c", Duration::ZERO)
+                .unwrap_err()
+                .field,
+            "timeout"
+        );
+    }
+
+    #[test]
+    fn timeouts_fit_the_host_millisecond_u32() {
+        let at = |t: Duration| HttpUri::new("http://h/x", "c", t);
+        assert_eq!(
+            at(Duration::from_millis(u64::from(u32::MAX)))
+                .unwrap()
+                .timeout,
+            Duration::from_millis(u64::from(u32::MAX))
+        );
+        assert_eq!(
+            at(Duration::from_micros(2500)).unwrap().timeout,
+            Duration::from_millis(2),
+            "whole milliseconds, as the host sees it"
+        );
+        // 4294968s is 2^32 ms + 704 ms: it used to reach the host as 704 ms.
+        for t in [
+            Duration::from_secs(4_294_968),
+            Duration::from_millis(u64::from(u32::MAX) + 1),
+            Duration::from_secs(315_576_000_000),
+            Duration::from_micros(500),
+        ] {
+            let e = at(t).unwrap_err();
+            assert_eq!(e.field, "timeout", "{t:?}");
+        }
     }
 }

@@ -1,7 +1,66 @@
 //! Durations written as Envoy writes them in proto-JSON: `"300s"`, `"1.5s"`, `"0.250s"`.
+//!
+//! Bounded, so that no config value wraps or overflows later:
+//!
+//! - [`ProtoDuration`] accepts what protobuf's `Duration` can hold, at most [`MAX_SECONDS`]
+//!   (about 10,000 years), as Envoy does; more is refused at parse time.
+//! - A duration handed to the host in milliseconds (a callout timeout, a tick period) goes
+//!   through [`host_millis`], which refuses what the ABI's `u32` cannot carry (over
+//!   [`MAX_HOST_MILLIS`] ms, about 49.7 days) or what it would round to nothing (under
+//!   1 ms), instead of letting `as u32` turn `"4294968s"` into 704 ms.
+//!
+//! ```
+//! use sdk_ext::duration::{host_millis, ProtoDuration, MAX_HOST_MILLIS};
+//! use std::time::Duration;
+//!
+//! assert_eq!(ProtoDuration::parse("1.5s").unwrap().get(), Duration::from_millis(1500));
+//! assert!(ProtoDuration::parse("315576000001s").is_err());
+//! assert_eq!(host_millis(Duration::from_secs(2)), Ok(2000));
+//! assert!(host_millis(Duration::from_secs(4_294_968)).is_err()); // would wrap to 704 ms
+//! assert!(host_millis(Duration::from_micros(500)).is_err()); // would be 0 ms
+//! assert_eq!(MAX_HOST_MILLIS, u32::MAX);
+//! ```
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
+
+/// The longest [`ProtoDuration`]: protobuf's `Duration` range (315,576,000,000 s, about
+/// 10,000 years), which Envoy enforces on the same fields.
+pub const MAX_SECONDS: u64 = 315_576_000_000;
+
+/// The most milliseconds a host call takes (`proxy_http_call`'s timeout,
+/// `proxy_set_tick_period_milliseconds`): a `u32`, about 49.7 days.
+pub const MAX_HOST_MILLIS: u32 = u32::MAX;
+
+/// `d` as the whole milliseconds the host ABI takes, refused (with a reason for a
+/// [`ConfigError`](crate::config::ConfigError)) when it does not fit a `u32` or is under 1 ms
+/// (which the host would see as 0). Sub-millisecond remainders are dropped.
+pub fn host_millis(d: Duration) -> Result<u32, String> {
+    if d < Duration::from_millis(1) {
+        return Err(format!(
+            "{} is under 1ms, the host's resolution",
+            display(d)
+        ));
+    }
+    u32::try_from(d.as_millis()).map_err(|_| {
+        format!(
+            "{} is over {}s, the longest the host takes ({MAX_HOST_MILLIS} ms)",
+            display(d),
+            u64::from(MAX_HOST_MILLIS) / 1000
+        )
+    })
+}
+
+/// `d` in proto-JSON form, for messages.
+fn display(d: Duration) -> String {
+    match d.subsec_nanos() {
+        0 => format!("{}s", d.as_secs()),
+        n => {
+            let fraction = format!("{n:09}");
+            format!("{}.{}s", d.as_secs(), fraction.trim_end_matches('0'))
+        }
+    }
+}
 
 /// A duration in proto-JSON form (`"<seconds>[.<fraction>]s"`); deserializes from that
 /// string, so a config field typed `ProtoDuration` reads exactly what Envoy's does.
@@ -24,6 +83,11 @@ impl ProtoDuration {
             return Err(bad());
         }
         let secs: u64 = whole.parse().map_err(|_| bad())?;
+        if secs > MAX_SECONDS {
+            return Err(format!(
+                "{text:?} is over {MAX_SECONDS}s, the longest a protobuf Duration holds"
+            ));
+        }
         let nanos: u32 = if fraction.is_empty() {
             0
         } else {
@@ -89,8 +153,50 @@ mod tests {
             "1.0000000001s",
             "1,5s",
             " 1s",
+            "315576000001s",
+            "18446744073709551615s",
+            "99999999999999999999999s",
         ] {
             assert!(ProtoDuration::parse(bad).is_err(), "{bad:?} accepted");
         }
+        assert_eq!(
+            ProtoDuration::parse("315576000000.999999999s")
+                .unwrap()
+                .get(),
+            Duration::new(MAX_SECONDS, 999_999_999)
+        );
+    }
+
+    #[test]
+    fn host_millis_never_truncates() {
+        assert_eq!(host_millis(Duration::from_millis(1)), Ok(1));
+        assert_eq!(host_millis(Duration::from_micros(1500)), Ok(1));
+        assert_eq!(host_millis(Duration::from_secs(2)), Ok(2000));
+        assert_eq!(
+            host_millis(Duration::from_millis(u64::from(u32::MAX))),
+            Ok(u32::MAX)
+        );
+        // 4,294,968 s is 2^32 ms + 704 ms: `as u32` made it 704 ms.
+        for over in [
+            Duration::from_millis(u64::from(u32::MAX) + 1),
+            Duration::from_secs(4_294_968),
+            Duration::new(MAX_SECONDS, 0),
+            Duration::MAX,
+        ] {
+            let e = host_millis(over).unwrap_err();
+            assert!(e.contains("over 4294967s"), "{e}");
+        }
+        for under in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_micros(999),
+        ] {
+            let e = host_millis(under).unwrap_err();
+            assert!(e.contains("under 1ms"), "{e}");
+        }
+        assert_eq!(
+            host_millis(Duration::from_micros(500)).unwrap_err(),
+            "0.0005s is under 1ms, the host's resolution"
+        );
     }
 }

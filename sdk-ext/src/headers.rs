@@ -1,6 +1,20 @@
 //! Header access that never panics: values are bytes, absent is `None`, host errors are
 //! logged once here and surface as `None` / `Err` for the caller to decide on.
 //!
+//! The host does not check what a filter writes: a value with CR, LF, NUL or another control
+//! byte is stored as is, and Envoy's router then refuses the whole request (503,
+//! `invalid_header_value_for: <name>`) after the filter already let it through. Check every
+//! value a filter builds from untrusted data with [`is_valid_value`] (Envoy's own rule) and
+//! decide what an invalid one means before writing it:
+//!
+//! ```
+//! use sdk_ext::headers::{is_valid_value, invalid_value_byte};
+//! assert!(is_valid_value(b"alice"));
+//! assert!(is_valid_value(b"caf\xc3\xa9\ttab")); // obs-text and HTAB are fine
+//! assert!(!is_valid_value(b"alice\r\nx-admin: 1"));
+//! assert_eq!(invalid_value_byte(b"a\x00b"), Some((1, 0x00)));
+//! ```
+//!
 //! ```ignore
 //! use sdk_ext::headers::Headers;
 //! if let Some(v) = Headers::REQUEST.get("x-tenant") { /* bytes, maybe not UTF-8 */ }
@@ -162,4 +176,71 @@ pub fn is_token(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` is a header value Envoy accepts: RFC 9110 `field-value` bytes, i.e. HTAB,
+/// SP, visible ASCII (0x21-0x7E) and obs-text (0x80-0xFF); never NUL, CR, LF, another
+/// control byte or DEL. This is Envoy's `HeaderUtility::headerValueIsValid`
+/// (`http2::adapter::HeaderValidator::IsValidHeaderValue` with obs-text allowed; before that,
+/// nghttp2's `nghttp2_check_header_value`, the same set). Leading or trailing whitespace and
+/// the empty value are accepted, as Envoy accepts them.
+pub fn is_valid_value(value: &[u8]) -> bool {
+    invalid_value_byte(value).is_none()
+}
+
+/// The first byte that makes `value` an invalid header value, with its offset (for a log
+/// line that says why); `None` when [`is_valid_value`] holds.
+pub fn invalid_value_byte(value: &[u8]) -> Option<(usize, u8)> {
+    value
+        .iter()
+        .position(|&b| !is_value_byte(b))
+        .and_then(|i| value.get(i).map(|&b| (i, b)))
+}
+
+const fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_bytes_are_envoys_set() {
+        // quiche's kHttp2HeaderValueAllowedChars plus obs-text, as Envoy's
+        // HeaderUtility::headerValueIsValid checks them.
+        for b in 0u8..=255 {
+            let want = b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80;
+            assert_eq!(is_valid_value(&[b]), want, "byte {b:#04x}");
+            assert_eq!(
+                is_valid_value(&[b'a', b, b'z']),
+                want,
+                "byte {b:#04x} inside"
+            );
+        }
+        assert!(is_valid_value(b""));
+        assert!(is_valid_value(b" padded\t"));
+        assert!(is_valid_value(&[0xff, 0x80, b'x']));
+        for bad in [
+            &b"a\r\nb: c"[..],
+            b"a\nb",
+            b"a\rb",
+            b"nul\0",
+            b"\x01",
+            b"del\x7f",
+            b"\x1b[0m",
+        ] {
+            assert!(!is_valid_value(bad), "{bad:?}");
+        }
+        assert_eq!(invalid_value_byte(b"ok"), None);
+        assert_eq!(invalid_value_byte(b"ab\r\n"), Some((2, b'\r')));
+    }
+
+    #[test]
+    fn mutable_names() {
+        assert_eq!(check_mutable_name("X-Jwt-Sub").unwrap(), "x-jwt-sub");
+        for bad in ["", ":path", "Host", "a b", "x\r\n"] {
+            assert!(check_mutable_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -11,14 +11,17 @@
 //! - [`config`]: parse a filter's JSON configuration once into a validated value (read by
 //!   [`json`], a small strict reader that names the field of every error); a bad
 //!   config is refused with `"<filter>: invalid config at <field path>: <reason>"`.
-//! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases.
+//! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases;
+//!   [`headers::is_valid_value`] checks a value before a filter writes it (Envoy's rule).
 //! - [`request`]: request properties and the [`request::Request`] view matching reads.
-//! - [`matching`]: Envoy's `RouteMatch`/`HeaderMatcher`, with [`rules`] for per-route config.
-//! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`).
+//! - [`matching`]: Envoy's `RouteMatch`/`HeaderMatcher`, with `rules` for per-route config.
+//! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`), bounded
+//!   (64 operators, 60 KiB rendered; rendering stops at the limit).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
 //! - [`metrics`]: counters, gauges and histograms defined once at config time.
 //! - [`callout`]: HTTP calls to an Envoy cluster; [`foreign`]: host foreign functions
-//!   (`verify_signature`); [`duration`]: proto-JSON durations (`"300s"`).
+//!   (`verify_signature`); [`duration`]: proto-JSON durations (`"300s"`), bounded, and
+//!   [`duration::host_millis`] for every duration handed to the host (never `as u32`).
 //! - [`host`]: the host ABI, in one module, without panics; [`logging`]: the `log` crate
 //!   routed to the host.
 //! - `testing` (feature `testing`): a host emulator that runs a filter natively in

@@ -4,10 +4,25 @@
 //! Every value renders against the request as it arrived, before any edit of this filter,
 //! so the result never depends on the order of edits. Only values that reference request
 //! attributes are rendered and kept per request; fixed values are borrowed from the config.
+//!
+//! A rendered value is written only if it is a valid header value
+//! ([`is_valid_value`]: Envoy's router would otherwise refuse the whole request) and fits:
+//! each value at most [`MAX_VALUE_BYTES`], and all the dynamic values of one direction of
+//! one request together at most [`RENDER_BUDGET_BYTES`]. Rendering stops at the limit, so an
+//! oversized value is never built. A skipped value skips its edit (even with
+//! `keep_empty_value`) and is counted in the [`Plan`].
 
 use crate::config::{Config, Edits, HeaderValue};
-use sdk_ext::headers::HeaderMapMut;
+use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use sdk_ext::request::Request;
+use sdk_ext::template::TooLarge;
+pub use sdk_ext::template::MAX_VALUE_BYTES;
+
+/// The most bytes of dynamic values one request renders per direction (request edits,
+/// response edits): Envoy's default header map limit (`max_request_headers_kb`, 60 KiB).
+/// With it, a config with many large values (256 rules of them) still cannot make one
+/// request hold more than this.
+pub const RENDER_BUDGET_BYTES: usize = MAX_VALUE_BYTES;
 
 /// Which header map a set of edits targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +38,15 @@ pub enum Direction {
 pub struct Plan {
     /// Indices of matching rules, in config order.
     pub rules: Vec<usize>,
-    /// Rendered values of dynamic request edits, in application order.
-    pub request_values: Vec<Vec<u8>>,
-    /// Rendered values of dynamic response edits, in application order.
-    pub response_values: Vec<Vec<u8>>,
+    /// Rendered values of dynamic request edits, in application order (`None`: skipped).
+    pub request_values: Vec<Option<Vec<u8>>>,
+    /// Rendered values of dynamic response edits, in application order (`None`: skipped).
+    pub response_values: Vec<Option<Vec<u8>>>,
+    /// Values skipped because they rendered into an invalid header value.
+    pub invalid_values: u32,
+    /// Values skipped because they would pass [`MAX_VALUE_BYTES`] or the request's
+    /// [`RENDER_BUDGET_BYTES`].
+    pub too_large_values: u32,
 }
 
 /// The outcome of applying edits.
@@ -56,18 +76,48 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
     let mut plan = Plan::default();
+    let mut request_budget = RENDER_BUDGET_BYTES;
+    let mut response_budget = RENDER_BUDGET_BYTES;
     for (i, rule) in config.rules.iter().enumerate() {
         if !rule.matcher.matches(req) {
             continue;
         }
         plan.rules.push(i);
-        for (dir, out) in [
-            (Direction::Request, &mut plan.request_values),
-            (Direction::Response, &mut plan.response_values),
+        for (dir, budget) in [
+            (Direction::Request, &mut request_budget),
+            (Direction::Response, &mut response_budget),
         ] {
             for hv in valued(edits_of(rule, dir)) {
-                if hv.value.as_static().is_none() {
-                    out.push(hv.value.render(req).into_owned());
+                if hv.value.as_static().is_some() {
+                    continue;
+                }
+                let value = match hv.value.render_within(req, *budget) {
+                    Ok(v) if is_valid_value(&v) => {
+                        *budget = budget.saturating_sub(v.len());
+                        Some(v.into_owned())
+                    }
+                    Ok(_) => {
+                        log::debug!(
+                            "header-rules: rule {}: {} renders an invalid header value; edit skipped",
+                            rule.name,
+                            hv.name
+                        );
+                        plan.invalid_values += 1;
+                        None
+                    }
+                    Err(TooLarge { limit }) => {
+                        log::debug!(
+                            "header-rules: rule {}: {} would render over {limit} bytes; edit skipped",
+                            rule.name,
+                            hv.name
+                        );
+                        plan.too_large_values += 1;
+                        None
+                    }
+                };
+                match dir {
+                    Direction::Request => plan.request_values.push(value),
+                    Direction::Response => plan.response_values.push(value),
                 }
             }
         }
@@ -75,14 +125,14 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
     plan
 }
 
-/// The value to write for `hv` (`None`: skip, it rendered empty).
+/// The value to write for `hv` (`None`: skip, it rendered empty, invalid or too large).
 fn value_of<'a>(
     hv: &'a HeaderValue,
-    dynamic: &mut impl Iterator<Item = &'a Vec<u8>>,
+    dynamic: &mut impl Iterator<Item = &'a Option<Vec<u8>>>,
 ) -> Option<&'a [u8]> {
     let v = match hv.value.as_static() {
         Some(s) => s,
-        None => dynamic.next().map(Vec::as_slice).unwrap_or_default(),
+        None => dynamic.next()?.as_deref()?,
     };
     (hv.keep_empty_value || !v.is_empty()).then_some(v)
 }
@@ -92,7 +142,7 @@ pub fn apply(
     config: &Config,
     plan_rules: &[usize],
     dir: Direction,
-    dynamic: &[Vec<u8>],
+    dynamic: &[Option<Vec<u8>>],
     headers: &mut impl HeaderMapMut,
 ) -> Outcome {
     let mut out = Outcome::default();
@@ -196,7 +246,7 @@ mod tests {
             h.values("x-copy"),
             vec![&b"was orig on /p from 192.0.2.7"[..]]
         );
-        assert_eq!(p.response_values, vec![b"orig".to_vec()]);
+        assert_eq!(p.response_values, vec![Some(b"orig".to_vec())]);
         let mut resp = HeaderList::default();
         apply(
             &c,
@@ -230,6 +280,80 @@ mod tests {
     }
 
     #[test]
+    fn oversized_values_are_skipped_and_counted_never_built() {
+        let many = "%REQ(:path)%".repeat(sdk_ext::template::MAX_OPERATORS);
+        let c = cfg(&format!(
+            r#"{{"rules":[{{"request":{{"set":[
+                {{"name":"x-huge","value":"{many}"}},
+                {{"name":"x-path","value":"%REQ(:path)%"}},
+                {{"name":"x-fixed","value":"ok"}}]}},
+              "response":{{"set":[{{"name":"x-huge","value":"{many}","keep_empty_value":true}}]}}}}]}}"#
+        ));
+        let path = format!("/{}", "a".repeat(50_000));
+        let (h, p) = run(&c, &mut RequestData::new("GET", &path, "h"));
+        assert!(h.values("x-huge").is_empty());
+        assert_eq!(h.values("x-path"), vec![path.as_bytes()]);
+        assert_eq!(h.values("x-fixed"), vec![b"ok"]);
+        assert_eq!(p.too_large_values, 2);
+        assert_eq!(p.request_values[0], None);
+        assert_eq!(p.response_values, vec![None]);
+        let mut resp = HeaderList::default();
+        apply(
+            &c,
+            &p.rules,
+            Direction::Response,
+            &p.response_values,
+            &mut resp,
+        );
+        assert!(
+            resp.values("x-huge").is_empty(),
+            "skipped even with keep_empty_value"
+        );
+        // A short path renders every copy.
+        let (h, p) = run(&c, &mut RequestData::new("GET", "/ab", "h"));
+        assert_eq!(h.values("x-huge"), vec!["/ab".repeat(64).as_bytes()]);
+        assert_eq!(p.too_large_values, 0);
+    }
+
+    #[test]
+    fn the_request_budget_bounds_many_values() {
+        // Two values that fit alone but not together: the second is skipped.
+        let c = cfg(r#"{"rules":[{"request":{"set":[
+            {"name":"x-a","value":"%REQ(:path)%"},
+            {"name":"x-b","value":"%REQ(:path)%"}]}},
+            {"request":{"set":[{"name":"x-c","value":"%REQ(x-short)%"}]}}]}"#);
+        let path = format!("/{}", "p".repeat(RENDER_BUDGET_BYTES / 2 + 10));
+        let mut req = RequestData::new("GET", &path, "h").with("x-short", "s");
+        let (h, p) = run(&c, &mut req);
+        assert_eq!(h.values("x-a"), vec![path.as_bytes()]);
+        assert!(h.values("x-b").is_empty());
+        assert_eq!(h.values("x-c"), vec![b"s"], "small values still fit");
+        assert_eq!(p.too_large_values, 1);
+    }
+
+    #[test]
+    fn invalid_rendered_values_are_skipped_and_counted() {
+        let c = cfg(r#"{"rules":[{"request":{"set":[
+            {"name":"x-copy","value":"<%REQ(x-in)%>"},
+            {"name":"x-other","value":"%REQ(x-ok)%"}]}}]}"#);
+        for bad in [
+            &b"a\r\nx-admin: 1"[..],
+            b"nul\0",
+            b"\x01",
+            b"del\x7f",
+            b"lf\n",
+        ] {
+            let mut req = RequestData::new("GET", "/", "h")
+                .with("x-in", bad)
+                .with("x-ok", "fine\there");
+            let (h, p) = run(&c, &mut req);
+            assert!(h.values("x-copy").is_empty(), "{bad:?}");
+            assert_eq!(h.values("x-other"), vec![&b"fine\there"[..]]);
+            assert_eq!(p.invalid_values, 1, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn bad_configs_name_the_field() {
         let e = |j: &str| Config::parse(j.as_bytes()).unwrap_err();
         assert_eq!(e(r#"{"rules":[]}"#).field, "rules");
@@ -248,6 +372,18 @@ mod tests {
         );
         assert_eq!(
             e(r#"{"rules":[{"request":{"set":[{"name":"x","value":1}]}}]}"#).field,
+            "rules[0].request.set[0].value"
+        );
+        let many = "%REQ(:path)%".repeat(2000);
+        assert_eq!(
+            e(&format!(
+                r#"{{"rules":[{{"request":{{"append":[{{"name":"x","value":"{many}"}}]}}}}]}}"#
+            ))
+            .field,
+            "rules[0].request.append[0].value"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"request":{"set":[{"name":"x","value":"a\u0001b"}]}}]}"#).field,
             "rules[0].request.set[0].value"
         );
         assert_eq!(

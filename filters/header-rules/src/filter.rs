@@ -15,6 +15,8 @@ pub struct Shared {
     matched: Counter,
     unmatched: Counter,
     edit_failures: Counter,
+    invalid_value: Counter,
+    value_too_large: Counter,
     rule_matched: Vec<Counter>,
     remove_failed: LocalResponse,
 }
@@ -35,6 +37,8 @@ impl Plugin for Shared {
             matched: Counter::new("header_rules.requests_matched"),
             unmatched: Counter::new("header_rules.requests_unmatched"),
             edit_failures: Counter::new("header_rules.edit_failures"),
+            invalid_value: Counter::new("header_rules.invalid_value"),
+            value_too_large: Counter::new("header_rules.value_too_large"),
             rule_matched,
             remove_failed: LocalResponse::new(500, "header_rules_remove_failed", "internal error")
                 .counted(Counter::new("header_rules.denied_remove_failed")),
@@ -73,6 +77,14 @@ impl HttpFilter for Stream {
             return Action::Continue;
         }
         shared.matched.inc();
+        for (counter, n) in [
+            (shared.invalid_value, self.plan.invalid_values),
+            (shared.value_too_large, self.plan.too_large_values),
+        ] {
+            if n > 0 {
+                counter.add(u64::from(n));
+            }
+        }
         for &i in &self.plan.rules {
             if let Some(c) = shared.rule_matched.get(i) {
                 c.inc();

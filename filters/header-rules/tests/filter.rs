@@ -166,3 +166,57 @@ fn streams_without_request_headers_phase_are_harmless() {
     assert_eq!(s.response_header("cache-control"), None);
     s.complete();
 }
+
+#[test]
+fn oversized_and_invalid_values_are_skipped_and_counted() {
+    let many = "%REQ(:path)%".repeat(sdk_ext::template::MAX_OPERATORS);
+    let mut emu = start(&format!(
+        r#"{{"rules":[{{"request":{{"set":[
+            {{"name":"x-huge","value":"{many}"}},
+            {{"name":"x-copy","value":"%REQ(x-in)%"}},
+            {{"name":"x-fixed","value":"ok"}}]}}}}]}}"#
+    ));
+    let path = format!("/{}", "a".repeat(50_000));
+    let mut s = emu.http();
+    s.request_headers_bytes(
+        &[
+            (":path", path.as_bytes()),
+            // What an earlier filter in the chain may have set: Envoy's router would refuse it.
+            ("x-in", b"a\r\nx-admin: 1"),
+        ],
+        true,
+    );
+    assert_eq!(s.request_header("x-huge"), None);
+    assert_eq!(s.request_header("x-copy"), None);
+    assert_eq!(s.request_header_str("x-fixed").as_deref(), Some("ok"));
+    s.complete();
+    assert_eq!(emu.metric("header_rules.value_too_large"), Some(1));
+    assert_eq!(emu.metric("header_rules.invalid_value"), Some(1));
+    assert_eq!(emu.metric("header_rules.edit_failures"), Some(0));
+    // An ordinary request renders everything and counts nothing.
+    let mut s = emu.http();
+    s.request_headers(&[(":path", "/ab"), ("x-in", "fine")], true);
+    assert_eq!(
+        s.request_header_str("x-huge").as_deref(),
+        Some("/ab".repeat(64).as_str())
+    );
+    assert_eq!(s.request_header_str("x-copy").as_deref(), Some("fine"));
+    s.complete();
+    assert_eq!(emu.metric("header_rules.value_too_large"), Some(1));
+    assert_eq!(emu.metric("header_rules.invalid_value"), Some(1));
+}
+
+#[test]
+fn a_value_with_too_many_operators_is_refused() {
+    let mut emu = Emulator::native(&header_rules::EXPORTS);
+    let many = "%REQ(:path)%".repeat(2000);
+    let refusal = emu
+        .start(format!(
+            r#"{{"rules":[{{"request":{{"set":[{{"name":"x-huge","value":"{many}"}}]}}}}]}}"#
+        ))
+        .unwrap_err();
+    assert!(
+        refusal.contains("invalid config at rules[0].request.set[0].value: more than 64 operators"),
+        "{refusal}"
+    );
+}

@@ -294,6 +294,9 @@ pub struct Config {
     pub bypass_cors_preflight: bool,
     /// Size cap for tokens.
     pub max_token_bytes: usize,
+    /// Every header the providers write (`forward_payload_header`, `claim_to_headers`),
+    /// lowercase, each once: removed from every request before anything else happens.
+    pub written_headers: Vec<String>,
 }
 
 impl Config {
@@ -322,11 +325,13 @@ impl Config {
             Some(0) => return Err(ConfigError::new("max_token_bytes", "must be at least 1")),
             Some(n) => n,
         };
+        let written_headers = crate::identity::written_headers(&providers);
         Ok(Self {
             providers,
             rules,
             bypass_cors_preflight: raw.bypass_cors_preflight,
             max_token_bytes,
+            written_headers,
         })
     }
 }
@@ -445,7 +450,7 @@ fn compile_local(local: &RawLocalJwks) -> Result<Jwks, ConfigError> {
 fn compile_remote(remote: &RawRemoteJwks) -> Result<KeySource, ConfigError> {
     let u = &remote.http_uri;
     let uri = HttpUri::new(&u.uri, &u.cluster, u.timeout.get())
-        .map_err(|e| ConfigError::new("remote_jwks.http_uri", e))?;
+        .map_err(|e| e.within("remote_jwks.http_uri"))?;
     let cache_duration = remote
         .cache_duration
         .map_or(DEFAULT_CACHE_DURATION, ProtoDuration::get);

@@ -5,6 +5,7 @@
 use crate::cache::{TokenCache, Verified};
 use crate::config::{Config, KeySource, Provider, MAX_JWKS_BYTES};
 use crate::extract::{self, Found};
+use crate::identity;
 use crate::jwks::Jwks;
 use crate::outcome::Failure;
 use crate::remote::{FetchResult, RemoteJwks};
@@ -22,7 +23,6 @@ use sdk_ext::metrics::Counter;
 use sdk_ext::request::{HostRequest, Request};
 use sdk_ext::response::LocalResponse;
 use sdk_ext::{Action, HttpFilter, HttpHost, Plugin};
-use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -391,31 +391,6 @@ fn www_authenticate(req: &mut HostRequest, failure: Failure) -> Vec<u8> {
     v
 }
 
-/// The value of a claim at `path` as a header value: strings as they are, numbers and
-/// booleans as JSON, lists of those joined with `,`; objects and nulls are skipped.
-fn claim_value(payload: &serde_json::Map<String, Value>, path: &[String]) -> Option<String> {
-    let (first, rest) = path.split_first()?;
-    let mut value = payload.get(first)?;
-    for part in rest {
-        value = value.get(part)?;
-    }
-    fn scalar(v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
-    match value {
-        Value::Array(items) => {
-            let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
-            parts.map(|p| p.join(","))
-        }
-        other => scalar(other),
-    }
-}
-
 impl Shared {
     fn deny(&self, req: &mut HostRequest, failure: Failure) -> Action {
         self.metrics.denied.inc();
@@ -436,10 +411,25 @@ impl Shared {
 
     /// Applies what verified tokens leave: payload and claim headers, token stripping.
     /// A failed header edit fails the request closed (500), as the upstream would
-    /// otherwise see a token or identity the filter meant to replace.
-    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<&str>)]) -> Result<(), Status> {
-        for (index, v, header) in verified {
-            let Some(p) = self.config.providers.get(*index) else {
+    /// otherwise see a token or identity the filter meant to replace; a claim that is no
+    /// valid header value refuses the request (401) before any header is written.
+    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<&str>)]) -> Result<(), Refusal> {
+        let providers = &self.config.providers;
+        let mut claims = Vec::with_capacity(verified.len());
+        for (index, v, _) in verified {
+            let mut values = Vec::new();
+            for (name, path) in providers
+                .get(*index)
+                .map_or(&[][..], |p| &p.claim_to_headers)
+            {
+                if let Some(value) = identity::claim_header_value(&v.payload, path)? {
+                    values.push((name, value));
+                }
+            }
+            claims.push(values);
+        }
+        for ((index, v, header), values) in verified.iter().zip(claims) {
+            let Some(p) = providers.get(*index) else {
                 continue;
             };
             if let Some(name) = &p.forward_payload_header {
@@ -453,10 +443,8 @@ impl Shared {
                 };
                 Headers::REQUEST.set(name, value.as_bytes())?;
             }
-            for (name, path) in &p.claim_to_headers {
-                if let Some(value) = claim_value(&v.payload, path) {
-                    Headers::REQUEST.set(name, value.as_bytes())?;
-                }
+            for (name, value) in values {
+                Headers::REQUEST.set(name, value.as_bytes())?;
             }
             if let (false, Some(h)) = (p.forward, header) {
                 Headers::REQUEST.remove(h)?;
@@ -464,20 +452,33 @@ impl Shared {
         }
         Ok(())
     }
+}
 
-    /// Removes any client-sent copy of the headers this filter sets, so an upstream never
-    /// mistakes a forged `x-jwt-payload` for a verified one.
-    fn sanitize(&self) -> Result<(), Status> {
-        for p in &self.config.providers {
-            if let Some(name) = &p.forward_payload_header {
-                Headers::REQUEST.remove(name)?;
-            }
-            for (name, _) in &p.claim_to_headers {
-                Headers::REQUEST.remove(name)?;
-            }
-        }
-        Ok(())
+/// Why a request whose tokens satisfied the rule still does not go on.
+enum Refusal {
+    /// The host refused a header edit: 500.
+    Edit(Status),
+    /// The token cannot be used as it is: 401.
+    Deny(Failure),
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal::Edit(status)
     }
+}
+
+impl From<Failure> for Refusal {
+    fn from(failure: Failure) -> Self {
+        Refusal::Deny(failure)
+    }
+}
+
+/// A header edit failed: fail closed, as the upstream could otherwise see a forged identity
+/// or a token the filter meant to strip.
+fn edit_failed(status: Status) -> Action {
+    log::error!("{NAME}: cannot edit request headers ({status:?}); failing closed");
+    LocalResponse::new(500, "jwt_auth_header_edit_failed", "internal error").send()
 }
 
 #[sdk_ext::filter]
@@ -490,6 +491,11 @@ impl HttpFilter for Stream {
 
     fn on_request_headers(&mut self, shared: &Shared, host: &mut HttpHost, _: bool) -> Action {
         let config = &shared.config;
+        // Before anything can return: a client's copy of a header this filter writes never
+        // reaches the upstream, whatever rule (or none, or the CORS bypass) applies.
+        if let Err(status) = identity::strip(&mut { Headers::REQUEST }, &config.written_headers) {
+            return edit_failed(status);
+        }
         let req = host.request();
         if config.bypass_cors_preflight && is_cors_preflight(req) {
             shared.metrics.cors_preflight_bypassed.inc();
@@ -541,9 +547,10 @@ impl HttpFilter for Stream {
                 _ => None,
             })
             .collect();
-        if let Err(status) = shared.sanitize().and_then(|()| shared.apply(&verified)) {
-            log::error!("{NAME}: cannot edit request headers ({status:?}); failing closed");
-            return LocalResponse::new(500, "jwt_auth_header_edit_failed", "internal error").send();
+        match shared.apply(&verified) {
+            Ok(()) => {}
+            Err(Refusal::Deny(failure)) => return shared.deny(req, failure),
+            Err(Refusal::Edit(status)) => return edit_failed(status),
         }
         shared.metrics.allowed.inc();
         Action::Continue

@@ -3,12 +3,14 @@
 //! (parsing and claims), `jwks.rs` (keys), `verify.rs` (signatures: host BoringSSL or
 //! pure Rust), `requirement.rs` (which providers a request needs), `extract.rs` (where
 //! tokens are), `cache.rs` (verified tokens), `remote.rs` (JWKS fetch schedule),
-//! `outcome.rs` (refusal reasons). `filter.rs` is the glue to the host.
+//! `outcome.rs` (refusal reasons), `identity.rs` (the headers it writes: stripping forged
+//! copies, claim values). `filter.rs` is the glue to the host.
 
 pub mod cache;
 pub mod config;
 pub mod extract;
 pub mod filter;
+pub mod identity;
 pub mod jwks;
 pub mod outcome;
 pub mod remote;

@@ -28,11 +28,14 @@ pub enum Failure {
     BadSignature,
     /// The provider's remote JWKS has not been fetched (fail closed).
     JwksUnavailable,
+    /// A verified token's claim for `claim_to_headers` is not a valid header value (CR, LF,
+    /// NUL or another control byte): refused rather than copied.
+    BadClaimValue,
 }
 
 impl Failure {
     /// Every reason, for defining one metric each.
-    pub const ALL: [Failure; 12] = [
+    pub const ALL: [Failure; 13] = [
         Failure::Missing,
         Failure::TooLarge,
         Failure::Malformed(""),
@@ -45,6 +48,7 @@ impl Failure {
         Failure::NoMatchingKey,
         Failure::BadSignature,
         Failure::JwksUnavailable,
+        Failure::BadClaimValue,
     ];
 
     /// 403 for an audience mismatch (as Envoy), 401 for everything else.
@@ -70,6 +74,7 @@ impl Failure {
             Failure::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
             Failure::BadSignature => "Jwt verification fails",
             Failure::JwksUnavailable => "Jwks remote fetch is failed",
+            Failure::BadClaimValue => "Jwt claim is not a valid header value",
         }
     }
 
@@ -88,6 +93,7 @@ impl Failure {
             Failure::NoMatchingKey => "no_matching_key",
             Failure::BadSignature => "bad_signature",
             Failure::JwksUnavailable => "jwks_unavailable",
+            Failure::BadClaimValue => "bad_claim_value",
         }
     }
 
@@ -106,6 +112,7 @@ impl Failure {
             Failure::NoMatchingKey => 9,
             Failure::BadSignature => 10,
             Failure::JwksUnavailable => 11,
+            Failure::BadClaimValue => 12,
         }
     }
 

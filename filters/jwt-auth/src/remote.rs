@@ -61,7 +61,11 @@ impl RemoteJwks {
         match self.jwks {
             None => true,
             Some(_) => {
-                let refresh_at = self.fetched_at + self.cache_duration - self.cache_duration / 10;
+                // cache_duration is at most protobuf's Duration range (config time), but the
+                // sum must not wrap whatever the clock says.
+                let refresh_at = self
+                    .fetched_at
+                    .saturating_add(self.cache_duration - self.cache_duration / 10);
                 now >= refresh_at
             }
         }
@@ -114,7 +118,7 @@ impl RemoteJwks {
             .unwrap_or(MAX_BACKOFF_SECS)
             .min(MAX_BACKOFF_SECS);
         self.failures = self.failures.saturating_add(1);
-        self.next_attempt = now + delay;
+        self.next_attempt = now.saturating_add(delay);
     }
 }
 

@@ -392,7 +392,164 @@ fn token_is_stripped_payload_and_claims_forwarded_and_forgeries_removed() {
     assert_eq!(payload, token.split('.').nth(1).unwrap());
     let decoded: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     assert_eq!(decoded, c);
-    // A forged payload header without a token, on a path that allows missing tokens, is removed.
+}
+
+/// A config that writes `x-jwt-payload` and `x-jwt-sub`, with every path a request can take:
+/// a rule without `requires`, `allow_missing`, a required token, no rule, the CORS bypass.
+fn identity_config() -> Value {
+    let mut p = provider();
+    p["forward_payload_header"] = json!("x-jwt-payload");
+    p["claim_to_headers"] = json!([{"header_name": "x-jwt-sub", "claim_name": "sub"}]);
+    json!({
+        "providers": {"p": p},
+        "rules": [
+            {"match": {"prefix": "/health"}},
+            {"match": {"prefix": "/optional"}, "requires": {"allow_missing": {}}},
+            {"match": {"prefix": "/api"}, "requires": {"provider_name": "p"}},
+        ],
+        "bypass_cors_preflight": true,
+    })
+}
+
+const FORGED: [(&str, &[u8]); 3] = [
+    ("x-jwt-payload", b"eyJzdWIiOiJhZG1pbiJ9"),
+    ("x-jwt-sub", b"admin"),
+    ("X-JWT-SUB", b"admin-again"),
+];
+
+#[track_caller]
+fn assert_no_forgery(o: &support::Outcome, case: &str) {
+    for name in ["x-jwt-payload", "x-jwt-sub"] {
+        assert!(
+            o.upstream.iter().all(|(n, v)| n != name
+                || v != b"admin" && v != b"admin-again" && v != b"eyJzdWIiOiJhZG1pbiJ9"),
+            "{case}: forged {name} kept: {:?}",
+            o.upstream
+        );
+    }
+}
+
+#[test]
+fn a_forged_payload_or_claim_header_is_removed_on_every_path() {
+    let mut emu = start(&identity_config(), true);
+    // A rule without `requires`.
+    let o = send_bytes(&mut emu, "/health", &FORGED);
+    assert!(o.allowed(), "{o:?}");
+    assert_eq!(o.header("x-jwt-sub"), None);
+    assert_eq!(o.header("x-jwt-payload"), None);
+    // No rule at all.
+    let o = send_bytes(&mut emu, "/elsewhere", &FORGED);
+    assert!(o.allowed());
+    assert_no_forgery(&o, "no rule");
+    assert_eq!(o.header("x-jwt-sub"), None);
+    // `allow_missing` without a token.
+    let o = send_bytes(&mut emu, "/optional/x", &FORGED);
+    assert!(o.allowed(), "{o:?}");
+    assert_eq!(o.header("x-jwt-sub"), None);
+    assert_eq!(o.header("x-jwt-payload"), None);
+    // A CORS preflight to a covered path.
+    let mut preflight: Vec<(&str, &[u8])> = vec![
+        (":method", b"OPTIONS"),
+        (":scheme", b"https"),
+        (":authority", b"api.example.com"),
+        (":path", b"/api/items"),
+        ("origin", b"https://app.example.com"),
+        ("access-control-request-method", b"GET"),
+    ];
+    preflight.extend_from_slice(&FORGED);
+    let mut s = emu.http();
+    s.request_headers_bytes(&preflight, true);
+    assert!(s.local_response().is_none(), "preflight bypassed");
+    assert_eq!(s.request_header("x-jwt-sub"), None, "preflight");
+    assert_eq!(s.request_header("x-jwt-payload"), None, "preflight");
+    s.complete();
+    assert_eq!(emu.metric("jwt_auth.cors_preflight_bypassed"), Some(1));
+    // A denied request (no token): refused, and the forgery is gone from what it held.
+    let o = send_bytes(&mut emu, "/api/items", &FORGED);
+    assert_denied(&o, 401, "missing");
+    assert_eq!(o.header("x-jwt-sub"), None);
+    // A denied request (a bad token) on `allow_missing`.
+    let auth = b"Bearer a.b.c".to_vec();
+    let mut with_bad: Vec<(&str, &[u8])> = FORGED.to_vec();
+    with_bad.push(("authorization", &auth));
+    let o = send_bytes(&mut emu, "/optional/x", &with_bad);
+    assert_denied(&o, 401, "malformed");
+    assert_eq!(o.header("x-jwt-sub"), None);
+    // A verified request: the token's values, once each.
+    let token = mint(Algorithm::RS256, &claims());
+    let auth = format!("Bearer {token}").into_bytes();
+    for path in ["/api/items", "/optional/x"] {
+        let mut with_token: Vec<(&str, &[u8])> = FORGED.to_vec();
+        with_token.push(("authorization", &auth));
+        let o = send_bytes(&mut emu, path, &with_token);
+        assert!(o.allowed(), "{path}: {o:?}");
+        assert_no_forgery(&o, path);
+        let subs: Vec<_> = o
+            .upstream
+            .iter()
+            .filter(|(n, _)| n == "x-jwt-sub")
+            .collect();
+        assert_eq!(subs.len(), 1, "{path}: {subs:?}");
+        assert_eq!(o.header("x-jwt-sub").as_deref(), Some("alice"));
+        assert_eq!(
+            o.header("x-jwt-payload").as_deref(),
+            token.split('.').nth(1),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        emu.metric("jwt_auth.allowed"),
+        Some(3),
+        "two tokens and the allow_missing request without one"
+    );
+}
+
+#[test]
+fn a_claim_that_is_no_header_value_is_refused_401() {
+    let mut p = provider();
+    p["claim_to_headers"] = json!([
+        {"header_name": "x-jwt-sub", "claim_name": "sub"},
+        {"header_name": "x-jwt-role", "claim_name": "realm.role"}
+    ]);
+    p["forward_payload_header"] = json!("x-jwt-payload");
+    let mut emu = start(&config_with(p), true);
+    let cases = [
+        json!({"sub": "alice\r\nx-admin: 1"}),
+        json!({"sub": "nul\u{0}"}),
+        json!({"sub": "bell\u{7}"}),
+        json!({"sub": "del\u{7f}"}),
+        json!({"sub": "alice", "realm": {"role": "a\nb"}}),
+        json!({"sub": ["ok", "bad\r"]}),
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let mut c = claims();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let o = send(&mut emu, Some(&mint(Algorithm::ES256, &c)));
+        assert_denied(&o, 401, "bad_claim_value");
+        assert_eq!(o.body["message"], "Jwt claim is not a valid header value");
+        assert!(o
+            .www_authenticate
+            .as_deref()
+            .unwrap()
+            .ends_with("error=\"invalid_token\""));
+        assert_eq!(o.header("x-jwt-sub"), None, "{extra}: nothing written");
+        assert_eq!(o.header("x-jwt-payload"), None, "{extra}: nothing written");
+        assert_eq!(
+            emu.metric("jwt_auth.denied.bad_claim_value"),
+            Some(i as u64 + 1)
+        );
+    }
+    assert_eq!(emu.metric("jwt_auth.allowed"), Some(0));
+    assert_eq!(emu.metric("jwt_auth.denied"), Some(cases.len() as u64));
+    // Tabs, spaces and UTF-8 are header values.
+    let mut c = claims();
+    c["sub"] = json!("al\tice café ");
+    let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
+    assert!(o.allowed(), "{o:?}");
+    assert_eq!(o.header("x-jwt-sub").as_deref(), Some("al\tice café "));
+    assert_eq!(emu.metric("jwt_auth.allowed"), Some(1));
 }
 
 #[test]
@@ -765,7 +922,7 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         (
             json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "idp/jwks", "cluster": "c", "timeout": "1s"}}}}}),
-            "providers.p.remote_jwks.http_uri: \"idp/jwks\" is not an http:// or https:// URI",
+            "providers.p.remote_jwks.http_uri.uri: \"idp/jwks\" is not an http:// or https:// URI",
         ),
         (
             json!({"providers": {"p": {"remote_jwks": {"http_uri": {"uri": "http://i/j", "cluster": "c", "timeout": "5m"}}}}}),
@@ -929,5 +1086,81 @@ fn a_jwks_body_over_one_mib_never_replaces_the_set() {
         &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
         401,
         "jwks_unavailable",
+    );
+}
+
+fn remote_with(timeout: &str, cache_duration: &str) -> Value {
+    config_with(json!({
+        "issuer": ISSUER,
+        "remote_jwks": {
+            "http_uri": {"uri": "https://idp.example.com/.well-known/jwks.json", "cluster": "idp", "timeout": timeout},
+            "cache_duration": cache_duration,
+        },
+    }))
+}
+
+#[test]
+fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
+    // The host takes the callout timeout as a u32 of milliseconds: 4294968s (2^32 ms +
+    // 704 ms) used to reach it as 704 ms.
+    for (timeout, cache, field) in [
+        (
+            "4294968s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "4294967.296s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "315576000000s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "0.0005s",
+            "100s",
+            "providers.p.remote_jwks.http_uri.timeout",
+        ),
+        (
+            "2s",
+            "18446744073709551615s",
+            "providers.p.remote_jwks.cache_duration",
+        ),
+        (
+            "2s",
+            "315576000001s",
+            "providers.p.remote_jwks.cache_duration",
+        ),
+    ] {
+        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        let refusal = emu
+            .start(remote_with(timeout, cache).to_string())
+            .expect_err(&format!("{timeout} / {cache} accepted"));
+        let want = format!("invalid config at {field}:");
+        assert!(
+            refusal.contains(&want),
+            "{timeout} / {cache}: want {want:?} in {refusal:?}"
+        );
+    }
+    // The longest timeout the host can carry reaches it unchanged.
+    let mut emu = start(&remote_with("4294967.295s", "315576000000s"), true);
+    let calls = emu.http_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].timeout, Duration::from_millis(u64::from(u32::MAX)));
+    // And a huge cache_duration does not wrap the refresh schedule: fetched once, not again.
+    let call = calls[0].token;
+    emu.respond_http_call(call, &[(":status", "200")], JWKS.as_bytes());
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+    for _ in 0..5 {
+        emu.advance_time(Duration::from_secs(3600));
+        emu.tick();
+    }
+    assert!(
+        emu.http_calls().is_empty(),
+        "no refetch: {:?}",
+        emu.http_calls()
     );
 }
