@@ -6,7 +6,7 @@ const EXAMPLE: &str = include_str!("../examples/api-gateway.json");
 
 fn start(config: &str) -> Emulator {
     let mut emu = Emulator::native(&header_rules::EXPORTS);
-    emu.start(config).unwrap();
+    assert_eq!(emu.start(config), Ok(()));
     emu
 }
 

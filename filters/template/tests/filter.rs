@@ -4,7 +4,7 @@ use sdk_ext::testing::{Action, Emulator};
 
 fn start(config: &str) -> Emulator {
     let mut emu = Emulator::native(&filter_template::EXPORTS);
-    emu.start(config).unwrap();
+    assert_eq!(emu.start(config), Ok(()));
     emu
 }
 
@@ -78,7 +78,10 @@ fn bad_config_is_refused_naming_the_field() {
     let err = emu
         .start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#)
         .unwrap_err();
-    assert!(err.contains("invalid config at stauts: unknown field"), "{err}");
+    assert!(
+        err.contains("invalid config at stauts: unknown field"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -224,7 +224,7 @@ pub fn start(config: &Value, host_crypto: bool) -> Emulator {
     if host_crypto {
         register_host_crypto(&mut emu);
     }
-    emu.start(config.to_string()).unwrap();
+    assert_eq!(emu.start(config.to_string()), Ok(()));
     emu
 }
 
