@@ -15,10 +15,17 @@
 //! assert_eq!(invalid_value_byte(b"a\x00b"), Some((1, 0x00)));
 //! ```
 //!
-//! ```ignore
+//! Reading and writing the live maps (inside a phase; from an sdk-ext filter, `HttpHost`
+//! offers the same with per-phase caching):
+//!
+//! ```no_run
 //! use sdk_ext::headers::Headers;
-//! if let Some(v) = Headers::REQUEST.get("x-tenant") { /* bytes, maybe not UTF-8 */ }
-//! Headers::RESPONSE.set("x-served-by", b"edge-1");
+//! fn in_a_phase() -> Result<(), sdk_ext::host::Status> {
+//!     if let Some(tenant) = Headers::REQUEST.get("x-tenant") {
+//!         let _bytes: Vec<u8> = tenant; // maybe not UTF-8: an ordinary case
+//!     }
+//!     Headers::RESPONSE.set("x-served-by", b"edge-1")
+//! }
 //! ```
 
 use crate::host;

@@ -62,6 +62,11 @@ pub mod testing;
 /// workspace, so a test that depends on it asks this rather than assuming.
 pub const REGEX_ENABLED: bool = cfg!(feature = "regex");
 
+/// The README's examples, compiled (and run where they can be) as doc tests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use host::Action;
 pub use http::{HttpFilter, HttpHost};
 pub use network::{NetworkFilter, NetworkHost};

@@ -15,9 +15,11 @@
 //!
 //! A filter's whole hub check is one call (see `filters/template/tests/schema.rs`):
 //!
-//! ```ignore
-//! let report = sdk_ext::schema::check_filter::<RawConfig>(
-//!     &sdk_ext::package_info!(), my_filter::NAME, |json| Config::parse(json).map(drop));
+//! ```no_run
+//! # #[derive(schemars::JsonSchema)] struct RawConfig {}
+//! # fn parse(_: &[u8]) -> Result<(), sdk_ext::config::ConfigError> { Ok(()) }
+//! let report = sdk_ext::schema::check_filter::<RawConfig>(&sdk_ext::package_info!(), "my-filter", parse);
+//! assert!(report.is_ok(), "{report:?}");
 //! ```
 //!
 //! Nothing here panics: every problem is returned as text for the test to report.
