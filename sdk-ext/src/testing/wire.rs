@@ -8,65 +8,32 @@
 /// Header-like pairs as the emulator keeps them: names as text, values as bytes.
 pub(crate) type Pairs = Vec<(String, Vec<u8>)>;
 
-/// Encodes pairs in proxy-wasm's map format.
+/// Encodes pairs in proxy-wasm's map format, with sdk-ext's one codec
+/// ([`crate::host::encode_pairs`]). A map too large for the format's `u32` lengths (never
+/// built by a test) encodes as an empty map.
 pub(crate) fn encode_pairs(pairs: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let size = pairs.iter().fold(4usize, |size, (name, value)| {
-        size.saturating_add(name.len())
-            .saturating_add(value.len())
-            .saturating_add(10)
-    });
-    let mut bytes = Vec::with_capacity(size);
-    bytes.extend_from_slice(&len_u32(pairs.len()).to_le_bytes());
-    for (name, value) in pairs {
-        bytes.extend_from_slice(&len_u32(name.len()).to_le_bytes());
-        bytes.extend_from_slice(&len_u32(value.len()).to_le_bytes());
-    }
-    for (name, value) in pairs {
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(value);
-        bytes.push(0);
-    }
-    bytes
+    let borrowed: Vec<(&str, &[u8])> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    crate::host::encode_pairs(&borrowed).unwrap_or_else(|_| 0u32.to_le_bytes().to_vec())
 }
 
-/// Decodes proxy-wasm's map format; names that are not UTF-8 are converted lossily.
-/// An empty input is an empty map; malformed input is `None`.
+/// Decodes proxy-wasm's map format ([`crate::host::decode_pairs`]); names that are not
+/// UTF-8 are converted lossily. An empty input is an empty map; malformed input is `None`.
 pub(crate) fn decode_pairs(bytes: &[u8]) -> Option<Pairs> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let count = usize::try_from(read_u32(bytes, 0)?).ok()?;
-    let mut data_at = count.checked_mul(8)?.checked_add(4)?;
-    if data_at > bytes.len() {
-        return None;
-    }
-    let mut pairs = Vec::with_capacity(count);
-    for n in 0..count {
-        let sizes_at = n.checked_mul(8)?.checked_add(4)?;
-        let name_len = usize::try_from(read_u32(bytes, sizes_at)?).ok()?;
-        let value_len = usize::try_from(read_u32(bytes, sizes_at.checked_add(4)?)?).ok()?;
-        let name = bytes.get(data_at..data_at.checked_add(name_len)?)?;
-        data_at = data_at.checked_add(name_len)?.checked_add(1)?;
-        let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
-        data_at = data_at.checked_add(value_len)?.checked_add(1)?;
-        pairs.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
-    }
-    Some(pairs)
+    let pairs = crate::host::decode_pairs(bytes)?;
+    Some(
+        pairs
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8_lossy(&n).into_owned(), v))
+            .collect(),
+    )
 }
 
 /// Joins property path parts the way proxy-wasm serializes them (`\0` between parts).
 pub(crate) fn property_key(path: &[&str]) -> Vec<u8> {
     path.join("\0").into_bytes()
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let raw = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(<[u8; 4]>::try_from(raw).ok()?))
-}
-
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
