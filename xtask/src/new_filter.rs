@@ -242,8 +242,9 @@ fn repo_files(root: &Path) -> Result<Vec<PathBuf>, String> {
 /// `xtask new-filter-check`: `new-filter` in a scratch copy of the repository
 /// (`target/new-filter-check/repo`), then what its next steps promise: the new filter builds
 /// to `dist/`, its own tests pass, its Envoy config passes `envoy --mode validate`, and its
-/// generated integration test passes in a real Envoy. Host builds share `target/` (only the
-/// copied path crates compile again), the wasm build shares `target-wasm/`.
+/// generated integration test passes in a real Envoy. The copy builds in
+/// `target/new-filter-check/{target,target-wasm}` (kept between runs, so only the first run
+/// compiles the dependencies and the wasm std).
 pub fn check(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err("usage: new-filter-check (no arguments)".into());
@@ -264,11 +265,22 @@ pub fn check(args: &[String]) -> Result<(), String> {
         }
         fs::copy(&from, &to).map_err(|e| format!("copying {}: {e}", from.display()))?;
     }
-    for shared in [".venv", "target-wasm"] {
-        let from = root.join(shared);
+    // Build directories of their own, kept between runs: cargo names a workspace member's
+    // artifacts by its path *relative to the workspace*, so the copy's crates would overwrite
+    // the real ones' in a shared target dir (and look fresh to cargo there).
+    let builds = root.join("target/new-filter-check");
+    let target = builds.join("target");
+    let target_wasm = builds.join("target-wasm");
+    fs::create_dir_all(&target_wasm)
+        .map_err(|e| format!("creating {}: {e}", target_wasm.display()))?;
+    let links = [
+        (root.join(".venv"), scratch.join(".venv")),
+        (target_wasm, scratch.join("target-wasm")),
+    ];
+    for (from, to) in links {
         if from.exists() {
-            std::os::unix::fs::symlink(&from, scratch.join(shared))
-                .map_err(|e| format!("linking {shared}: {e}"))?;
+            std::os::unix::fs::symlink(&from, &to)
+                .map_err(|e| format!("linking {}: {e}", to.display()))?;
         }
     }
     let written = create(&scratch, CHECK_NAME)?;
@@ -286,7 +298,6 @@ pub fn check(args: &[String]) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target = root.join("target");
     run_step(
         &format!("build {CHECK_NAME}"),
         Command::new(&exe)
