@@ -4,7 +4,8 @@
 //! header and metric calls.
 //!
 //! **Exports**: the same set an sdk-ext filter exports (sdk-ext's macros export only the stream
-//! phases a filter implements, plus this fixed set): `memory`, `_initialize` (the linker's),
+//! phases a filter implements, plus this fixed set): `memory`, `_initialize` (an sdk-ext
+//! module's is the WASI reactor's, which Envoy calls once at VM start; here an empty one),
 //! `proxy_abi_version_0_2_1`, `proxy_on_memory_allocate`, `proxy_on_context_create`,
 //! `proxy_on_vm_start`, `proxy_on_configure`, `proxy_on_delete` (Envoy calls it for every
 //! stream: a per-request cost the floor must pay too), and the root-only callbacks that cost
@@ -151,6 +152,11 @@ pub fn send_local_response(status: u32, details: &[u8], body: &[u8]) {
         )
     };
 }
+
+/// Called once by the host when the module is instantiated (a Rust module's comes from the
+/// WASI reactor start-up code; this one has nothing to initialise).
+#[no_mangle]
+pub extern "C" fn _initialize() {}
 
 /// The ABI version Envoy checks for.
 #[no_mangle]
