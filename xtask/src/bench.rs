@@ -2381,6 +2381,15 @@ fn paired(s: &Summary, base: &Summary, kind: Kind, twin_us: f64) -> Paired {
     }
 }
 
+/// A variant's added CPU ÷ its floor's; `None` when the floor's added CPU is not above
+/// [`MIN_FLOOR_ADDED_US`] (contended samples can make it ≤ 0: no ratio is meaningful then).
+fn floor_ratio(added_us: f64, floor_added_us: f64) -> Option<f64> {
+    (floor_added_us > MIN_FLOOR_ADDED_US && added_us.is_finite()).then(|| added_us / floor_added_us)
+}
+
+/// The smallest floor cost a ÷ floor ratio is computed against (µs/req).
+const MIN_FLOOR_ADDED_US: f64 = 0.5;
+
 /// One (raw floor, sdk-ext filter) pair's exports.
 struct ExportCheck {
     floor: &'static str,
@@ -2573,7 +2582,7 @@ fn render(r: &RunInfo) -> String {
     let over_floor = |v: &Variant, kind: Kind| -> Option<f64> {
         let floor = find(v.floor?)?;
         let (a, f) = (view(v, kind)?, view(floor, kind)?);
-        Some(a.added_us / f.added_us)
+        floor_ratio(a.added_us, f.added_us)
     };
     let num = |x: Option<f64>, prec: usize| match x {
         Some(x) if x.is_finite() => format!("{x:.prec$}"),
@@ -2697,11 +2706,26 @@ fn render(r: &RunInfo) -> String {
             Some(x) if x.is_finite() => (format!("{x:.2} ×"), yes(x <= 1.10)),
             _ => ("—".to_string(), "n/a"),
         };
+        let flagged = |kind| {
+            let n = r
+                .samples
+                .iter()
+                .filter(|x| x.kind == kind && x.status == Status::UsedContended)
+                .filter(|x| x.variant.name == filter || x.variant.name == floor)
+                .count();
+            if n > 0 {
+                format!(" ({n} contended samples)")
+            } else {
+                String::new()
+            }
+        };
         let (m, ms) = cell(Kind::Moderate);
         let (s, ss) = cell(Kind::Saturated);
         let _ = writeln!(
             md,
-            "| {filter} added CPU ≤ 1.10 × {floor}'s (same host calls) | {m} | {ms} | {s} | {ss} |"
+            "| {filter} added CPU ≤ 1.10 × {floor}'s (same host calls) | {m}{} | {ms} | {s}{} | {ss} |",
+            flagged(Kind::Moderate),
+            flagged(Kind::Saturated)
         );
     }
     // Per-route: the route without the filter pays nothing (within the self-pair's noise).
@@ -3147,6 +3171,14 @@ intr 1 2 3
             added,
             n: 3,
         }
+    }
+
+    #[test]
+    fn floor_ratios_need_a_floor_above_noise() {
+        assert_eq!(floor_ratio(11.0, 10.0), Some(1.1));
+        assert_eq!(floor_ratio(5.0, -3.5), None);
+        assert_eq!(floor_ratio(5.0, 0.2), None);
+        assert_eq!(floor_ratio(f64::NAN, 10.0), None);
     }
 
     #[test]
