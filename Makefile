@@ -18,13 +18,20 @@ build: setup
 	@$(XTASK) build
 
 # The second line: sdk-ext with its optional features off (a filter built without `regex`).
+# The third: every filter crate and sdk-ext tested alone, with only its own features (unit,
+# integration and doc tests), so that Cargo's feature unification across the workspace cannot
+# hide a failure (xtask/src/test_each.rs). The last: `make new-filter` end to end in a scratch
+# copy of the repository (xtask/src/new_filter.rs).
 test: build lint
 	$(CARGO) test --workspace --all-features --no-fail-fast
 	$(CARGO) test -p sdk-ext --no-default-features --lib
+	@$(XTASK) test-each
+	@$(XTASK) new-filter-check
 
 test-unit:
 	$(CARGO) test --workspace --all-features --exclude integration
 	$(CARGO) test -p sdk-ext --no-default-features --lib
+	@$(XTASK) test-each
 
 test-integration: build
 	$(CARGO) test -p integration

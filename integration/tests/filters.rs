@@ -66,33 +66,7 @@ fn header_rules_edits_what_reaches_the_upstream_and_the_client() {
     assert_eq!(resp.header("cache-control").as_deref(), Some("public"));
 }
 
-#[test]
-fn template_denies_with_json_and_passes_the_rest() {
-    let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port())
-        .filter(template(TEMPLATE_EXAMPLE))
-        .start()
-        .unwrap();
-    let resp = envoy.get("/admin/users", &[]);
-    assert_eq!(resp.status, 403, "{}", resp.text());
-    assert_eq!(
-        resp.header("content-type").as_deref(),
-        Some("application/json")
-    );
-    let body = resp.json();
-    assert_eq!(body["error"], "forbidden");
-    assert_eq!(body["message"], "the admin area is not reachable from here");
-    assert_eq!(
-        echo.request_count(),
-        0,
-        "a denied request must not reach the upstream"
-    );
-    let resp = envoy.get("/public", &[]);
-    assert_eq!(resp.status, 200);
-    assert_eq!(echo.request_count(), 1);
-    assert_eq!(envoy.stat("wasmcustom.filter_template.denied"), Some(1));
-    assert_eq!(envoy.stat("wasmcustom.filter_template.allowed"), Some(1));
-}
+// The template in real Envoy: tests/template.rs (the test `make new-filter` copies).
 
 #[test]
 fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {

@@ -58,9 +58,19 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
-                     [--connections C] [--nice N] [--only a,b,...]
+     [--connections C] [--rate R] [--clients K] [--max-other PCT] [--retakes N] [--nice N] \
+     [--only a,b,...]
+  --connections C  saturated samples: wrk keep-alive connections per front (default 16)
+  --rate R         moderate samples: h2load requests/s per front (default 1000; 0: none)
+  --clients K      moderate samples: h2load connections per front (default 4)
+  --max-other PCT  drop a sample when other work took more than PCT % of the front core
+                   (default 5), and re-take it up to --retakes times (default 2)
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     the header-editing rows (bare, raw, raw-edits, native-header_mutation, lua, header-rules, template)
+    headers     every non-JWT row (bare, raw*, native-header_mutation, lua, header-rules,
+                template, the per-route rows)
+    floors      the sdk-ext filters and their raw-ABI floors (raw-edits, header-rules,
+                raw-template, template)
+    route       the per-route rows (filter disabled in the chain, enabled on one route)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
@@ -126,7 +136,25 @@ struct Variant {
     denied: Option<(&'static str, u16)>,
     /// A JWT row: requests carry tokens.
     jwt: Option<JwtLoad>,
+    /// A per-route row: the filter is `disabled: true` in the chain and enabled only on the
+    /// front's `filtered` route (requests with `x-bench-route: on`).
+    route: Option<PerRoute>,
+    /// The raw-ABI row making the same host calls (the variant's floor), for the ÷ floor ratio.
+    floor: Option<&'static str>,
 }
+
+/// A per-route row: which filter entry the `filtered` route enables, and where the load goes.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct PerRoute {
+    /// The HTTP filter's name in the chain (the `typed_per_filter_config` key).
+    filter: &'static str,
+    /// `true`: the load goes to the `filtered` route (the filter runs); `false`: to the other
+    /// route, which must pay nothing for the disabled filter.
+    load_on: bool,
+}
+
+/// The request header that selects the front's `filtered` route in per-route rows.
+const ROUTE_HEADER: (&str, &str) = ("x-bench-route", "on");
 
 /// The JWT algorithms benchmarked.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -180,6 +208,10 @@ const JWT_AUDIENCE: &str = "api.example.com";
 /// The `--only` group of the JWT rows; `headers` is every other row.
 const JWT_GROUP: &str = "jwt";
 const HEADERS_GROUP: &str = "headers";
+const FLOORS_GROUP: &str = "floors";
+/// The `floors` group: the sdk-ext filters with the targets, and their raw-ABI floors.
+const FLOOR_ROWS: &[&str] = &["raw-edits", "header-rules", "raw-template", "template"];
+const ROUTE_GROUP: &str = "route";
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -203,6 +235,8 @@ const fn native_jwt_variant(name: &'static str, alg: Alg, pool: bool) -> Variant
         wasm: None,
         denied: Some(("/check", 401)),
         jwt: Some(JwtLoad { alg, pool }),
+        route: None,
+        floor: None,
     }
 }
 
@@ -216,6 +250,52 @@ const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
         wasm: Some(Module::Dist("jwt-auth.wasm")),
         denied: Some(("/check", 401)),
         jwt: Some(JwtLoad { alg, pool }),
+        route: None,
+        floor: None,
+    }
+}
+
+const HEADER_RULES_STATS: &[&str] = &["wasmcustom.header_rules.requests_matched"];
+const TEMPLATE_STATS: &[&str] = &["wasmcustom.filter_template.allowed"];
+/// The names of the per-route rows' filter entries (distinct names: the route's
+/// `typed_per_filter_config` enables one by name).
+const HEADER_RULES_ENTRY: &str = "envoy.filters.http.wasm.header_rules";
+const TEMPLATE_ENTRY: &str = "envoy.filters.http.wasm.template";
+
+/// header-rules disabled in the chain and enabled on the `filtered` route; the load goes to
+/// that route (`load_on`) or to the other one.
+const fn header_rules_route_variant(name: &'static str, load_on: bool) -> Variant {
+    Variant {
+        name,
+        filters: header_rules_route_filter,
+        edits: Edits::Bench,
+        stats: HEADER_RULES_STATS,
+        wasm: Some(Module::Dist("header-rules.wasm")),
+        denied: None,
+        jwt: None,
+        route: Some(PerRoute {
+            filter: HEADER_RULES_ENTRY,
+            load_on,
+        }),
+        floor: Some("raw-edits"),
+    }
+}
+
+/// The template, per route, as [`header_rules_route_variant`].
+const fn template_route_variant(name: &'static str, load_on: bool) -> Variant {
+    Variant {
+        name,
+        filters: template_route_filter,
+        edits: Edits::None,
+        stats: TEMPLATE_STATS,
+        wasm: Some(Module::Dist("template.wasm")),
+        denied: Some(("/admin", 403)),
+        jwt: None,
+        route: Some(PerRoute {
+            filter: TEMPLATE_ENTRY,
+            load_on,
+        }),
+        floor: Some("raw-template"),
     }
 }
 
@@ -228,6 +308,8 @@ const VARIANTS: &[Variant] = &[
         wasm: None,
         denied: None,
         jwt: None,
+        route: None,
+        floor: None,
     },
     Variant {
         name: "bare",
@@ -237,6 +319,8 @@ const VARIANTS: &[Variant] = &[
         wasm: Some(Module::Bench("bare-filter")),
         denied: None,
         jwt: None,
+        route: None,
+        floor: Some("raw"),
     },
     Variant {
         name: "raw",
@@ -246,15 +330,19 @@ const VARIANTS: &[Variant] = &[
         wasm: Some(Module::Bench("raw-filter")),
         denied: None,
         jwt: None,
+        route: None,
+        floor: None,
     },
     Variant {
         name: "raw-edits",
         filters: raw_edits_filter,
         edits: Edits::Bench,
-        stats: &[],
+        stats: &["wasmcustom.raw_edits.requests_matched"],
         wasm: Some(Module::Bench("raw-edits")),
         denied: None,
         jwt: None,
+        route: None,
+        floor: None,
     },
     Variant {
         name: "native-header_mutation",
@@ -264,6 +352,8 @@ const VARIANTS: &[Variant] = &[
         wasm: None,
         denied: None,
         jwt: None,
+        route: None,
+        floor: None,
     },
     Variant {
         name: "lua",
@@ -273,25 +363,46 @@ const VARIANTS: &[Variant] = &[
         wasm: None,
         denied: None,
         jwt: None,
+        route: None,
+        floor: None,
     },
     Variant {
         name: "header-rules",
         filters: header_rules_filter,
         edits: Edits::Bench,
-        stats: &["wasmcustom.header_rules.requests_matched"],
+        stats: HEADER_RULES_STATS,
         wasm: Some(Module::Dist("header-rules.wasm")),
         denied: None,
         jwt: None,
+        route: None,
+        floor: Some("raw-edits"),
     },
     Variant {
         name: "template",
         filters: template_filter,
         edits: Edits::None,
-        stats: &["wasmcustom.filter_template.allowed"],
+        stats: TEMPLATE_STATS,
         wasm: Some(Module::Dist("template.wasm")),
         denied: Some(("/admin", 403)),
         jwt: None,
+        route: None,
+        floor: Some("raw-template"),
     },
+    Variant {
+        name: "raw-template",
+        filters: raw_template_filter,
+        edits: Edits::None,
+        stats: &["wasmcustom.raw_template.allowed"],
+        wasm: Some(Module::Bench("raw-template")),
+        denied: Some(("/admin", 403)),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    header_rules_route_variant("header-rules-route-off", false),
+    header_rules_route_variant("header-rules-route-on", true),
+    template_route_variant("template-route-off", false),
+    template_route_variant("template-route-on", true),
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -347,8 +458,27 @@ fn lua_filter(_: &Inputs) -> String {
 }
 
 fn wasm_filter(name: &str, root_id: &str, config: &str, module: &Path) -> String {
+    wasm_filter_entry(
+        "envoy.filters.http.wasm",
+        false,
+        name,
+        root_id,
+        config,
+        module,
+    )
+}
+
+/// A wasm filter entry named `entry`; `disabled`: off unless a route enables it.
+fn wasm_filter_entry(
+    entry: &str,
+    disabled: bool,
+    name: &str,
+    root_id: &str,
+    config: &str,
+    module: &Path,
+) -> String {
     format!(
-        r#"          - name: envoy.filters.http.wasm
+        r#"          - name: {entry}{disabled}
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
@@ -364,7 +494,12 @@ fn wasm_filter(name: &str, root_id: &str, config: &str, module: &Path) -> String
                   code:
                     local:
                       filename: {module:?}
-"#
+"#,
+        disabled = if disabled {
+            "\n            disabled: true"
+        } else {
+            ""
+        }
     )
 }
 
@@ -398,6 +533,38 @@ fn header_rules_filter(i: &Inputs) -> String {
         "header-rules",
         HEADER_RULES_CONFIG,
         &i.modules.path(Module::Dist("header-rules.wasm")),
+    )
+}
+
+/// The template's host calls through the bare ABI (`bench/raw-template`): its host-side floor.
+fn raw_template_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-template",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-template")),
+    )
+}
+
+fn header_rules_route_filter(i: &Inputs) -> String {
+    wasm_filter_entry(
+        HEADER_RULES_ENTRY,
+        true,
+        "header-rules",
+        "header-rules",
+        HEADER_RULES_CONFIG,
+        &i.modules.path(Module::Dist("header-rules.wasm")),
+    )
+}
+
+fn template_route_filter(i: &Inputs) -> String {
+    wasm_filter_entry(
+        TEMPLATE_ENTRY,
+        true,
+        "filter-template",
+        "filter-template",
+        TEMPLATE_CONFIG,
+        &i.modules.path(Module::Dist("template.wasm")),
     )
 }
 
@@ -498,8 +665,29 @@ static_resources:
     )
 }
 
-/// The front Envoy: the variant's filters, then the router to the upstream.
-fn front_config(filters: &str, upstream: SocketAddr) -> String {
+/// The front Envoy: the variant's filters, then the router to the upstream. `enable_on_route`:
+/// the name of a (disabled) filter entry that the `filtered` route, selected by
+/// [`ROUTE_HEADER`], enables with `typed_per_filter_config` (`FilterConfig`, `config: {}`).
+fn front_config(filters: &str, upstream: SocketAddr, enable_on_route: Option<&str>) -> String {
+    let filtered = match enable_on_route {
+        Some(entry) => format!(
+            r#"              - name: filtered
+                match:
+                  prefix: "/"
+                  headers:
+                  - name: {header}
+                    string_match: {{ exact: "{value}" }}
+                route: {{ cluster: upstream }}
+                typed_per_filter_config:
+                  {entry}:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    config: {{}}
+"#,
+            header = ROUTE_HEADER.0,
+            value = ROUTE_HEADER.1
+        ),
+        None => String::new(),
+    };
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
@@ -519,7 +707,8 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
-              - match: {{ prefix: "/" }}
+{filtered}              - name: plain
+                match: {{ prefix: "/" }}
                 route: {{ cluster: upstream }}
           http_filters:
 {filters}          - name: envoy.filters.http.router
@@ -549,6 +738,15 @@ struct Opts {
     duration: u64,
     warmup: u64,
     connections: u32,
+    /// Moderate load: requests/s per front (0: no moderate samples).
+    rate: u32,
+    /// Moderate load: h2load connections per front.
+    clients: u32,
+    /// Drop rule: a sample is dropped when other work took more than this share of the front
+    /// core (user + nice + system time not ours, plus steal).
+    max_other: f64,
+    /// Drop rule: re-takes of a dropped sample before it is kept (flagged).
+    retakes: usize,
     nice: i32,
     only: Option<Vec<String>>,
 }
@@ -570,6 +768,10 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         duration: 5,
         warmup: 1,
         connections: 16,
+        rate: 1000,
+        clients: 4,
+        max_other: 0.05,
+        retakes: 2,
         nice: default_nice(),
         only: None,
     };
@@ -597,6 +799,20 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--duration" => o.duration = num(value()?)?,
             "--warmup" => o.warmup = num(value()?)?,
             "--connections" => o.connections = num(value()?)? as u32,
+            "--rate" => o.rate = num(value()?)? as u32,
+            "--clients" => o.clients = num(value()?)? as u32,
+            "--retakes" => o.retakes = num(value()?)? as usize,
+            "--max-other" => {
+                let v = value()?;
+                let pct = v
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .map_err(|_| format!("--max-other: not a percentage: {v}"))?;
+                if !(0.0..=100.0).contains(&pct) {
+                    return Err(format!("--max-other: {v} is not within 0-100 %"));
+                }
+                o.max_other = pct / 100.0;
+            }
             "--nice" => {
                 let v = value()?;
                 o.nice = v
@@ -613,7 +829,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     if !VARIANTS.iter().any(|v| selects(n, v)) {
                         let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
                         return Err(format!(
-                            "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {JWT_GROUP}; \
+                            "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {FLOORS_GROUP}, \
+                             {ROUTE_GROUP}, {JWT_GROUP}; \
                              `*` matches any characters; variants: {})",
                             known.join(", ")
                         ));
@@ -624,8 +841,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {arg:?}\n{USAGE}")),
         }
     }
-    if o.rounds == 0 || o.duration == 0 || o.connections == 0 {
-        return Err("--rounds, --duration and --connections must be at least 1".into());
+    if o.rounds == 0 || o.duration == 0 || o.connections == 0 || o.clients == 0 {
+        return Err("--rounds, --duration, --connections and --clients must be at least 1".into());
     }
     Ok(o)
 }
@@ -635,6 +852,8 @@ fn selects(item: &str, v: &Variant) -> bool {
     match item {
         JWT_GROUP => v.jwt.is_some(),
         HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE,
+        FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
+        ROUTE_GROUP => v.route.is_some(),
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
@@ -866,6 +1085,33 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all.into_iter().skip(skip).collect::<Vec<_>>().join("\n")
 }
 
+/// CPU time of a process, all its threads, in seconds: the sum of each thread's run time in
+/// `/proc/PID/task/TID/schedstat` (nanoseconds; a 5 s moderate sample of a front is ~0.3 s of
+/// CPU, which clock ticks would measure only to ±3 %), or utime + stime from `/proc/PID/stat`
+/// (clock ticks) where schedstat is not available.
+fn cpu_secs(pid: u32, clk_tck: f64) -> Result<f64, String> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"));
+    if let Ok(tasks) = tasks {
+        let mut ns: u64 = 0;
+        let mut any = false;
+        for t in tasks.flatten() {
+            let text = fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            if let Some(v) = text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                ns += v;
+                any = true;
+            }
+        }
+        if any {
+            return Ok(ns as f64 / 1e9);
+        }
+    }
+    Ok(cpu_ticks(pid)? as f64 / clk_tck)
+}
+
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64, String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -971,12 +1217,58 @@ fn stat_value(admin: SocketAddr, name: &str) -> Result<Option<u64>, String> {
 
 /// Checks that a freshly started front Envoy does what its variant promises. `token`: a valid
 /// token of a JWT row, sent as `Authorization: Bearer`.
+/// Per-route rows are checked on both routes: the filter acts on the `filtered` route, and the
+/// other route is untouched (no edits, nothing denied).
 fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String> {
-    let ctx = |what: String| format!("variant {}: {what}", v.name);
+    let own = Expect {
+        edits: v.edits,
+        denied: v.denied,
+        stats: v.stats,
+    };
+    match v.route {
+        None => verify_as(v, front, token, false, &own),
+        Some(r) => {
+            verify_as(v, front, token, true, &own)?;
+            if !r.load_on {
+                let untouched = Expect {
+                    edits: Edits::None,
+                    denied: v.denied.map(|(path, _)| (path, 200)),
+                    stats: &[],
+                };
+                verify_as(v, front, token, false, &untouched)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What a check request must show.
+struct Expect {
+    edits: Edits,
+    /// A path and the status it must answer.
+    denied: Option<(&'static str, u16)>,
+    stats: &'static [&'static str],
+}
+
+/// One round of checks, with or without [`ROUTE_HEADER`] on the requests.
+fn verify_as(
+    v: &Variant,
+    front: &Envoy,
+    token: Option<&str>,
+    on_route: bool,
+    want: &Expect,
+) -> Result<(), String> {
+    let ctx = |what: String| {
+        let route = if on_route { " (filtered route)" } else { "" };
+        format!("variant {}{route}: {what}", v.name)
+    };
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("x-remove-me", "1")];
     if let Some(b) = &bearer {
         headers.push(("authorization", b.as_str()));
+    }
+    if on_route {
+        headers.push(ROUTE_HEADER);
     }
     let r = http_get(front.listener, "/check", &headers).map_err(ctx)?;
     if r.status != 200 {
@@ -992,7 +1284,7 @@ fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String>
             seen("x-seen-authorization")
         )));
     }
-    match v.edits {
+    match want.edits {
         Edits::None => {
             if seen("x-seen-remove") != "1" {
                 return Err(ctx(format!(
@@ -1041,8 +1333,9 @@ fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String>
             }
         }
     }
-    if let Some((path, want)) = v.denied {
-        let r = http_get(front.listener, path, &[]).map_err(ctx)?;
+    if let Some((path, want)) = want.denied {
+        let route: &[(&str, &str)] = if on_route { &[ROUTE_HEADER] } else { &[] };
+        let r = http_get(front.listener, path, route).map_err(ctx)?;
         if r.status != want {
             return Err(ctx(format!(
                 "GET {path} answered {}, want {want}",
@@ -1050,7 +1343,7 @@ fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String>
             )));
         }
     }
-    for &stat in v.stats {
+    for &stat in want.stats {
         match stat_value(front.admin, stat).map_err(ctx)? {
             Some(n) if n > 0 => {}
             other => {
@@ -1066,21 +1359,28 @@ fn verify(v: &Variant, front: &Envoy, token: Option<&str>) -> Result<(), String>
 // ---------------------------------------------------------------------------------------------
 // Load
 
-struct WrkResult {
+struct LoadResult {
     requests: u64,
     rps: f64,
     secs: f64,
     socket_errors: String,
 }
 
-/// `wrk` against `url`: GET / with `x-remove-me: 1`, or the requests of a `script`.
+/// What a front is loaded with: GET / with these headers, or the requests of a wrk `script`
+/// (JWT rows).
+struct Load<'a> {
+    script: Option<&'a Path>,
+    headers: Vec<(&'a str, String)>,
+}
+
+/// `wrk` against `url` (saturation: `connections` keep-alive connections as fast as they go).
 fn run_wrk(
     env: &Env,
     url: &str,
-    script: Option<&Path>,
+    load: &Load,
     secs: u64,
     connections: u32,
-) -> Result<WrkResult, String> {
+) -> Result<LoadResult, String> {
     let mut cmd = env.pinned(env.pin.map(|p| p.1), Path::new("wrk"));
     cmd.args([
         "-t1",
@@ -1089,10 +1389,16 @@ fn run_wrk(
         "--timeout",
         "5s",
     ]);
-    match script {
-        Some(path) => cmd.arg("-s").arg(path),
-        None => cmd.args(["-H", "x-remove-me: 1"]),
-    };
+    match load.script {
+        Some(path) => {
+            cmd.arg("-s").arg(path);
+        }
+        None => {
+            for (k, v) in &load.headers {
+                cmd.arg("-H").arg(format!("{k}: {v}"));
+            }
+        }
+    }
     let out = cmd
         .arg(url)
         .stdin(Stdio::null())
@@ -1128,7 +1434,7 @@ fn run_wrk(
         }
     }
     match (requests, rps) {
-        (Some(requests), Some(rps)) if requests > 0 => Ok(WrkResult {
+        (Some(requests), Some(rps)) if requests > 0 => Ok(LoadResult {
             requests,
             rps,
             secs: secs_run,
@@ -1140,22 +1446,108 @@ fn run_wrk(
     }
 }
 
-/// Two `wrk` runs at the same time (the variant's front and its paired no-filter twin), with the
-/// same requests.
-fn run_wrk_pair(
+/// `h2load` against `url` at a fixed rate (moderate load): `clients` HTTP/1.1 keep-alive
+/// connections, each sending `rate / clients` requests per second, for `secs` seconds.
+fn run_h2load(
     env: &Env,
     url: &str,
-    twin_url: &str,
-    script: Option<&Path>,
+    load: &Load,
     secs: u64,
-    connections: u32,
-) -> Result<(WrkResult, WrkResult), String> {
+    rate: u32,
+    clients: u32,
+) -> Result<LoadResult, String> {
+    let mut cmd = env.pinned(env.pin.map(|p| p.1), Path::new("h2load"));
+    cmd.args([
+        "--h1",
+        "-t1",
+        &format!("-c{clients}"),
+        &format!("--rps={}", rate.div_ceil(clients).max(1)),
+        &format!("-D{secs}"),
+    ]);
+    for (k, v) in &load.headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd.arg(url).stdin(Stdio::null()).output().map_err(|e| {
+        format!("running h2load (Debian package nghttp2-client; `make setup`): {e}")
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "h2load failed ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse_h2load(&text).map_err(|e| format!("h2load against {url}: {e}"))
+}
+
+/// Parses h2load's summary: `finished in 5.00s, 999.80 req/s, ...`, `requests: N total, N
+/// started, N done, N succeeded, 0 failed, 0 errored, 0 timeout`, `status codes: N 2xx, ...`.
+/// Any failed, errored, timed-out or non-2xx request is an error.
+fn parse_h2load(text: &str) -> Result<LoadResult, String> {
+    let mut secs = None;
+    let mut rps = None;
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut non_2xx = 0u64;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("finished in ") {
+            let mut parts = rest.split(',').map(str::trim);
+            secs = parts.next().and_then(parse_wrk_duration);
+            rps = parts
+                .next()
+                .and_then(|p| p.strip_suffix(" req/s"))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+        } else if let Some(rest) = line.strip_prefix("requests:") {
+            for part in rest.split(',').map(str::trim) {
+                if let Some((n, what)) = part.split_once(' ') {
+                    if let Ok(n) = n.parse::<u64>() {
+                        counts.push((what.trim().to_string(), n));
+                    }
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("status codes:") {
+            for part in rest.split(',').map(str::trim) {
+                if let Some((n, class)) = part.split_once(' ') {
+                    if class.trim() != "2xx" {
+                        non_2xx += n.parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+        }
+    }
+    let count = |what: &str| counts.iter().find(|(w, _)| w == what).map(|(_, n)| *n);
+    let (Some(secs), Some(rps), Some(ok)) = (secs, rps, count("succeeded")) else {
+        return Err(format!("could not parse the output:\n{text}"));
+    };
+    let bad: u64 = ["failed", "errored", "timeout"]
+        .iter()
+        .filter_map(|w| count(w))
+        .sum();
+    if bad > 0 || non_2xx > 0 || ok == 0 {
+        return Err(format!(
+            "{ok} succeeded, {bad} failed/errored/timed out, {non_2xx} not 2xx:\n{text}"
+        ));
+    }
+    Ok(LoadResult {
+        requests: ok,
+        rps,
+        secs,
+        socket_errors: String::new(),
+    })
+}
+
+/// The same load on the variant's front and its paired no-filter twin, at the same time.
+fn run_pair(
+    url: &str,
+    twin_url: &str,
+    run: impl Fn(&str) -> Result<LoadResult, String> + Sync,
+) -> Result<(LoadResult, LoadResult), String> {
     std::thread::scope(|s| {
-        let twin = s.spawn(|| run_wrk(env, twin_url, script, secs, connections));
-        let main = run_wrk(env, url, script, secs, connections);
+        let twin = s.spawn(|| run(twin_url));
+        let main = run(url);
         let twin = twin
             .join()
-            .unwrap_or_else(|_| Err("wrk thread failed".into()));
+            .unwrap_or_else(|_| Err("load thread failed".into()));
         Ok((main?, twin?))
     })
 }
@@ -1271,10 +1663,44 @@ fn parse_wrk_duration(t: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// The two loads every variant is measured at, in one run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// `wrk` as fast as it goes: the front's core is full (the variant and its twin share it),
+    /// so the CPU per request is the capacity view.
+    Saturated,
+    /// `h2load` at a fixed rate well below capacity (`--rate`): the added CPU per request of a
+    /// normally loaded proxy.
+    Moderate,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Saturated => "saturated",
+            Kind::Moderate => "moderate",
+        }
+    }
+}
+
+/// Whether a sample counts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Used,
+    /// Other jobs held the front's core: dropped and re-taken.
+    Dropped,
+    /// Contended, but the re-takes were used up: kept, and flagged in the report.
+    UsedContended,
+}
+
 struct Sample {
     round: usize,
     variant: &'static Variant,
+    kind: Kind,
+    status: Status,
     rps: f64,
+    /// Requests/s of the paired no-filter twin over the same seconds.
+    twin_rps: f64,
     requests: u64,
     cpu_secs: f64,
     wall_secs: f64,
@@ -1283,10 +1709,80 @@ struct Sample {
     upstream_us_per_req: f64,
     /// CPU per request of the paired no-filter front, measured over the same seconds.
     twin_us_per_req: f64,
+    /// The front's core: busy with the front and its twin, and busy with anything else
+    /// (other jobs, steal), as shares of the sample's wall time (`None`: not pinned).
+    core: Option<CoreUse>,
+    /// `/proc/loadavg` (1, 5, 15 min) before and after the sample.
+    load_before: [f64; 3],
+    load_after: [f64; 3],
     socket_errors: String,
     /// JWT rows: the share of the front's token-cache lookups that hit, over its whole life
     /// (check request, warm-up and run).
     cache_hit_share: Option<f64>,
+}
+
+impl Sample {
+    /// Front CPU µs/req minus the twin's: what the variant adds (the no-filter row shows the
+    /// offset of two identical fronts, subtracted in the report).
+    fn added_us(&self) -> f64 {
+        self.us_per_req - self.twin_us_per_req
+    }
+}
+
+/// How the pinned front core was used over a sample, as shares of its wall time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CoreUse {
+    /// The front and its twin (utime + stime of the two processes).
+    ours: f64,
+    /// user + nice + system time of the core not spent in our two processes: other jobs.
+    other: f64,
+    /// Time the hypervisor ran something else instead (steal).
+    steal: f64,
+}
+
+impl CoreUse {
+    /// The drop rule's measure: the share of the core other work took.
+    fn foreign(&self) -> f64 {
+        self.other + self.steal
+    }
+}
+
+/// `cpuN` of `/proc/stat`: (user + nice + system, steal), in clock ticks.
+fn core_ticks(cpu: u32) -> Result<(u64, u64), String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    parse_core_ticks(&stat, cpu).ok_or(format!("/proc/stat: no usable cpu{cpu} line"))
+}
+
+fn parse_core_ticks(stat: &str, cpu: u32) -> Option<(u64, u64)> {
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let at = |i: usize| f.get(i).copied();
+    Some((at(0)? + at(1)? + at(2)?, at(7).unwrap_or(0)))
+}
+
+/// The three load averages of `/proc/loadavg`.
+fn loadavg() -> [f64; 3] {
+    parse_loadavg(&fs::read_to_string("/proc/loadavg").unwrap_or_default())
+}
+
+fn parse_loadavg(text: &str) -> [f64; 3] {
+    let mut out = [f64::NAN; 3];
+    for (slot, v) in out.iter_mut().zip(text.split_whitespace()) {
+        *slot = v.parse().unwrap_or(f64::NAN);
+    }
+    out
+}
+
+fn fmt_load(l: &[f64; 3]) -> String {
+    format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
 }
 
 /// The token-cache counters (hits, misses) of a JWT row.
@@ -1339,6 +1835,120 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// A variant's front, its paired no-filter twin and the upstream, all running.
+struct Fronts<'a> {
+    front: &'a Envoy,
+    twin: &'a Envoy,
+    upstream: &'a Envoy,
+}
+
+/// One measured sample at `kind`'s load: both fronts loaded at once, their CPU, the front core's
+/// use by anything else, the load average before and after.
+fn take_sample(
+    env: &Env,
+    opts: &Opts,
+    f: &Fronts,
+    load: &Load,
+    kind: Kind,
+    (variant, round): (&'static Variant, usize),
+) -> Result<Sample, String> {
+    let url = format!("http://{}/", f.front.listener);
+    let twin_url = format!("http://{}/", f.twin.listener);
+    let load_before = loadavg();
+    let core_before = env.pin.map(|p| core_ticks(p.0)).transpose()?;
+    let before = cpu_secs(f.front.pid(), env.clk_tck)?;
+    let twin_before = cpu_secs(f.twin.pid(), env.clk_tck)?;
+    let up_before = cpu_secs(f.upstream.pid(), env.clk_tck)?;
+    let started = Instant::now();
+    let (w, tw) = match kind {
+        Kind::Saturated => run_pair(&url, &twin_url, |u| {
+            run_wrk(env, u, load, opts.duration, opts.connections)
+        })?,
+        Kind::Moderate => run_pair(&url, &twin_url, |u| {
+            run_h2load(env, u, load, opts.duration, opts.rate, opts.clients)
+        })?,
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let cpu_secs_front = cpu_secs(f.front.pid(), env.clk_tck)? - before;
+    let cpu_secs_twin = cpu_secs(f.twin.pid(), env.clk_tck)? - twin_before;
+    let cpu_secs_up = cpu_secs(f.upstream.pid(), env.clk_tck)? - up_before;
+    let core_after = env.pin.map(|p| core_ticks(p.0)).transpose()?;
+    let load_after = loadavg();
+    let core = match (core_before, core_after) {
+        (Some((busy0, steal0)), Some((busy1, steal1))) => {
+            let ticks = wall * env.clk_tck;
+            let busy = busy1.saturating_sub(busy0) as f64;
+            let ours = (cpu_secs_front + cpu_secs_twin) * env.clk_tck;
+            Some(CoreUse {
+                ours: ours / ticks,
+                other: (busy - ours).max(0.0) / ticks,
+                steal: steal1.saturating_sub(steal0) as f64 / ticks,
+            })
+        }
+        _ => None,
+    };
+    let cpu_secs = cpu_secs_front;
+    Ok(Sample {
+        round,
+        variant,
+        kind,
+        status: Status::Used,
+        rps: w.rps,
+        twin_rps: tw.rps,
+        requests: w.requests,
+        cpu_secs,
+        wall_secs: w.secs,
+        us_per_req: cpu_secs * 1e6 / w.requests as f64,
+        upstream_us_per_req: cpu_secs_up * 1e6 / (w.requests + tw.requests) as f64,
+        twin_us_per_req: cpu_secs_twin * 1e6 / tw.requests as f64,
+        core,
+        load_before,
+        load_after,
+        socket_errors: w.socket_errors,
+        cache_hit_share: None,
+    })
+}
+
+/// The drop rule: a sample during which other work took more than `max_other` of the front's
+/// core is dropped, unless it was already the `retakes`-th re-take (`tries` counts this one):
+/// then it is kept and flagged. Unpinned runs cannot tell, and keep every sample.
+fn drop_rule(core: Option<CoreUse>, max_other: f64, tries: usize, retakes: usize) -> Status {
+    let contended = core.is_some_and(|c| c.foreign() > max_other);
+    match (contended, tries > retakes) {
+        (false, _) => Status::Used,
+        (true, false) => Status::Dropped,
+        (true, true) => Status::UsedContended,
+    }
+}
+
+fn print_sample(s: &Sample, rounds: usize) {
+    let core = match s.core {
+        Some(c) => format!(
+            "  core: ours {:.0}% other {:.0}%",
+            100.0 * c.ours,
+            100.0 * c.foreign()
+        ),
+        None => String::new(),
+    };
+    let status = match s.status {
+        Status::Used => "",
+        Status::Dropped => "  DROPPED (other jobs on the front core): re-taking",
+        Status::UsedContended => "  contended, re-takes used up: kept, flagged",
+    };
+    eprintln!(
+        "  round {}/{rounds} {:<24} {:<9} {:>7.0} req/s  {:>6.1} µs/req  paired no-filter {:>6.1} µs/req  ratio {:.3}  load {}{core}{}{status}",
+        s.round,
+        s.variant.name,
+        s.kind.label(),
+        s.rps,
+        s.us_per_req,
+        s.twin_us_per_req,
+        s.us_per_req / s.twin_us_per_req,
+        fmt_load(&s.load_after),
+        if s.socket_errors.is_empty() { String::new() } else { format!("  socket errors: {}", s.socket_errors) }
+    );
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse_args(args)?;
     let root = crate::repo_root();
@@ -1360,7 +1970,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .trim()
         .to_string();
     if Command::new("wrk").arg("--version").output().is_err() {
-        return Err("wrk not found (Debian package `wrk`)".into());
+        return Err("wrk not found (Debian package `wrk`; `make setup`)".into());
+    }
+    if opts.rate > 0 && Command::new("h2load").arg("--version").output().is_err() {
+        return Err(
+            "h2load not found (Debian package `nghttp2-client`; `make setup`), or pass --rate 0"
+                .into(),
+        );
     }
     let dist = root.join("dist");
     let out_dir = root.join("target/bench");
@@ -1512,7 +2128,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let Some(&v) = selected.get((k + round - 1) % selected.len()) else {
                 continue;
             };
-            let config = front_config(&(v.filters)(&env.inputs), upstream.listener);
+            let config = front_config(
+                &(v.filters)(&env.inputs),
+                upstream.listener,
+                v.route.map(|r| r.filter),
+            );
             let front = start_envoy(
                 &env,
                 &format!("front-{}", v.name),
@@ -1531,74 +2151,84 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             verify(v, &front, token)?;
             let script = v.jwt.map(|l| l.script(&out_dir));
+            // Per-route rows whose load avoids the filter: its counter must not move.
+            let quiet_stat = match v.route {
+                Some(r) if !r.load_on => v
+                    .stats
+                    .first()
+                    .map(|&name| Ok::<_, String>((name, stat_value(front.admin, name)?)))
+                    .transpose()?,
+                _ => None,
+            };
             // The paired baseline: a no-filter front on the same CPU, loaded at the same time.
             let twin = start_envoy(
                 &env,
                 "front-paired-no-filter",
-                &front_config("", upstream.listener),
+                &front_config("", upstream.listener, None),
                 env.pin.map(|p| p.0),
             )?;
             started_pids.push(twin.pid());
-            let url = format!("http://{}/", front.listener);
-            let twin_url = format!("http://{}/", twin.listener);
-            if opts.warmup > 0 {
-                run_wrk_pair(
-                    &env,
-                    &url,
-                    &twin_url,
-                    script.as_deref(),
-                    opts.warmup,
-                    opts.connections,
-                )?;
+            let mut headers = vec![("x-remove-me", "1".to_string())];
+            if let Some(t) = token {
+                headers.push(("authorization", format!("Bearer {t}")));
             }
-            let before = cpu_ticks(front.pid())?;
-            let twin_before = cpu_ticks(twin.pid())?;
-            let up_before = cpu_ticks(upstream.pid())?;
-            let (w, tw) = run_wrk_pair(
-                &env,
-                &url,
-                &twin_url,
-                script.as_deref(),
-                opts.duration,
-                opts.connections,
-            )?;
-            let after = cpu_ticks(front.pid())?;
-            let twin_after = cpu_ticks(twin.pid())?;
-            let up_after = cpu_ticks(upstream.pid())?;
+            if v.route.is_some_and(|r| r.load_on) {
+                headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
+            }
+            let load = Load {
+                script: script.as_deref(),
+                headers,
+            };
+            let fronts = Fronts {
+                front: &front,
+                twin: &twin,
+                upstream: &upstream,
+            };
+            if opts.warmup > 0 {
+                let url = format!("http://{}/", front.listener);
+                let twin_url = format!("http://{}/", twin.listener);
+                run_pair(&url, &twin_url, |u| {
+                    run_wrk(&env, u, &load, opts.warmup, opts.connections)
+                })?;
+            }
+            for kind in [Kind::Saturated, Kind::Moderate] {
+                // h2load sends fixed headers: a pool of tokens cannot be paced this way.
+                let pool = v.jwt.is_some_and(|l| l.pool);
+                if kind == Kind::Moderate && (opts.rate == 0 || pool) {
+                    continue;
+                }
+                let mut tries = 0;
+                loop {
+                    let mut s = take_sample(&env, &opts, &fronts, &load, kind, (v, round))?;
+                    tries += 1;
+                    s.status = drop_rule(s.core, opts.max_other, tries, opts.retakes);
+                    print_sample(&s, opts.rounds);
+                    let retake = s.status == Status::Dropped;
+                    samples.push(s);
+                    if !retake {
+                        break;
+                    }
+                }
+            }
+            if let Some((name, before)) = quiet_stat {
+                let after = stat_value(front.admin, name)?;
+                if after != before {
+                    return Err(format!(
+                        "variant {}: {name} went from {before:?} to {after:?} under load on the \
+                         route without the filter: the filter ran there",
+                        v.name
+                    ));
+                }
+            }
+            if let Some(last) = samples.last_mut() {
+                last.cache_hit_share = cache_hit_share(v, &front)?;
+            }
             drop(twin);
             if let Ok(Some(status)) = upstream.child.try_wait() {
                 return Err(format!(
                     "the upstream Envoy exited during the run ({status})"
                 ));
             }
-            let cpu_secs = (after - before) as f64 / env.clk_tck;
-            let s = Sample {
-                round,
-                variant: v,
-                rps: w.rps,
-                requests: w.requests,
-                cpu_secs,
-                wall_secs: w.secs,
-                us_per_req: cpu_secs * 1e6 / w.requests as f64,
-                upstream_us_per_req: (up_after - up_before) as f64 / env.clk_tck * 1e6
-                    / (w.requests + tw.requests) as f64,
-                twin_us_per_req: (twin_after - twin_before) as f64 / env.clk_tck * 1e6
-                    / tw.requests as f64,
-                socket_errors: w.socket_errors,
-                cache_hit_share: cache_hit_share(v, &front)?,
-            };
-            eprintln!(
-                "  round {round}/{} {:<24} {:>9.0} req/s  {:>6.1} µs/req  front CPU {:>3.0}%  paired no-filter {:>6.1} µs/req  ratio {:.3}{}",
-                opts.rounds,
-                v.name,
-                s.rps,
-                s.us_per_req,
-                100.0 * s.cpu_secs / s.wall_secs,
-                s.twin_us_per_req,
-                s.us_per_req / s.twin_us_per_req,
-                if s.socket_errors.is_empty() { String::new() } else { format!("  socket errors: {}", s.socket_errors) }
-            );
-            samples.push(s);
             drop(front);
         }
     }
@@ -1610,17 +2240,50 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .collect();
 
     // Report.
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let host = format!(
+        "`{}`, {model}, {ncpu} CPUs, Linux {}",
+        hostname.trim(),
+        kernel.trim()
+    );
+    // Each floor module against its sdk-ext filter, when both were measured.
+    let mut exports = Vec::new();
+    for &v in &selected {
+        let (Some(floor), Some(Module::Dist(_))) = (v.floor, v.wasm) else {
+            continue;
+        };
+        let Some(fv) = selected.iter().find(|f| f.name == floor) else {
+            continue;
+        };
+        if v.route.is_some() || exports.iter().any(|e: &ExportCheck| e.filter == v.name) {
+            continue;
+        }
+        let names = |m: Option<Module>| -> Result<Vec<String>, String> {
+            let path = env.inputs.modules.path(m.ok_or("no module")?);
+            let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            wasm_export_names(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let diff = names(fv.wasm).and_then(|f| Ok(export_diff(&f, &names(v.wasm)?)));
+        exports.push(ExportCheck {
+            floor,
+            filter: v.name,
+            diff,
+        });
+    }
+    let loadavg_end = fmt_load(&self::loadavg());
     let report = render(&RunInfo {
         opts: &opts,
         selected: &selected,
         samples: &samples,
-        ncpu,
-        model: &model,
+        host: &host,
         envoy_version: &envoy_version,
         pinning: &pinning,
         loadavg: &loadavg,
+        loadavg_end: &loadavg_end,
         clk_tck: env.clk_tck,
         dist: &dist,
+        exports: &exports,
     });
     print!("{report}");
     let results = out_dir.join("results.md");
@@ -1638,13 +2301,16 @@ struct RunInfo<'a> {
     opts: &'a Opts,
     selected: &'a [&'static Variant],
     samples: &'a [Sample],
-    ncpu: usize,
-    model: &'a str,
+    /// Where the numbers come from: host name, CPU model, CPU count, kernel.
+    host: &'a str,
     envoy_version: &'a str,
     pinning: &'a str,
     loadavg: &'a str,
+    loadavg_end: &'a str,
     clk_tck: f64,
     dist: &'a Path,
+    /// Export lists of each (raw floor, sdk-ext filter) pair measured.
+    exports: &'a [ExportCheck],
 }
 
 struct Summary {
@@ -1654,6 +2320,137 @@ struct Summary {
     norm: f64,
     /// Median µs/req of the paired no-filter fronts of this variant's runs.
     twin_us: f64,
+    /// Median of front req/s ÷ paired no-filter req/s.
+    rps_norm: f64,
+    /// Median of front µs/req − paired no-filter µs/req.
+    added: f64,
+    /// Samples used.
+    n: usize,
+}
+
+/// The samples of `v` at `kind` that count (used, or kept after the re-takes ran out).
+fn used<'a>(
+    samples: &'a [Sample],
+    v: &'a Variant,
+    kind: Kind,
+) -> impl Iterator<Item = &'a Sample> + 'a {
+    samples
+        .iter()
+        .filter(move |s| s.variant.name == v.name && s.kind == kind && s.status != Status::Dropped)
+}
+
+fn summarize(samples: &[Sample], v: &Variant, kind: Kind) -> Summary {
+    let of = |f: fn(&Sample) -> f64| median(used(samples, v, kind).map(f).collect());
+    Summary {
+        rps: of(|s| s.rps),
+        us: of(|s| s.us_per_req),
+        norm: of(|s| s.us_per_req / s.twin_us_per_req),
+        twin_us: of(|s| s.twin_us_per_req),
+        rps_norm: of(|s| s.rps / s.twin_rps),
+        added: of(Sample::added_us),
+        n: used(samples, v, kind).count(),
+    }
+}
+
+/// The paired view of one variant at one load, against the no-filter row of the same run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Paired {
+    /// Added front CPU µs/req vs no filter.
+    added_us: f64,
+    /// Paired CPU ratio, normalised by no-filter's self-pair.
+    cpu_ratio: f64,
+    /// CPU-bound capacity vs no filter (1 / cpu_ratio).
+    capacity: f64,
+    /// Throughput of the front vs its twin, normalised by no-filter's self-pair.
+    rps_ratio: f64,
+}
+
+/// `Saturated`: Δ = (ratio − no-filter's ratio) × the run's median twin µs/req, as before.
+/// `Moderate`: Δ = median(front − twin µs/req) − no-filter's median(front − twin) (the rate
+/// is fixed, so the difference is the added CPU directly).
+fn paired(s: &Summary, base: &Summary, kind: Kind, twin_us: f64) -> Paired {
+    let added_us = match kind {
+        Kind::Saturated => (s.norm - base.norm) * twin_us,
+        Kind::Moderate => s.added - base.added,
+    };
+    Paired {
+        added_us,
+        cpu_ratio: s.norm / base.norm,
+        capacity: base.norm / s.norm,
+        rps_ratio: s.rps_norm / base.rps_norm,
+    }
+}
+
+/// A variant's added CPU ÷ its floor's; `None` when the floor's added CPU is not above
+/// [`MIN_FLOOR_ADDED_US`] (contended samples can make it ≤ 0: no ratio is meaningful then).
+fn floor_ratio(added_us: f64, floor_added_us: f64) -> Option<f64> {
+    (floor_added_us > MIN_FLOOR_ADDED_US && added_us.is_finite()).then(|| added_us / floor_added_us)
+}
+
+/// The smallest floor cost a ÷ floor ratio is computed against (µs/req).
+const MIN_FLOOR_ADDED_US: f64 = 0.5;
+
+/// One (raw floor, sdk-ext filter) pair's exports.
+struct ExportCheck {
+    floor: &'static str,
+    filter: &'static str,
+    /// Exported by the filter only / by the floor only (`Err`: a module was unreadable).
+    diff: Result<(Vec<String>, Vec<String>), String>,
+}
+
+/// The names a wasm module exports (the export section, id 7).
+fn wasm_export_names(module: &[u8]) -> Result<Vec<String>, String> {
+    fn leb(b: &[u8], at: &mut usize) -> Result<usize, String> {
+        let mut v: u64 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *b.get(*at).ok_or("truncated LEB128")?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return usize::try_from(v).map_err(|_| "LEB128 overflow".to_string());
+            }
+        }
+        Err("LEB128 too long".into())
+    }
+    if module.get(..4) != Some(b"\0asm") {
+        return Err("not a wasm module".into());
+    }
+    let mut at = 8;
+    while at < module.len() {
+        let id = *module.get(at).ok_or("truncated section")?;
+        at += 1;
+        let size = leb(module, &mut at)?;
+        let body = module
+            .get(at..at.saturating_add(size))
+            .ok_or("section runs past the end")?;
+        at += size;
+        if id != 7 {
+            continue;
+        }
+        let mut p = 0;
+        let count = leb(body, &mut p)?;
+        let mut names = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = leb(body, &mut p)?;
+            let name = body
+                .get(p..p.saturating_add(len))
+                .ok_or("truncated export name")?;
+            names.push(String::from_utf8_lossy(name).into_owned());
+            p += len + 1; // name, kind
+            leb(body, &mut p)?; // index
+        }
+        names.sort();
+        return Ok(names);
+    }
+    Ok(Vec::new())
+}
+
+/// What `filter` exports that `floor` does not, and the reverse.
+fn export_diff(floor: &[String], filter: &[String]) -> (Vec<String>, Vec<String>) {
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter().filter(|n| !b.contains(n)).cloned().collect()
+    };
+    (only(filter, floor), only(floor, filter))
 }
 
 /// The JWT section: for each (algorithm, same/pool), native `jwt_authn` against jwt-auth.
@@ -1759,41 +2556,76 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
 }
 
 fn render(r: &RunInfo) -> String {
-    let summary = |v: &Variant| {
-        let of = |f: fn(&Sample) -> f64| {
-            median(
-                r.samples
-                    .iter()
-                    .filter(|s| s.variant.name == v.name)
-                    .map(f)
-                    .collect(),
-            )
-        };
-        Summary {
-            rps: of(|s| s.rps),
-            us: of(|s| s.us_per_req),
-            norm: of(|s| s.us_per_req / s.twin_us_per_req),
-            twin_us: of(|s| s.twin_us_per_req),
-        }
+    let Some(base_v) = VARIANTS.iter().find(|v| v.name == BASELINE) else {
+        return String::new();
     };
-    let base = match VARIANTS.iter().find(|v| v.name == BASELINE) {
-        Some(b) => summary(b),
-        None => return String::new(),
-    };
+    let sat = |v: &Variant| summarize(r.samples, v, Kind::Saturated);
+    let base = sat(base_v);
+    let base_mod = summarize(r.samples, base_v, Kind::Moderate);
     // The paired no-filter front's typical cost, to turn ratios back into µs.
-    let twin_us = median(r.samples.iter().map(|s| s.twin_us_per_req).collect());
-    let norm_delta = |s: &Summary| (s.norm - base.norm) * twin_us;
+    let twin_us = median(
+        r.samples
+            .iter()
+            .filter(|s| s.kind == Kind::Saturated && s.status != Status::Dropped)
+            .map(|s| s.twin_us_per_req)
+            .collect(),
+    );
+    let view = |v: &Variant, kind: Kind| -> Option<Paired> {
+        let (s, b) = match kind {
+            Kind::Saturated => (sat(v), &base),
+            Kind::Moderate => (summarize(r.samples, v, kind), &base_mod),
+        };
+        (s.n > 0 && b.n > 0).then(|| paired(&s, b, kind, twin_us))
+    };
+    let find = |name: &str| r.selected.iter().copied().find(|v| v.name == name);
+    // Added CPU of `v` ÷ added CPU of its floor row, at `kind`.
+    let over_floor = |v: &Variant, kind: Kind| -> Option<f64> {
+        let floor = find(v.floor?)?;
+        let (a, f) = (view(v, kind)?, view(floor, kind)?);
+        floor_ratio(a.added_us, f.added_us)
+    };
+    let num = |x: Option<f64>, prec: usize| match x {
+        Some(x) if x.is_finite() => format!("{x:.prec$}"),
+        _ => "—".to_string(),
+    };
+    let signed = |x: Option<f64>| match x {
+        Some(x) if x.is_finite() => format!("{x:+.1}"),
+        _ => "—".to_string(),
+    };
     let o = r.opts;
+    let dropped = r
+        .samples
+        .iter()
+        .filter(|s| s.status == Status::Dropped)
+        .count();
+    let contended = r
+        .samples
+        .iter()
+        .filter(|s| s.status == Status::UsedContended)
+        .count();
     let mut md = String::new();
     let _ = writeln!(md, "# Filter overhead benchmark\n");
-    let _ = writeln!(md, "- machine: {} CPUs, {}", r.ncpu, r.model);
+    let _ = writeln!(
+        md,
+        "- host: {} (absolute µs and req/s hold for this host and its load only; compare the ratios)",
+        r.host
+    );
     let _ = writeln!(md, "- Envoy: {}", r.envoy_version);
     let _ = writeln!(
         md,
-        "- load: `wrk -t1 -c{} -d{}s` keep-alive, GET / with `x-remove-me: 1`; {} rounds, variants interleaved, \
-         {} s warm-up per run; a fresh front Envoy (`--concurrency 1`) per variant per round; upstream: one Envoy \
-         (`--concurrency 1`, direct_response 200) for the whole run",
-        o.connections, o.duration, o.rounds, o.warmup
+        "- loads, both in every round for every variant: **saturated** `wrk -t1 -c{} -d{}s` (keep-alive, as fast as \
+         it goes: the variant's front and its paired no-filter twin fill their shared core; capacity) and \
+         **moderate** `h2load --h1 -c{} -D{}` at a fixed {} req/s per front (well below capacity){}; GET / with \
+         `x-remove-me: 1`; {} rounds, variants interleaved, {} s warm-up per front; a fresh front Envoy \
+         (`--concurrency 1`) per variant per round; upstream: one Envoy (`--concurrency 1`, direct_response 200)",
+        o.connections,
+        o.duration,
+        o.clients,
+        o.duration,
+        o.rate,
+        if o.rate == 0 { " — disabled (`--rate 0`)" } else { "" },
+        o.rounds,
+        o.warmup
     );
     let _ = writeln!(
         md,
@@ -1802,133 +2634,205 @@ fn render(r: &RunInfo) -> String {
     );
     let _ = writeln!(
         md,
-        "- front CPU = utime+stime of the front Envoy over the measured run (/proc/PID/stat, CLK_TCK {}) ÷ requests",
+        "- front CPU = the front Envoy's run time over the sample, all threads (/proc/PID/task/*/schedstat, ns; \
+         utime+stime at CLK_TCK {} where schedstat is missing) ÷ requests; the paired twin is measured over \
+         the same seconds",
         r.clk_tck
     );
-    let _ = writeln!(md, "- load average at start: {}", r.loadavg);
-    let busy = median(
-        r.samples
-            .iter()
-            .map(|s| 100.0 * s.cpu_secs / s.wall_secs)
-            .collect(),
+    let _ = writeln!(
+        md,
+        "- drop rule: a sample is dropped and re-taken (at most {} times) when other work held the front's core \
+         for more than {:.0} % of the sample: the core's user+nice+system ticks (/proc/stat) minus those of the \
+         two fronts, plus its steal ticks. Dropped: {dropped}; kept although contended (re-takes used up, flagged \
+         `contended` below): {contended}",
+        o.retakes,
+        100.0 * o.max_other
     );
     let _ = writeln!(
         md,
-        "- front Envoy busy {busy:.0}% of the run (median){}",
-        if busy < 90.0 {
-            ": not saturated, so req/s measures the whole loopback pipeline rather than the front's capacity"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(
-        md,
-        "- medians over rounds; ratios and Δ are of medians, against `no-filter`\n"
+        "- load average (1/5/15 min) at start: {}; at end: {} (per sample: the samples table)\n",
+        r.loadavg, r.loadavg_end
     );
 
+    let _ = writeln!(md, "## Paired results\n");
     let _ = writeln!(
         md,
-        "| variant | req/s median | ratio to no-filter | front CPU µs/req median | Δ µs/req vs no-filter | CPU ratio |"
+        "Every front runs beside a no-filter twin on the same core, loaded the same way at the same time. \
+         **Added µs/req** is the front's CPU per request minus its twin's, less the same difference for \
+         the no-filter row (two identical fronts); at saturation it is (paired ratio − no-filter's) × the \
+         median twin µs/req ({twin_us:.1}). **Capacity** at saturation: CPU-bound, no-filter's paired ratio \
+         ÷ the variant's; and from throughput, the front's req/s ÷ its twin's (normalised the same way). \
+         **÷ floor**: the added CPU ÷ that of the raw-ABI module making the same host calls (`raw-edits` for \
+         header-rules, `raw-template` for the template, `raw` for the bare SDK filter).\n"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| variant | floor | moderate: added µs/req | moderate: ÷ floor | saturated: CPU ratio | saturated: added µs/req | saturated: ÷ floor | capacity (CPU-bound) | capacity (req/s) |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &v in r.selected {
-        let s = summary(v);
+        let m = view(v, Kind::Moderate);
+        let s = view(v, Kind::Saturated);
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.3} | {:.2} | {:+.2} | {:.3} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.name,
-            s.rps,
-            s.rps / base.rps,
-            s.us,
-            s.us - base.us,
-            s.us / base.us
-        );
-    }
-
-    let _ = writeln!(
-        md,
-        "\n## Paired with a simultaneous no-filter front (the precise view)\n"
-    );
-    let _ = writeln!(
-        md,
-        "Every measured front runs beside a second, no-filter front on the same CPU, both loaded at the same \
-         time, so both see the same machine (other jobs, steal time, frequency). The ratio of their CPU per \
-         request is far steadier than absolute numbers taken seconds apart (the no-filter row, paired with \
-         itself, shows the remaining noise). Δ est. = (ratio − ratio of no-filter) × median paired no-filter \
-         µs/req ({twin_us:.2}); CPU-bound capacity est. = ratio of no-filter ÷ ratio.\n"
-    );
-    let _ = writeln!(md, "| variant | front ÷ paired no-filter CPU/req median | CPU ratio | Δ µs/req est. | CPU-bound capacity est. |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
-    for &v in r.selected {
-        let s = summary(v);
-        let _ = writeln!(
-            md,
-            "| {} | {:.3} | {:.3} | {:+.2} | {:.3} |",
-            v.name,
-            s.norm,
-            s.norm / base.norm,
-            norm_delta(&s),
-            base.norm / s.norm
+            v.floor.unwrap_or(""),
+            signed(m.map(|p| p.added_us)),
+            num(over_floor(v, Kind::Moderate), 2),
+            num(s.map(|p| p.cpu_ratio), 3),
+            signed(s.map(|p| p.added_us)),
+            num(over_floor(v, Kind::Saturated), 2),
+            num(s.map(|p| p.capacity), 3),
+            num(s.map(|p| p.rps_ratio), 3),
         );
     }
 
     // Targets (informational).
-    let idx = |name: &str| r.selected.iter().copied().find(|v| v.name == name);
     let yes = |b: bool| if b { "met" } else { "NOT met" };
     let _ = writeln!(md, "\n## Targets (informational, not asserted)\n");
-    let _ = writeln!(
-        md,
-        "| target | unpaired medians | status | paired estimate | status |"
-    );
+    let _ = writeln!(md, "| target | moderate | status | saturated | status |");
     let _ = writeln!(md, "|---|---|---|---|---|");
-    match idx("header-rules") {
-        Some(hr) => {
-            let h = summary(hr);
-            let (hd, hn) = (h.us - base.us, norm_delta(&h));
-            match idx("lua") {
-                Some(l) => {
-                    let lua = summary(l);
-                    let (ld, ln) = (lua.us - base.us, norm_delta(&lua));
-                    let _ = writeln!(
-                        md,
-                        "| header-rules Δ CPU ≤ 0.5 × Lua Δ | {hd:.2} vs 0.5 × {ld:.2} = {:.2} µs | {} | \
-                         {hn:.2} vs 0.5 × {ln:.2} = {:.2} µs | {} |",
-                        0.5 * ld,
-                        yes(hd <= 0.5 * ld),
-                        0.5 * ln,
-                        yes(hn <= 0.5 * ln)
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        md,
-                        "| header-rules Δ CPU ≤ 0.5 × Lua Δ | lua not measured | n/a | | n/a |"
-                    );
-                }
-            }
+    for (filter, floor) in [("header-rules", "raw-edits"), ("template", "raw-template")] {
+        let Some(v) = find(filter) else { continue };
+        if find(floor).is_none() {
             let _ = writeln!(
                 md,
-                "| header-rules Δ CPU ≤ 5 µs/req | {hd:.2} µs | {} | {hn:.2} µs | {} |",
-                yes(hd <= 5.0),
-                yes(hn <= 5.0)
+                "| {filter} added CPU ≤ 1.10 × {floor}'s | {floor} not measured | n/a | | n/a |"
             );
-            let (ratio, cap) = (h.rps / base.rps, base.norm / h.norm);
-            let _ = writeln!(
-                md,
-                "| header-rules capacity ≥ 0.95 × no-filter | {ratio:.3} × (req/s) | {} | {cap:.3} × (CPU-bound) | {} |",
-                yes(ratio >= 0.95),
-                yes(cap >= 0.95)
-            );
+            continue;
         }
-        None => {
+        let cell = |kind| match over_floor(v, kind) {
+            Some(x) if x.is_finite() => (format!("{x:.2} ×"), yes(x <= 1.10)),
+            _ => ("—".to_string(), "n/a"),
+        };
+        let flagged = |kind| {
+            let n = r
+                .samples
+                .iter()
+                .filter(|x| x.kind == kind && x.status == Status::UsedContended)
+                .filter(|x| x.variant.name == filter || x.variant.name == floor)
+                .count();
+            if n > 0 {
+                format!(" ({n} contended samples)")
+            } else {
+                String::new()
+            }
+        };
+        let (m, ms) = cell(Kind::Moderate);
+        let (s, ss) = cell(Kind::Saturated);
+        let _ = writeln!(
+            md,
+            "| {filter} added CPU ≤ 1.10 × {floor}'s (same host calls) | {m}{} | {ms} | {s}{} | {ss} |",
+            flagged(Kind::Moderate),
+            flagged(Kind::Saturated)
+        );
+    }
+    // Per-route: the route without the filter pays nothing (within the self-pair's noise).
+    let noise = |kind: Kind| {
+        let ratios: Vec<f64> = used(r.samples, base_v, kind)
+            .map(|s| s.us_per_req / s.twin_us_per_req)
+            .collect();
+        let m = median(ratios.clone());
+        ratios
+            .iter()
+            .map(|x| (x / m - 1.0).abs())
+            .fold(0.02, f64::max)
+    };
+    for &v in r
+        .selected
+        .iter()
+        .filter(|v| v.route.is_some_and(|r| !r.load_on))
+    {
+        let cell = |kind| match view(v, kind) {
+            Some(p) => {
+                let band = noise(kind);
+                (
+                    format!("CPU ratio {:.3} (noise ±{:.3})", p.cpu_ratio, band),
+                    if (p.cpu_ratio - 1.0).abs() <= band {
+                        "met (pays nothing)"
+                    } else {
+                        "NOT met"
+                    },
+                )
+            }
+            None => ("—".to_string(), "n/a"),
+        };
+        let (m, ms) = cell(Kind::Moderate);
+        let (s, ss) = cell(Kind::Saturated);
+        let _ = writeln!(
+            md,
+            "| {}: a route without the filter ≈ no filter | {m} | {ms} | {s} | {ss} |",
+            v.name
+        );
+    }
+    let lua = (find("header-rules"), find("lua"));
+    if let (Some(hr), Some(l)) = lua {
+        if let (Some(h), Some(lu)) = (view(hr, Kind::Saturated), view(l, Kind::Saturated)) {
             let _ = writeln!(
                 md,
-                "| header-rules targets | header-rules not measured | n/a | | n/a |"
+                "| header-rules added CPU ≤ 0.5 × Lua's | | | {:.1} vs 0.5 × {:.1} µs | {} |",
+                h.added_us,
+                lu.added_us,
+                yes(h.added_us <= 0.5 * lu.added_us)
+            );
+            let _ = writeln!(
+                md,
+                "| header-rules capacity ≥ 0.95 × no-filter | | | {:.3} × (CPU-bound) | {} |",
+                h.capacity,
+                yes(h.capacity >= 0.95)
             );
         }
     }
 
-    render_jwt(&mut md, r, &summary, base.norm);
+    render_jwt(&mut md, r, &sat, base.norm);
+
+    let _ = writeln!(md, "\n## Exports: floor modules vs sdk-ext filters\n");
+    let _ = writeln!(
+        md,
+        "Each floor must export what its sdk-ext filter exports (Envoy enters the VM for every exported \
+         stream callback, and calls `proxy_on_delete` for every stream), or the ratio compares different work.\n"
+    );
+    if r.exports.is_empty() {
+        let _ = writeln!(md, "(no pair measured)");
+    }
+    for e in r.exports {
+        let line = match &e.diff {
+            Ok((a, b)) if a.is_empty() && b.is_empty() => "the same exports".to_string(),
+            Ok((a, b)) => format!(
+                "**differ**: only {} exports [{}]; only {} exports [{}]",
+                e.filter,
+                a.join(", "),
+                e.floor,
+                b.join(", ")
+            ),
+            Err(err) => format!("not compared: {err}"),
+        };
+        let _ = writeln!(md, "- `{}` vs `{}`: {line}", e.floor, e.filter);
+    }
+
+    let _ = writeln!(md, "\n## Unpaired medians (saturated)\n");
+    let _ = writeln!(
+        md,
+        "Absolute numbers taken seconds apart on a shared host move by ±10-20 %: context only.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| variant | req/s median | ratio to no-filter | front CPU µs/req median | Δ µs/req vs no-filter |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    for &v in r.selected {
+        let s = sat(v);
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.3} | {:.2} | {:+.2} |",
+            v.name,
+            s.rps,
+            s.rps / base.rps,
+            s.us,
+            s.us - base.us
+        );
+    }
 
     let _ = writeln!(md, "\n## Wasm modules in dist/\n");
     let _ = writeln!(md, "| file | bytes |");
@@ -1952,21 +2856,39 @@ fn render(r: &RunInfo) -> String {
     }
 
     let _ = writeln!(md, "\n## Samples\n");
-    let _ = writeln!(md, "| round | variant | req/s | requests | front CPU s | front CPU % | µs/req | paired no-filter µs/req | upstream µs/req | socket errors |");
-    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(md, "| round | variant | load | status | req/s | twin req/s | requests | front CPU % | µs/req | paired no-filter µs/req | upstream µs/req | core: fronts % | core: other % | load avg before | load avg after | socket errors |");
+    let _ = writeln!(
+        md,
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+    );
     for s in r.samples {
+        let (ours, other) = match s.core {
+            Some(c) => (
+                format!("{:.0}", 100.0 * c.ours),
+                format!("{:.1}", 100.0 * c.foreign()),
+            ),
+            None => ("—".into(), "—".into()),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {ours} | {other} | {} | {} | {} |",
             s.round,
             s.variant.name,
+            s.kind.label(),
+            match s.status {
+                Status::Used => "used",
+                Status::Dropped => "dropped",
+                Status::UsedContended => "contended",
+            },
             s.rps,
+            s.twin_rps,
             s.requests,
-            s.cpu_secs,
             100.0 * s.cpu_secs / s.wall_secs,
             s.us_per_req,
             s.twin_us_per_req,
             s.upstream_us_per_req,
+            fmt_load(&s.load_before),
+            fmt_load(&s.load_after),
             if s.socket_errors.is_empty() {
                 "-"
             } else {
@@ -2009,7 +2931,32 @@ mod tests {
                 "native-header_mutation",
                 "lua",
                 "header-rules",
-                "template"
+                "template",
+                "raw-template",
+                "header-rules-route-off",
+                "header-rules-route-on",
+                "template-route-off",
+                "template-route-on"
+            ]
+        );
+        assert_eq!(
+            names(&["floors"]),
+            [
+                BASELINE,
+                "raw-edits",
+                "header-rules",
+                "template",
+                "raw-template"
+            ]
+        );
+        assert_eq!(
+            names(&["route"]),
+            [
+                BASELINE,
+                "header-rules-route-off",
+                "header-rules-route-on",
+                "template-route-off",
+                "template-route-on"
             ]
         );
         assert_eq!(
@@ -2123,5 +3070,200 @@ mod tests {
         assert_eq!(p["jwt_cache_config"]["jwt_cache_size"], 100);
         assert_eq!(config["rules"][0]["requires"]["provider_name"], "bench");
         assert!(jwt_auth_filter(&inputs).contains("filename: \"/d/jwt-auth.wasm\""));
+    }
+
+    #[test]
+    fn every_floor_names_a_measured_raw_row() {
+        for v in VARIANTS {
+            if let Some(floor) = v.floor {
+                let f = VARIANTS.iter().find(|f| f.name == floor);
+                assert!(
+                    f.is_some_and(|f| matches!(f.wasm, Some(Module::Bench(_)))),
+                    "{}: floor {floor} is not a raw bench module",
+                    v.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn h2load_output_parsing() {
+        let ok = "starting benchmark...
+finished in 5.00s, 999.80 req/s, 96.66KB/s
+requests: 5000 total, 5000 started, 5000 done, 4999 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 4999 2xx, 0 3xx, 0 4xx, 0 5xx
+";
+        let r = parse_h2load(ok).unwrap();
+        assert_eq!(r.requests, 4999);
+        assert!((r.rps - 999.8).abs() < 1e-9);
+        assert!((r.secs - 5.0).abs() < 1e-9);
+        let ms = ok.replace("finished in 5.00s", "finished in 900.5ms");
+        assert!((parse_h2load(&ms).unwrap().secs - 0.9005).abs() < 1e-9);
+        let failed = ok.replace("0 failed", "3 failed");
+        assert!(parse_h2load(&failed).is_err());
+        let non_2xx = ok.replace("0 4xx", "7 4xx");
+        assert!(parse_h2load(&non_2xx).is_err());
+        let timeout = ok.replace("0 timeout", "1 timeout");
+        assert!(parse_h2load(&timeout).is_err());
+        assert!(parse_h2load("garbage").is_err());
+    }
+
+    #[test]
+    fn proc_parsing() {
+        let stat = "cpu  26745 0 6272 71662 393 0 87 18 0 0
+cpu0 12557 3 2713 37235 63 5 15 7 0 0
+cpu1 14187 0 3559 34426 329 0 71 11 0 0
+intr 1 2 3
+";
+        assert_eq!(parse_core_ticks(stat, 0), Some((12557 + 3 + 2713, 7)));
+        assert_eq!(parse_core_ticks(stat, 1), Some((14187 + 3559, 11)));
+        assert_eq!(parse_core_ticks(stat, 2), None);
+        assert_eq!(
+            parse_loadavg("0.56 0.64 0.32 1/86 12363\n"),
+            [0.56, 0.64, 0.32]
+        );
+        assert!(parse_loadavg("").iter().all(|x| x.is_nan()));
+    }
+
+    #[test]
+    fn the_drop_rule() {
+        let core = |other: f64, steal: f64| {
+            Some(CoreUse {
+                ours: 0.9,
+                other,
+                steal,
+            })
+        };
+        assert_eq!(drop_rule(core(0.01, 0.0), 0.05, 1, 2), Status::Used);
+        assert_eq!(drop_rule(core(0.04, 0.02), 0.05, 1, 2), Status::Dropped);
+        assert_eq!(drop_rule(core(0.30, 0.0), 0.05, 2, 2), Status::Dropped);
+        assert_eq!(
+            drop_rule(core(0.30, 0.0), 0.05, 3, 2),
+            Status::UsedContended
+        );
+        assert_eq!(
+            drop_rule(core(0.30, 0.0), 0.05, 1, 0),
+            Status::UsedContended
+        );
+        assert_eq!(
+            drop_rule(None, 0.05, 1, 2),
+            Status::Used,
+            "unpinned: no rule"
+        );
+    }
+
+    #[test]
+    fn max_other_is_a_percentage() {
+        let parse = |v: &str| parse_args(&["--max-other".into(), v.into()]).map(|o| o.max_other);
+        assert_eq!(parse("10"), Ok(0.10));
+        assert_eq!(parse("2.5%"), Ok(0.025));
+        assert!(parse("101").is_err());
+        assert!(parse("x").is_err());
+    }
+
+    fn summary(norm: f64, added: f64, rps_norm: f64) -> Summary {
+        Summary {
+            rps: 1000.0,
+            us: 100.0,
+            norm,
+            twin_us: 100.0,
+            rps_norm,
+            added,
+            n: 3,
+        }
+    }
+
+    #[test]
+    fn floor_ratios_need_a_floor_above_noise() {
+        assert_eq!(floor_ratio(11.0, 10.0), Some(1.1));
+        assert_eq!(floor_ratio(5.0, -3.5), None);
+        assert_eq!(floor_ratio(5.0, 0.2), None);
+        assert_eq!(floor_ratio(f64::NAN, 10.0), None);
+    }
+
+    #[test]
+    fn paired_views() {
+        let base = summary(1.01, 0.5, 0.99);
+        let v = summary(1.21, 20.5, 0.825);
+        let sat = paired(&v, &base, Kind::Saturated, 100.0);
+        assert!((sat.added_us - 20.0).abs() < 1e-9);
+        assert!((sat.cpu_ratio - 1.21 / 1.01).abs() < 1e-12);
+        assert!((sat.capacity - 1.01 / 1.21).abs() < 1e-12);
+        assert!((sat.rps_ratio - 0.825 / 0.99).abs() < 1e-12);
+        let m = paired(&v, &base, Kind::Moderate, 100.0);
+        assert!(
+            (m.added_us - 20.0).abs() < 1e-9,
+            "front − twin, less no-filter's offset"
+        );
+    }
+
+    /// A module exporting `names`, all the same function.
+    fn module(names: &[&str]) -> Vec<u8> {
+        let mut m = b"\0asm\x01\0\0\0".to_vec();
+        m.extend_from_slice(&[1, 4, 1, 0x60, 0, 0]); // type section: () -> ()
+        m.extend_from_slice(&[3, 2, 1, 0]); // function section
+        let mut exports = vec![names.len() as u8];
+        for name in names {
+            exports.push(name.len() as u8);
+            exports.extend_from_slice(name.as_bytes());
+            exports.extend_from_slice(&[0, 0]);
+        }
+        m.push(7);
+        m.push(exports.len() as u8);
+        m.extend_from_slice(&exports);
+        m.extend_from_slice(&[10, 4, 1, 2, 0, 0x0b]); // code section
+        m
+    }
+
+    #[test]
+    fn export_lists_and_their_difference() {
+        let floor = wasm_export_names(&module(&["proxy_on_request_headers", "memory"])).unwrap();
+        assert_eq!(floor, ["memory", "proxy_on_request_headers"]);
+        let filter = wasm_export_names(&module(&[
+            "memory",
+            "proxy_on_request_headers",
+            "proxy_on_delete",
+        ]))
+        .unwrap();
+        assert_eq!(
+            export_diff(&floor, &filter),
+            (vec!["proxy_on_delete".to_string()], vec![])
+        );
+        assert_eq!(export_diff(&floor, &floor), (vec![], vec![]));
+        assert!(wasm_export_names(b"not wasm").is_err());
+        let mut truncated = module(&["memory"]);
+        truncated.truncate(truncated.len() - 8);
+        assert!(wasm_export_names(&truncated).is_err());
+    }
+
+    #[test]
+    fn per_route_fronts_enable_the_filter_on_one_route_only() {
+        let inputs = Inputs {
+            modules: Modules {
+                dist: PathBuf::from("/d"),
+                bench: PathBuf::from("/b"),
+            },
+            jwks: String::new(),
+        };
+        let upstream = SocketAddr::from(([127, 0, 0, 1], 9));
+        let filters = header_rules_route_filter(&inputs);
+        assert!(filters.contains(&format!(
+            "- name: {HEADER_RULES_ENTRY}\n            disabled: true\n"
+        )));
+        let cfg = front_config(&filters, upstream, Some(HEADER_RULES_ENTRY));
+        let filtered = cfg.find("- name: filtered").unwrap();
+        let plain = cfg.find("- name: plain").unwrap();
+        assert!(
+            filtered < plain,
+            "the header-selected route must come first"
+        );
+        assert!(cfg.contains("name: x-bench-route"));
+        assert!(cfg.contains(&format!(
+            "typed_per_filter_config:\n                  {HEADER_RULES_ENTRY}:\n                    \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n                    config: {{}}\n"
+        )));
+        assert_eq!(cfg.matches("typed_per_filter_config").count(), 1);
+        let plain_cfg = front_config("", upstream, None);
+        assert!(!plain_cfg.contains("filtered") && !plain_cfg.contains("disabled"));
+        assert!(!wasm_filter("x", "x", "", Path::new("/x.wasm")).contains("disabled"));
     }
 }

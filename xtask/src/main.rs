@@ -1,23 +1,31 @@
 //! Build orchestration for the workspace. Run through the Makefile:
 //!
 //! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
-//! - `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed.
+//! - `new-filter NAME`: a new filter from the template: crate, hub manifest, Envoy config and
+//!   integration test, renamed; `new-filter-check`: the same in a scratch copy, built and tested.
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
 //! - `package`: every filter → OCI image layouts in two variants (see `package.rs`).
 //! - `publish REGISTRY [TAG]`: push them, write Istio `WasmPlugin`s (see `publish.rs`).
 //! - `wasmplugins REGISTRY [TAG]`: only the `WasmPlugin`s, for images pushed elsewhere.
+//! - `test-each`: every filter crate's and sdk-ext's tests, one cargo invocation each
+//!   (no feature unification; see `test_each.rs`).
 
 mod bench;
 mod new_filter;
 mod package;
 mod publish;
+mod test_each;
 mod wasm_build;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The workspace root (xtask lives one level below it).
+/// The workspace root (xtask lives one level below it), or `$XTASK_ROOT` when set (how
+/// `new-filter-check` runs this binary against a scratch copy of the repository).
 pub fn repo_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("XTASK_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
@@ -31,12 +39,14 @@ fn main() -> ExitCode {
     let result = match cmd {
         "build" => wasm_build::build(rest),
         "new-filter" => new_filter::run(rest),
+        "new-filter-check" => new_filter::check(rest),
         "bench" => bench::run(rest),
         "package" => package::run(rest),
         "publish" => publish::run(rest),
         "wasmplugins" => publish::run_wasmplugins(rest),
+        "test-each" => test_each::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG]>");
+            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
             return ExitCode::from(2);
         }
     };
