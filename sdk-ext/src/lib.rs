@@ -7,7 +7,9 @@
 //!   config is refused with `"<filter>: invalid config at <field path>: <reason>"`.
 //! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases.
 //! - [`request`]: request properties (path, method, host, scheme, client address, route).
-//! - [`matching`]: request matching rules (path exact/prefix/regex, host, method, headers).
+//! - [`matching`]: request matching with Envoy's `RouteMatch` semantics (path, headers,
+//!   query parameters, regex) plus host, method and route/virtual host/cluster names.
+//! - [`rules`]: `Rules<T>`, the one per-route configuration shape (`{match, ...}` lists).
 //! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
 //! - [`metrics`]: counters, gauges and histograms defined once at config time.
@@ -39,6 +41,7 @@ pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod root;
+pub mod rules;
 pub mod template;
 
 #[cfg(feature = "schema")]

@@ -92,6 +92,11 @@
 //!   `*.example.com` (any non-empty label prefix) and `example.*` wildcards as in Envoy's
 //!   virtual host `domains`.
 //! - `methods`: `:method` is one of these (exact, as sent).
+//! - `route_names`, `virtual_hosts`, `clusters`: the name of the route Envoy's router
+//!   matched (`xds.route_name`), of its virtual host (`xds.virtual_host_name`), of the
+//!   cluster the route selected (`xds.cluster_name`) is one of these (exact, case-sensitive;
+//!   a request whose host does not provide the property does not match). Istio names its
+//!   routes, so a rule can pick an Istio route by name.
 //!
 //! Compile once, match per request:
 //!
@@ -290,6 +295,15 @@ pub struct RequestMatchSpec {
     /// Every query parameter matcher must hold.
     #[serde(default)]
     pub query_parameters: Vec<QueryParameterMatchSpec>,
+    /// Extension: the route Envoy matched (`xds.route_name`) is one of these (exact).
+    #[serde(default)]
+    pub route_names: Vec<String>,
+    /// Extension: the virtual host Envoy matched (`xds.virtual_host_name`) is one of these.
+    #[serde(default)]
+    pub virtual_hosts: Vec<String>,
+    /// Extension: the cluster the route selected (`xds.cluster_name`) is one of these.
+    #[serde(default)]
+    pub clusters: Vec<String>,
 }
 
 /// Envoy's name for the same shape.
@@ -654,6 +668,30 @@ pub struct RequestMatcher {
     methods: Vec<Vec<u8>>,
     headers: Vec<HeaderMatcher>,
     query: Vec<QueryMatcher>,
+    route_names: Vec<Vec<u8>>,
+    virtual_hosts: Vec<Vec<u8>>,
+    clusters: Vec<Vec<u8>>,
+}
+
+/// Whether `value` is one of `names` (an empty list allows anything).
+fn one_of(names: &[Vec<u8>], value: Option<&[u8]>) -> bool {
+    names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
+}
+
+fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if n.is_empty() {
+                Err(ConfigError::new(
+                    format!("{field}[{i}]"),
+                    "must not be empty",
+                ))
+            } else {
+                Ok(n.as_bytes().to_vec())
+            }
+        })
+        .collect()
 }
 
 impl Default for RequestMatcher {
@@ -665,6 +703,9 @@ impl Default for RequestMatcher {
             methods: Vec::new(),
             headers: Vec::new(),
             query: Vec::new(),
+            route_names: Vec::new(),
+            virtual_hosts: Vec::new(),
+            clusters: Vec::new(),
         }
     }
 }
@@ -766,11 +807,20 @@ impl RequestMatcher {
             methods,
             headers,
             query,
+            route_names: name_list(&spec.route_names, &join_path(field, "route_names"))?,
+            virtual_hosts: name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?,
+            clusters: name_list(&spec.clusters, &join_path(field, "clusters"))?,
         })
     }
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
+        if !one_of(&self.route_names, req.route_name())
+            || !one_of(&self.virtual_hosts, req.virtual_host_name())
+            || !one_of(&self.clusters, req.cluster_name())
+        {
+            return false;
+        }
         if !self.methods.is_empty() {
             match req.header(":method") {
                 Some(m) if self.methods.iter().any(|x| x.as_slice() == m) => {}
@@ -1134,6 +1184,25 @@ mod tests {
         assert!(e.reason.contains("sdk-ext feature `regex`"), "{}", e.reason);
         let e = err(r#"{"headers":[{"name":"x","string_match":{"safe_regex":{"regex":"a"}}}]}"#);
         assert_eq!(e.field, "rules[0].match.headers[0].string_match.safe_regex");
+    }
+
+    #[test]
+    fn route_virtual_host_and_cluster_names() {
+        let m = m(r#"{"route_names":["r1","r2"],"virtual_hosts":["vh"],"clusters":["c"]}"#);
+        let req = RequestData::new("GET", "/", "h")
+            .with_route_name("r2")
+            .with_virtual_host_name("vh")
+            .with_cluster_name("c");
+        assert!(m.matches(&mut req.clone()));
+        assert!(!m.matches(&mut req.clone().with_route_name("R2")));
+        assert!(!m.matches(&mut req.clone().with_cluster_name("d")));
+        let mut unknown = req;
+        unknown.virtual_host_name = None;
+        assert!(!m.matches(&mut unknown));
+        assert_eq!(
+            err(r#"{"clusters":["a",""]}"#).field,
+            "rules[0].match.clusters[1]"
+        );
     }
 
     #[test]
