@@ -140,9 +140,9 @@ impl<T> Rules<T> {
         self.rules.get(i).map(|(_, v)| v)
     }
 
-    /// Every value, in order, with its index.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.rules.iter().enumerate().map(|(i, (_, v))| (i, v))
+    /// Every value, in order (index `i` is rule `i`).
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.rules.iter().map(|(_, v)| v)
     }
 
     /// How many rules.

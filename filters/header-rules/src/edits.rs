@@ -55,12 +55,11 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
-    let mut plan = Plan::default();
-    for (i, rule) in config.rules.iter().enumerate() {
-        if !rule.matcher.matches(req) {
-            continue;
-        }
-        plan.rules.push(i);
+    let mut plan = Plan {
+        rules: config.rules.matching(req).map(|(i, _)| i).collect(),
+        ..Plan::default()
+    };
+    for rule in plan.rules.iter().filter_map(|&i| config.rules.get(i)) {
         for (dir, out) in [
             (Direction::Request, &mut plan.request_values),
             (Direction::Response, &mut plan.response_values),
