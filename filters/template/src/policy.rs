@@ -14,9 +14,9 @@ pub enum Decision {
 
 /// Decides on one request.
 pub fn decide(config: &Config, req: &mut impl Request) -> Decision {
-    match &config.deny {
-        Some(m) if m.matches(req) => Decision::Deny,
-        _ => Decision::Allow,
+    match config.deny.first(req) {
+        Some(_) => Decision::Deny,
+        None => Decision::Allow,
     }
 }
 
@@ -49,11 +49,15 @@ mod tests {
             Config::parse(br#"{"status":200}"#).unwrap_err().field,
             "status"
         );
+        // Without sdk-ext's `regex` feature (this crate's build) the pattern is refused at
+        // `deny.safe_regex`; with it (workspace-unified features), at its `regex`.
+        let e = Config::parse(br#"{"deny":{"safe_regex":{"regex":"["}}}"#).unwrap_err();
+        assert!(e.field.starts_with("deny.safe_regex"), "{}", e.field);
         assert_eq!(
-            Config::parse(br#"{"deny":{"safe_regex":{"regex":"["}}}"#)
+            Config::parse(br#"{"deny":{"headers":[{"name":"x","string_match":{"prefix":""}}]}}"#)
                 .unwrap_err()
                 .field,
-            "deny.safe_regex.regex"
+            "deny.headers[0].string_match.prefix"
         );
         assert_eq!(
             Config::parse(br#"{"deny":{"prefix":1}}"#)
