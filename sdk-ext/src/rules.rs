@@ -264,29 +264,68 @@ impl<'de, R: Deserialize<'de>> Deserialize<'de> for RawRule<R> {
 
 /// The schema of `R` (an object) with the `match` property added.
 #[cfg(feature = "schema")]
+fn rule_schema<R: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+    match_required: bool,
+) -> schemars::Schema {
+    let mut schema = R::json_schema(generator);
+    let matcher = generator.subschema_for::<RequestMatchSpec>().to_value();
+    let object = schema.ensure_object();
+    let properties = object
+        .entry("properties")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let Some(p) = properties.as_object_mut() {
+        let mut described = serde_json::Map::new();
+        let absent = if match_required {
+            "required"
+        } else {
+            "absent: every request"
+        };
+        described.insert(
+            "description".into(),
+            format!(
+                "Which requests the rule applies to (Envoy's RouteMatch and the sdk-ext \
+                 extensions); {absent}."
+            )
+            .into(),
+        );
+        described.insert("allOf".into(), serde_json::Value::Array(vec![matcher]));
+        p.insert("match".into(), serde_json::Value::Object(described));
+    }
+    if match_required {
+        let required = object
+            .entry("required")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = required.as_array_mut() {
+            list.insert(0, "match".into());
+        }
+    }
+    schema
+}
+
+#[cfg(feature = "schema")]
 impl<R: schemars::JsonSchema> schemars::JsonSchema for RawRule<R> {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         format!("Rule_{}", R::schema_name()).into()
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let mut schema = R::json_schema(generator);
-        let matcher = generator.subschema_for::<RequestMatchSpec>().to_value();
-        let object = schema.ensure_object();
-        let properties = object
-            .entry("properties")
-            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-        if let Some(p) = properties.as_object_mut() {
-            let mut described = serde_json::Map::new();
-            described.insert(
-                "description".into(),
-                "Which requests the rule applies to (Envoy's RouteMatch and the sdk-ext \
-                 extensions); absent: every request."
-                    .into(),
-            );
-            described.insert("allOf".into(), serde_json::Value::Array(vec![matcher]));
-            p.insert("match".into(), serde_json::Value::Object(described));
-        }
-        schema
+        rule_schema::<R>(generator, false)
+    }
+}
+
+/// Schema only: a [`RawRule`] whose `match` is required (for a filter that refuses rules
+/// without one, as jwt-auth does after Envoy's `RequirementRule`). Use it with
+/// `#[schemars(with = "Vec<RawRuleWithMatch<R>>")]` on the rules field.
+#[cfg(feature = "schema")]
+pub struct RawRuleWithMatch<R>(PhantomData<R>);
+
+#[cfg(feature = "schema")]
+impl<R: schemars::JsonSchema> schemars::JsonSchema for RawRuleWithMatch<R> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("RuleWithMatch_{}", R::schema_name()).into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        rule_schema::<R>(generator, true)
     }
 }
 

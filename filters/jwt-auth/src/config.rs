@@ -34,6 +34,10 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     /// Ordered rules `{match, requires}`; the first whose `match` matches decides.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<sdk_ext::rules::RawRuleWithMatch<RawRequirementRule>>")
+    )]
     pub rules: Vec<RawRule<RawRequirementRule>>,
     /// Let CORS preflight requests (OPTIONS with Origin and
     /// Access-Control-Request-Method) through without a token.
