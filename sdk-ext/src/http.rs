@@ -272,7 +272,16 @@ impl Request for HttpHost {
     fn source_address(&mut self) -> Option<&[u8]> {
         self.request.source_address()
     }
+    fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
+        self.request.header_values(name)
+    }
     fn route_name(&mut self) -> Option<&[u8]> {
         self.request.route_name()
+    }
+    fn virtual_host_name(&mut self) -> Option<&[u8]> {
+        self.request.virtual_host_name()
+    }
+    fn cluster_name(&mut self) -> Option<&[u8]> {
+        self.request.cluster_name()
     }
 }

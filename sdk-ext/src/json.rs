@@ -532,6 +532,9 @@ impl<'de> ValueDeserializer<'de, '_> {
                 None if n.contains(['.', 'e', 'E']) => Err(self.invalid_type(&visitor)),
                 None => Err(Error::new(format_args!("number {n} out of range"))),
             },
+            // proto-JSON writes int64 as a string; a visitor that takes strings sees it
+            // (serde's integer visitors refuse it exactly as an invalid type).
+            Value::String(s) => visitor.visit_borrowed_str(s),
             _ => Err(self.invalid_type(&visitor)),
         }
         .map_err(|e| e.at(self.path))

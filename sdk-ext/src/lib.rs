@@ -14,7 +14,9 @@
 //! - [`headers`]: header access as bytes; non-UTF-8 and missing values are ordinary cases;
 //!   [`headers::is_valid_value`] checks a value before a filter writes it (Envoy's rule).
 //! - [`request`]: request properties and the [`request::Request`] view matching reads.
-//! - [`matching`]: Envoy's `RouteMatch`/`HeaderMatcher`, with `rules` for per-route config.
+//! - [`matching`]: request matching with Envoy's `RouteMatch` semantics (path, headers,
+//!   query parameters, regex) plus host, method and route/virtual host/cluster names.
+//! - [`rules`]: `Rules<T>`, the one per-route configuration shape (`{match, ...}` lists).
 //! - [`template`]: header values that reference request attributes (`%REQ(x-id)%`), bounded
 //!   (64 operators, 60 KiB rendered; rendering stops at the limit).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
@@ -50,6 +52,7 @@ pub mod network;
 pub mod plugin;
 pub mod request;
 pub mod response;
+pub mod rules;
 pub mod template;
 
 #[cfg(feature = "schema")]

@@ -1,26 +1,128 @@
-//! Request matching rules, usable by any filter for per-route behaviour.
-//!
-//! The JSON shape follows Envoy's `RouteMatch` and `HeaderMatcher` so operators' knowledge
-//! carries over, plus two conveniences Envoy expresses elsewhere (`hosts`, `methods`):
+//! Request matching with Envoy's semantics: `RouteMatch`, `HeaderMatcher`,
+//! `QueryParameterMatcher` and `StringMatcher` decide here exactly as Envoy 1.40's router
+//! decides, checked differentially against a real Envoy on generated cases
+//! (`integration/tests/matching.rs`).
 //!
 //! ```json
-//! { "prefix": "/api/",                      // or "path": "/exact", or "safe_regex": {"regex": "^/v[0-9]+/"}
+//! { "prefix": "/api/",
 //!   "case_sensitive": true,
-//!   "hosts": ["api.example.com", "*.example.org"],
-//!   "methods": ["GET", "HEAD"],
 //!   "headers": [ {"name": "x-debug", "present_match": true},
-//!                {"name": "x-env", "string_match": {"exact": "prod"}, "invert_match": true} ] }
+//!                {"name": "x-env", "string_match": {"exact": "prod"}, "invert_match": true} ],
+//!   "query_parameters": [ {"name": "debug", "present_match": false} ],
+//!   "hosts": ["api.example.com", "*.example.org"],
+//!   "methods": ["GET", "HEAD"] }
 //! ```
-//! All listed conditions must hold; an empty match matches every request. Regexes compile
-//! at config time (regex-lite: linear-time matching, no catastrophic backtracking). Header
-//! values that are not UTF-8 never match a regex, and match byte-wise otherwise.
+//!
+//! All listed conditions must hold; an empty match matches every request.
+//!
+//! # Path (`prefix`, `path`, `safe_regex`, `path_separated_prefix`: at most one)
+//!
+//! Every path specifier compares the `:path` **without its query and fragment** (everything
+//! from the first `?` or `#` is cut off). So a `prefix` containing `?` never matches; use
+//! `query_parameters` or a `headers` matcher on `:path` (which sees the whole `:path`).
+//! Nothing is decoded or normalised: `%2F` is three characters, `/a/` is not `/a`.
+//!
+//! - `prefix`: the path starts with it (`""` matches every path).
+//! - `path`: the path equals it.
+//! - `safe_regex`: the pattern matches the whole path (see *Regular expressions*).
+//! - `path_separated_prefix`: the path equals it or continues with `/` after it (`/api`
+//!   matches `/api`, `/api/x`, `/api?q`, not `/apix`). It must be at least two characters,
+//!   contain no `?` or `#`, and not end with `/` (Envoy's rule).
+//! - `case_sensitive` (default `true`): `false` compares `prefix`, `path` and
+//!   `path_separated_prefix` ignoring ASCII case. It has **no effect on `safe_regex`**
+//!   (as in Envoy; write `(?i)` in the pattern).
+//! - None of the four: every path matches (an extension: Envoy requires one).
+//!
+//! # Headers (`headers`: every matcher must hold)
+//!
+//! A `HeaderMatcher` has a `name` (any case; pseudo-headers like `:method` and `:path`
+//! work), at most one of the match kinds below, and two modifiers:
+//!
+//! - `string_match`: a `StringMatcher` on the value; `present_match`: `true` the header is
+//!   present, `false` it is absent; `range_match` `{"start": s, "end": e}`: the value is a
+//!   decimal int64 (surrounding whitespace and a `+`/`-` sign allowed, as absl's
+//!   `SimpleAtoi`) with `s <= v < e`; no kind at all: the header is present.
+//! - Envoy's older direct fields are accepted with their old meaning: `exact_match`,
+//!   `prefix_match`, `suffix_match`, `contains_match`, `safe_regex_match` (case-sensitive;
+//!   an empty `exact_match` matches **any** value).
+//! - **Several values** (a header sent more than once): the matcher holds if **any one
+//!   value** matches (measured in Envoy 1.40; values are not joined). Headers Envoy's codec
+//!   merges itself (such as `user-agent`) arrive as one `a,b` value.
+//! - **Missing header**: no matcher holds, except `present_match: false`; `invert_match`
+//!   turns that around only for `present_match` (`{"present_match": true, "invert_match":
+//!   true}` holds, an inverted `string_match` or `range_match` does **not**).
+//! - `treat_missing_header_as_empty: true`: a missing header is matched as one empty value
+//!   (so `{"exact": ""}` and `present_match: true` hold, `present_match: false` does not),
+//!   then `invert_match` applies as usual.
+//! - `invert_match: true` negates the result for a header that is present.
+//!
+//! # Query parameters (`query_parameters`: every matcher must hold)
+//!
+//! The query is the part of `:path` after the first `?` (up to a `#`), split at `&`; each
+//! piece is `name=value` split at its first `=` (no `=`: the value is empty; empty pieces are
+//! skipped). Names and values are compared **as sent, not percent-decoded** (`a%20b` is not
+//! `a b`; `+` is not a space). Only the **first** occurrence of a name counts.
+//! `{"name": n, "string_match": {...}}` needs the parameter present and its value to match;
+//! `"present_match": true`/`false` needs it present/absent; a name alone needs it present.
+//!
+//! # `StringMatcher`
+//!
+//! Exactly one of `exact`, `prefix`, `suffix`, `contains` (the last three non-empty),
+//! `safe_regex`; `ignore_case: true` compares ASCII letters without case (not other
+//! letters: `é` is not `É`) and is refused with `safe_regex`, as Envoy refuses it.
+//!
+//! # Regular expressions (`safe_regex`, `{"regex": "..."}`)
+//!
+//! RE2 syntax, matched against the **whole** value (RE2 `FullMatch`), with Envoy's byte
+//! semantics: every byte of the value is one character (so `.` matches a single `\xff`
+//! byte and does not match the two bytes of `é`; `\w`, `\d`, `\s`, `\b` are ASCII; `(?i)`
+//! folds ASCII and Latin-1 letters). Patterns are parsed by RE2's rules at config time and
+//! refused where Envoy refuses them (unbalanced parentheses such as `a)|(b`, `a**`,
+//! `x{1001}`, `\Z`, `(?x)`, lookaround, backreferences), naming the field
+//! (`...safe_regex.regex`); matching is linear-time (regex-lite).
+//! Known differences, both refusals on our side or acceptances Envoy refuses:
+//! `\p{..}` Unicode classes are refused here (Envoy accepts them); Envoy also refuses a
+//! pattern whose compiled RE2 program exceeds 100 instructions
+//! (`re2.max_program_size.error_level`, e.g. `a{100}`), which is not counted here.
+//! Without the `regex` feature every `safe_regex` is refused at config time.
+//!
+//! # Extensions (not in Envoy's `RouteMatch`)
+//!
+//! - `hosts`: `:authority` without its port equals one of these, ASCII case-insensitive;
+//!   `*.example.com` (any non-empty label prefix) and `example.*` wildcards as in Envoy's
+//!   virtual host `domains`.
+//! - `methods`: `:method` is one of these (exact, as sent).
+//! - `route_names`, `virtual_hosts`, `clusters`: the name of the route Envoy's router
+//!   matched (`xds.route_name`), of its virtual host (`xds.virtual_host_name`), of the
+//!   cluster the route selected (`xds.cluster_name`) is one of these (exact, case-sensitive;
+//!   a request whose host does not provide the property does not match). Istio names its
+//!   routes, so a rule can pick an Istio route by name.
+//!
+//! Compile once, match per request:
+//!
+//! ```
+//! use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+//! use sdk_ext::request::RequestData;
+//!
+//! let spec: RequestMatchSpec = sdk_ext::config::parse(
+//!     br#"{"path_separated_prefix": "/api", "headers": [{"name": "x-env", "string_match": {"exact": "prod"}}]}"#,
+//! )
+//! .unwrap();
+//! let m = RequestMatcher::compile(&spec, "match").unwrap();
+//! let mut req = RequestData::new("GET", "/api/users?page=2", "example.com").with("x-env", "prod");
+//! assert!(m.matches(&mut req));
+//! assert!(!m.matches(&mut RequestData::new("GET", "/apix", "example.com").with("x-env", "prod")));
+//! ```
 
 use crate::config::{join_path, ConfigError};
 use crate::request::{without_port, Request};
 use serde::Deserialize;
 
 #[cfg(feature = "regex")]
-use regex_lite::Regex;
+mod re2;
+
+#[cfg(feature = "regex")]
+use re2::Re2 as Regex;
 
 /// Without the `regex` feature no pattern can be compiled, so no matcher holds one.
 #[cfg(not(feature = "regex"))]
@@ -29,7 +131,7 @@ enum Regex {}
 
 #[cfg(not(feature = "regex"))]
 impl Regex {
-    fn is_match(&self, _: &str) -> bool {
+    fn full_match(&self, _: &[u8]) -> bool {
         match *self {}
     }
 }
@@ -39,7 +141,7 @@ impl Regex {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
-    /// The pattern (RE2-like syntax).
+    /// The pattern (RE2 syntax), matched against the whole value.
     pub regex: String,
 }
 
@@ -50,59 +152,163 @@ pub struct RegexSpec {
 pub struct StringMatchSpec {
     /// Equal to.
     pub exact: Option<String>,
-    /// Starts with.
+    /// Starts with (non-empty).
     pub prefix: Option<String>,
-    /// Ends with.
+    /// Ends with (non-empty).
     pub suffix: Option<String>,
-    /// Contains.
+    /// Contains (non-empty).
     pub contains: Option<String>,
     /// Matches the whole value.
     pub safe_regex: Option<RegexSpec>,
-    /// Compare ignoring ASCII case (not for `safe_regex`; use `(?i)` there).
+    /// Compare ignoring ASCII case (refused with `safe_regex`; use `(?i)` there).
     #[serde(default)]
     pub ignore_case: bool,
 }
 
-/// Envoy's `HeaderMatcher`: `present_match` or `string_match`, optionally inverted.
-#[derive(Debug, Clone, Deserialize)]
+/// An int64 as proto-JSON writes it: a number or a decimal string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Int64(pub i64);
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Int64;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an int64 (a number or a decimal string)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int64, E> {
+                Ok(Int64(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int64, E> {
+                i64::try_from(v)
+                    .map(Int64)
+                    .map_err(|_| E::custom(format!("{v} is out of the int64 range")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Int64, E> {
+                v.parse()
+                    .map(Int64)
+                    .map_err(|_| E::custom(format!("{v:?} is not an int64")))
+            }
+        }
+        // Not deserialize_any: that would link float parsing into every filter (~17 KB).
+        d.deserialize_i64(V)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Int64 {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Int64".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["integer", "string"],
+            "description": "An int64: a number or, as proto-JSON writes it, a decimal string."
+        })
+    }
+}
+
+/// Envoy's `Int64Range`: half-open `[start, end)`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    /// Inclusive start (default 0).
+    #[serde(default)]
+    pub start: Int64,
+    /// Exclusive end (default 0).
+    #[serde(default)]
+    pub end: Int64,
+}
+
+/// Envoy's `HeaderMatcher` (see the module docs).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
-    /// Header name (case-insensitive; pseudo-headers like `:method` allowed).
+    /// Header name (any case; pseudo-headers like `:method` allowed).
     pub name: String,
     /// Match on the value.
     pub string_match: Option<StringMatchSpec>,
     /// `true`: the header is present; `false`: it is absent.
     pub present_match: Option<bool>,
-    /// Invert the result.
+    /// The value is an integer in `[start, end)`.
+    pub range_match: Option<RangeSpec>,
+    /// Older form: equal to (an empty string matches any value).
+    pub exact_match: Option<String>,
+    /// Older form: starts with.
+    pub prefix_match: Option<String>,
+    /// Older form: ends with.
+    pub suffix_match: Option<String>,
+    /// Older form: contains.
+    pub contains_match: Option<String>,
+    /// Older form: the pattern matches the whole value.
+    pub safe_regex_match: Option<RegexSpec>,
+    /// Invert the result (see the module docs for missing headers).
     #[serde(default)]
     pub invert_match: bool,
+    /// Match a missing header as one empty value.
+    #[serde(default)]
+    pub treat_missing_header_as_empty: bool,
 }
 
-/// The JSON form of a request match (see the module docs).
+/// Envoy's `QueryParameterMatcher`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QueryParameterMatchSpec {
+    /// Parameter name, compared as sent (case-sensitive, not decoded).
+    pub name: String,
+    /// The first value of the parameter matches.
+    pub string_match: Option<StringMatchSpec>,
+    /// `true`: the parameter is present; `false`: it is absent.
+    pub present_match: Option<bool>,
+}
+
+/// The JSON form of a request match: Envoy's `RouteMatch` plus `hosts` and `methods`
+/// (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {
-    /// Path starts with (query included, as Envoy).
+    /// Path (query excluded) starts with.
     pub prefix: Option<String>,
     /// Path (query excluded) equals.
     pub path: Option<String>,
     /// Path (query excluded) fully matches.
     pub safe_regex: Option<RegexSpec>,
-    /// Path comparisons are case-sensitive (default true, as Envoy).
+    /// Path (query excluded) equals this or continues with `/` after it.
+    pub path_separated_prefix: Option<String>,
+    /// `prefix`/`path`/`path_separated_prefix` are case-sensitive (default true, as Envoy;
+    /// no effect on `safe_regex`).
     pub case_sensitive: Option<bool>,
-    /// Host (`:authority` without port) equals one of these, ASCII case-insensitive;
-    /// `*.example.com` and `example.*` wildcards as Envoy's virtual host domains.
+    /// Extension: host (`:authority` without port) equals one of these, ASCII
+    /// case-insensitive; `*.example.com` and `example.*` wildcards.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Method is one of these (exact, upper case as sent).
+    /// Extension: method is one of these (exact, as sent).
     #[serde(default)]
     pub methods: Vec<String>,
     /// Every header matcher must hold.
     #[serde(default)]
     pub headers: Vec<HeaderMatchSpec>,
+    /// Every query parameter matcher must hold.
+    #[serde(default)]
+    pub query_parameters: Vec<QueryParameterMatchSpec>,
+    /// Extension: the route Envoy matched (`xds.route_name`) is one of these (exact).
+    #[serde(default)]
+    pub route_names: Vec<String>,
+    /// Extension: the virtual host Envoy matched (`xds.virtual_host_name`) is one of these.
+    #[serde(default)]
+    pub virtual_hosts: Vec<String>,
+    /// Extension: the cluster the route selected (`xds.cluster_name`) is one of these.
+    #[serde(default)]
+    pub clusters: Vec<String>,
 }
+
+/// Envoy's name for the same shape.
+pub type RouteMatchSpec = RequestMatchSpec;
 
 #[derive(Debug, Clone)]
 enum Text {
@@ -122,9 +328,12 @@ pub struct StringMatcher {
 
 #[cfg(feature = "regex")]
 fn compile_regex(spec: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
-    // Anchor: Envoy's safe_regex must match the whole value.
-    Regex::new(&format!("^(?:{})$", spec.regex))
-        .map_err(|e| ConfigError::new(join_path(field, "regex"), format!("invalid regex: {e}")))
+    let at = join_path(field, "regex");
+    if spec.regex.is_empty() {
+        return Err(ConfigError::new(at, "must not be empty"));
+    }
+    // Parsed on its own by RE2's rules first; anchored only once it is known to be whole.
+    Regex::new(&spec.regex).map_err(|e| ConfigError::new(at, format!("invalid regex: {e}")))
 }
 
 /// A filter built without the `regex` feature refuses `safe_regex` by name, at config time.
@@ -136,34 +345,59 @@ fn compile_regex(_: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
     ))
 }
 
+fn eq_ci(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
+    if ignore_case {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+fn starts_with(v: &[u8], p: &[u8], ignore_case: bool) -> bool {
+    v.get(..p.len()).is_some_and(|h| eq_ci(h, p, ignore_case))
+}
+
+fn ends_with(v: &[u8], s: &[u8], ignore_case: bool) -> bool {
+    v.len() >= s.len()
+        && v.get(v.len() - s.len()..)
+            .is_some_and(|t| eq_ci(t, s, ignore_case))
+}
+
+fn contains(v: &[u8], s: &[u8], ignore_case: bool) -> bool {
+    s.is_empty() || v.windows(s.len()).any(|w| eq_ci(w, s, ignore_case))
+}
+
 impl StringMatcher {
     /// Compiles a spec; `field` is its path for error messages.
     pub fn compile(spec: &StringMatchSpec, field: &str) -> Result<Self, ConfigError> {
-        let lower = |s: &str| {
-            if spec.ignore_case {
-                s.to_ascii_lowercase().into_bytes()
+        let non_empty = |s: &String, name: &str| {
+            if s.is_empty() {
+                Err(ConfigError::new(
+                    join_path(field, name),
+                    "must not be empty",
+                ))
             } else {
-                s.as_bytes().to_vec()
+                Ok(s.as_bytes().to_vec())
             }
         };
         let mut kinds = Vec::new();
         if let Some(s) = &spec.exact {
-            kinds.push(Text::Exact(lower(s)));
+            kinds.push(Text::Exact(s.as_bytes().to_vec()));
         }
         if let Some(s) = &spec.prefix {
-            kinds.push(Text::Prefix(lower(s)));
+            kinds.push(Text::Prefix(non_empty(s, "prefix")?));
         }
         if let Some(s) = &spec.suffix {
-            kinds.push(Text::Suffix(lower(s)));
+            kinds.push(Text::Suffix(non_empty(s, "suffix")?));
         }
         if let Some(s) = &spec.contains {
-            kinds.push(Text::Contains(lower(s)));
+            kinds.push(Text::Contains(non_empty(s, "contains")?));
         }
         if let Some(r) = &spec.safe_regex {
             if spec.ignore_case {
                 return Err(ConfigError::new(
                     join_path(field, "ignore_case"),
-                    "not supported with safe_regex; use (?i) in the pattern",
+                    "has no effect with safe_regex (Envoy refuses it); use (?i) in the pattern",
                 ));
             }
             kinds.push(Text::Regex(compile_regex(
@@ -190,21 +424,222 @@ impl StringMatcher {
 
     /// Whether `value` matches.
     pub fn matches(&self, value: &[u8]) -> bool {
-        let folded;
-        let v = if self.ignore_case {
-            folded = value.to_ascii_lowercase();
-            folded.as_slice()
-        } else {
-            value
-        };
+        let ic = self.ignore_case;
         match &self.kind {
-            Text::Exact(s) => v == s.as_slice(),
-            Text::Prefix(s) => v.starts_with(s),
-            Text::Suffix(s) => v.ends_with(s),
-            Text::Contains(s) => s.is_empty() || v.windows(s.len()).any(|w| w == s.as_slice()),
-            Text::Regex(r) => std::str::from_utf8(v)
-                .map(|s| r.is_match(s))
-                .unwrap_or(false),
+            Text::Exact(s) => eq_ci(value, s, ic),
+            Text::Prefix(s) => starts_with(value, s, ic),
+            Text::Suffix(s) => ends_with(value, s, ic),
+            Text::Contains(s) => contains(value, s, ic),
+            Text::Regex(r) => r.full_match(value),
+        }
+    }
+}
+
+/// absl's `SimpleAtoi` for int64: optional surrounding ASCII whitespace, optional sign,
+/// decimal digits, no overflow.
+fn simple_atoi(v: &[u8]) -> Option<i64> {
+    let t = v.trim_ascii();
+    let (neg, digits) = match t {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for d in digits {
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10).and_then(|n| {
+            if neg {
+                n.checked_sub(d)
+            } else {
+                n.checked_add(d)
+            }
+        })?;
+    }
+    Some(n)
+}
+
+#[derive(Debug, Clone)]
+enum ValueTest {
+    Present(bool),
+    String(StringMatcher),
+    Range(i64, i64),
+    /// The older `exact_match: ""`: any value.
+    Any,
+}
+
+impl ValueTest {
+    fn test(&self, v: &[u8]) -> bool {
+        match self {
+            ValueTest::Present(p) => *p,
+            ValueTest::String(m) => m.matches(v),
+            ValueTest::Range(start, end) => simple_atoi(v).is_some_and(|n| *start <= n && n < *end),
+            ValueTest::Any => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HeaderMatcher {
+    name: String,
+    test: ValueTest,
+    invert: bool,
+    treat_missing_as_empty: bool,
+}
+
+impl HeaderMatcher {
+    fn compile(h: &HeaderMatchSpec, at: &str) -> Result<Self, ConfigError> {
+        // Envoy's rule for the name: non-empty, no NUL, CR or LF.
+        if h.name.is_empty() || h.name.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+            return Err(ConfigError::new(
+                join_path(at, "name"),
+                format!("{:?} is not a header name", h.name),
+            ));
+        }
+        let non_empty = |s: &String, name: &str| {
+            if s.is_empty() {
+                Err(ConfigError::new(join_path(at, name), "must not be empty"))
+            } else {
+                Ok(s.clone())
+            }
+        };
+        let plain = |kind: fn(Vec<u8>) -> Text, s: String| {
+            ValueTest::String(StringMatcher {
+                kind: kind(s.into_bytes()),
+                ignore_case: false,
+            })
+        };
+        let mut tests = Vec::new();
+        if let Some(s) = &h.string_match {
+            let m = StringMatcher::compile(s, &join_path(at, "string_match"))?;
+            tests.push(ValueTest::String(m));
+        }
+        if let Some(p) = h.present_match {
+            tests.push(ValueTest::Present(p));
+        }
+        if let Some(r) = h.range_match {
+            tests.push(ValueTest::Range(r.start.0, r.end.0));
+        }
+        if let Some(s) = &h.exact_match {
+            tests.push(if s.is_empty() {
+                ValueTest::Any
+            } else {
+                plain(Text::Exact, s.clone())
+            });
+        }
+        if let Some(s) = &h.prefix_match {
+            tests.push(plain(Text::Prefix, non_empty(s, "prefix_match")?));
+        }
+        if let Some(s) = &h.suffix_match {
+            tests.push(plain(Text::Suffix, non_empty(s, "suffix_match")?));
+        }
+        if let Some(s) = &h.contains_match {
+            tests.push(plain(Text::Contains, non_empty(s, "contains_match")?));
+        }
+        if let Some(r) = &h.safe_regex_match {
+            let re = compile_regex(r, &join_path(at, "safe_regex_match"))?;
+            tests.push(ValueTest::String(StringMatcher {
+                kind: Text::Regex(re),
+                ignore_case: false,
+            }));
+        }
+        let mut tests = tests.into_iter();
+        let test = match (tests.next(), tests.next()) {
+            (None, _) => ValueTest::Present(true),
+            (Some(t), None) => t,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    at,
+                    "only one of string_match, present_match, range_match, exact_match, \
+                     prefix_match, suffix_match, contains_match, safe_regex_match may be set",
+                ))
+            }
+        };
+        Ok(Self {
+            name: h.name.to_ascii_lowercase(),
+            test,
+            invert: h.invert_match,
+            treat_missing_as_empty: h.treat_missing_header_as_empty,
+        })
+    }
+
+    fn matches(&self, req: &mut impl Request) -> bool {
+        let values = req.header_values(&self.name);
+        if values.is_empty() {
+            if !self.treat_missing_as_empty {
+                // Only a presence test can hold for a missing header.
+                return matches!(self.test, ValueTest::Present(p) if p == self.invert);
+            }
+            return self.test.test(b"") != self.invert;
+        }
+        values.iter().any(|v| self.test.test(v)) != self.invert
+    }
+}
+
+#[derive(Debug, Clone)]
+struct QueryMatcher {
+    name: Vec<u8>,
+    string: Option<StringMatcher>,
+    present: Option<bool>,
+}
+
+/// The first value of query parameter `name` in `path` (see the module docs).
+fn first_query_value<'a>(path: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let start = path.iter().position(|&b| b == b'?')? + 1;
+    let query = path.get(start..)?;
+    let query = query
+        .iter()
+        .position(|&b| b == b'#')
+        .and_then(|end| query.get(..end))
+        .unwrap_or(query);
+    query.split(|&b| b == b'&').find_map(|piece| {
+        let (k, v) = match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => (piece.get(..eq)?, piece.get(eq + 1..)?),
+            None => (piece, &b""[..]),
+        };
+        (!piece.is_empty() && k == name).then_some(v)
+    })
+}
+
+impl QueryMatcher {
+    fn compile(q: &QueryParameterMatchSpec, at: &str) -> Result<Self, ConfigError> {
+        if q.name.is_empty() || q.name.len() > 1024 {
+            return Err(ConfigError::new(
+                join_path(at, "name"),
+                "must be 1 to 1024 bytes",
+            ));
+        }
+        let string = q
+            .string_match
+            .as_ref()
+            .map(|s| StringMatcher::compile(s, &join_path(at, "string_match")))
+            .transpose()?;
+        if string.is_some() && q.present_match.is_some() {
+            return Err(ConfigError::new(
+                at,
+                "only one of string_match, present_match may be set",
+            ));
+        }
+        Ok(Self {
+            name: q.name.as_bytes().to_vec(),
+            string,
+            present: q.present_match,
+        })
+    }
+
+    fn matches(&self, path: &[u8]) -> bool {
+        match (
+            first_query_value(path, &self.name),
+            self.present,
+            &self.string,
+        ) {
+            (None, Some(p), _) => !p,
+            (None, None, _) => false,
+            (Some(_), Some(p), _) => p,
+            (Some(v), None, Some(m)) => m.matches(v),
+            (Some(_), None, None) => true,
         }
     }
 }
@@ -215,6 +650,7 @@ enum PathMatch {
     Prefix(Vec<u8>),
     Exact(Vec<u8>),
     Regex(Regex),
+    Separated(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -222,14 +658,6 @@ enum HostPattern {
     Exact(Vec<u8>),
     Suffix(Vec<u8>), // "*.example.com" → ".example.com"
     Prefix(Vec<u8>), // "example.*" → "example."
-}
-
-#[derive(Debug, Clone)]
-struct HeaderMatcher {
-    name: String,
-    value: Option<StringMatcher>,
-    present: bool,
-    invert: bool,
 }
 
 /// A compiled request match.
@@ -240,6 +668,31 @@ pub struct RequestMatcher {
     hosts: Vec<HostPattern>,
     methods: Vec<Vec<u8>>,
     headers: Vec<HeaderMatcher>,
+    query: Vec<QueryMatcher>,
+    route_names: Vec<Vec<u8>>,
+    virtual_hosts: Vec<Vec<u8>>,
+    clusters: Vec<Vec<u8>>,
+}
+
+/// Whether `value` is one of `names` (an empty list allows anything).
+fn one_of(names: &[Vec<u8>], value: Option<&[u8]>) -> bool {
+    names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
+}
+
+fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if n.is_empty() {
+                Err(ConfigError::new(
+                    format!("{field}[{i}]"),
+                    "must not be empty",
+                ))
+            } else {
+                Ok(n.as_bytes().to_vec())
+            }
+        })
+        .collect()
 }
 
 impl Default for RequestMatcher {
@@ -250,52 +703,58 @@ impl Default for RequestMatcher {
             hosts: Vec::new(),
             methods: Vec::new(),
             headers: Vec::new(),
+            query: Vec::new(),
+            route_names: Vec::new(),
+            virtual_hosts: Vec::new(),
+            clusters: Vec::new(),
         }
     }
 }
 
-fn valid_header_name(name: &str) -> bool {
-    crate::headers::is_token(name.strip_prefix(':').unwrap_or(name))
+/// Envoy's rule for `path_separated_prefix`: `^[^?#]+[^?#/]$`.
+fn valid_separated_prefix(p: &str) -> bool {
+    p.chars().count() >= 2 && !p.contains(['?', '#']) && !p.ends_with('/')
+}
+
+/// The path without query and fragment.
+fn path_only(path: &[u8]) -> &[u8] {
+    let end = path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
+    path.get(..end).unwrap_or(path)
 }
 
 impl RequestMatcher {
     /// Compiles a spec; `field` is its path for error messages (e.g. `rules[0].match`).
     pub fn compile(spec: &RequestMatchSpec, field: &str) -> Result<Self, ConfigError> {
         let case_sensitive = spec.case_sensitive.unwrap_or(true);
-        let fold = |s: &str| {
-            if case_sensitive {
-                s.as_bytes().to_vec()
-            } else {
-                s.to_ascii_lowercase().into_bytes()
-            }
-        };
         let set = [
             spec.prefix.is_some(),
             spec.path.is_some(),
             spec.safe_regex.is_some(),
+            spec.path_separated_prefix.is_some(),
         ];
         if set.iter().filter(|b| **b).count() > 1 {
             return Err(ConfigError::new(
                 field,
-                "only one of prefix, path, safe_regex may be set",
+                "only one of prefix, path, safe_regex, path_separated_prefix may be set",
             ));
         }
         let path = if let Some(p) = &spec.prefix {
-            PathMatch::Prefix(fold(p))
+            PathMatch::Prefix(p.as_bytes().to_vec())
         } else if let Some(p) = &spec.path {
-            if !p.starts_with('/') {
+            PathMatch::Exact(p.as_bytes().to_vec())
+        } else if let Some(r) = &spec.safe_regex {
+            PathMatch::Regex(compile_regex(r, &join_path(field, "safe_regex"))?)
+        } else if let Some(p) = &spec.path_separated_prefix {
+            if !valid_separated_prefix(p) {
                 return Err(ConfigError::new(
-                    join_path(field, "path"),
-                    "must start with '/'",
+                    join_path(field, "path_separated_prefix"),
+                    "must be at least two characters, without '?' or '#', not ending with '/'",
                 ));
             }
-            PathMatch::Exact(fold(p))
-        } else if let Some(r) = &spec.safe_regex {
-            let mut r = r.clone();
-            if !case_sensitive {
-                r.regex = format!("(?i){}", r.regex);
-            }
-            PathMatch::Regex(compile_regex(&r, &join_path(field, "safe_regex"))?)
+            PathMatch::Separated(p.as_bytes().to_vec())
         } else {
             PathMatch::Any
         };
@@ -328,47 +787,41 @@ impl RequestMatcher {
             }
             methods.push(m.as_bytes().to_vec());
         }
-        let mut headers = Vec::with_capacity(spec.headers.len());
-        for (i, h) in spec.headers.iter().enumerate() {
-            let at = join_path(field, &format!("headers[{i}]"));
-            if !valid_header_name(&h.name) {
-                return Err(ConfigError::new(
-                    join_path(&at, "name"),
-                    format!("{:?} is not a valid header name", h.name),
-                ));
-            }
-            let (value, present) = match (&h.string_match, h.present_match) {
-                (Some(s), None) => (
-                    Some(StringMatcher::compile(s, &join_path(&at, "string_match"))?),
-                    true,
-                ),
-                (None, Some(p)) => (None, p),
-                (None, None) => (None, true),
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(
-                        at,
-                        "only one of string_match, present_match may be set",
-                    ))
-                }
-            };
-            headers.push(HeaderMatcher {
-                name: h.name.to_ascii_lowercase(),
-                value,
-                present,
-                invert: h.invert_match,
-            });
-        }
+        let headers = spec
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| HeaderMatcher::compile(h, &join_path(field, &format!("headers[{i}]"))))
+            .collect::<Result<_, _>>()?;
+        let query = spec
+            .query_parameters
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                QueryMatcher::compile(q, &join_path(field, &format!("query_parameters[{i}]")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             path,
             case_sensitive,
             hosts,
             methods,
             headers,
+            query,
+            route_names: name_list(&spec.route_names, &join_path(field, "route_names"))?,
+            virtual_hosts: name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?,
+            clusters: name_list(&spec.clusters, &join_path(field, "clusters"))?,
         })
     }
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
+        if !one_of(&self.route_names, req.route_name())
+            || !one_of(&self.virtual_hosts, req.virtual_host_name())
+            || !one_of(&self.clusters, req.cluster_name())
+        {
+            return false;
+        }
         if !self.methods.is_empty() {
             match req.header(":method") {
                 Some(m) if self.methods.iter().any(|x| x.as_slice() == m) => {}
@@ -389,47 +842,28 @@ impl RequestMatcher {
                 return false;
             }
         }
-        if !matches!(self.path, PathMatch::Any) {
+        if !matches!(self.path, PathMatch::Any) || !self.query.is_empty() {
             let Some(path) = req.header(":path") else {
                 return false;
             };
-            if !self.path_matches(path) {
+            if !self.path_matches(path) || !self.query.iter().all(|q| q.matches(path)) {
                 return false;
             }
         }
-        self.headers.iter().all(|h| {
-            let found = match (req.header(&h.name), &h.value) {
-                (Some(v), Some(m)) => m.matches(v),
-                (Some(_), None) => h.present,
-                (None, Some(_)) => false,
-                (None, None) => !h.present,
-            };
-            found != h.invert
-        })
+        self.headers.iter().all(|h| h.matches(req))
     }
 
-    fn path_matches(&self, path: &[u8]) -> bool {
-        let folded;
-        let path = if self.case_sensitive {
-            path
-        } else {
-            folded = path.to_ascii_lowercase();
-            folded.as_slice()
-        };
-        let without_query = || {
-            let end = path
-                .iter()
-                .position(|&b| b == b'?' || b == b'#')
-                .unwrap_or(path.len());
-            path.get(..end).unwrap_or(path)
-        };
+    fn path_matches(&self, full: &[u8]) -> bool {
+        let path = path_only(full);
+        let ic = !self.case_sensitive;
         match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(p) => path.starts_with(p),
-            PathMatch::Exact(p) => without_query() == p.as_slice(),
-            PathMatch::Regex(r) => std::str::from_utf8(without_query())
-                .map(|s| r.is_match(s))
-                .unwrap_or(false),
+            PathMatch::Prefix(p) => starts_with(path, p, ic),
+            PathMatch::Exact(p) => eq_ci(path, p, ic),
+            PathMatch::Regex(r) => r.full_match(path),
+            PathMatch::Separated(p) => {
+                starts_with(path, p, ic) && matches!(path.get(p.len()), None | Some(b'/'))
+            }
         }
     }
 }
@@ -439,13 +873,17 @@ mod tests {
     use super::*;
     use crate::request::RequestData;
 
+    // Through sdk-ext's own config reader, as filters read configs.
     fn m(json: &str) -> RequestMatcher {
-        let spec: RequestMatchSpec = serde_json::from_str(json).unwrap();
+        let spec: RequestMatchSpec = crate::config::parse(json.as_bytes()).unwrap();
         RequestMatcher::compile(&spec, "match").unwrap()
     }
     fn err(json: &str) -> ConfigError {
-        let spec: RequestMatchSpec = serde_json::from_str(json).unwrap();
+        let spec: RequestMatchSpec = crate::config::parse(json.as_bytes()).unwrap();
         RequestMatcher::compile(&spec, "rules[0].match").unwrap_err()
+    }
+    fn hdr(matcher: &str) -> RequestMatcher {
+        m(&format!(r#"{{"headers":[{matcher}]}}"#))
     }
 
     #[test]
@@ -464,21 +902,280 @@ mod tests {
         assert!(!m(r#"{"prefix":"/"}"#).matches(&mut RequestData::default()));
     }
 
+    /// Fault: a prefix with `?` matched into the query; Envoy cuts the query off first.
+    #[test]
+    fn prefix_never_reaches_into_the_query() {
+        let mut r = RequestData::new("GET", "/a?x=1", "h");
+        assert!(!m(r#"{"prefix":"/a?x"}"#).matches(&mut r));
+        assert!(!m(r#"{"prefix":"/a?"}"#).matches(&mut r));
+        assert!(m(r#"{"prefix":"/a"}"#).matches(&mut r));
+    }
+
+    #[test]
+    fn path_separated_prefix() {
+        let p = m(r#"{"path_separated_prefix":"/api"}"#);
+        for (path, want) in [
+            ("/api", true),
+            ("/api/", true),
+            ("/api/x", true),
+            ("/api?q=1", true),
+            ("/apix", false),
+            ("/ap", false),
+            ("/API", false),
+        ] {
+            assert_eq!(
+                p.matches(&mut RequestData::new("GET", path, "h")),
+                want,
+                "{path}"
+            );
+        }
+        assert!(
+            m(r#"{"path_separated_prefix":"/API","case_sensitive":false}"#)
+                .matches(&mut RequestData::new("GET", "/api/x", "h"))
+        );
+        for bad in ["/api/", "/", "a", "", "/a?b", "/a#b"] {
+            let e = err(&format!(r#"{{"path_separated_prefix":{bad:?}}}"#));
+            assert_eq!(e.field, "rules[0].match.path_separated_prefix", "{bad}");
+        }
+        assert!(err(r#"{"prefix":"/","path_separated_prefix":"/a"}"#)
+            .reason
+            .contains("only one"));
+    }
+
+    /// Fault: an inverted string match held for a missing header; in Envoy it does not.
+    #[test]
+    fn inverted_matchers_on_a_missing_header() {
+        let mut none = RequestData::new("GET", "/", "h");
+        assert!(
+            !hdr(r#"{"name":"x-a","string_match":{"exact":"v"},"invert_match":true}"#)
+                .matches(&mut none)
+        );
+        assert!(
+            !hdr(r#"{"name":"x-a","range_match":{"start":0,"end":9},"invert_match":true}"#)
+                .matches(&mut none)
+        );
+        assert!(
+            hdr(r#"{"name":"x-a","present_match":true,"invert_match":true}"#).matches(&mut none)
+        );
+        assert!(
+            !hdr(r#"{"name":"x-a","present_match":false,"invert_match":true}"#).matches(&mut none)
+        );
+        assert!(hdr(r#"{"name":"x-a","present_match":false}"#).matches(&mut none));
+        // Present: inverted as usual.
+        let mut v = RequestData::new("GET", "/", "h").with("x-a", "w");
+        assert!(
+            hdr(r#"{"name":"x-a","string_match":{"exact":"v"},"invert_match":true}"#)
+                .matches(&mut v)
+        );
+    }
+
+    #[test]
+    fn treat_missing_header_as_empty() {
+        let mut none = RequestData::new("GET", "/", "h");
+        let t = |j: &str| {
+            hdr(&format!(
+                r#"{{"name":"x-a","treat_missing_header_as_empty":true,{j}}}"#
+            ))
+            .matches(&mut none.clone())
+        };
+        assert!(t(r#""string_match":{"exact":""}"#));
+        assert!(!t(r#""string_match":{"exact":""},"invert_match":true"#));
+        assert!(t(r#""string_match":{"exact":"v"},"invert_match":true"#));
+        assert!(t(r#""present_match":true"#));
+        assert!(!t(r#""present_match":false"#));
+        assert!(!t(r#""present_match":true,"invert_match":true"#));
+        assert!(!t(r#""range_match":{"start":0,"end":10}"#));
+        assert!(!hdr(r#"{"name":"x-a","string_match":{"exact":""}}"#).matches(&mut none));
+    }
+
+    /// Fault: only the first value was compared. Envoy 1.40 matches if any value matches.
+    #[test]
+    fn multi_valued_headers_match_if_any_value_matches() {
+        let mut two = RequestData::new("GET", "/", "h")
+            .with("x-a", "a")
+            .with("x-a", "b");
+        assert!(hdr(r#"{"name":"x-a","string_match":{"exact":"a"}}"#).matches(&mut two));
+        assert!(hdr(r#"{"name":"x-a","string_match":{"exact":"b"}}"#).matches(&mut two));
+        assert!(!hdr(r#"{"name":"x-a","string_match":{"exact":"a,b"}}"#).matches(&mut two));
+        assert!(!hdr(r#"{"name":"x-a","string_match":{"contains":","}}"#).matches(&mut two));
+        assert!(
+            !hdr(r#"{"name":"x-a","string_match":{"exact":"a"},"invert_match":true}"#)
+                .matches(&mut two)
+        );
+        let mut nums = RequestData::new("GET", "/", "h")
+            .with("x-n", "x")
+            .with("x-n", "5");
+        assert!(hdr(r#"{"name":"x-n","range_match":{"start":1,"end":10}}"#).matches(&mut nums));
+    }
+
+    #[test]
+    fn range_match_parses_like_simple_atoi() {
+        let r = hdr(r#"{"name":"x-n","range_match":{"start":"-5","end":10}}"#);
+        for (v, want) in [
+            ("5", true),
+            ("+5", true),
+            ("05", true),
+            ("-0", true),
+            ("-5", true),
+            ("-6", false),
+            ("10", false),
+            ("5 x", false),
+            ("", false),
+            ("+", false),
+            ("0x5", false),
+            ("99999999999999999999", false),
+        ] {
+            assert_eq!(
+                r.matches(&mut RequestData::new("GET", "/", "h").with("x-n", v)),
+                want,
+                "{v:?}"
+            );
+        }
+        assert_eq!(simple_atoi(b" 7\t"), Some(7));
+        assert_eq!(simple_atoi(b"-9223372036854775808"), Some(i64::MIN));
+    }
+
+    #[test]
+    fn older_direct_fields() {
+        let mut r = RequestData::new("GET", "/", "h").with("x-a", "zz");
+        assert!(hdr(r#"{"name":"x-a","exact_match":""}"#).matches(&mut r));
+        assert!(hdr(r#"{"name":"x-a","exact_match":"zz"}"#).matches(&mut r));
+        assert!(hdr(r#"{"name":"x-a","prefix_match":"z"}"#).matches(&mut r));
+        assert!(hdr(r#"{"name":"x-a","suffix_match":"z"}"#).matches(&mut r));
+        assert!(hdr(r#"{"name":"x-a","contains_match":"z"}"#).matches(&mut r));
+        assert!(!hdr(r#"{"name":"x-a","prefix_match":"Z"}"#).matches(&mut r));
+        let e = err(r#"{"headers":[{"name":"x","prefix_match":""}]}"#);
+        assert_eq!(e.field, "rules[0].match.headers[0].prefix_match");
+        let e = err(r#"{"headers":[{"name":"x","exact_match":"a","present_match":true}]}"#);
+        assert_eq!(e.field, "rules[0].match.headers[0]");
+    }
+
+    #[test]
+    fn query_parameters() {
+        let q = |j: &str, path: &str| {
+            m(&format!(r#"{{"query_parameters":[{j}]}}"#))
+                .matches(&mut RequestData::new("GET", path, "h"))
+        };
+        assert!(q(
+            r#"{"name":"q","string_match":{"exact":"a%20b"}}"#,
+            "/?q=a%20b"
+        ));
+        assert!(!q(
+            r#"{"name":"q","string_match":{"exact":"a b"}}"#,
+            "/?q=a%20b"
+        ));
+        assert!(q(
+            r#"{"name":"q","string_match":{"exact":"1=2"}}"#,
+            "/?q=1=2"
+        ));
+        assert!(q(
+            r#"{"name":"q","string_match":{"exact":"1"}}"#,
+            "/?x=0&&q=1&"
+        ));
+        assert!(!q(
+            r#"{"name":"q","string_match":{"exact":"2"}}"#,
+            "/?q=1&q=2"
+        ));
+        assert!(!q(
+            r#"{"name":"q","string_match":{"exact":"2"}}"#,
+            "/?q&q=2"
+        ));
+        assert!(q(r#"{"name":"q","string_match":{"exact":""}}"#, "/?q"));
+        assert!(!q(r#"{"name":"q","string_match":{"exact":"1"}}"#, "/?Q=1"));
+        assert!(!q(
+            r#"{"name":"q","string_match":{"exact":"1"}}"#,
+            "/x?y?q=1"
+        ));
+        assert!(q(r#"{"name":"q","present_match":false}"#, "/"));
+        assert!(!q(r#"{"name":"q","present_match":false}"#, "/?q"));
+        assert!(q(r#"{"name":"q","present_match":true}"#, "/?q="));
+        assert!(!q(r#"{"name":"q","present_match":true}"#, "/?qq=1"));
+        assert!(q(r#"{"name":"q"}"#, "/?q"));
+        assert!(!q(r#"{"name":"q"}"#, "/"));
+        assert_eq!(
+            err(r#"{"query_parameters":[{"name":""}]}"#).field,
+            "rules[0].match.query_parameters[0].name"
+        );
+    }
+
+    #[test]
+    fn string_matcher_ignore_case_is_ascii_only() {
+        let mut r = RequestData::new("GET", "/", "h").with("x-a", "É");
+        assert!(
+            !hdr(r#"{"name":"x-a","string_match":{"exact":"é","ignore_case":true}}"#)
+                .matches(&mut r)
+        );
+        let mut r = RequestData::new("GET", "/", "h").with("x-a", "Hello");
+        for k in [
+            "exact\":\"hELLO",
+            "prefix\":\"HE",
+            "suffix\":\"LO",
+            "contains\":\"ELL",
+        ] {
+            assert!(
+                hdr(&format!(
+                    r#"{{"name":"x-a","string_match":{{"{k}","ignore_case":true}}}}"#
+                ))
+                .matches(&mut r),
+                "{k}"
+            );
+        }
+        for empty in ["prefix", "suffix", "contains"] {
+            let e = err(&format!(
+                r#"{{"headers":[{{"name":"x","string_match":{{"{empty}":""}}}}]}}"#
+            ));
+            assert_eq!(
+                e.field,
+                format!("rules[0].match.headers[0].string_match.{empty}")
+            );
+        }
+    }
+
     #[cfg(feature = "regex")]
     #[test]
-    fn regexes_match_whole_utf8_values() {
+    fn regexes_match_whole_values_bytewise() {
         let mut r = RequestData::new("GET", "/api/v1/users?x=1", "a").with("x-bin", [0xff, 0x41]);
         assert!(m(r#"{"safe_regex":{"regex":"/api/v[0-9]+/.*"}}"#).matches(&mut r));
         // Anchored: a partial match is not a match.
         assert!(!m(r#"{"safe_regex":{"regex":"v[0-9]+"}}"#).matches(&mut r));
-        // A non-UTF-8 value never matches a regex.
-        assert!(!m(
-            r#"{"headers":[{"name":"x-bin","string_match":{"safe_regex":{"regex":".*"}}}]}"#
-        )
-        .matches(&mut r));
+        // Fault: non-UTF-8 values never matched; Envoy matches them byte by byte.
+        assert!(
+            hdr(r#"{"name":"x-bin","string_match":{"safe_regex":{"regex":".A"}}}"#).matches(&mut r)
+        );
+        assert!(
+            hdr(r#"{"name":"x-bin","string_match":{"safe_regex":{"regex":"\\xffA"}}}"#)
+                .matches(&mut r)
+        );
+        // case_sensitive has no effect on safe_regex (as in Envoy).
+        let mut lower = RequestData::new("GET", "/a", "h");
+        assert!(!m(r#"{"safe_regex":{"regex":"/A"},"case_sensitive":false}"#).matches(&mut lower));
         let e = err(r#"{"safe_regex":{"regex":"("}}"#);
         assert_eq!(e.field, "rules[0].match.safe_regex.regex");
         assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
+    }
+
+    /// Security fault: `^(?:<pattern>)$` let an unbalanced pattern escape the anchors.
+    #[cfg(feature = "regex")]
+    #[test]
+    fn unbalanced_patterns_are_refused_not_unanchored() {
+        for bad in ["/health)|(/status", "x)|(.*", "a)(", ")"] {
+            let e = err(&format!(r#"{{"safe_regex":{{"regex":{bad:?}}}}}"#));
+            assert_eq!(e.field, "rules[0].match.safe_regex.regex", "{bad}");
+            let e = err(&format!(
+                r#"{{"headers":[{{"name":"x","string_match":{{"safe_regex":{{"regex":{bad:?}}}}}}}]}}"#
+            ));
+            assert_eq!(
+                e.field, "rules[0].match.headers[0].string_match.safe_regex.regex",
+                "{bad}"
+            );
+        }
+        let ok = m(r#"{"safe_regex":{"regex":"/health|/status"}}"#);
+        assert!(ok.matches(&mut RequestData::new("GET", "/status", "h")));
+        assert!(!ok.matches(&mut RequestData::new(
+            "GET",
+            "/health-and-anything/admin",
+            "h"
+        )));
     }
 
     #[cfg(not(feature = "regex"))]
@@ -489,6 +1186,25 @@ mod tests {
         assert!(e.reason.contains("sdk-ext feature `regex`"), "{}", e.reason);
         let e = err(r#"{"headers":[{"name":"x","string_match":{"safe_regex":{"regex":"a"}}}]}"#);
         assert_eq!(e.field, "rules[0].match.headers[0].string_match.safe_regex");
+    }
+
+    #[test]
+    fn route_virtual_host_and_cluster_names() {
+        let m = m(r#"{"route_names":["r1","r2"],"virtual_hosts":["vh"],"clusters":["c"]}"#);
+        let req = RequestData::new("GET", "/", "h")
+            .with_route_name("r2")
+            .with_virtual_host_name("vh")
+            .with_cluster_name("c");
+        assert!(m.matches(&mut req.clone()));
+        assert!(!m.matches(&mut req.clone().with_route_name("R2")));
+        assert!(!m.matches(&mut req.clone().with_cluster_name("d")));
+        let mut unknown = req;
+        unknown.virtual_host_name = None;
+        assert!(!m.matches(&mut unknown));
+        assert_eq!(
+            err(r#"{"clusters":["a",""]}"#).field,
+            "rules[0].match.clusters[1]"
+        );
     }
 
     #[test]
@@ -532,13 +1248,12 @@ mod tests {
             err(r#"{"prefix":"/a","path":"/b"}"#).field,
             "rules[0].match"
         );
-        assert_eq!(err(r#"{"path":"nope"}"#).field, "rules[0].match.path");
         assert_eq!(
             err(r#"{"methods":["G T"]}"#).field,
             "rules[0].match.methods[0]"
         );
         assert_eq!(
-            err(r#"{"headers":[{"name":"bad name"}]}"#).field,
+            err(r#"{"headers":[{"name":""}]}"#).field,
             "rules[0].match.headers[0].name"
         );
         assert_eq!(
@@ -546,5 +1261,11 @@ mod tests {
             "rules[0].match.headers[0].string_match"
         );
         assert_eq!(err(r#"{"hosts":["*a*"]}"#).field, "rules[0].match.hosts[0]");
+        // Envoy accepts any path string and any header name without NUL/CR/LF.
+        assert!(RequestMatcher::compile(
+            &crate::config::parse(br#"{"path":"nope","headers":[{"name":"bad name"}]}"#).unwrap(),
+            "m"
+        )
+        .is_ok());
     }
 }

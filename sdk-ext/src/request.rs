@@ -80,20 +80,31 @@ mod tests {
 /// and remembers each value for the rest of the request; [`RequestData`] is plain data for
 /// tests and fuzzing. Header names are lowercase (`:path`, `x-user`).
 pub trait Request {
-    /// The first value of header `name`.
+    /// First value of header `name` (lowercase; pseudo-headers `:path`, `:method`,
+    /// `:authority` included).
     fn header(&mut self, name: &str) -> Option<&[u8]>;
+    /// Every value of header `name`, in order (empty: absent).
+    fn header_values(&mut self, name: &str) -> Vec<&[u8]>;
     /// The client address with port.
     fn source_address(&mut self) -> Option<&[u8]>;
-    /// The matched route's name.
+    /// The matched route's name (`xds.route_name`).
     fn route_name(&mut self) -> Option<&[u8]>;
+    /// The matched virtual host's name (`xds.virtual_host_name`).
+    fn virtual_host_name(&mut self) -> Option<&[u8]>;
+    /// The upstream cluster the route selected (`xds.cluster_name`).
+    fn cluster_name(&mut self) -> Option<&[u8]>;
 }
 
 /// The live request, read through the host, each value fetched at most once.
 #[derive(Debug, Default)]
 pub struct HostRequest {
     headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The whole header map, fetched on the first `header_values` call.
+    all: Option<Vec<crate::host::HeaderPair>>,
     source: Option<Option<Vec<u8>>>,
     route: Option<Option<Vec<u8>>>,
+    virtual_host: Option<Option<Vec<u8>>>,
+    cluster: Option<Option<Vec<u8>>>,
 }
 
 impl HostRequest {
@@ -105,6 +116,7 @@ impl HostRequest {
     /// Forgets what was read of header `name` (after the filter edited it).
     pub fn forget(&mut self, name: &str) {
         self.headers.retain(|(n, _)| n != name);
+        self.all = None;
     }
 }
 
@@ -120,23 +132,45 @@ impl Request for HostRequest {
         };
         self.headers.get(at).and_then(|(_, v)| v.as_deref())
     }
+    fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
+        self.all
+            .get_or_insert_with(|| Headers::REQUEST.all())
+            .iter()
+            .filter(|(n, _)| n.as_slice() == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.source.get_or_insert_with(source_address).as_deref()
     }
     fn route_name(&mut self) -> Option<&[u8]> {
         self.route.get_or_insert_with(route_name).as_deref()
     }
+    fn virtual_host_name(&mut self) -> Option<&[u8]> {
+        self.virtual_host
+            .get_or_insert_with(|| property(&["xds", "virtual_host_name"]))
+            .as_deref()
+    }
+    fn cluster_name(&mut self) -> Option<&[u8]> {
+        self.cluster
+            .get_or_insert_with(|| property(&["xds", "cluster_name"]))
+            .as_deref()
+    }
 }
 
 /// A request as plain data.
 #[derive(Debug, Clone, Default)]
 pub struct RequestData {
-    /// Headers, names lowercase, in order.
+    /// Headers, names lowercase, in order; a name may repeat.
     pub headers: Vec<(String, Vec<u8>)>,
     /// Client address with port.
     pub source_address: Option<Vec<u8>>,
-    /// Route name.
+    /// Route name (`xds.route_name`).
     pub route_name: Option<Vec<u8>>,
+    /// Virtual host name (`xds.virtual_host_name`).
+    pub virtual_host_name: Option<Vec<u8>>,
+    /// Upstream cluster name (`xds.cluster_name`).
+    pub cluster_name: Option<Vec<u8>>,
 }
 
 impl RequestData {
@@ -147,11 +181,29 @@ impl RequestData {
             .with(":path", path)
             .with(":authority", authority)
     }
-    /// Adds a header (name lowercased).
+    /// Adds a header value (name lowercased); adding a name twice gives it two values.
     #[must_use]
     pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
         self.headers
             .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+    /// Sets the route name (`xds.route_name`).
+    #[must_use]
+    pub fn with_route_name(mut self, name: &str) -> Self {
+        self.route_name = Some(name.as_bytes().to_vec());
+        self
+    }
+    /// Sets the virtual host name (`xds.virtual_host_name`).
+    #[must_use]
+    pub fn with_virtual_host_name(mut self, name: &str) -> Self {
+        self.virtual_host_name = Some(name.as_bytes().to_vec());
+        self
+    }
+    /// Sets the cluster name (`xds.cluster_name`).
+    #[must_use]
+    pub fn with_cluster_name(mut self, name: &str) -> Self {
+        self.cluster_name = Some(name.as_bytes().to_vec());
         self
     }
 }
@@ -163,10 +215,23 @@ impl Request for RequestData {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
+    fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.source_address.as_deref()
     }
     fn route_name(&mut self) -> Option<&[u8]> {
         self.route_name.as_deref()
+    }
+    fn virtual_host_name(&mut self) -> Option<&[u8]> {
+        self.virtual_host_name.as_deref()
+    }
+    fn cluster_name(&mut self) -> Option<&[u8]> {
+        self.cluster_name.as_deref()
     }
 }

@@ -203,4 +203,3 @@ pub extern "C" fn proxy_on_http_call_response(
     _trailers: usize,
 ) {
 }
-

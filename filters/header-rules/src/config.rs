@@ -2,7 +2,7 @@
 
 use sdk_ext::config::{self, join_path, ConfigError};
 use sdk_ext::headers::check_mutable_name;
-use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::template::Template;
 use serde::Deserialize;
 
@@ -11,21 +11,19 @@ use serde::Deserialize;
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Rules, applied in order; every matching rule applies.
+    /// Rules, applied in order; every matching rule applies. Each is `{name, match,
+    /// request, response}`; `match` (sdk-ext `Rules`) absent: every request.
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
-    pub rules: Vec<RawRule>,
+    pub rules: Vec<RawRule<RawRuleEdits>>,
 }
 
-/// One rule.
+/// One rule's own keys (its `match` is taken out by sdk-ext `Rules`).
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-pub struct RawRule {
+pub struct RawRuleEdits {
     /// Names the rule in metrics (`header_rules.rule.<name>.matched`); default: its index.
     pub name: Option<String>,
-    /// Which requests the rule applies to; absent: every request.
-    #[serde(rename = "match", default)]
-    pub matcher: RequestMatchSpec,
     /// Edits to the request headers, before the request goes upstream.
     #[serde(default)]
     pub request: RawEdits,
@@ -101,13 +99,11 @@ impl Edits {
     }
 }
 
-/// A validated rule.
+/// A validated rule (its match lives in [`Config::rules`]).
 #[derive(Debug)]
 pub struct Rule {
     /// Metric name part.
     pub name: String,
-    /// Compiled match.
-    pub matcher: RequestMatcher,
     /// Request edits.
     pub request: Edits,
     /// Response edits.
@@ -117,8 +113,8 @@ pub struct Rule {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// Rules in order.
-    pub rules: Vec<Rule>,
+    /// Rules in order; every matching one applies.
+    pub rules: Rules<Rule>,
 }
 
 fn header_values(list: &[RawHeader], field: &str) -> Result<Vec<HeaderValue>, ConfigError> {
@@ -171,9 +167,8 @@ impl Config {
                 format!("at most {MAX_RULES} rules"),
             ));
         }
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for (i, r) in raw.rules.iter().enumerate() {
-            let at = format!("rules[{i}]");
+        let mut names: Vec<String> = Vec::with_capacity(raw.rules.len());
+        let rules = Rules::compile(&raw.rules, "rules", |r: &RawRuleEdits, at| {
             let name = match &r.name {
                 Some(n)
                     if !n.is_empty()
@@ -188,9 +183,9 @@ impl Config {
                         format!("{n:?}: use letters, digits, '_' and '-' (it names a metric)"),
                     ))
                 }
-                None => i.to_string(),
+                None => names.len().to_string(),
             };
-            if rules.iter().any(|x: &Rule| x.name == name) {
+            if names.contains(&name) {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
                     format!("duplicate rule name {name:?}"),
@@ -201,14 +196,13 @@ impl Config {
             if request.is_empty() && response.is_empty() {
                 return Err(ConfigError::new(at, "has no request or response edits"));
             }
-            let matcher = RequestMatcher::compile(&r.matcher, &format!("{at}.match"))?;
-            rules.push(Rule {
+            names.push(name.clone());
+            Ok(Rule {
                 name,
-                matcher,
                 request,
                 response,
-            });
-        }
+            })
+        })?;
         Ok(Self { rules })
     }
 }

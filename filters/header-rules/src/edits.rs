@@ -75,14 +75,14 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        rules: config.rules.matching(req).map(|(i, _)| i).collect(),
+        ..Plan::default()
+    };
     let mut request_budget = RENDER_BUDGET_BYTES;
     let mut response_budget = RENDER_BUDGET_BYTES;
-    for (i, rule) in config.rules.iter().enumerate() {
-        if !rule.matcher.matches(req) {
-            continue;
-        }
-        plan.rules.push(i);
+    let matched = plan.rules.clone();
+    for rule in matched.iter().filter_map(|&i| config.rules.get(i)) {
         for (dir, budget) in [
             (Direction::Request, &mut request_budget),
             (Direction::Response, &mut response_budget),

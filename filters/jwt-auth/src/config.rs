@@ -8,7 +8,7 @@ use sdk_ext::callout::HttpUri;
 use sdk_ext::config::{self, ConfigError};
 use sdk_ext::duration::ProtoDuration;
 use sdk_ext::headers::check_mutable_name;
-use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+use sdk_ext::rules::{RawRule, Rules};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,9 +32,13 @@ pub struct RawConfig {
     /// Provider name → provider.
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
-    /// Ordered rules; the first whose `match` matches decides.
+    /// Ordered rules `{match, requires}`; the first whose `match` matches decides.
     #[serde(default)]
-    pub rules: Vec<RawRule>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<sdk_ext::rules::RawRuleWithMatch<RawRequirementRule>>")
+    )]
+    pub rules: Vec<RawRule<RawRequirementRule>>,
     /// Let CORS preflight requests (OPTIONS with Origin and
     /// Access-Control-Request-Method) through without a token.
     #[serde(default)]
@@ -157,14 +161,12 @@ pub struct RawJwtCacheConfig {
     pub jwt_cache_size: usize,
 }
 
-/// `RequirementRule`.
+/// `RequirementRule` without its `match` (required; read by sdk-ext `Rules`: Envoy's
+/// `RouteMatch` fields plus the sdk-ext extensions).
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-pub struct RawRule {
-    /// Which requests the rule covers (Envoy's `RouteMatch` fields).
-    #[serde(rename = "match")]
-    pub matcher: RequestMatchSpec,
+pub struct RawRequirementRule {
     /// What they need; absent: no JWT is required.
     pub requires: Option<RawRequirement>,
 }
@@ -274,11 +276,9 @@ pub struct Provider {
     pub cache_size: usize,
 }
 
-/// A validated rule.
+/// A validated rule (its match lives in [`Config::rules`]).
 #[derive(Debug)]
 pub struct Rule {
-    /// Which requests.
-    pub matcher: RequestMatcher,
     /// What they need (`None`: nothing).
     pub requires: Option<Requirement>,
 }
@@ -288,8 +288,8 @@ pub struct Rule {
 pub struct Config {
     /// Providers, indexed by [`Requirement`]s.
     pub providers: Vec<Provider>,
-    /// Ordered rules.
-    pub rules: Vec<Rule>,
+    /// Ordered rules; the first match decides.
+    pub rules: Rules<Rule>,
     /// Let CORS preflights through.
     pub bypass_cors_preflight: bool,
     /// Size cap for tokens.
@@ -309,17 +309,21 @@ impl Config {
             providers.push(Provider::compile(name, p).map_err(|e| e.within(&field))?);
         }
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for (i, r) in raw.rules.iter().enumerate() {
-            let field = format!("rules[{i}]");
-            let matcher = RequestMatcher::compile(&r.matcher, &format!("{field}.match"))?;
+        if let Some(i) = raw.rules.iter().position(|r| r.matcher.is_none()) {
+            // Envoy's RequirementRule requires its match.
+            return Err(ConfigError::new(
+                format!("rules[{i}].match"),
+                "missing field `match`",
+            ));
+        }
+        let rules = Rules::compile(&raw.rules, "rules", |r: &RawRequirementRule, field| {
             let requires = r
                 .requires
                 .as_ref()
                 .map(|q| Requirement::compile(q, &names, &format!("{field}.requires")))
                 .transpose()?;
-            rules.push(Rule { matcher, requires });
-        }
+            Ok(Rule { requires })
+        })?;
         let max_token_bytes = match raw.max_token_bytes {
             None => DEFAULT_MAX_TOKEN_BYTES,
             Some(0) => return Err(ConfigError::new("max_token_bytes", "must be at least 1")),

@@ -501,7 +501,7 @@ impl HttpFilter for Stream {
             shared.metrics.cors_preflight_bypassed.inc();
             return Action::Continue;
         }
-        let rule = config.rules.iter().find(|r| r.matcher.matches(req));
+        let rule = config.rules.first(req).map(|(_, r)| r);
         let Some(requirement) = rule.and_then(|r| r.requires.as_ref()) else {
             return Action::Continue;
         };

@@ -1,7 +1,8 @@
 //! Configuration: the JSON shape, its defaults and its validation.
 
 use sdk_ext::config::{self, ConfigError};
-use sdk_ext::matching::{RequestMatchSpec, RequestMatcher};
+use sdk_ext::matching::RequestMatchSpec;
+use sdk_ext::rules::{RawRule, Rules};
 use serde::Deserialize;
 
 /// The JSON configuration.
@@ -30,8 +31,9 @@ fn default_message() -> String {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// Requests to deny; `None` denies nothing.
-    pub deny: Option<RequestMatcher>,
+    /// Requests to deny: one rule built from `deny` (none: nothing is denied). A filter
+    /// grown from this template adds rules here and picks one with `first`.
+    pub deny: Rules<()>,
     /// Status of the local response (400..=599).
     pub status: u16,
     /// Message in the JSON body.
@@ -48,11 +50,19 @@ impl Config {
                 format!("{} is not a 4xx or 5xx status", raw.status),
             ));
         }
-        let deny = raw
+        let raw_rules: Vec<RawRule<()>> = raw
             .deny
-            .as_ref()
-            .map(|m| RequestMatcher::compile(m, "deny"))
-            .transpose()?;
+            .iter()
+            .map(|m| RawRule {
+                matcher: Some(m.clone()),
+                value: (),
+            })
+            .collect();
+        // Rule paths are `deny[0].match...`; the operator wrote `deny...`.
+        let deny = Rules::compile(&raw_rules, "deny", |(), _| Ok(())).map_err(|e| {
+            let field = e.field.replacen("deny[0].match", "deny", 1);
+            ConfigError::new(field, e.reason)
+        })?;
         Ok(Self {
             deny,
             status: raw.status,

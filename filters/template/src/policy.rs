@@ -14,9 +14,9 @@ pub enum Decision {
 
 /// Decides on one request.
 pub fn decide(config: &Config, req: &mut impl Request) -> Decision {
-    match &config.deny {
-        Some(m) if m.matches(req) => Decision::Deny,
-        _ => Decision::Allow,
+    match config.deny.first(req) {
+        Some(_) => Decision::Deny,
+        None => Decision::Allow,
     }
 }
 
@@ -59,6 +59,12 @@ mod tests {
             assert_eq!(e.field, "deny.safe_regex");
             assert!(e.reason.contains("feature `regex`"), "{}", e.reason);
         }
+        assert_eq!(
+            Config::parse(br#"{"deny":{"headers":[{"name":"x","string_match":{"prefix":""}}]}}"#)
+                .unwrap_err()
+                .field,
+            "deny.headers[0].string_match.prefix"
+        );
         assert_eq!(
             Config::parse(br#"{"deny":{"prefix":1}}"#)
                 .unwrap_err()
