@@ -572,7 +572,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
             Value::Number(_) => return self.float(visitor),
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Array(items) => visitor.visit_seq(Seq::new(items, path)),
-            Value::Object(members) => visitor.visit_map(Map::new(members, path)),
+            Value::Object(members) => visitor.visit_map(Map::new(members, path, false)),
         }
         .map_err(|e| e.at(path))
     }
@@ -690,19 +690,26 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.value {
-            Value::Object(members) => visitor.visit_map(Map::new(members, self.path)),
+            Value::Object(members) => visitor.visit_map(Map::new(members, self.path, false)),
             _ => Err(self.invalid_type(&visitor)),
         }
         .map_err(|e| e.at(self.path))
     }
 
+    /// A struct's keys may be spelled in lowerCamelCase, as Envoy's proto-JSON accepts for
+    /// every field (`localJwks` for `local_jwks`); a map's keys (names the operator chose,
+    /// such as provider names) are taken as written.
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.deserialize_map(visitor)
+        match self.value {
+            Value::Object(members) => visitor.visit_map(Map::new(members, self.path, true)),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+        .map_err(|e| e.at(self.path))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -779,16 +786,38 @@ struct Map<'de, 'p> {
     /// The value of the key last returned.
     pending: Option<(&'de str, &'de Value)>,
     path: &'p Path<'p>,
+    /// The object is a struct: lowerCamelCase keys are read as their snake_case field.
+    fields: bool,
 }
 
 impl<'de, 'p> Map<'de, 'p> {
-    fn new(members: &'de [(String, Value)], path: &'p Path<'p>) -> Self {
+    fn new(members: &'de [(String, Value)], path: &'p Path<'p>, fields: bool) -> Self {
         Self {
             members: members.iter(),
             pending: None,
             path,
+            fields,
         }
     }
+}
+
+/// The proto field name of a lowerCamelCase JSON name (`localJwks` → `local_jwks`), as
+/// protobuf's JSON mapping defines it; `None` when `key` has no upper-case letter (it is
+/// already the field name).
+pub fn snake_case(key: &str) -> Option<String> {
+    if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 impl<'de> de::MapAccess<'de> for Map<'de, '_> {
@@ -804,9 +833,12 @@ impl<'de> de::MapAccess<'de> for Map<'de, '_> {
         self.pending = Some((key, value));
         let path = Path::Key(self.path, key);
         // An unknown key is reported at the key itself (`rules[0].typo`).
-        seed.deserialize(BorrowedStr(key))
-            .map(Some)
-            .map_err(|e| e.at(&path))
+        match self.fields.then(|| snake_case(key)).flatten() {
+            Some(field) => seed.deserialize(de::value::StringDeserializer::<Error>::new(field)),
+            None => seed.deserialize(BorrowedStr(key)),
+        }
+        .map(Some)
+        .map_err(|e| e.at(&path))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -916,6 +948,44 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn struct_fields_accept_proto_json_lower_camel_case() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Provider {
+            local_jwks: String,
+            #[serde(default)]
+            clock_skew_seconds: u64,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Cfg {
+            providers: BTreeMap<String, Provider>,
+        }
+        let c: Cfg = from_slice(
+            br#"{"providers": {"myIdp": {"localJwks": "k", "clockSkewSeconds": 5}, "b": {"local_jwks": "j"}}}"#,
+        )
+        .unwrap();
+        // Field names in either spelling; map keys (names the operator chose) as written.
+        assert_eq!(c.providers["myIdp"].local_jwks, "k");
+        assert_eq!(c.providers["myIdp"].clock_skew_seconds, 5);
+        assert_eq!(c.providers["b"].local_jwks, "j");
+        // Both spellings of one field: a duplicate, refused.
+        let e =
+            from_slice::<Cfg>(br#"{"providers": {"p": {"localJwks": "k", "local_jwks": "j"}}}"#)
+                .unwrap_err();
+        assert!(e.reason.contains("duplicate field"), "{}", e.reason);
+        // An unknown camelCase key is still unknown, reported at the key as written.
+        let e = from_slice::<Cfg>(br#"{"providers": {"p": {"localJwks": "k", "nopeField": 1}}}"#)
+            .unwrap_err();
+        assert_eq!(e.path, "providers.p.nopeField");
+        assert_eq!(
+            snake_case("pathSeparatedPrefix").as_deref(),
+            Some("path_separated_prefix")
+        );
+        assert_eq!(snake_case("prefix"), None);
+    }
 
     #[test]
     fn reads_every_kind() {

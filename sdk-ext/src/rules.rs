@@ -258,7 +258,8 @@ impl<'de, R: Deserialize<'de>> Deserialize<'de> for RawRule<R> {
                 Ok(RawRule { matcher, value })
             }
         }
-        d.deserialize_map(V(PhantomData))
+        // A struct to the reader: its keys may be lowerCamelCase, as every struct's.
+        d.deserialize_struct("Rule", &["match"], V(PhantomData))
     }
 }
 

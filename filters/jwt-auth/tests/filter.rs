@@ -1165,3 +1165,54 @@ fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
         emu.http_calls()
     );
 }
+
+/// Every field name in lowerCamelCase, as Envoy's proto-JSON accepts (`localJwks`,
+/// `fromHeaders`, `claimToHeaders`, `pathSeparatedPrefix`...); provider names are map keys
+/// and stay as written.
+fn camel_case_fields(v: &Value, map_of_names: bool) -> Value {
+    fn camel(k: &str) -> String {
+        let mut out = String::new();
+        let mut up = false;
+        for c in k.chars() {
+            if c == '_' {
+                up = true;
+            } else if up {
+                out.push(c.to_ascii_uppercase());
+                up = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = if map_of_names { k.clone() } else { camel(k) };
+                    (key, camel_case_fields(v, !map_of_names && k == "providers"))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| camel_case_fields(i, false)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn proto_json_lower_camel_case_configs_load_and_behave_the_same() {
+    let snake = config_with(provider());
+    let camel = camel_case_fields(&snake, false);
+    let text = camel.to_string();
+    assert!(
+        text.contains("\"fromHeaders\"")
+            || text.contains("\"claimToHeaders\"")
+            || text.contains("\"localJwks\""),
+        "{text}"
+    );
+    let mut emu = start(&camel, true);
+    assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
+    assert_denied(&send(&mut emu, None), 401, "missing");
+}
