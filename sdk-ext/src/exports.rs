@@ -16,10 +16,12 @@
 //! and a host may re-enter the VM for another context.
 
 use crate::config::ConfigError;
+use crate::higress::{self, RuleMatch};
 use crate::host::{self, Action, BufferType, LogLevel, PeerType};
 use crate::http::{HttpFilter, HttpHost};
 use crate::network::{NetworkFilter, NetworkHost};
 use crate::plugin::Plugin;
+use crate::request::{HostRequest, Request};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -262,14 +264,39 @@ impl Hasher for IdHasher {
 
 enum Context {
     Root {
-        /// The configured plugin (`None` until `on_configure` succeeds).
-        plugin: Option<Rc<dyn Any>>,
+        /// The configured plugin instances (`None` until `on_configure` succeeds).
+        instances: Option<Rc<Instances>>,
     },
     Stream {
+        /// The plugin instance serving this stream (`None`: not chosen yet, or none applies).
         plugin: Option<Rc<dyn Any>>,
+        /// Higress rules to choose the instance from at the stream's first phase.
+        select: Option<Rc<Instances>>,
         /// The filter's value; `None` before the first phase and while a phase runs.
         filter: Option<Box<dyn Any>>,
     },
+}
+
+/// A root's configured plugins: the global configuration and one per Higress rule
+/// (`crate::higress`); without `_rules_`, just the global one.
+struct Instances {
+    global: Option<Rc<dyn Any>>,
+    rules: Vec<(RuleMatch, Rc<dyn Any>)>,
+}
+
+impl Instances {
+    fn all(&self) -> impl Iterator<Item = &Rc<dyn Any>> {
+        self.global.iter().chain(self.rules.iter().map(|(_, p)| p))
+    }
+
+    /// The instance for a request: the first rule that matches it, else the global one.
+    fn select(&self, req: &mut impl Request) -> Option<Rc<dyn Any>> {
+        self.rules
+            .iter()
+            .find(|(m, _)| m.matches(req))
+            .map(|(_, p)| Rc::clone(p))
+            .or_else(|| self.global.clone())
+    }
 }
 
 #[derive(Default)]
@@ -288,12 +315,23 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
         .flatten()
 }
 
-fn root_plugin(root: u32) -> Option<Rc<dyn Any>> {
+fn root_instances(root: u32) -> Option<Rc<Instances>> {
     with_table(|t| match t.contexts.get(&root) {
-        Some(Context::Root { plugin }) => plugin.clone(),
+        Some(Context::Root { instances }) => instances.clone(),
         _ => None,
     })
     .flatten()
+}
+
+/// Runs `f` on every plugin instance of `root`.
+fn each_plugin<P: Plugin>(root: u32, f: impl Fn(&P)) {
+    if let Some(instances) = root_instances(root) {
+        for p in instances.all() {
+            if let Some(p) = (**p).downcast_ref::<P>() {
+                f(p);
+            }
+        }
+    }
 }
 
 fn plugin_name<P: Plugin>() -> &'static str {
@@ -316,11 +354,20 @@ pub fn memory_allocate(size: usize) -> *mut u8 {
 /// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`.
 pub fn context_create(context: u32, root: u32) {
     let entry = if root == 0 {
-        Context::Root { plugin: None }
+        Context::Root { instances: None }
     } else {
-        Context::Stream {
-            plugin: root_plugin(root),
-            filter: None,
+        match root_instances(root) {
+            // Higress rules: the instance is chosen from the request at the first phase.
+            Some(i) if !i.rules.is_empty() => Context::Stream {
+                plugin: None,
+                select: Some(i),
+                filter: None,
+            },
+            i => Context::Stream {
+                plugin: i.and_then(|i| i.global.clone()),
+                select: None,
+                filter: None,
+            },
         }
     };
     let _ = with_table(|t| t.contexts.insert(context, entry));
@@ -346,14 +393,18 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
             return 0;
         }
     };
-    let plugin = match P::configure(&bytes) {
-        Ok(p) => Rc::new(p),
+    let instances = match instances::<P>(&bytes) {
+        Ok(i) => i,
         Err(e) => {
             log_error(&format!("{name}: {}", refusal(&e)));
             return 0;
         }
     };
-    if let Some(period) = plugin.tick_period() {
+    let period = instances
+        .all()
+        .filter_map(|p| (**p).downcast_ref::<P>().and_then(P::tick_period))
+        .min();
+    if let Some(period) = period {
         if let Err(status) = host::set_tick_period(period) {
             log_error(&format!(
                 "{name}: cannot set tick period {period:?}: host answered {status:?}"
@@ -361,18 +412,50 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
             return 0;
         }
     }
-    let stored: Rc<dyn Any> = plugin.clone();
+    let instances = Rc::new(instances);
+    let stored = Rc::clone(&instances);
     let _ = with_table(|t| {
         t.contexts.insert(
             root,
             Context::Root {
-                plugin: Some(stored),
+                instances: Some(stored),
             },
         )
     });
     log::info!("{name}: configured");
-    plugin.on_start();
+    for p in instances.all() {
+        if let Some(p) = (**p).downcast_ref::<P>() {
+            p.on_start();
+        }
+    }
     1
+}
+
+/// One plugin instance. Never inlined: a filter's whole config parser sits behind
+/// `P::configure`, and three call sites must not make three copies of it in the module.
+#[inline(never)]
+fn configure_one<P: Plugin>(bytes: &[u8]) -> Result<Rc<dyn Any>, ConfigError> {
+    let p: Rc<dyn Any> = Rc::new(P::configure(bytes)?);
+    Ok(p)
+}
+
+/// Configures the plugin instances: one from `bytes`, or, with Higress `_rules_`, the
+/// global one (if it has fields) and one per rule, each refusal naming its rule.
+fn instances<P: Plugin>(bytes: &[u8]) -> Result<Instances, ConfigError> {
+    let one = configure_one::<P>;
+    let Some(split) = higress::split(bytes)? else {
+        return Ok(Instances {
+            global: Some(one(bytes)?),
+            rules: Vec::new(),
+        });
+    };
+    let global = split.global.as_deref().map(one).transpose()?;
+    let mut rules = Vec::with_capacity(split.rules.len());
+    for (i, (matcher, config)) in split.rules.into_iter().enumerate() {
+        let plugin = one(&config).map_err(|e| e.within(&format!("{}[{i}]", higress::RULES_KEY)))?;
+        rules.push((matcher, plugin));
+    }
+    Ok(Instances { global, rules })
 }
 
 fn refusal(e: &ConfigError) -> String {
@@ -386,11 +469,7 @@ fn log_error(message: &str) {
 
 /// `proxy_on_tick`.
 pub fn tick<P: Plugin>(root: u32) {
-    if let Some(plugin) = root_plugin(root) {
-        if let Some(p) = (*plugin).downcast_ref::<P>() {
-            p.on_tick();
-        }
-    }
+    each_plugin::<P>(root, P::on_tick);
 }
 
 /// `proxy_on_delete`: forgets the context (a root's plugin is dropped with its last stream).
@@ -411,11 +490,8 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
     let is_root = with_table(|t| matches!(t.contexts.get(&context), Some(Context::Root { .. })))
         .unwrap_or(false);
     if is_root {
-        if let Some(plugin) = root_plugin(context) {
-            if let Some(p) = (*plugin).downcast_ref::<P>() {
-                p.on_http_call_response(token, body_size);
-            }
-        }
+        // Every instance is offered the answer; each recognises its own tokens.
+        each_plugin::<P>(context, |p| p.on_http_call_response(token, body_size));
         return;
     }
     let handled = with_filter_of::<Http<H>, _>(context, false, |w, p| {
@@ -460,11 +536,31 @@ fn with_filter_of<C: Creates, R>(
     create: bool,
     f: impl FnOnce(&mut C, &C::P) -> R,
 ) -> Option<R> {
-    let (plugin, filter) = with_table(|t| match t.contexts.get_mut(&context) {
-        Some(Context::Stream { plugin, filter }) => Some((plugin.clone()?, filter.take())),
+    let (plugin, filter, select) = with_table(|t| match t.contexts.get_mut(&context) {
+        Some(Context::Stream {
+            plugin,
+            filter,
+            select,
+        }) => Some((plugin.clone(), filter.take(), select.clone())),
         _ => None,
     })
     .flatten()?;
+    let plugin = match (plugin, select) {
+        (Some(p), _) => p,
+        (None, Some(instances)) if create => {
+            // Higress rules: choose once, from the request, at the first phase.
+            let chosen = instances.select(&mut HostRequest::new());
+            let _ = with_table(|t| {
+                if let Some(Context::Stream { plugin, select, .. }) = t.contexts.get_mut(&context) {
+                    plugin.clone_from(&chosen);
+                    *select = None;
+                }
+            });
+            chosen?
+        }
+        // No instance applies to this stream: every phase continues.
+        _ => return None,
+    };
     let p = (*plugin).downcast_ref::<C::P>()?;
     let mut value: Box<dyn Any> = match filter {
         Some(v) => v,

@@ -42,6 +42,7 @@ pub mod duration;
 pub mod exports;
 pub mod foreign;
 pub mod headers;
+pub mod higress;
 pub mod host;
 pub mod http;
 pub mod json;

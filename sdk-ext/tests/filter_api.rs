@@ -235,3 +235,68 @@ fn a_stream_used_after_its_emulator_is_gone_fails_the_test() {
     drop(emu);
     s.request_headers(&[(":path", "/ok")], true);
 }
+
+#[test]
+fn higress_rules_choose_a_plugin_instance_per_stream() {
+    let mut emu = Emulator::native(&EXPORTS);
+    emu.start(
+        r#"{"deny_prefix": "/admin",
+            "_rules_": [
+              {"_match_route_": ["internal"], "deny_prefix": "/"},
+              {"_match_domain_": ["*.example.com"], "deny_prefix": "/ex"}]}"#,
+    )
+    .unwrap();
+    let deny = |emu: &mut Emulator, route: Option<&str>, host: &str, path: &str| {
+        let mut s = emu.http();
+        if let Some(r) = route {
+            s.set_property(&["xds", "route_name"], r);
+        }
+        s.request_headers(&[(":authority", host), (":path", path)], true) == Action::Pause
+    };
+    // Global: /admin only.
+    assert!(deny(&mut emu, None, "a.org", "/admin"));
+    assert!(!deny(&mut emu, None, "a.org", "/ex"));
+    // Route "internal": everything.
+    assert!(deny(&mut emu, Some("internal"), "a.org", "/anything"));
+    // *.example.com (port ignored): /ex, and not /admin (the rule replaces the global config).
+    assert!(deny(&mut emu, None, "api.example.com:8443", "/ex/1"));
+    assert!(!deny(&mut emu, None, "api.example.com", "/admin"));
+}
+
+#[test]
+fn higress_rules_without_global_fields_apply_only_where_they_match() {
+    let mut emu = Emulator::native(&EXPORTS);
+    emu.start(r#"{"_rules_": [{"_match_route_": ["r1"], "deny_prefix": "/"}]}"#)
+        .unwrap();
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(&[(":path", "/x")], true),
+        Action::Continue
+    );
+    s.response_headers(&[(":status", "200")], true);
+    // No instance serves this stream: not even the response phase ran.
+    assert_eq!(s.response_header("x-path"), None);
+    let mut s = emu.http();
+    s.set_property(&["xds", "route_name"], "r1");
+    assert_eq!(s.request_headers(&[(":path", "/x")], true), Action::Pause);
+}
+
+#[test]
+fn a_bad_higress_rule_is_refused_naming_the_rule() {
+    let mut emu = Emulator::native(&EXPORTS);
+    assert_eq!(
+        emu.start(
+            r#"{"deny_prefix": "/a", "_rules_": [{"_match_route_": ["r"], "deny_prefix": "x"}]}"#
+        )
+        .unwrap_err(),
+        "guard: invalid config at _rules_[0].deny_prefix: must start with '/'"
+    );
+    let mut emu = Emulator::native(&EXPORTS);
+    let e = emu
+        .start(r#"{"deny_prefix": "/a", "_rules_": [{"deny_prefix": "/b"}]}"#)
+        .unwrap_err();
+    assert!(
+        e.contains("invalid config at _rules_[0]: needs one of _match_route_"),
+        "{e}"
+    );
+}
