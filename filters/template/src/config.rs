@@ -31,8 +31,8 @@ fn default_message() -> String {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// Requests to deny: one rule built from `deny` (none: nothing is denied). A filter
-    /// grown from this template adds rules here and picks one with `first`.
+    /// Requests to deny: one rule built from `deny` (none: nothing is denied). More rules
+    /// go here, picked with `first` (per-route behaviour, `sdk_ext::rules`).
     pub deny: Rules<()>,
     /// Status of the local response (400..=599).
     pub status: u16,

@@ -49,7 +49,7 @@ mod tests {
             Config::parse(br#"{"status":200}"#).unwrap_err().field,
             "status"
         );
-        // The template is built without sdk-ext's `regex` feature: a pattern is refused at
+        // This crate is built without sdk-ext's `regex` feature: a pattern is refused at
         // its field. (In a workspace build another crate may turn the feature on; then an
         // invalid pattern is refused at its `regex` field instead.)
         let e = Config::parse(br#"{"deny":{"safe_regex":{"regex":"["}}}"#).unwrap_err();
