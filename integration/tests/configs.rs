@@ -2,23 +2,27 @@
 //! (cwd = repo root, as in the docs). Validate mode loads each wasm module and runs its
 //! `on_configure`, so this needs `make build` first, and it catches plugin configs the
 //! filter itself refuses, not only bootstrap schema errors.
-//! Skipped: `docker-compose.yaml` (not an Envoy config) and `envoy-configs/istio/`
-//! (Kubernetes manifests).
+//! Skipped: `docker-compose.yaml` (not an Envoy config), the Kubernetes manifests
+//! (`istio/`, `envoy-gateway/`, `higress/`; see manifests.rs) and `snippets/` (blocks every
+//! config carries a copy of, checked below).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use integration::{referenced_wasm, repo_root, validate_config};
 
-fn collect(dir: &Path, skip_dir: &Path, out: &mut Vec<PathBuf>) {
+/// Directories under `envoy-configs/` that hold no Envoy bootstrap.
+const NOT_BOOTSTRAPS: &[&str] = &["istio", "envoy-gateway", "higress", "snippets"];
+
+fn collect(dir: &Path, skip: &[PathBuf], out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            if path != skip_dir {
-                collect(&path, skip_dir, out);
+            if !skip.contains(&path) {
+                collect(&path, skip, out);
             }
         } else if path.extension().is_some_and(|e| e == "yaml")
             && path.file_name().is_some_and(|n| n != "docker-compose.yaml")
@@ -33,7 +37,8 @@ fn collect(dir: &Path, skip_dir: &Path, out: &mut Vec<PathBuf>) {
 fn envoy_configs() -> Vec<PathBuf> {
     let root = repo_root().join("envoy-configs");
     let mut configs = Vec::new();
-    collect(&root, &root.join("istio"), &mut configs);
+    let skip: Vec<PathBuf> = NOT_BOOTSTRAPS.iter().map(|d| root.join(d)).collect();
+    collect(&root, &skip, &mut configs);
     configs.sort();
     assert!(
         !configs.is_empty(),

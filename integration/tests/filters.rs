@@ -14,7 +14,7 @@ fn header_rules(config: &str) -> WasmFilter {
 }
 
 fn template(config: &str) -> WasmFilter {
-    WasmFilter::new("template", config).root_id("filter-template")
+    WasmFilter::new("template", config).root_id("template")
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn header_rules_edits_what_reaches_the_upstream_and_the_client() {
     assert_eq!(resp.header("x-echo-request-id").as_deref(), Some("rid-7"));
     assert_eq!(resp.header("x-envoy-upstream-service-time"), None);
     assert_eq!(
-        envoy.stat("wasmcustom.header_rules.rule.api-get.matched"),
+        envoy.stat("wasmcustom.header_rules.matched.rule.api-get"),
         Some(1)
     );
 
@@ -90,8 +90,8 @@ fn template_denies_with_json_and_passes_the_rest() {
     let resp = envoy.get("/public", &[]);
     assert_eq!(resp.status, 200);
     assert_eq!(echo.request_count(), 1);
-    assert_eq!(envoy.stat("wasmcustom.filter_template.denied"), Some(1));
-    assert_eq!(envoy.stat("wasmcustom.filter_template.allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.allowed"), Some(1));
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
         .expect("refused");
     assert!(
         err.log
-            .contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"),
+            .contains("template: invalid config at status: 99 is not a 4xx or 5xx status"),
         "{err:?}"
     );
     // The template is built without sdk-ext's `regex` feature (the native tests link it, as
@@ -128,7 +128,7 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
         .expect("refused");
     assert!(
         err.log.contains(
-            "filter-template: invalid config at deny.safe_regex: regular expressions are not built into this filter (sdk-ext feature `regex`)"
+            "template: invalid config at deny.safe_regex: regular expressions are not built into this filter (sdk-ext feature `regex`)"
         ),
         "{err:?}"
     );

@@ -196,6 +196,32 @@ pub struct IstioPlacement {
     pub phase: Phase,
     /// `WasmPlugin.priority` (higher runs first within a phase).
     pub priority: i32,
+    /// `WasmPlugin.match[].mode`: the traffic the plugin runs on. `SERVER` (inbound only) for
+    /// auth and policy filters, so a workload's own outbound calls are left alone.
+    pub mode: TrafficMode,
+}
+
+/// Istio's `WorkloadMode` (`WasmPlugin.match[].mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrafficMode {
+    /// Inbound traffic of the selected workloads.
+    Server,
+    /// Their outbound traffic.
+    Client,
+    /// Both.
+    ClientAndServer,
+}
+
+/// What the generated Kubernetes manifests (Istio, Envoy Gateway, Higress) carry when the
+/// manifest's `example` is not fit to deploy (it trusts test keys, say).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesExample {
+    /// The plugin config: a file under the crate's `examples/` (checked like the others).
+    pub example: String,
+    /// What an operator must edit before applying it (printed in each manifest's header).
+    pub note: String,
 }
 
 /// What happens when the VM fails (Envoy's `failure_policy`; Istio's `failStrategy` is
@@ -239,13 +265,22 @@ pub struct HubManifest {
     pub config_schema: String,
     /// An example configuration (equal to one of `examples/*.json`).
     pub example: Value,
+    /// The config for the Kubernetes manifests, when `example` is not fit to deploy.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesExample>,
 }
 
 /// The ABI versions the proxy-wasm Rust SDK can export.
 pub const KNOWN_ABI_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.2.1"];
 
-/// Where a filter's hub files are: `<repo>/hub-manifest/<dir name of the crate>/`.
+/// Where a filter's hub files are: `<repo>/hub-manifest/<dir name of the crate>/` in this
+/// repository's layout, or `<crate>/hub-manifest/` for a standalone filter crate (what
+/// `make new-filter NAME=x OUT=dir` writes) when that directory holds a `manifest.json`.
 pub fn hub_dir(crate_dir: &Path) -> Result<PathBuf, String> {
+    let own = crate_dir.join("hub-manifest");
+    if own.join(MANIFEST_FILE).is_file() {
+        return Ok(own);
+    }
     let name = crate_dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -279,6 +314,18 @@ pub fn load_manifest(pkg: &PackageInfo, root_id: &str) -> Result<HubManifest, St
     expect("configSchema", &m.config_schema, SCHEMA_FILE);
     if m.authors.is_empty() || m.authors.iter().any(|a| a.trim().is_empty()) {
         problems.push("authors must name at least one author".into());
+    }
+    if let Some(k) = &m.kubernetes {
+        let file = crate_dir.join(&k.example);
+        if !k.example.starts_with("examples/") || k.example.contains("..") || !file.is_file() {
+            problems.push(format!(
+                "kubernetes.example {:?} is not a file under examples/",
+                k.example
+            ));
+        }
+        if k.note.trim().is_empty() {
+            problems.push("kubernetes.note must say what to edit".into());
+        }
     }
     if m.contexts.is_empty() {
         problems.push("contexts must list http and/or network".into());

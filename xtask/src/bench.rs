@@ -39,7 +39,7 @@
 //! bytes, same `wrk` work), so the paired ratio isolates the authentication itself. Before it is
 //! measured, a JWT row must answer 200 to a valid token with `authorization` stripped before the
 //! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
-//! `jwt_auth.allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
+//! `jwt_auth.requests_allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
 //!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
@@ -183,7 +183,7 @@ const HEADERS_GROUP: &str = "headers";
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
-    "wasmcustom.jwt_auth.allowed",
+    "wasmcustom.jwt_auth.requests_allowed",
     "wasmcustom.jwt_auth.verify.host",
 ];
 
@@ -287,7 +287,7 @@ const VARIANTS: &[Variant] = &[
         name: "template",
         filters: template_filter,
         edits: Edits::None,
-        stats: &["wasmcustom.filter_template.allowed"],
+        stats: &["wasmcustom.template.allowed"],
         wasm: Some(Module::Dist("template.wasm")),
         denied: Some(("/admin", 403)),
         jwt: None,
@@ -403,8 +403,8 @@ fn header_rules_filter(i: &Inputs) -> String {
 
 fn template_filter(i: &Inputs) -> String {
     wasm_filter(
-        "filter-template",
-        "filter-template",
+        "template",
+        "template",
         TEMPLATE_CONFIG,
         &i.modules.path(Module::Dist("template.wasm")),
     )

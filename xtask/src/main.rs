@@ -4,10 +4,12 @@
 //! - `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed.
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
 //! - `package`: every filter → OCI image layouts in two variants (see `package.rs`).
-//! - `publish REGISTRY [TAG]`: push them, write Istio `WasmPlugin`s (see `publish.rs`).
-//! - `wasmplugins REGISTRY [TAG]`: only the `WasmPlugin`s, for images pushed elsewhere.
+//! - `publish REGISTRY [TAG]`: push them, write the Kubernetes manifests (Istio, Envoy
+//!   Gateway, Higress; see `publish.rs`, `manifests.rs`) to `target/manifests/`.
+//! - `wasmplugins REGISTRY [TAG]`: only the manifests (default `envoy-configs/`).
 
 mod bench;
+mod manifests;
 mod new_filter;
 mod package;
 mod publish;

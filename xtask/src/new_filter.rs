@@ -1,6 +1,8 @@
-//! `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed throughout:
-//! crate `filter-template` → `NAME`, lib `filter_template` → `NAME` with `_`, metric prefix
-//! `filter_template.` → `NAME_.`, root id and wasm file name → `NAME`. The hub manifest and
+//! `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed throughout. The
+//! template has one name, `template`, everywhere (crate, root id, `.wasm`, image, metric
+//! prefix); the copy gets `NAME` in each of those places (`NAME` with `_` for the lib and the
+//! metric prefix). Only those places are renamed (see [`rename`]), so prose that says
+//! "template" and `sdk_ext::template` stay as they are. The hub manifest and
 //! config schema (`hub-manifest/template/`) are copied to `hub-manifest/NAME/` the same way,
 //! with the manifest's `name` set to `NAME`, so the copy can be packaged and published. The
 //! copy builds and passes its own tests (schema check included) as it is; `make build` then
@@ -22,13 +24,29 @@ fn valid(name: &str) -> bool {
         && !name.contains("--")
 }
 
-fn rename(text: &str, name: &str) -> String {
+/// Renames the template's name where it is a name: the crate (`name = "template"`), the
+/// root id (`NAME: &str = "template"`), paths into the crate (`template::`), metric names and
+/// response details (`"template.…"`, `"template_…"`), log and config-error prefixes, the
+/// wasm / config file names and the hub manifest's `name` and `rootId`.
+pub(crate) fn rename(text: &str, name: &str) -> String {
     let snake = name.replace('-', "_");
-    text.replace("filter-template", name)
-        .replace("filter_template", &snake)
+    text.replace("name = \"template\"", &format!("name = \"{name}\""))
+        .replace("NAME: &str = \"template\"", &format!("NAME: &str = \"{name}\""))
+        .replace("template::", &format!("{snake}::"))
+        .replace(&format!("sdk_ext::{snake}::"), "sdk_ext::template::")
+        .replace("\"template.", &format!("\"{snake}."))
+        .replace("`template.*`", &format!("`{snake}.*`"))
+        .replace("\"template_", &format!("\"{snake}_"))
+        .replace("\"template: ", &format!("\"{name}: "))
+        .replace("`template: ", &format!("`{name}: "))
+        .replace("wasm log template:", &format!("wasm log {name}:"))
+        .replace("//! template: ", &format!("//! {name}: "))
+        .replace("# template\n", &format!("# {name}\n"))
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
+        .replace("envoy-configs/template.yaml", &format!("envoy-configs/{name}.yaml"))
         // hub-manifest/<dir>/manifest.json names the image after the directory.
         .replace("\"name\": \"template\"", &format!("\"name\": \"{name}\""))
+        .replace("\"rootId\": \"template\"", &format!("\"rootId\": \"{name}\""))
 }
 
 fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {
@@ -93,17 +111,17 @@ mod tests {
         }
         assert_eq!(
             rename(
-                "filter-template filter_template. dist/template.wasm",
+                "name = \"template\" template::EXPORTS sdk_ext::template::Template \"template.denied\" dist/template.wasm",
                 "my-f"
             ),
-            "my-f my_f. dist/my-f.wasm"
+            "name = \"my-f\" my_f::EXPORTS sdk_ext::template::Template \"my_f.denied\" dist/my-f.wasm"
         );
         assert_eq!(
             rename(
-                "{\"name\": \"template\", \"rootId\": \"filter-template\"}",
+                "{\"name\": \"template\", \"rootId\": \"template\"} The template is",
                 "x"
             ),
-            "{\"name\": \"x\", \"rootId\": \"x\"}"
+            "{\"name\": \"x\", \"rootId\": \"x\"} The template is"
         );
     }
 }

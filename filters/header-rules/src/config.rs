@@ -21,7 +21,7 @@ pub struct RawConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
-    /// Names the rule in metrics (`header_rules.rule.<name>.matched`); default: its index.
+    /// Names the rule in metrics (`header_rules.matched.rule.<name>`); default: its index.
     pub name: Option<String>,
     /// Which requests the rule applies to; absent: every request.
     #[serde(rename = "match", default)]

@@ -70,10 +70,10 @@ fn example_config_edits_request_and_response() {
 
     assert_eq!(emu.metric("header_rules.requests_matched"), Some(1));
     assert_eq!(
-        emu.metric("header_rules.rule.strip-internal.matched"),
+        emu.metric("header_rules.matched.rule.strip-internal"),
         Some(1)
     );
-    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(1));
+    assert_eq!(emu.metric("header_rules.matched.rule.api-get"), Some(1));
 }
 
 #[test]
@@ -93,10 +93,10 @@ fn unmatched_rules_leave_the_response_alone() {
         s.response_header_str("cache-control").as_deref(),
         Some("public")
     );
-    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(0));
+    assert_eq!(emu.metric("header_rules.matched.rule.api-get"), Some(0));
     // strip-internal has no match, so it matched every request.
     assert_eq!(
-        emu.metric("header_rules.rule.strip-internal.matched"),
+        emu.metric("header_rules.matched.rule.strip-internal"),
         Some(1)
     );
 }
