@@ -248,7 +248,10 @@ the checked-in manifests differ from the current build: run `make wasmplugins` \
          (after `make build`) and commit envoy-configs/{{istio,envoy-gateway,higress}}/",
         problems.join("\n")
     );
-    assert!(compared >= filters().len() * 4, "compared only {compared} files");
+    assert!(
+        compared >= filters().len() * 4,
+        "compared only {compared} files"
+    );
 }
 
 #[test]

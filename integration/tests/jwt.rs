@@ -357,7 +357,12 @@ fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
             "{name}"
         );
     }
-    assert_eq!(envoy.stat("wasmcustom.jwt_auth.requests_allowed").unwrap_or(0), 0);
+    assert_eq!(
+        envoy
+            .stat("wasmcustom.jwt_auth.requests_allowed")
+            .unwrap_or(0),
+        0
+    );
     assert_eq!(echo.request_count(), 0, "nothing reached the upstream");
     // The same claims, well formed, still pass.
     let resp = envoy.get(

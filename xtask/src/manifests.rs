@@ -408,7 +408,10 @@ pub fn write_all(
         let name = &p.meta.name;
         write(format!("istio/{name}.yaml"), istio(&t))?;
         if !p.meta.network {
-            write(format!("envoy-gateway/{name}.yaml"), envoy_gateway(&t, false))?;
+            write(
+                format!("envoy-gateway/{name}.yaml"),
+                envoy_gateway(&t, false),
+            )?;
             write(
                 format!("envoy-gateway/{name}-http.yaml"),
                 envoy_gateway(&t, true),

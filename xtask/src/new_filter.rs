@@ -31,7 +31,10 @@ fn valid(name: &str) -> bool {
 pub(crate) fn rename(text: &str, name: &str) -> String {
     let snake = name.replace('-', "_");
     text.replace("name = \"template\"", &format!("name = \"{name}\""))
-        .replace("NAME: &str = \"template\"", &format!("NAME: &str = \"{name}\""))
+        .replace(
+            "NAME: &str = \"template\"",
+            &format!("NAME: &str = \"{name}\""),
+        )
         .replace("template::", &format!("{snake}::"))
         .replace(&format!("sdk_ext::{snake}::"), "sdk_ext::template::")
         .replace("\"template.", &format!("\"{snake}."))
@@ -43,10 +46,16 @@ pub(crate) fn rename(text: &str, name: &str) -> String {
         .replace("//! template: ", &format!("//! {name}: "))
         .replace("# template\n", &format!("# {name}\n"))
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
-        .replace("envoy-configs/template.yaml", &format!("envoy-configs/{name}.yaml"))
+        .replace(
+            "envoy-configs/template.yaml",
+            &format!("envoy-configs/{name}.yaml"),
+        )
         // hub-manifest/<dir>/manifest.json names the image after the directory.
         .replace("\"name\": \"template\"", &format!("\"name\": \"{name}\""))
-        .replace("\"rootId\": \"template\"", &format!("\"rootId\": \"{name}\""))
+        .replace(
+            "\"rootId\": \"template\"",
+            &format!("\"rootId\": \"{name}\""),
+        )
 }
 
 fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {

@@ -127,9 +127,7 @@ fn parse_args(args: &[String], usage: &str, default_out: &str) -> Result<Opts, S
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--out-dir" => {
-                out_dir = PathBuf::from(it.next().ok_or("--out-dir needs a directory")?)
-            }
+            "--out-dir" => out_dir = PathBuf::from(it.next().ok_or("--out-dir needs a directory")?),
             "--dist" => dist = Some(PathBuf::from(it.next().ok_or("--dist needs a directory")?)),
             "--insecure" => insecure = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{usage}")),

@@ -129,7 +129,9 @@ impl Shared {
                 HostAnswer::Unusable
             }
             Err(status) => {
-                log::warn!("host verify_signature refused the call ({status:?}); verifying in Wasm");
+                log::warn!(
+                    "host verify_signature refused the call ({status:?}); verifying in Wasm"
+                );
                 HostAnswer::Unusable
             }
         }
@@ -329,10 +331,7 @@ impl Plugin for Shared {
         match remote.answered(result, now) {
             Ok(keys) => {
                 self.metrics.jwks_fetch_success.inc();
-                log::info!(
-                    "provider {}: JWKS fetched ({keys} keys)",
-                    provider.name
-                );
+                log::info!("provider {}: JWKS fetched ({keys} keys)", provider.name);
             }
             Err(why) => {
                 self.metrics.jwks_fetch_failed.inc();

@@ -542,7 +542,10 @@ fn a_claim_that_is_no_header_value_is_refused_401() {
         );
     }
     assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(0));
-    assert_eq!(emu.metric("jwt_auth.requests_denied"), Some(cases.len() as u64));
+    assert_eq!(
+        emu.metric("jwt_auth.requests_denied"),
+        Some(cases.len() as u64)
+    );
     // Tabs, spaces and UTF-8 are header values.
     let mut c = claims();
     c["sub"] = json!("al\tice café ");
@@ -1007,7 +1010,8 @@ fn example_configs_start() {
         let text =
             std::fs::read_to_string(format!("{}/{example}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let mut emu = Emulator::native(&jwt_auth::EXPORTS);
-        emu.start(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
+        emu.start(&text)
+            .unwrap_or_else(|e| panic!("{example}: {e}"));
     }
 }
 

@@ -2,8 +2,8 @@
 //! agree (see `sdk_ext::schema::check_filter`). A stale `config.schema.json` fails here;
 //! `UPDATE_SCHEMAS=1 cargo test --all-features --test schema -p <crate>` rewrites it.
 
-use template::config::{Config, RawConfig};
 use sdk_ext::schema::{check_filter, check_refused, generate};
+use template::config::{Config, RawConfig};
 
 fn parse(json: &[u8]) -> Result<(), sdk_ext::config::ConfigError> {
     Config::parse(json).map(drop)
