@@ -376,3 +376,186 @@ fn filter_metric_dimensions_are_prometheus_labels() {
         Some(1)
     );
 }
+
+/// `docker compose -f envoy-configs/docker-compose.yaml up` as the README says it works: the
+/// admin (and the demo listener) inside the container listen where the port mappings reach
+/// them, and the host side of every mapping is loopback only.
+#[test]
+fn docker_compose_reaches_the_admin_through_its_mapping() {
+    use integration::{free_port, Envoy};
+    let compose = read_yaml(&repo_root().join("envoy-configs/docker-compose.yaml"));
+    let envoy = &compose["services"]["envoy"];
+    let args: Vec<String> = envoy["command"]
+        .as_array()
+        .expect("command is a list")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let arg_after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    // host:container mappings, host side loopback.
+    let mut mapped = Vec::new();
+    for p in envoy["ports"].as_array().unwrap() {
+        let p = p.as_str().unwrap();
+        let parts: Vec<&str> = p.split(':').collect();
+        assert!(
+            parts.len() == 3 && parts[0] == "127.0.0.1",
+            "port mapping {p:?} is not bound to the host's loopback (127.0.0.1:HOST:CONTAINER)"
+        );
+        mapped.push(parts[2].parse::<u16>().unwrap());
+    }
+    // The config the container runs: -c /work/envoy-configs/${ENVOY_CONFIG:-demo.yaml}, with
+    // ../envoy-configs mounted there.
+    let config_arg = arg_after("-c").expect("-c CONFIG");
+    let mount = envoy["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find_map(|v| {
+            let (host, rest) = v.split_once(':')?;
+            let container = rest.trim_end_matches(":ro");
+            config_arg
+                .strip_prefix(container)
+                .map(|tail| (host.to_string(), tail.to_string()))
+        })
+        .expect("the config's directory is mounted");
+    assert_eq!(mount.0, "../envoy-configs");
+    let default = mount
+        .1
+        .trim_start_matches('/')
+        .replace("${ENVOY_CONFIG:-", "")
+        .replace('}', "");
+    assert_eq!(default, "demo.yaml");
+    let override_yaml = arg_after("--config-yaml").expect("--config-yaml admin override");
+    let over = yaml_to_json(&yaml_rust2::YamlLoader::load_from_str(&override_yaml).unwrap()[0]);
+    // Every config ENVOY_CONFIG can pick: the admin (file, then override: Envoy merges
+    // --config-yaml into the bootstrap) and the first listener are reachable from a mapping.
+    for config in envoy_configs() {
+        let b = read_yaml(&config);
+        let admin = if over["admin"].is_object() {
+            &over["admin"]["address"]["socket_address"]
+        } else {
+            &b["admin"]["address"]["socket_address"]
+        };
+        let at = relative(&config);
+        assert_eq!(
+            admin["address"], "0.0.0.0",
+            "{at}: inside the container the admin listens on {}, which the port mapping cannot reach",
+            admin["address"]
+        );
+        let admin_port = admin["port_value"].as_u64().unwrap() as u16;
+        assert!(
+            mapped.contains(&admin_port),
+            "{at}: admin port {admin_port} not mapped"
+        );
+        let main = &b["static_resources"]["listeners"][0]["address"]["socket_address"];
+        assert_eq!(main["address"], "0.0.0.0", "{at}: the demo listener");
+        let port = main["port_value"].as_u64().unwrap() as u16;
+        assert!(
+            mapped.contains(&port),
+            "{at}: listener port {port} not mapped"
+        );
+    }
+
+    // And Envoy does merge the override over the file's admin: the compose's override, moved
+    // to loopback and a free port (tests only listen on loopback), is where the admin answers.
+    let port = free_port();
+    let moved = override_yaml
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("9901", &port.to_string());
+    assert_ne!(moved, override_yaml);
+    let yaml = std::fs::read_to_string(repo_root().join("envoy-configs/demo.yaml")).unwrap();
+    let yaml = integration::rewrite_ports(&yaml, &[(10000, 0), (8080, free_port())])
+        .replace("address: 0.0.0.0", "address: 127.0.0.1");
+    let envoy = Envoy::start_with_args(&yaml, &["--config-yaml", &moved]).unwrap();
+    assert_eq!(
+        envoy.admin_port(),
+        port,
+        "the --config-yaml admin address was not used"
+    );
+    assert_eq!(envoy.admin_get("/ready").status, 200);
+}
+
+/// `make run` serves the demo on loopback unless LISTEN says otherwise.
+#[test]
+fn make_run_listens_on_loopback_by_default() {
+    use std::process::Command;
+    let print = |listen: Option<&str>| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/run-demo.sh"))
+            .arg("--print-config")
+            .env_remove("LISTEN");
+        if let Some(l) = listen {
+            cmd.env("LISTEN", l);
+        }
+        // Its own process group, ended after 20 s: a script without --print-config would
+        // start Envoy and never return.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pgid = child.id();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let finished = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("kill")
+                    .args(["-TERM", "--", &format!("-{pgid}")])
+                    .status();
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            out.status.success(),
+            "scripts/run-demo.sh --print-config failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        yaml_to_json(&yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0])
+    };
+    let addresses = |b: &serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = b["static_resources"]["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["address"]["socket_address"]["address"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.push(
+            b["admin"]["address"]["socket_address"]["address"]
+                .as_str()
+                .unwrap()
+                .into(),
+        );
+        v
+    };
+    let default = print(None);
+    assert!(
+        addresses(&default).iter().all(|a| a == "127.0.0.1"),
+        "make run listens beyond loopback: {:?}",
+        addresses(&default)
+    );
+    let open = print(Some("0.0.0.0"));
+    assert_eq!(addresses(&open)[0], "0.0.0.0");
+    // The admin stays on loopback even then.
+    assert_eq!(addresses(&open).last().unwrap(), "127.0.0.1");
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
+    assert!(
+        makefile.contains("LISTEN ?= 127.0.0.1"),
+        "Makefile: LISTEN default"
+    );
+    assert!(makefile.contains("LISTEN=$(LISTEN) bash scripts/run-demo.sh"));
+}
