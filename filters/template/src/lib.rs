@@ -8,7 +8,7 @@ pub mod policy;
 
 /// The one name of this filter: crate, root id (Envoy `root_id`, Istio `pluginName`), `.wasm`,
 /// image and metric prefix (`template.*`). Log lines do not repeat it: Envoy prefixes every
-/// wasm log line with `wasm log <root_id> [<vm_id>]:`.
+/// wasm log line with the plugin's name and root id itself (`wasm log template template: `).
 pub const NAME: &str = "template";
 
 sdk_ext::main!(plugin: filter::Shared, http: filter::Stream);
