@@ -122,6 +122,9 @@ pub fn check_file<T: JsonSchema>(path: &Path, update: bool) -> Result<Freshness,
 pub struct PackageInfo {
     /// `CARGO_MANIFEST_DIR` (`<repo>/filters/<dir>`).
     pub dir: &'static str,
+    /// `CARGO_PKG_NAME`: the manifest's `name` in a standalone crate (which has its own
+    /// `hub-manifest/`); in this repository's layout the name is the directory's.
+    pub name: &'static str,
     /// `CARGO_PKG_VERSION`.
     pub version: &'static str,
     /// `CARGO_PKG_DESCRIPTION`.
@@ -137,6 +140,7 @@ macro_rules! package_info {
     () => {
         $crate::schema::PackageInfo {
             dir: env!("CARGO_MANIFEST_DIR"),
+            name: env!("CARGO_PKG_NAME"),
             version: env!("CARGO_PKG_VERSION"),
             description: env!("CARGO_PKG_DESCRIPTION"),
             license: env!("CARGO_PKG_LICENSE"),
@@ -299,7 +303,12 @@ pub fn load_manifest(pkg: &PackageInfo, root_id: &str) -> Result<HubManifest, St
     let text = fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let m: HubManifest =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let dir_name = crate_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let standalone = crate_dir.join("hub-manifest").join(MANIFEST_FILE).is_file();
+    let dir_name = if standalone {
+        pkg.name
+    } else {
+        crate_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
+    };
     let mut problems = Vec::new();
     let mut expect = |what: &str, got: &str, want: &str| {
         if got != want {

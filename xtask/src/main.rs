@@ -1,7 +1,8 @@
 //! Build orchestration for the workspace. Run through the Makefile:
 //!
 //! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
-//! - `new-filter NAME`: copies `filters/template` to `filters/NAME`, renamed.
+//! - `new-filter NAME [--out DIR]`: copies `filters/template` to `filters/NAME`, renamed (or,
+//!   with `--out`, writes it as a standalone crate in DIR; see `standalone.rs`).
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
 //! - `package`: every filter → OCI image layouts in two variants (see `package.rs`).
 //! - `publish REGISTRY [TAG]`: push them, write the Kubernetes manifests (Istio, Envoy
@@ -13,6 +14,7 @@ mod manifests;
 mod new_filter;
 mod package;
 mod publish;
+mod standalone;
 mod wasm_build;
 
 use std::path::PathBuf;
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
         "publish" => publish::run(rest),
         "wasmplugins" => publish::run_wasmplugins(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG]>");
+            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME [--out DIR] | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG]>");
             return ExitCode::from(2);
         }
     };

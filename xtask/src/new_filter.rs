@@ -78,13 +78,28 @@ fn copy_dir(from: &Path, to: &Path, name: &str) -> Result<(), String> {
 
 /// `xtask new-filter NAME`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let [name] = args else {
-        return Err("usage: new-filter NAME (e.g. my-filter)".into());
+    let (name, out) = match args {
+        [name] => (name, None),
+        [name, flag, dir] if flag == "--out" => (name, Some(dir)),
+        _ => return Err("usage: new-filter NAME [--out DIR] (e.g. my-filter)".into()),
     };
     if !valid(name) || name == "template" {
         return Err(format!(
             "{name:?} is not a usable filter name: lowercase letters, digits and single '-', starting with a letter"
         ));
+    }
+    // A standalone crate outside this repository: see standalone.rs.
+    if let Some(dir) = out {
+        let at = crate::standalone::create(name, Path::new(dir))?;
+        println!(
+            "new-filter: created {} (standalone crate {name}, sdk-ext from this checkout)",
+            at.display()
+        );
+        println!(
+            "  next: cd {} && cargo test --all-features && ./build-wasm.sh   → dist/{name}.wasm",
+            at.display()
+        );
+        return Ok(());
     }
     let root = repo_root();
     let dest = root.join("filters").join(name);
