@@ -45,11 +45,7 @@ fn wasm_exports(bytes: &[u8]) -> Vec<String> {
 
 /// What a module with `exports` must export on wasm.
 fn expected(e: &sdk_ext::exports::Exports) -> Vec<String> {
-    let mut names: Vec<&str> = vec![
-        "memory",
-        "proxy_abi_version_0_2_1",
-        "proxy_on_memory_allocate",
-    ];
+    let mut names: Vec<&str> = vec!["memory", "proxy_abi_version_0_2_1", "proxy_on_memory_allocate"];
     let table = [
         (e.initialize.is_some(), "_initialize"),
         (e.on_context_create.is_some(), "proxy_on_context_create"),
@@ -65,25 +61,13 @@ fn expected(e: &sdk_ext::exports::Exports) -> Vec<String> {
         (e.on_request_trailers.is_some(), "proxy_on_request_trailers"),
         (e.on_response_headers.is_some(), "proxy_on_response_headers"),
         (e.on_response_body.is_some(), "proxy_on_response_body"),
-        (
-            e.on_response_trailers.is_some(),
-            "proxy_on_response_trailers",
-        ),
+        (e.on_response_trailers.is_some(), "proxy_on_response_trailers"),
         (e.on_new_connection.is_some(), "proxy_on_new_connection"),
         (e.on_downstream_data.is_some(), "proxy_on_downstream_data"),
         (e.on_upstream_data.is_some(), "proxy_on_upstream_data"),
-        (
-            e.on_downstream_connection_close.is_some(),
-            "proxy_on_downstream_connection_close",
-        ),
-        (
-            e.on_upstream_connection_close.is_some(),
-            "proxy_on_upstream_connection_close",
-        ),
-        (
-            e.on_http_call_response.is_some(),
-            "proxy_on_http_call_response",
-        ),
+        (e.on_downstream_connection_close.is_some(), "proxy_on_downstream_connection_close"),
+        (e.on_upstream_connection_close.is_some(), "proxy_on_upstream_connection_close"),
+        (e.on_http_call_response.is_some(), "proxy_on_http_call_response"),
         (e.on_grpc_receive.is_some(), "proxy_on_grpc_receive"),
         (e.on_grpc_close.is_some(), "proxy_on_grpc_close"),
     ];

@@ -177,7 +177,8 @@ impl Exports {
     /// The exports of a module whose plugin is `P`, HTTP filter `H` and network filter `N`
     /// (either may be [`NoFilter`]): exactly what [`crate::main!`] and `#[sdk_ext::filter]`
     /// export on wasm.
-    pub const fn of<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter<Plugin = P>>() -> Self {
+    pub const fn of<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter<Plugin = P>>() -> Self
+    {
         let h = H::PHASES;
         let n = N::PHASES;
         Exports {
@@ -195,7 +196,10 @@ impl Exports {
             on_request_trailers: phase3(h.has(Phases::REQUEST_TRAILERS), request_trailers::<H>),
             on_response_headers: phase3(h.has(Phases::RESPONSE_HEADERS), response_headers::<H>),
             on_response_body: phase3(h.has(Phases::RESPONSE_BODY), response_body::<H>),
-            on_response_trailers: phase3(h.has(Phases::RESPONSE_TRAILERS), response_trailers::<H>),
+            on_response_trailers: phase3(
+                h.has(Phases::RESPONSE_TRAILERS),
+                response_trailers::<H>,
+            ),
             on_new_connection: phase3(n.has(Phases::NEW_CONNECTION), new_connection::<N>),
             on_downstream_data: phase3(n.has(Phases::DOWNSTREAM_DATA), downstream_data::<N>),
             on_upstream_data: phase3(n.has(Phases::UPSTREAM_DATA), upstream_data::<N>),
@@ -525,8 +529,9 @@ pub fn response_trailers<H: HttpFilter>(context: u32, _trailers: usize) -> u32 {
 
 /// `proxy_on_log`.
 pub fn log<H: HttpFilter>(context: u32) {
-    let _ =
-        with_filter_of::<Http<H>, _>(context, false, |w, p| w.0.on_log(p, &mut HttpHost::new()));
+    let _ = with_filter_of::<Http<H>, _>(context, false, |w, p| {
+        w.0.on_log(p, &mut HttpHost::new())
+    });
 }
 
 /// `proxy_on_new_connection`.

@@ -427,8 +427,9 @@ pub fn get_buffer(
 ) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    let raw =
-        unsafe { proxy_get_buffer_bytes(buffer_type.raw(), start, max_size, &mut data, &mut size) };
+    let raw = unsafe {
+        proxy_get_buffer_bytes(buffer_type.raw(), start, max_size, &mut data, &mut size)
+    };
     match Status::from_raw(raw) {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
@@ -530,7 +531,8 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     let encoded = property_path(path);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
-    let raw = unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
+    let raw =
+        unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
     match Status::from_raw(raw) {
         // SAFETY: see `take`.
         Status::Ok => Ok(Some(unsafe { take(data, size) })),
@@ -609,11 +611,7 @@ pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
 /// `Err(CasMismatch)`: another worker wrote it first.
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
-    ok(
-        unsafe {
-            proxy_set_shared_data(key.as_ptr(), key.len(), nullable(value), value.len(), cas)
-        },
-    )
+    ok(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), nullable(value), value.len(), cas) })
 }
 
 /// Dispatches an HTTP call to `cluster`; the answer arrives in the calling context's

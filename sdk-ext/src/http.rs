@@ -193,12 +193,7 @@ impl HttpHost {
     }
 
     /// Replaces `size` bytes of the buffered request body at `start` with `value`.
-    pub fn set_request_body(
-        &mut self,
-        start: usize,
-        size: usize,
-        value: &[u8],
-    ) -> Result<(), Status> {
+    pub fn set_request_body(&mut self, start: usize, size: usize, value: &[u8]) -> Result<(), Status> {
         host::set_buffer(BufferType::HttpRequestBody, start, size, value)
     }
 

@@ -49,21 +49,11 @@ pub trait NetworkFilter: Sized + 'static {
     }
 
     /// The client side closed.
-    fn on_downstream_close(
-        &mut self,
-        _plugin: &Self::Plugin,
-        _host: &mut NetworkHost,
-        _peer: PeerType,
-    ) {
+    fn on_downstream_close(&mut self, _plugin: &Self::Plugin, _host: &mut NetworkHost, _peer: PeerType) {
     }
 
     /// The upstream side closed.
-    fn on_upstream_close(
-        &mut self,
-        _plugin: &Self::Plugin,
-        _host: &mut NetworkHost,
-        _peer: PeerType,
-    ) {
+    fn on_upstream_close(&mut self, _plugin: &Self::Plugin, _host: &mut NetworkHost, _peer: PeerType) {
     }
 
     /// The answer to a callout this connection dispatched.
@@ -115,22 +105,12 @@ impl NetworkHost {
     }
 
     /// Replaces `size` buffered client bytes at `start` with `value`.
-    pub fn set_downstream_data(
-        &mut self,
-        start: usize,
-        size: usize,
-        value: &[u8],
-    ) -> Result<(), Status> {
+    pub fn set_downstream_data(&mut self, start: usize, size: usize, value: &[u8]) -> Result<(), Status> {
         host::set_buffer(BufferType::DownstreamData, start, size, value)
     }
 
     /// Replaces `size` buffered upstream bytes at `start` with `value`.
-    pub fn set_upstream_data(
-        &mut self,
-        start: usize,
-        size: usize,
-        value: &[u8],
-    ) -> Result<(), Status> {
+    pub fn set_upstream_data(&mut self, start: usize, size: usize, value: &[u8]) -> Result<(), Status> {
         host::set_buffer(BufferType::UpstreamData, start, size, value)
     }
 

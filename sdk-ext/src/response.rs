@@ -7,8 +7,8 @@
 //! Build fixed responses once at config time; sending is then a single host call.
 
 use crate::host;
-use crate::host::{Action, Status};
 use crate::metrics::Counter;
+use crate::host::{Action, Status};
 
 /// A prepared local response.
 #[derive(Debug, Clone)]

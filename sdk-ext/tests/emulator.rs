@@ -10,8 +10,8 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{Action as PwAction, PeerType as PwPeer};
 use proxy_wasm::types::{ContextType, MetricType};
+use proxy_wasm::types::{Action as PwAction, PeerType as PwPeer};
 use sdk_ext::testing::{Action, Emulator, LogLevel, PeerType};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

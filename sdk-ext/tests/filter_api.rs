@@ -2,12 +2,7 @@
 //! are exactly the ones exported and delivered; one crate serves HTTP and L4 over one plugin;
 //! callouts reach the context that made them; a refused config names its field.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use sdk_ext::config::{self, ConfigError};
 use sdk_ext::metrics::Counter;
@@ -78,11 +73,7 @@ impl HttpFilter for Stream {
             let token = host
                 .http_call(
                     "authz",
-                    &[
-                        (":method", b"GET"),
-                        (":path", b"/check"),
-                        (":authority", b"authz"),
-                    ],
+                    &[(":method", b"GET"), (":path", b"/check"), (":authority", b"authz")],
                     b"",
                     Duration::from_secs(1),
                 )
@@ -114,18 +105,8 @@ impl NetworkFilter for Conn {
     fn create(_: &Guard) -> Self {
         Conn
     }
-    fn on_downstream_data(
-        &mut self,
-        _: &Guard,
-        host: &mut NetworkHost,
-        n: usize,
-        _: bool,
-    ) -> Action {
-        if host
-            .downstream_data(0, n)
-            .unwrap_or_default()
-            .starts_with(b"QUIT")
-        {
+    fn on_downstream_data(&mut self, _: &Guard, host: &mut NetworkHost, n: usize, _: bool) -> Action {
+        if host.downstream_data(0, n).unwrap_or_default().starts_with(b"QUIT") {
             let _ = host.close_downstream();
         }
         Action::Continue
@@ -165,10 +146,7 @@ fn http_streams_keep_state_between_phases_and_deny_locally() {
     let mut emu = Emulator::native(&EXPORTS);
     emu.start(r#"{"deny_prefix": "/admin"}"#).unwrap();
     let mut s = emu.http();
-    assert_eq!(
-        s.request_headers(&[(":path", "/ok")], true),
-        Action::Continue
-    );
+    assert_eq!(s.request_headers(&[(":path", "/ok")], true), Action::Continue);
     // A body phase the filter does not implement is not delivered: Envoy would not call it.
     assert_eq!(s.request_body(b"ignored", true), Action::Continue);
     s.response_headers(&[(":status", "200")], true);
@@ -176,10 +154,7 @@ fn http_streams_keep_state_between_phases_and_deny_locally() {
     s.complete();
 
     let mut s = emu.http();
-    assert_eq!(
-        s.request_headers(&[(":path", "/admin/x")], true),
-        Action::Pause
-    );
+    assert_eq!(s.request_headers(&[(":path", "/admin/x")], true), Action::Pause);
     assert_eq!(s.local_response().unwrap().status_code, 403);
 }
 
@@ -198,8 +173,7 @@ fn a_stream_callout_answer_reaches_the_stream_that_paused() {
 #[test]
 fn one_crate_serves_l4_too() {
     let mut emu = Emulator::native(&EXPORTS);
-    emu.start(r#"{"deny_prefix": "/admin", "tick_ms": 250}"#)
-        .unwrap();
+    emu.start(r#"{"deny_prefix": "/admin", "tick_ms": 250}"#).unwrap();
     assert_eq!(emu.tick_period(), Some(Duration::from_millis(250)));
     emu.tick();
     assert_eq!(emu.metric("guard.ticks"), Some(1));
@@ -220,9 +194,7 @@ fn a_refused_config_names_its_field() {
         "guard: invalid config at deny_prefix: must start with '/'"
     );
     let mut emu = Emulator::native(&EXPORTS);
-    let e = emu
-        .start(r#"{"deny_prefix": "/a", "tick_ms": 9999999999999}"#)
-        .unwrap_err();
+    let e = emu.start(r#"{"deny_prefix": "/a", "tick_ms": 9999999999999}"#).unwrap_err();
     assert!(e.contains("cannot set tick period"), "{e}");
 }
 

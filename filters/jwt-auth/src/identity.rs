@@ -15,8 +15,8 @@
 
 use crate::config::Provider;
 use crate::outcome::Failure;
-use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use sdk_ext::host::Status;
+use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use serde_json::{Map, Value};
 
 /// Every header name the providers write, lowercase, sorted, each once.

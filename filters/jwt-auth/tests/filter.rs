@@ -1010,8 +1010,7 @@ fn example_configs_start() {
         let text =
             std::fs::read_to_string(format!("{}/{example}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let mut emu = Emulator::native(&jwt_auth::EXPORTS);
-        emu.start(&text)
-            .unwrap_or_else(|e| panic!("{example}: {e}"));
+        emu.start(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
     }
 }
 

@@ -78,10 +78,7 @@ fn bad_config_is_refused_naming_the_field() {
     let err = emu
         .start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#)
         .unwrap_err();
-    assert!(
-        err.contains("invalid config at stauts: unknown field"),
-        "{err}"
-    );
+    assert!(err.contains("invalid config at stauts: unknown field"), "{err}");
 }
 
 #[test]

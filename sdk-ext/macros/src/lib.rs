@@ -37,107 +37,23 @@ enum Kind {
 }
 
 const HTTP: &[Phase] = &[
-    Phase {
-        method: "on_request_headers",
-        bit: "REQUEST_HEADERS",
-        export: "proxy_on_request_headers",
-        dispatch: "request_headers",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_request_body",
-        bit: "REQUEST_BODY",
-        export: "proxy_on_request_body",
-        dispatch: "request_body",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_request_trailers",
-        bit: "REQUEST_TRAILERS",
-        export: "proxy_on_request_trailers",
-        dispatch: "request_trailers",
-        kind: Kind::Count,
-    },
-    Phase {
-        method: "on_response_headers",
-        bit: "RESPONSE_HEADERS",
-        export: "proxy_on_response_headers",
-        dispatch: "response_headers",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_response_body",
-        bit: "RESPONSE_BODY",
-        export: "proxy_on_response_body",
-        dispatch: "response_body",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_response_trailers",
-        bit: "RESPONSE_TRAILERS",
-        export: "proxy_on_response_trailers",
-        dispatch: "response_trailers",
-        kind: Kind::Count,
-    },
-    Phase {
-        method: "on_log",
-        bit: "LOG",
-        export: "proxy_on_log",
-        dispatch: "log",
-        kind: Kind::Unit,
-    },
-    Phase {
-        method: "on_http_call_response",
-        bit: "HTTP_CALL_RESPONSE",
-        export: "",
-        dispatch: "",
-        kind: Kind::Shared,
-    },
+    Phase { method: "on_request_headers", bit: "REQUEST_HEADERS", export: "proxy_on_request_headers", dispatch: "request_headers", kind: Kind::SizeEos },
+    Phase { method: "on_request_body", bit: "REQUEST_BODY", export: "proxy_on_request_body", dispatch: "request_body", kind: Kind::SizeEos },
+    Phase { method: "on_request_trailers", bit: "REQUEST_TRAILERS", export: "proxy_on_request_trailers", dispatch: "request_trailers", kind: Kind::Count },
+    Phase { method: "on_response_headers", bit: "RESPONSE_HEADERS", export: "proxy_on_response_headers", dispatch: "response_headers", kind: Kind::SizeEos },
+    Phase { method: "on_response_body", bit: "RESPONSE_BODY", export: "proxy_on_response_body", dispatch: "response_body", kind: Kind::SizeEos },
+    Phase { method: "on_response_trailers", bit: "RESPONSE_TRAILERS", export: "proxy_on_response_trailers", dispatch: "response_trailers", kind: Kind::Count },
+    Phase { method: "on_log", bit: "LOG", export: "proxy_on_log", dispatch: "log", kind: Kind::Unit },
+    Phase { method: "on_http_call_response", bit: "HTTP_CALL_RESPONSE", export: "", dispatch: "", kind: Kind::Shared },
 ];
 
 const NETWORK: &[Phase] = &[
-    Phase {
-        method: "on_new_connection",
-        bit: "NEW_CONNECTION",
-        export: "proxy_on_new_connection",
-        dispatch: "new_connection",
-        kind: Kind::Action,
-    },
-    Phase {
-        method: "on_downstream_data",
-        bit: "DOWNSTREAM_DATA",
-        export: "proxy_on_downstream_data",
-        dispatch: "downstream_data",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_upstream_data",
-        bit: "UPSTREAM_DATA",
-        export: "proxy_on_upstream_data",
-        dispatch: "upstream_data",
-        kind: Kind::SizeEos,
-    },
-    Phase {
-        method: "on_downstream_close",
-        bit: "DOWNSTREAM_CLOSE",
-        export: "proxy_on_downstream_connection_close",
-        dispatch: "downstream_close",
-        kind: Kind::Peer,
-    },
-    Phase {
-        method: "on_upstream_close",
-        bit: "UPSTREAM_CLOSE",
-        export: "proxy_on_upstream_connection_close",
-        dispatch: "upstream_close",
-        kind: Kind::Peer,
-    },
-    Phase {
-        method: "on_http_call_response",
-        bit: "HTTP_CALL_RESPONSE",
-        export: "",
-        dispatch: "",
-        kind: Kind::Shared,
-    },
+    Phase { method: "on_new_connection", bit: "NEW_CONNECTION", export: "proxy_on_new_connection", dispatch: "new_connection", kind: Kind::Action },
+    Phase { method: "on_downstream_data", bit: "DOWNSTREAM_DATA", export: "proxy_on_downstream_data", dispatch: "downstream_data", kind: Kind::SizeEos },
+    Phase { method: "on_upstream_data", bit: "UPSTREAM_DATA", export: "proxy_on_upstream_data", dispatch: "upstream_data", kind: Kind::SizeEos },
+    Phase { method: "on_downstream_close", bit: "DOWNSTREAM_CLOSE", export: "proxy_on_downstream_connection_close", dispatch: "downstream_close", kind: Kind::Peer },
+    Phase { method: "on_upstream_close", bit: "UPSTREAM_CLOSE", export: "proxy_on_upstream_connection_close", dispatch: "upstream_close", kind: Kind::Peer },
+    Phase { method: "on_http_call_response", bit: "HTTP_CALL_RESPONSE", export: "", dispatch: "", kind: Kind::Shared },
 ];
 
 /// Marks a filter's `impl HttpFilter for T` / `impl NetworkFilter for T` block; see the
@@ -168,15 +84,16 @@ fn expand(block: &mut ItemImpl) -> Result<Tokens, Error> {
         .last()
         .map(|s| s.ident.to_string())
         .unwrap_or_default();
-    let phases =
-        match trait_name.as_str() {
-            "HttpFilter" => HTTP,
-            "NetworkFilter" => NETWORK,
-            _ => return Err(Error::new_spanned(
+    let phases = match trait_name.as_str() {
+        "HttpFilter" => HTTP,
+        "NetworkFilter" => NETWORK,
+        _ => {
+            return Err(Error::new_spanned(
                 trait_path,
                 "#[sdk_ext::filter] goes on `impl HttpFilter for T` or `impl NetworkFilter for T`",
-            )),
-        };
+            ))
+        }
+    };
     if !block.generics.params.is_empty() {
         return Err(Error::new_spanned(
             &block.generics,

@@ -1,6 +1,7 @@
 //! [`Emulator`]: the test's handle on the emulated host and the filter's root context.
 
 use super::guest;
+use crate::exports::Exports;
 use super::http::HttpStream;
 use super::records::{GrpcCallout, HttpCallout};
 use super::state::{
@@ -8,7 +9,6 @@ use super::state::{
 };
 use super::tcp::TcpStream;
 use super::wire::property_key;
-use crate::exports::Exports;
 use crate::host::{LogLevel, MetricType, Status};
 use std::marker::PhantomData;
 use std::rc::Rc;

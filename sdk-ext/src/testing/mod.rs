@@ -66,9 +66,9 @@ mod state;
 mod tcp;
 mod wire;
 
-pub use crate::host::{Action, LogLevel, MetricType, PeerType, Status};
 pub use emulator::Emulator;
 pub use http::HttpStream;
+pub use crate::host::{Action, LogLevel, MetricType, PeerType, Status};
 
 /// The exports of a filter written on the bare `proxy-wasm` SDK (its dispatcher's
 /// `proxy_on_*` functions and the `_initialize` of `proxy_wasm::main!`), for
