@@ -598,7 +598,7 @@ fn generated_manifests_have_safe_defaults() {
                     } else {
                         &code["image"]["sha256"]
                     };
-                    if !sha.as_str().is_some_and(|s| s.len() == 64) {
+                    if sha.as_str().is_none_or(|s| s.len() != 64) {
                         problem("code is not pinned by sha256".into());
                     }
                     if wasm[0]["rootID"] != hub["rootId"] {
