@@ -4,7 +4,7 @@
 #   make new-filter NAME=my-filter [OUT=../my-filter]   (OUT: a standalone crate outside this repo)
 #   make bench     side-by-side benchmark (results in target/bench/results.md)
 #   make package   every filter → OCI image layouts (compat + oci variants) in target/oci/
-#   make publish REGISTRY=host:port[/prefix] [TAG=...]   push them, write envoy-configs/istio/
+#   make publish REGISTRY=host:port[/prefix] [TAG=...]   push them, write target/manifests/
 SHELL := /bin/bash
 CARGO ?= cargo
 XTASK := $(CARGO) run -q -p xtask --
@@ -52,8 +52,8 @@ publish: build
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=host:port[/prefix] [TAG=...]"; exit 2; }
 	@$(XTASK) publish $(REGISTRY) $(TAG)
 
-# The Istio WasmPlugin manifests only (images pushed some other way); default registry is
-# the placeholder the checked-in envoy-configs/istio/*.yaml use.
+# The Kubernetes manifests only (Istio, Envoy Gateway, Higress; images pushed some other way)
+# into envoy-configs/; default registry is the placeholder the checked-in copies use.
 wasmplugins: build
 	@$(XTASK) wasmplugins $(or $(REGISTRY),registry.example.com/envoy-wasm-filters) $(TAG)
 
