@@ -1,13 +1,15 @@
 # The front door. Each target is a thin call into scripts/, xtask or cargo.
-#   make run       build every filter and serve them in a real Envoy (Ctrl-C stops it)
+#   make run       build every filter and serve them in a real Envoy on 127.0.0.1 (LISTEN=0.0.0.0 for all)
 #   make test      unit + host-emulator + real-Envoy integration tests + config validation
-#   make new-filter NAME=my-filter
+#   make new-filter NAME=my-filter [OUT=../my-filter]   (OUT: a standalone crate outside this repo)
 #   make bench     side-by-side benchmark (results in target/bench/results.md)
 #   make package   every filter → OCI image layouts (compat + oci variants) in target/oci/
-#   make publish REGISTRY=host:port[/prefix] [TAG=...]   push them, write envoy-configs/istio/
+#   make publish REGISTRY=host:port[/prefix] [TAG=...]   push them, write target/manifests/
 SHELL := /bin/bash
 CARGO ?= cargo
 XTASK := $(CARGO) run -q -p xtask --
+# `make run` listens on loopback unless told otherwise.
+LISTEN ?= 127.0.0.1
 
 .PHONY: setup build test test-unit test-integration run new-filter bench package publish wasmplugins fmt lint clean
 
@@ -41,11 +43,11 @@ lint:
 	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
 
 run: build
-	@bash scripts/run-demo.sh
+	@LISTEN=$(LISTEN) bash scripts/run-demo.sh
 
 new-filter:
 	@test -n "$(NAME)" || { echo "usage: make new-filter NAME=my-filter"; exit 2; }
-	@$(XTASK) new-filter $(NAME)
+	@$(XTASK) new-filter $(NAME) $(if $(OUT),--out $(OUT))
 
 bench: build
 	@$(XTASK) bench $(ARGS)
@@ -57,8 +59,8 @@ publish: build
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=host:port[/prefix] [TAG=...]"; exit 2; }
 	@$(XTASK) publish $(REGISTRY) $(TAG)
 
-# The Istio WasmPlugin manifests only (images pushed some other way); default registry is
-# the placeholder the checked-in envoy-configs/istio/*.yaml use.
+# The Kubernetes manifests only (Istio, Envoy Gateway, Higress; images pushed some other way)
+# into envoy-configs/; default registry is the placeholder the checked-in copies use.
 wasmplugins: build
 	@$(XTASK) wasmplugins $(or $(REGISTRY),registry.example.com/envoy-wasm-filters) $(TAG)
 

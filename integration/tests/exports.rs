@@ -98,7 +98,7 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
     for (module, exports) in [
         ("header-rules", &header_rules::EXPORTS),
         ("jwt-auth", &jwt_auth::EXPORTS),
-        ("template", &filter_template::EXPORTS),
+        ("template", &template::EXPORTS),
     ] {
         let path = wasm_path(module);
         let bytes = std::fs::read(&path)
@@ -109,6 +109,6 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
     assert!(header_rules::EXPORTS.on_response_headers.is_some());
     assert!(header_rules::EXPORTS.on_response_body.is_none());
     assert!(jwt_auth::EXPORTS.on_response_headers.is_none());
-    assert!(filter_template::EXPORTS.on_request_headers.is_some());
-    assert!(filter_template::EXPORTS.on_log.is_none());
+    assert!(template::EXPORTS.on_request_headers.is_some());
+    assert!(template::EXPORTS.on_log.is_none());
 }

@@ -14,7 +14,7 @@ fn header_rules(config: &str) -> WasmFilter {
 }
 
 fn template(config: &str) -> WasmFilter {
-    WasmFilter::new("template", config).root_id("filter-template")
+    WasmFilter::new("template", config).root_id("template")
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn header_rules_edits_what_reaches_the_upstream_and_the_client() {
     assert_eq!(resp.header("x-echo-request-id").as_deref(), Some("rid-7"));
     assert_eq!(resp.header("x-envoy-upstream-service-time"), None);
     assert_eq!(
-        envoy.stat("wasmcustom.header_rules.rule.api-get.matched"),
+        envoy.stat("wasmcustom.header_rules.matched.rule.api-get"),
         Some(1)
     );
 
@@ -88,7 +88,7 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
         .expect("refused");
     assert!(
         err.log
-            .contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"),
+            .contains("template: invalid config at status: 99 is not a 4xx or 5xx status"),
         "{err:?}"
     );
     // The template is built without sdk-ext's `regex` feature (the native tests link it, as
@@ -102,7 +102,7 @@ fn a_bad_filter_config_is_refused_and_the_log_names_the_field() {
         .expect("refused");
     assert!(
         err.log.contains(
-            "filter-template: invalid config at deny.safe_regex: regular expressions are not built into this filter (sdk-ext feature `regex`)"
+            "template: invalid config at deny.safe_regex: regular expressions are not built into this filter (sdk-ext feature `regex`)"
         ),
         "{err:?}"
     );

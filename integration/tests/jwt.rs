@@ -67,7 +67,7 @@ fn every_peer_minted_token_is_accepted_and_rs_es_use_host_crypto() {
     // Wasm: this proves the DER keys and signatures we hand the host are right.
     assert_eq!(envoy.stat("wasmcustom.jwt_auth.verify.host"), Some(5));
     assert_eq!(envoy.stat("wasmcustom.jwt_auth.verify.rust"), Some(7));
-    assert_eq!(envoy.stat("wasmcustom.jwt_auth.allowed"), Some(12));
+    assert_eq!(envoy.stat("wasmcustom.jwt_auth.requests_allowed"), Some(12));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn refusals_are_401_or_403_with_www_authenticate() {
             .unwrap()
             .ends_with("error=\"invalid_token\""));
         assert_eq!(
-            envoy.stat(&format!("wasmcustom.jwt_auth.denied.{stat}")),
+            envoy.stat(&format!("wasmcustom.jwt_auth.denied.reason.{stat}")),
             Some(1),
             "{name}"
         );
@@ -352,12 +352,17 @@ fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
             "{name}"
         );
         assert_eq!(
-            envoy.stat("wasmcustom.jwt_auth.denied.bad_claim_value"),
+            envoy.stat("wasmcustom.jwt_auth.denied.reason.bad_claim_value"),
             Some(n as u64 + 1),
             "{name}"
         );
     }
-    assert_eq!(envoy.stat("wasmcustom.jwt_auth.allowed").unwrap_or(0), 0);
+    assert_eq!(
+        envoy
+            .stat("wasmcustom.jwt_auth.requests_allowed")
+            .unwrap_or(0),
+        0
+    );
     assert_eq!(echo.request_count(), 0, "nothing reached the upstream");
     // The same claims, well formed, still pass.
     let resp = envoy.get(
@@ -365,5 +370,5 @@ fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
         &[("authorization", &bearer(tokens["RS256"].as_str().unwrap()))],
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(envoy.stat("wasmcustom.jwt_auth.allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.jwt_auth.requests_allowed"), Some(1));
 }

@@ -31,15 +31,15 @@ fn filters_run_only_on_the_routes_that_enable_them() {
     // /admin: the template denies; elsewhere it is not even entered.
     assert_eq!(envoy.get("/admin/users", &[]).status, 403);
     assert_eq!(envoy.get("/api/admin", &[]).status, 200);
-    assert_eq!(envoy.stat("wasmcustom.filter_template.denied"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
     assert_eq!(
         envoy
-            .stat("wasmcustom.filter_template.allowed")
+            .stat("wasmcustom.template.allowed")
             .unwrap_or(0),
         0
     );
     assert_eq!(
-        envoy.stat("wasmcustom.header_rules.rule.strip-internal.matched"),
+        envoy.stat("wasmcustom.header_rules.matched.rule.strip-internal"),
         Some(2),
         "header-rules ran on the two /api/ requests only"
     );

@@ -1,4 +1,4 @@
-//! filter-template in a real Envoy: the built `dist/template.wasm`, configured as in
+//! template in a real Envoy: the built `dist/template.wasm`, configured as in
 //! `filters/template/examples/deny-admin.json`, and the shipped `envoy-configs/template.yaml`.
 //! `make new-filter` copies this file to `integration/tests/<name>.rs`, renamed, so a new
 //! filter starts with a real-Envoy test that passes (`cargo test -p integration --test <name>`).
@@ -8,7 +8,7 @@ use integration::*;
 const EXAMPLE: &str = include_str!("../../filters/template/examples/deny-admin.json");
 
 fn this_filter(config: &str) -> WasmFilter {
-    WasmFilter::new("template", config).root_id("filter-template")
+    WasmFilter::new("template", config).root_id("template")
 }
 
 #[test]
@@ -35,8 +35,8 @@ fn denies_with_json_and_passes_the_rest() {
     let resp = envoy.get("/public", &[]);
     assert_eq!(resp.status, 200);
     assert_eq!(echo.request_count(), 1);
-    assert_eq!(envoy.stat("wasmcustom.filter_template.denied"), Some(1));
-    assert_eq!(envoy.stat("wasmcustom.filter_template.allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.allowed"), Some(1));
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn a_bad_config_is_refused_naming_the_field() {
         .expect("Envoy must refuse the config");
     assert!(
         err.log
-            .contains("filter-template: invalid config at status: 99 is not a 4xx or 5xx status"),
+            .contains("template: invalid config at status: 99 is not a 4xx or 5xx status"),
         "{err:?}"
     );
 }
@@ -60,5 +60,5 @@ fn the_shipped_envoy_config_serves_it() {
     let envoy = Envoy::start_file("envoy-configs/template.yaml", &[(8080, echo.port())]).unwrap();
     assert_eq!(envoy.get("/admin/x", &[]).status, 403);
     assert_eq!(envoy.get("/public", &[]).status, 200);
-    assert_eq!(envoy.stat("wasmcustom.filter_template.denied"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
 }

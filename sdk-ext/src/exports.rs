@@ -334,10 +334,6 @@ fn each_plugin<P: Plugin>(root: u32, f: impl Fn(&P)) {
     }
 }
 
-fn plugin_name<P: Plugin>() -> &'static str {
-    P::NAME
-}
-
 // ----- lifecycle exports --------------------------------------------------------------
 
 /// `_initialize`: routes the `log` crate to the host. Makes no host call (Envoy refuses
@@ -379,16 +375,16 @@ pub fn vm_start(_root: u32, _size: usize) -> u32 {
 }
 
 /// `proxy_on_configure`: parses the plugin configuration once into `P`; a refusal is
-/// logged as `"<NAME>: invalid config at <field>: <reason>"` and answers false, so Envoy
-/// refuses the configuration.
+/// logged as `"invalid config at <field>: <reason>"` (Envoy prefixes every line with the
+/// plugin's name: `wasm log <root_id>: ...`) and answers false, so Envoy refuses the
+/// configuration.
 pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
     crate::logging::follow_host_level();
-    let name = plugin_name::<P>();
     let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
         Ok(b) => b.unwrap_or_default(),
         Err(status) => {
             log_error(&format!(
-                "{name}: cannot read plugin configuration: host answered {status:?}"
+                "cannot read plugin configuration: host answered {status:?}"
             ));
             return 0;
         }
@@ -396,7 +392,7 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
     let instances = match instances::<P>(&bytes) {
         Ok(i) => i,
         Err(e) => {
-            log_error(&format!("{name}: {}", refusal(&e)));
+            log_error(&refusal(&e));
             return 0;
         }
     };
@@ -407,7 +403,7 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
     if let Some(period) = period {
         if let Err(status) = host::set_tick_period(period) {
             log_error(&format!(
-                "{name}: cannot set tick period {period:?}: host answered {status:?}"
+                "cannot set tick period {period:?}: host answered {status:?}"
             ));
             return 0;
         }
@@ -422,7 +418,7 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
             },
         )
     });
-    log::info!("{name}: configured");
+    log::info!("configured");
     for p in instances.all() {
         if let Some(p) = (**p).downcast_ref::<P>() {
             p.on_start();

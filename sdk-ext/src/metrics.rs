@@ -1,6 +1,10 @@
 //! Metrics defined once (at config time) and cheap to update per request.
 //!
-//! Envoy exposes them with a `wasmcustom.` prefix (`wasmcustom.header_rules.matched`).
+//! Envoy exposes them with a `wasmcustom.` prefix (`wasmcustom.header_rules.requests_matched`).
+//! A metric with a dimension is named `<filter>.<metric>.<dimension>.<value>`
+//! (`jwt_auth.denied.reason.missing`): the `stats_tags` of
+//! `envoy-configs/snippets/stats-tags.yaml` make the dimension a tag, so Prometheus shows
+//! `jwt_auth_denied{reason="missing"}`.
 //! A metric the host refused to define is logged once and then a no-op: metrics never fail
 //! a request.
 

@@ -124,6 +124,9 @@ pub fn check_file<T: JsonSchema>(path: &Path, update: bool) -> Result<Freshness,
 pub struct PackageInfo {
     /// `CARGO_MANIFEST_DIR` (`<repo>/filters/<dir>`).
     pub dir: &'static str,
+    /// `CARGO_PKG_NAME`: the manifest's `name` in a standalone crate (which has its own
+    /// `hub-manifest/`); in this repository's layout the name is the directory's.
+    pub name: &'static str,
     /// `CARGO_PKG_VERSION`.
     pub version: &'static str,
     /// `CARGO_PKG_DESCRIPTION`.
@@ -139,6 +142,7 @@ macro_rules! package_info {
     () => {
         $crate::schema::PackageInfo {
             dir: env!("CARGO_MANIFEST_DIR"),
+            name: env!("CARGO_PKG_NAME"),
             version: env!("CARGO_PKG_VERSION"),
             description: env!("CARGO_PKG_DESCRIPTION"),
             license: env!("CARGO_PKG_LICENSE"),
@@ -198,6 +202,32 @@ pub struct IstioPlacement {
     pub phase: Phase,
     /// `WasmPlugin.priority` (higher runs first within a phase).
     pub priority: i32,
+    /// `WasmPlugin.match[].mode`: the traffic the plugin runs on. `SERVER` (inbound only) for
+    /// auth and policy filters, so a workload's own outbound calls are left alone.
+    pub mode: TrafficMode,
+}
+
+/// Istio's `WorkloadMode` (`WasmPlugin.match[].mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrafficMode {
+    /// Inbound traffic of the selected workloads.
+    Server,
+    /// Their outbound traffic.
+    Client,
+    /// Both.
+    ClientAndServer,
+}
+
+/// What the generated Kubernetes manifests (Istio, Envoy Gateway, Higress) carry when the
+/// manifest's `example` is not fit to deploy (it trusts test keys, say).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesExample {
+    /// The plugin config: a file under the crate's `examples/` (checked like the others).
+    pub example: String,
+    /// What an operator must edit before applying it (printed in each manifest's header).
+    pub note: String,
 }
 
 /// What happens when the VM fails (Envoy's `failure_policy`; Istio's `failStrategy` is
@@ -241,13 +271,22 @@ pub struct HubManifest {
     pub config_schema: String,
     /// An example configuration (equal to one of `examples/*.json`).
     pub example: Value,
+    /// The config for the Kubernetes manifests, when `example` is not fit to deploy.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesExample>,
 }
 
 /// The ABI versions the proxy-wasm Rust SDK can export.
 pub const KNOWN_ABI_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.2.1"];
 
-/// Where a filter's hub files are: `<repo>/hub-manifest/<dir name of the crate>/`.
+/// Where a filter's hub files are: `<repo>/hub-manifest/<dir name of the crate>/` in this
+/// repository's layout, or `<crate>/hub-manifest/` for a standalone filter crate (what
+/// `make new-filter NAME=x OUT=dir` writes) when that directory holds a `manifest.json`.
 pub fn hub_dir(crate_dir: &Path) -> Result<PathBuf, String> {
+    let own = crate_dir.join("hub-manifest");
+    if own.join(MANIFEST_FILE).is_file() {
+        return Ok(own);
+    }
     let name = crate_dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -266,7 +305,12 @@ pub fn load_manifest(pkg: &PackageInfo, root_id: &str) -> Result<HubManifest, St
     let text = fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let m: HubManifest =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let dir_name = crate_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let standalone = crate_dir.join("hub-manifest").join(MANIFEST_FILE).is_file();
+    let dir_name = if standalone {
+        pkg.name
+    } else {
+        crate_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
+    };
     let mut problems = Vec::new();
     let mut expect = |what: &str, got: &str, want: &str| {
         if got != want {
@@ -281,6 +325,18 @@ pub fn load_manifest(pkg: &PackageInfo, root_id: &str) -> Result<HubManifest, St
     expect("configSchema", &m.config_schema, SCHEMA_FILE);
     if m.authors.is_empty() || m.authors.iter().any(|a| a.trim().is_empty()) {
         problems.push("authors must name at least one author".into());
+    }
+    if let Some(k) = &m.kubernetes {
+        let file = crate_dir.join(&k.example);
+        if !k.example.starts_with("examples/") || k.example.contains("..") || !file.is_file() {
+            problems.push(format!(
+                "kubernetes.example {:?} is not a file under examples/",
+                k.example
+            ));
+        }
+        if k.note.trim().is_empty() {
+            problems.push("kubernetes.note must say what to edit".into());
+        }
     }
     if m.contexts.is_empty() {
         problems.push("contexts must list http and/or network".into());

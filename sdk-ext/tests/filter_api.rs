@@ -217,7 +217,7 @@ fn a_refused_config_names_its_field() {
     let mut emu = Emulator::native(&EXPORTS);
     assert_eq!(
         emu.start(r#"{"deny_prefix": "admin"}"#).unwrap_err(),
-        "guard: invalid config at deny_prefix: must start with '/'"
+        "invalid config at deny_prefix: must start with '/'"
     );
     let mut emu = Emulator::native(&EXPORTS);
     let e = emu
@@ -289,7 +289,7 @@ fn a_bad_higress_rule_is_refused_naming_the_rule() {
             r#"{"deny_prefix": "/a", "_rules_": [{"_match_route_": ["r"], "deny_prefix": "x"}]}"#
         )
         .unwrap_err(),
-        "guard: invalid config at _rules_[0].deny_prefix: must start with '/'"
+        "invalid config at _rules_[0].deny_prefix: must start with '/'"
     );
     let mut emu = Emulator::native(&EXPORTS);
     let e = emu

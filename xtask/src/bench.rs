@@ -39,7 +39,7 @@
 //! bytes, same `wrk` work), so the paired ratio isolates the authentication itself. Before it is
 //! measured, a JWT row must answer 200 to a valid token with `authorization` stripped before the
 //! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
-//! `jwt_auth.allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
+//! `jwt_auth.requests_allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
 //!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
@@ -215,7 +215,7 @@ const ROUTE_GROUP: &str = "route";
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
-    "wasmcustom.jwt_auth.allowed",
+    "wasmcustom.jwt_auth.requests_allowed",
     "wasmcustom.jwt_auth.verify.host",
 ];
 
@@ -256,7 +256,7 @@ const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
 }
 
 const HEADER_RULES_STATS: &[&str] = &["wasmcustom.header_rules.requests_matched"];
-const TEMPLATE_STATS: &[&str] = &["wasmcustom.filter_template.allowed"];
+const TEMPLATE_STATS: &[&str] = &["wasmcustom.template.allowed"];
 /// The names of the per-route rows' filter entries (distinct names: the route's
 /// `typed_per_filter_config` enables one by name).
 const HEADER_RULES_ENTRY: &str = "envoy.filters.http.wasm.header_rules";
@@ -561,8 +561,8 @@ fn template_route_filter(i: &Inputs) -> String {
     wasm_filter_entry(
         TEMPLATE_ENTRY,
         true,
-        "filter-template",
-        "filter-template",
+        "template",
+        "template",
         TEMPLATE_CONFIG,
         &i.modules.path(Module::Dist("template.wasm")),
     )
@@ -570,8 +570,8 @@ fn template_route_filter(i: &Inputs) -> String {
 
 fn template_filter(i: &Inputs) -> String {
     wasm_filter(
-        "filter-template",
-        "filter-template",
+        "template",
+        "template",
         TEMPLATE_CONFIG,
         &i.modules.path(Module::Dist("template.wasm")),
     )

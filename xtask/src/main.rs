@@ -1,20 +1,24 @@
 //! Build orchestration for the workspace. Run through the Makefile:
 //!
 //! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
-//! - `new-filter NAME`: a new filter from the template: crate, hub manifest, Envoy config and
-//!   integration test, renamed; `new-filter-check`: the same in a scratch copy, built and tested.
+//! - `new-filter NAME [--out DIR]`: copies `filters/template` to `filters/NAME`, renamed (or,
+//!   with `--out`, writes it as a standalone crate in DIR; see `standalone.rs`).
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
 //! - `package`: every filter → OCI image layouts in two variants (see `package.rs`).
-//! - `publish REGISTRY [TAG]`: push them, write Istio `WasmPlugin`s (see `publish.rs`).
-//! - `wasmplugins REGISTRY [TAG]`: only the `WasmPlugin`s, for images pushed elsewhere.
+//! - `publish REGISTRY [TAG]`: push them, write the Kubernetes manifests (Istio, Envoy
+//!   Gateway, Higress; see `publish.rs`, `manifests.rs`) to `target/manifests/`.
+//! - `wasmplugins REGISTRY [TAG]`: only the manifests (default `envoy-configs/`).
+//! - `new-filter-check`: `new-filter` in a scratch copy, built and tested.
 //! - `test-each`: every filter crate's and sdk-ext's tests, one cargo invocation each
 //!   (no feature unification; see `test_each.rs`).
 
 mod bench;
+mod manifests;
 mod new_filter;
 mod package;
 mod publish;
 mod test_each;
+mod standalone;
 mod wasm_build;
 
 use std::path::PathBuf;
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
         "wasmplugins" => publish::run_wasmplugins(rest),
         "test-each" => test_each::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
+            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME [--out DIR] | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
             return ExitCode::from(2);
         }
     };

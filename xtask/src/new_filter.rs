@@ -1,7 +1,7 @@
 //! `new-filter NAME`: a new filter that builds, passes its tests and runs in a real Envoy at
-//! once. From the template it writes, renamed throughout (crate `filter-template` → `NAME`,
-//! lib `filter_template` → `NAME` with `_`, metric prefix `filter_template.` → `NAME_.`, root
-//! id, wasm file, paths):
+//! once. From the template, whose one name is `template` everywhere (crate, root id, `.wasm`,
+//! image, metric prefix), it writes, renamed where the name is a name (see [`rename`]; `NAME`
+//! with `_` for the lib and the metric prefix):
 //!
 //! - `filters/NAME/` from `filters/template/`; its README's introduction (between the
 //!   `<!-- new-filter: intro -->` markers) and its Cargo `description` describe `NAME`, not the
@@ -16,6 +16,9 @@
 //! `new-filter-check` (run by `make test`) does all of it in a scratch copy of the repository
 //! and then builds the new filter, runs its tests, validates its Envoy config with
 //! `envoy --mode validate` and runs its integration test: the promise above, checked.
+//!
+//! `new-filter NAME --out DIR` writes a standalone crate outside this repository instead
+//! (`standalone.rs`).
 
 use crate::repo_root;
 use std::fs;
@@ -52,10 +55,27 @@ fn description(name: &str) -> String {
     format!("{name}: denies requests that match a rule with a JSON local response")
 }
 
-fn rename(text: &str, name: &str) -> String {
+/// Renames the template's name where it is a name: the crate (`name = "template"`), the
+/// root id (`NAME: &str = "template"`), paths into the crate (`template::`), metric names and
+/// response details (`"template.…"`, `"template_…"`), log and config-error prefixes, the
+/// wasm / config file names and the hub manifest's `name` and `rootId`.
+pub(crate) fn rename(text: &str, name: &str) -> String {
     let snake = name.replace('-', "_");
-    text.replace("filter-template", name)
-        .replace("filter_template", &snake)
+    text.replace("name = \"template\"", &format!("name = \"{name}\""))
+        .replace(
+            "NAME: &str = \"template\"",
+            &format!("NAME: &str = \"{name}\""),
+        )
+        .replace("template::", &format!("{snake}::"))
+        .replace(&format!("sdk_ext::{snake}::"), "sdk_ext::template::")
+        .replace("\"template.", &format!("\"{snake}."))
+        .replace("`template.*`", &format!("`{snake}.*`"))
+        .replace("\"template_", &format!("\"{snake}_"))
+        .replace("\"template: ", &format!("\"{name}: "))
+        .replace("`template: ", &format!("`{name}: "))
+        .replace("wasm log template:", &format!("wasm log {name}:"))
+        .replace("//! template: ", &format!("//! {name}: "))
+        .replace("# template\n", &format!("# {name}\n"))
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
         .replace(
             "envoy-configs/template.yaml",
@@ -63,14 +83,16 @@ fn rename(text: &str, name: &str) -> String {
         )
         .replace("filters/template/", &format!("filters/{name}/"))
         .replace("hub-manifest/template/", &format!("hub-manifest/{name}/"))
-        .replace("vm_id: template", &format!("vm_id: {name}"))
-        .replace(
-            "WasmFilter::new(\"template\"",
-            &format!("WasmFilter::new(\"{name}\""),
-        )
+        .replace("(\"template\"", &format!("(\"{name}\""))
         .replace("tests/template.rs", &format!("tests/{name}.rs"))
+        .replace("root_id: template", &format!("root_id: {name}"))
+        .replace("name: template", &format!("name: {name}"))
         // hub-manifest/<dir>/manifest.json names the image after the directory.
         .replace("\"name\": \"template\"", &format!("\"name\": \"{name}\""))
+        .replace(
+            "\"rootId\": \"template\"",
+            &format!("\"rootId\": \"{name}\""),
+        )
 }
 
 /// The parts that describe the template itself, rewritten to describe `name`.
@@ -174,9 +196,29 @@ pub fn create(root: &Path, name: &str) -> Result<Vec<PathBuf>, String> {
 
 /// `xtask new-filter NAME`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let [name] = args else {
-        return Err("usage: new-filter NAME (e.g. my-filter)".into());
+    let (name, out) = match args {
+        [name] => (name, None),
+        [name, flag, dir] if flag == "--out" => (name, Some(dir)),
+        _ => return Err("usage: new-filter NAME [--out DIR] (e.g. my-filter)".into()),
     };
+    // A standalone crate outside this repository: see standalone.rs.
+    if let Some(dir) = out {
+        if !valid(name) || name == "template" {
+            return Err(format!(
+                "{name:?} is not a usable filter name: lowercase letters, digits and single '-', starting with a letter"
+            ));
+        }
+        let at = crate::standalone::create(name, Path::new(dir))?;
+        println!(
+            "new-filter: created {} (standalone crate {name}, sdk-ext from this checkout)",
+            at.display()
+        );
+        println!(
+            "  next: cd {} && cargo test --all-features && ./build-wasm.sh   → dist/{name}.wasm",
+            at.display()
+        );
+        return Ok(());
+    }
     create(&repo_root(), name)?;
     println!("new-filter: created {name} (crate, root id and wasm name {name}):");
     for (_, to) in SOURCES {
@@ -365,17 +407,17 @@ mod tests {
         }
         assert_eq!(
             rename(
-                "filter-template filter_template. dist/template.wasm",
+                "name = \"template\" template::EXPORTS sdk_ext::template::Template \"template.denied\" dist/template.wasm",
                 "my-f"
             ),
-            "my-f my_f. dist/my-f.wasm"
+            "name = \"my-f\" my_f::EXPORTS sdk_ext::template::Template \"my_f.denied\" dist/my-f.wasm"
         );
         assert_eq!(
             rename(
-                "{\"name\": \"template\", \"rootId\": \"filter-template\"}",
+                "{\"name\": \"template\", \"rootId\": \"template\"} The template is",
                 "x"
             ),
-            "{\"name\": \"x\", \"rootId\": \"x\"}"
+            "{\"name\": \"x\", \"rootId\": \"x\"} The template is"
         );
         assert_eq!(
             replace_line(
@@ -422,7 +464,6 @@ mod tests {
         for want in [
             "filename: dist/acme-guard.wasm",
             "root_id: acme-guard",
-            "vm_id: acme-guard",
         ] {
             assert!(yaml.contains(want), "{want} not in {yaml}");
         }

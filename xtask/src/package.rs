@@ -79,7 +79,13 @@ pub struct FilterMeta {
     pub phase: String,
     pub priority: i64,
     pub failure_policy: String,
-    pub example: Value,
+    /// Istio `match[].mode`: which traffic the plugin runs on (`SERVER`: inbound only).
+    pub traffic_mode: String,
+    /// The plugin config the Kubernetes manifests carry: `kubernetes.example` (a file under
+    /// `filters/<name>/examples/`) when the manifest names one, else `example`.
+    pub kubernetes_config: Value,
+    /// What an operator must edit in that config before applying it (`kubernetes.note`).
+    pub kubernetes_note: Option<String>,
     /// The manifest with `configSchema` replaced by the schema itself.
     pub spec_document: Value,
 }
@@ -170,6 +176,16 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
         .get("priority")
         .and_then(Value::as_i64)
         .ok_or_else(|| format!("{}: istio.priority missing", file.display()))?;
+    let traffic_mode = istio
+        .get("mode")
+        .and_then(Value::as_str)
+        .filter(|p| ["SERVER", "CLIENT", "CLIENT_AND_SERVER"].contains(p))
+        .ok_or_else(|| {
+            format!(
+                "{}: istio.mode missing or invalid (SERVER, CLIENT or CLIENT_AND_SERVER)",
+                file.display()
+            )
+        })?;
     let failure_policy = str_field(&m, "failurePolicy", &file)?;
     if failure_policy != "FAIL_CLOSED" && failure_policy != "FAIL_OPEN" {
         return Err(format!(
@@ -182,6 +198,28 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
         .filter(|e| e.is_object())
         .cloned()
         .ok_or_else(|| format!("{}: example missing or not an object", file.display()))?;
+    let kubernetes = m.get("kubernetes");
+    let kubernetes_config = match kubernetes.and_then(|k| k.get("example")) {
+        None => example,
+        Some(rel) => {
+            let rel = rel
+                .as_str()
+                .filter(|r| r.starts_with("examples/") && !r.contains(".."))
+                .ok_or_else(|| {
+                    format!(
+                        "{}: kubernetes.example must name a file under examples/",
+                        file.display()
+                    )
+                })?;
+            let path = repo_root().join("filters").join(dir).join(rel);
+            serde_json::from_slice(&read(&path)?)
+                .map_err(|e| format!("{}: not JSON: {e}", path.display()))?
+        }
+    };
+    let kubernetes_note = kubernetes
+        .and_then(|k| k.get("note"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let schema_file = hub.join(str_field(&m, "configSchema", &file)?);
     let schema: Value = serde_json::from_slice(&read(&schema_file)?)
         .map_err(|e| format!("{}: not JSON: {e}", schema_file.display()))?;
@@ -200,7 +238,9 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
         phase: phase.to_string(),
         priority,
         failure_policy: failure_policy.to_string(),
-        example,
+        traffic_mode: traffic_mode.to_string(),
+        kubernetes_config,
+        kubernetes_note,
         spec_document,
     })
 }
@@ -550,7 +590,9 @@ mod tests {
             phase: "AUTHZ".into(),
             priority: 5,
             failure_policy: "FAIL_CLOSED".into(),
-            example: json!({"a": 1}),
+            traffic_mode: "SERVER".into(),
+            kubernetes_config: json!({"a": 1}),
+            kubernetes_note: None,
             spec_document: json!({"name": "demo"}),
         }
     }

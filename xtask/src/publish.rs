@@ -1,5 +1,6 @@
 //! `publish REGISTRY [TAG]`: packages every filter (see `package.rs`) and pushes both image
-//! variants to an OCI registry with skopeo, then writes Istio `WasmPlugin` manifests.
+//! variants to an OCI registry with skopeo, then writes the Kubernetes manifests that load
+//! them (Istio, Envoy Gateway, Higress; see `manifests.rs`).
 //!
 //! - `REGISTRY` is `host[:port][/prefix]`; images go to `REGISTRY/<filter>:<TAG>` (compat,
 //!   what Istio / Envoy Gateway / Higress pull) and `REGISTRY/<filter>:<TAG>-oci` (the
@@ -11,17 +12,18 @@
 //!   image, and the digest the registry reports is compared with the local one.
 //! - Plain HTTP and unverified TLS are used only for loopback registries (or with
 //!   `--insecure`); credentials come from `skopeo login` / `~/.docker/config.json`.
-//! - `envoy-configs/istio/<filter>.yaml` (or `--istio-dir DIR`): `url: oci://…:<TAG>`,
-//!   `sha256:` the compat image's manifest digest, which is what Istio compares for an OCI
-//!   URL (its image fetcher's manifest digest, hex without `sha256:`).
+//! - The manifests go to `target/manifests/{istio,envoy-gateway,higress}/` (or `--out-dir DIR`):
+//!   `url: oci://…:<TAG>`, `sha256:` the compat image's manifest digest, which is what Istio
+//!   compares for an OCI URL (its image fetcher's manifest digest, hex without `sha256:`).
 //!
 //! `wasmplugins REGISTRY [TAG]` writes the same manifests without pushing (images are
-//! reproducible, so the digests are the ones `publish` would push).
+//! reproducible, so the digests are the ones `publish` would push), by default to
+//! `envoy-configs/`: the checked-in copies, for the placeholder registry the Makefile passes,
+//! which `integration/tests/hub.rs` regenerates and compares byte for byte.
 
-use crate::package::{self, Packaged, Variant, VARIANTS};
+use crate::manifests;
+use crate::package::{self, Packaged, VARIANTS};
 use crate::repo_root;
-use serde_json::Value;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -33,7 +35,7 @@ use std::time::Duration;
 struct Opts {
     registry: Registry,
     tag: Option<String>,
-    istio_dir: PathBuf,
+    out_dir: PathBuf,
     dist: Option<PathBuf>,
     insecure: bool,
 }
@@ -116,17 +118,16 @@ fn valid_tag(tag: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
-fn parse_args(args: &[String], usage: &str) -> Result<Opts, String> {
+/// `default_out`: where the manifests go without `--out-dir` (relative to the repo root).
+fn parse_args(args: &[String], usage: &str, default_out: &str) -> Result<Opts, String> {
     let mut positional = Vec::new();
-    let mut istio_dir = repo_root().join("envoy-configs/istio");
+    let mut out_dir = repo_root().join(default_out);
     let mut dist = None;
     let mut insecure = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--istio-dir" => {
-                istio_dir = PathBuf::from(it.next().ok_or("--istio-dir needs a directory")?)
-            }
+            "--out-dir" => out_dir = PathBuf::from(it.next().ok_or("--out-dir needs a directory")?),
             "--dist" => dist = Some(PathBuf::from(it.next().ok_or("--dist needs a directory")?)),
             "--insecure" => insecure = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{usage}")),
@@ -151,7 +152,7 @@ fn parse_args(args: &[String], usage: &str) -> Result<Opts, String> {
     Ok(Opts {
         registry,
         tag,
-        istio_dir,
+        out_dir,
         dist,
         insecure,
     })
@@ -248,140 +249,18 @@ fn push(img: &package::Image, dest: &str, insecure: bool) -> Result<String, Stri
     Ok(pushed)
 }
 
-/// A JSON value as block YAML at `indent` (strings are JSON-quoted, which YAML reads as-is).
-fn yaml_value(v: &Value, indent: usize, out: &mut String) {
-    let pad = " ".repeat(indent);
-    let key = |k: &str| {
-        if !k.is_empty()
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            && k.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-        {
-            k.to_string()
-        } else {
-            Value::from(k).to_string()
-        }
-    };
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, val) in m {
-                match val {
-                    Value::Object(x) if !x.is_empty() => {
-                        let _ = writeln!(out, "{pad}{}:", key(k));
-                        yaml_value(val, indent + 2, out);
-                    }
-                    Value::Array(x) if !x.is_empty() => {
-                        let _ = writeln!(out, "{pad}{}:", key(k));
-                        yaml_value(val, indent, out);
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{pad}{}: {}", key(k), scalar(val));
-                    }
-                }
-            }
-        }
-        Value::Array(a) if !a.is_empty() => {
-            for item in a {
-                match item {
-                    Value::Object(x) if !x.is_empty() => {
-                        let mut inner = String::new();
-                        yaml_value(item, indent + 2, &mut inner);
-                        // "- " replaces the first line's indentation.
-                        let first = inner.get(indent + 2..).unwrap_or("");
-                        let _ = write!(out, "{pad}- {first}");
-                    }
-                    Value::Array(x) if !x.is_empty() => {
-                        let _ = writeln!(out, "{pad}- {}", item);
-                    }
-                    _ => {
-                        let _ = writeln!(out, "{pad}- {}", scalar(item));
-                    }
-                }
-            }
-        }
-        _ => {
-            let _ = writeln!(out, "{pad}{}", scalar(v));
-        }
-    }
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::Object(_) => "{}".into(),
-        Value::Array(_) => "[]".into(),
-        other => other.to_string(),
-    }
-}
-
-/// The `WasmPlugin` for one filter.
-pub fn wasmplugin_yaml(
-    meta: &package::FilterMeta,
-    url: &str,
-    manifest_digest: &str,
-    generated_by: &str,
-) -> String {
-    let sha = manifest_digest.trim_start_matches("sha256:");
-    let fail = if meta.failure_policy == "FAIL_OPEN" {
-        "FAIL_OPEN"
-    } else {
-        "FAIL_CLOSE"
-    };
-    let kind = if meta.network { "NETWORK" } else { "HTTP" };
-    let mut y = format!(
-        "# {name} {version} from the hub. Generated by `{generated_by}` from
-# hub-manifest/{name}/manifest.json; sha256 is the image manifest digest (Istio compares it
-# with the pulled image's). Applies to every workload in the namespace it is applied to:
-# add spec.selector.matchLabels (or spec.targetRefs) to narrow it.
-apiVersion: extensions.istio.io/v1alpha1
-kind: WasmPlugin
-metadata:
-  name: {name}
-spec:
-  url: oci://{url}
-  sha256: {sha}
-  imagePullPolicy: IfNotPresent
-  pluginName: {root_id}
-  type: {kind}
-  phase: {phase}
-  priority: {priority}
-  failStrategy: {fail}
-  pluginConfig:
-",
-        name = meta.name,
-        version = meta.version,
-        root_id = Value::from(meta.root_id.as_str()),
-        phase = meta.phase,
-        priority = meta.priority,
-    );
-    yaml_value(&meta.example, 4, &mut y);
-    y
-}
-
-fn write_wasmplugins(
+fn write_manifests(
     packaged: &[Packaged],
     opts: &Opts,
     tags: &[String],
-    generated_by: &str,
 ) -> Result<Vec<PathBuf>, String> {
-    fs::create_dir_all(&opts.istio_dir)
-        .map_err(|e| format!("creating {}: {e}", opts.istio_dir.display()))?;
-    let mut written = Vec::new();
-    for (p, tag) in packaged.iter().zip(tags) {
-        let compat = p
-            .images
-            .iter()
-            .find(|i| i.variant == Variant::Compat)
-            .ok_or("no compat image")?;
-        let url = format!("{}:{tag}", opts.registry.repository(&p.meta.name));
-        let path = opts.istio_dir.join(format!("{}.yaml", p.meta.name));
-        fs::write(
-            &path,
-            wasmplugin_yaml(&p.meta, &url, &compat.manifest_digest, generated_by),
-        )
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
+    let registry = opts.registry.clone();
+    manifests::write_all(
+        packaged,
+        tags,
+        &|name, tag| format!("{}:{tag}", registry.repository(name)),
+        &opts.out_dir,
+    )
 }
 
 fn show(path: &Path) -> String {
@@ -411,13 +290,13 @@ fn package_checked(opts: &Opts) -> Result<(Vec<Packaged>, Vec<String>), String> 
 }
 
 const PUBLISH_USAGE: &str =
-    "usage: publish REGISTRY [TAG] [--istio-dir DIR] [--dist DIR] [--insecure]
+    "usage: publish REGISTRY [TAG] [--out-dir DIR] [--dist DIR] [--insecure]
   REGISTRY  host[:port][/prefix], e.g. registry.example.com/filters or 127.0.0.1:5000
   TAG       default: each filter's version";
 
 /// `xtask publish`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse_args(args, PUBLISH_USAGE)?;
+    let opts = parse_args(args, PUBLISH_USAGE, "target/manifests")?;
     // Everything that can be checked is checked before the first push.
     let (packaged, tags) = package_checked(&opts)?;
     let skopeo = skopeo_version()?;
@@ -448,20 +327,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
             println!("publish: {dest:<50} {:<6} {digest}", variant.name());
         }
     }
-    for path in write_wasmplugins(&packaged, &opts, &tags, "make publish")? {
+    for path in write_manifests(&packaged, &opts, &tags)? {
         println!("publish: wrote {}", show(&path));
     }
     Ok(())
 }
 
-/// `xtask wasmplugins REGISTRY [TAG]`: the Istio manifests only, no push.
+/// `xtask wasmplugins REGISTRY [TAG]`: the Kubernetes manifests only, no push.
 pub fn run_wasmplugins(args: &[String]) -> Result<(), String> {
     let opts = parse_args(
         args,
-        "usage: wasmplugins REGISTRY [TAG] [--istio-dir DIR] [--dist DIR]",
+        "usage: wasmplugins REGISTRY [TAG] [--out-dir DIR] [--dist DIR]",
+        "envoy-configs",
     )?;
     let (packaged, tags) = package_checked(&opts)?;
-    for path in write_wasmplugins(&packaged, &opts, &tags, "make wasmplugins")? {
+    for path in write_manifests(&packaged, &opts, &tags)? {
         println!("wasmplugins: wrote {}", show(&path));
     }
     Ok(())
@@ -470,7 +350,6 @@ pub fn run_wasmplugins(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn registry_forms() {
@@ -485,19 +364,5 @@ mod tests {
         }
         assert!(valid_tag("0.1.0") && valid_tag("v1_rc-2"));
         assert!(!valid_tag("-x") && !valid_tag("a/b") && !valid_tag(""));
-    }
-
-    #[test]
-    fn yaml_of_a_config() {
-        let mut y = String::new();
-        yaml_value(
-            &json!({"rules": [{"name": "a", "match": {"prefix": "/x"}, "request": {"remove": ["x-a", "x-b"], "set": []}}], "n": 3, "odd key": true}),
-            2,
-            &mut y,
-        );
-        assert_eq!(
-            y,
-            "  n: 3\n  \"odd key\": true\n  rules:\n  - match:\n      prefix: \"/x\"\n    name: \"a\"\n    request:\n      remove:\n      - \"x-a\"\n      - \"x-b\"\n      set: []\n"
-        );
     }
 }

@@ -77,7 +77,7 @@ mod tests {
     fn every_filter_and_sdk_ext_is_tested_alone() {
         let plan = super::plan().unwrap();
         let labels: Vec<&str> = plan.iter().map(|(l, _)| l.as_str()).collect();
-        for krate in ["filter-template", "header-rules", "jwt-auth"] {
+        for krate in ["template", "header-rules", "jwt-auth"] {
             assert!(labels.contains(&krate), "{labels:?}");
         }
         assert!(plan

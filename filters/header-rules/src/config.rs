@@ -22,7 +22,7 @@ pub struct RawConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleEdits {
-    /// Names the rule in metrics (`header_rules.rule.<name>.matched`); default: its index.
+    /// Names the rule in metrics (`header_rules.matched.rule.<name>`); default: its index.
     pub name: Option<String>,
     /// Edits to the request headers, before the request goes upstream.
     #[serde(default)]

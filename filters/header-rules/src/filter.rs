@@ -30,7 +30,7 @@ impl Plugin for Shared {
         let rule_matched = config
             .rules
             .iter()
-            .map(|r| Counter::new(&format!("header_rules.rule.{}.matched", r.name)))
+            .map(|r| Counter::new(&format!("header_rules.matched.rule.{}", r.name)))
             .collect();
         Ok(Self {
             config,
@@ -50,7 +50,7 @@ impl Shared {
     fn count(&self, outcome: Outcome) {
         if outcome.failed > 0 {
             self.edit_failures.add(u64::from(outcome.failed));
-            log::warn!("{NAME}: {} header edit(s) failed", outcome.failed);
+            log::warn!("{} header edit(s) failed", outcome.failed);
         }
     }
 }

@@ -70,10 +70,10 @@ fn example_config_edits_request_and_response() {
 
     assert_eq!(emu.metric("header_rules.requests_matched"), Some(1));
     assert_eq!(
-        emu.metric("header_rules.rule.strip-internal.matched"),
+        emu.metric("header_rules.matched.rule.strip-internal"),
         Some(1)
     );
-    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(1));
+    assert_eq!(emu.metric("header_rules.matched.rule.api-get"), Some(1));
 }
 
 #[test]
@@ -93,10 +93,10 @@ fn unmatched_rules_leave_the_response_alone() {
         s.response_header_str("cache-control").as_deref(),
         Some("public")
     );
-    assert_eq!(emu.metric("header_rules.rule.api-get.matched"), Some(0));
+    assert_eq!(emu.metric("header_rules.matched.rule.api-get"), Some(0));
     // strip-internal has no match, so it matched every request.
     assert_eq!(
-        emu.metric("header_rules.rule.strip-internal.matched"),
+        emu.metric("header_rules.matched.rule.strip-internal"),
         Some(1)
     );
 }
@@ -124,7 +124,7 @@ fn bad_configs_are_refused_naming_the_field() {
     for (config, expected) in [
         (
             "",
-            "header-rules: invalid config at rules: missing field `rules`",
+            "invalid config at rules: missing field `rules`",
         ),
         (
             r#"{"rules":[]}"#,
@@ -142,7 +142,7 @@ fn bad_configs_are_refused_naming_the_field() {
             r#"{"rules":[{"response":{"set":[{"name":"a","value":"%NOPE%"}]}}]}"#,
             "invalid config at rules[0].response.set[0].value: unknown operator %NOPE%",
         ),
-        ("{not json", "header-rules: invalid config at"),
+        ("{not json", "invalid config at"),
     ] {
         let mut emu = Emulator::native(&header_rules::EXPORTS);
         let refusal = emu.start(config).expect_err(config);

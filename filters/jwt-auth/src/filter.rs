@@ -43,8 +43,8 @@ impl Metrics {
     fn define() -> Self {
         let c = |name: &str| Counter::new(&format!("jwt_auth.{name}"));
         Self {
-            allowed: c("allowed"),
-            denied: c("denied"),
+            allowed: c("requests_allowed"),
+            denied: c("requests_denied"),
             cors_preflight_bypassed: c("cors_preflight_bypassed"),
             jwks_fetch_success: c("jwks_fetch_success"),
             jwks_fetch_failed: c("jwks_fetch_failed"),
@@ -79,7 +79,7 @@ impl Shared {
         let config = Config::parse(bytes)?;
         let counters: Vec<Counter> = Failure::ALL
             .iter()
-            .map(|f| Counter::new(&format!("jwt_auth.denied.{}", f.name())))
+            .map(|f| Counter::new(&format!("jwt_auth.denied.reason.{}", f.name())))
             .collect();
         let denials = Failure::ALL
             .iter()
@@ -92,7 +92,7 @@ impl Shared {
         let malformed = counters
             .get(Failure::Malformed("").index())
             .copied()
-            .unwrap_or_else(|| Counter::new("jwt_auth.denied.malformed"));
+            .unwrap_or_else(|| Counter::new("jwt_auth.denied.reason.malformed"));
         let remote = config
             .providers
             .iter()
@@ -124,12 +124,14 @@ impl Shared {
             Ok(Verdict::Valid) => HostAnswer::Valid,
             Ok(Verdict::Invalid(_)) => HostAnswer::Invalid,
             Err(Status::NotFound) => {
-                log::info!("{NAME}: host has no verify_signature; verifying in Wasm");
+                log::info!("host has no verify_signature; verifying in Wasm");
                 self.host_lacks_verify.set(true);
                 HostAnswer::Unusable
             }
             Err(status) => {
-                log::warn!("{NAME}: host verify_signature refused the call ({status:?}); verifying in Wasm");
+                log::warn!(
+                    "host verify_signature refused the call ({status:?}); verifying in Wasm"
+                );
                 HostAnswer::Unusable
             }
         }
@@ -194,7 +196,7 @@ impl Shared {
                 None => {
                     if remote.first_unavailable_refusal() {
                         log::warn!(
-                            "{NAME}: provider {}: no JWKS fetched yet from {}; refusing its tokens (fail closed)",
+                            "provider {}: no JWKS fetched yet from {}; refusing its tokens (fail closed)",
                             provider.name, uri.uri
                         );
                     }
@@ -252,7 +254,7 @@ impl Shared {
             Err(status) => {
                 self.metrics.jwks_fetch_failed.inc();
                 log::warn!(
-                    "{NAME}: provider {}: cannot fetch JWKS from {} via cluster {:?}: {status:?}",
+                    "provider {}: cannot fetch JWKS from {} via cluster {:?}: {status:?}",
                     provider.name,
                     uri.uri,
                     uri.cluster
@@ -329,10 +331,7 @@ impl Plugin for Shared {
         match remote.answered(result, now) {
             Ok(keys) => {
                 self.metrics.jwks_fetch_success.inc();
-                log::info!(
-                    "{NAME}: provider {}: JWKS fetched ({keys} keys)",
-                    provider.name
-                );
+                log::info!("provider {}: JWKS fetched ({keys} keys)", provider.name);
             }
             Err(why) => {
                 self.metrics.jwks_fetch_failed.inc();
@@ -342,7 +341,7 @@ impl Plugin for Shared {
                     "no JWKS yet: its tokens are refused"
                 };
                 log::warn!(
-                    "{NAME}: provider {}: JWKS fetch failed: {why}; {kept}",
+                    "provider {}: JWKS fetch failed: {why}; {kept}",
                     provider.name
                 );
             }
@@ -394,7 +393,7 @@ fn www_authenticate(req: &mut HostRequest, failure: Failure) -> Vec<u8> {
 impl Shared {
     fn deny(&self, req: &mut HostRequest, failure: Failure) -> Action {
         self.metrics.denied.inc();
-        log::debug!("{NAME}: denied: {}", failure.message());
+        log::debug!("denied: {}", failure.message());
         let challenge = www_authenticate(req, failure);
         let extra: [(&str, &[u8]); 1] = [("www-authenticate", &challenge)];
         if let Failure::Malformed(why) = failure {
@@ -477,7 +476,7 @@ impl From<Failure> for Refusal {
 /// A header edit failed: fail closed, as the upstream could otherwise see a forged identity
 /// or a token the filter meant to strip.
 fn edit_failed(status: Status) -> Action {
-    log::error!("{NAME}: cannot edit request headers ({status:?}); failing closed");
+    log::error!("cannot edit request headers ({status:?}); failing closed");
     LocalResponse::new(500, "jwt_auth_header_edit_failed", "internal error").send()
 }
 

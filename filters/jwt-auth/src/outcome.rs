@@ -78,7 +78,7 @@ impl Failure {
         }
     }
 
-    /// Short name: the metric suffix (`jwt_auth.denied.<name>`) and the response details.
+    /// Short name: the metric suffix (`jwt_auth.denied.reason.<name>`) and the response details.
     pub fn name(self) -> &'static str {
         match self {
             Failure::Missing => "missing",

@@ -24,7 +24,7 @@ fn every_algorithm_verifies_through_the_right_path() {
     // RS* and ES* went to the host; PS*, EdDSA, HS* to pure Rust.
     assert_eq!(emu.metric("jwt_auth.verify.host"), Some(5));
     assert_eq!(emu.metric("jwt_auth.verify.rust"), Some(7));
-    assert_eq!(emu.metric("jwt_auth.allowed"), Some(12));
+    assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(12));
 }
 
 #[test]
@@ -59,8 +59,8 @@ fn missing_token_is_401_with_a_realm_and_no_error() {
     );
     assert_eq!(o.body["message"], "Jwt is missing");
     assert_eq!(o.body["error"], "unauthorized");
-    assert_eq!(emu.metric("jwt_auth.denied.missing"), Some(1));
-    assert_eq!(emu.metric("jwt_auth.denied"), Some(1));
+    assert_eq!(emu.metric("jwt_auth.denied.reason.missing"), Some(1));
+    assert_eq!(emu.metric("jwt_auth.requests_denied"), Some(1));
     // Paths no rule covers pass untouched.
     assert!(send_bytes(&mut emu, "/public", &[]).allowed());
 }
@@ -323,7 +323,7 @@ fn truncated_tokens_fail() {
         let o = send(&mut emu, Some(&token[..len]));
         assert_eq!(o.status, Some(401), "prefix of {len} accepted");
     }
-    assert_eq!(emu.metric("jwt_auth.allowed"), Some(0));
+    assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(0));
 }
 
 #[test]
@@ -498,7 +498,7 @@ fn a_forged_payload_or_claim_header_is_removed_on_every_path() {
         );
     }
     assert_eq!(
-        emu.metric("jwt_auth.allowed"),
+        emu.metric("jwt_auth.requests_allowed"),
         Some(3),
         "two tokens and the allow_missing request without one"
     );
@@ -537,19 +537,22 @@ fn a_claim_that_is_no_header_value_is_refused_401() {
         assert_eq!(o.header("x-jwt-sub"), None, "{extra}: nothing written");
         assert_eq!(o.header("x-jwt-payload"), None, "{extra}: nothing written");
         assert_eq!(
-            emu.metric("jwt_auth.denied.bad_claim_value"),
+            emu.metric("jwt_auth.denied.reason.bad_claim_value"),
             Some(i as u64 + 1)
         );
     }
-    assert_eq!(emu.metric("jwt_auth.allowed"), Some(0));
-    assert_eq!(emu.metric("jwt_auth.denied"), Some(cases.len() as u64));
+    assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(0));
+    assert_eq!(
+        emu.metric("jwt_auth.requests_denied"),
+        Some(cases.len() as u64)
+    );
     // Tabs, spaces and UTF-8 are header values.
     let mut c = claims();
     c["sub"] = json!("al\tice café ");
     let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
     assert!(o.allowed(), "{o:?}");
     assert_eq!(o.header("x-jwt-sub").as_deref(), Some("al\tice café "));
-    assert_eq!(emu.metric("jwt_auth.allowed"), Some(1));
+    assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(1));
 }
 
 #[test]
@@ -956,7 +959,7 @@ fn bad_configs_are_refused_naming_the_field() {
     for (cfg, expected) in cases {
         let mut emu = Emulator::native(&jwt_auth::EXPORTS);
         let logs = emu.start(cfg.to_string()).expect_err(&cfg.to_string());
-        assert!(logs.contains("jwt-auth: invalid config at "), "{logs}");
+        assert!(logs.contains("invalid config at "), "{logs}");
         assert!(logs.contains(expected), "expected {expected:?} in {logs}");
     }
 }

@@ -21,9 +21,9 @@ impl Plugin for Shared {
     /// Parses the configuration and defines the metrics.
     fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
-        let denied = LocalResponse::new(config.status, "filter_template_denied", &config.message)
-            .counted(Counter::new("filter_template.denied"));
-        let allowed = Counter::new("filter_template.allowed");
+        let denied = LocalResponse::new(config.status, "template_denied", &config.message)
+            .counted(Counter::new("template.denied"));
+        let allowed = Counter::new("template.allowed");
         Ok(Self {
             config,
             denied,
@@ -50,7 +50,7 @@ impl HttpFilter for Stream {
                 Action::Continue
             }
             Decision::Deny => {
-                log::debug!("{NAME}: denied");
+                log::debug!("denied");
                 host.respond(&shared.denied)
             }
         }

@@ -3,7 +3,7 @@
 use sdk_ext::testing::{Action, Emulator};
 
 fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    let mut emu = Emulator::native(&template::EXPORTS);
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
@@ -30,8 +30,8 @@ fn example_config_denies_admin_with_json_403() {
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["error"], "forbidden");
     assert_eq!(body["message"], "the admin area is not reachable from here");
-    assert_eq!(r.details, "filter_template_denied");
-    assert_eq!(emu.metric("filter_template.denied"), Some(1));
+    assert_eq!(r.details, "template_denied");
+    assert_eq!(emu.metric("template.denied"), Some(1));
 }
 
 #[test]
@@ -63,18 +63,18 @@ fn other_requests_pass_untouched() {
         ),
         Action::Continue
     );
-    assert_eq!(emu.metric("filter_template.allowed"), Some(2));
-    assert_eq!(emu.metric("filter_template.denied"), Some(0));
+    assert_eq!(emu.metric("template.allowed"), Some(2));
+    assert_eq!(emu.metric("template.denied"), Some(0));
 }
 
 #[test]
 fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    let mut emu = Emulator::native(&template::EXPORTS);
     assert_eq!(
         emu.start(r#"{"status": 200}"#).unwrap_err(),
-        "filter-template: invalid config at status: 200 is not a 4xx or 5xx status"
+        "invalid config at status: 200 is not a 4xx or 5xx status"
     );
-    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    let mut emu = Emulator::native(&template::EXPORTS);
     let err = emu
         .start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#)
         .unwrap_err();

@@ -2,8 +2,8 @@
 //! agree (see `sdk_ext::schema::check_filter`). A stale `config.schema.json` fails here;
 //! `UPDATE_SCHEMAS=1 cargo test --all-features --test schema -p <crate>` rewrites it.
 
-use filter_template::config::{Config, RawConfig};
 use sdk_ext::schema::{check_filter, check_refused, generate};
+use template::config::{Config, RawConfig};
 
 fn parse(json: &[u8]) -> Result<(), sdk_ext::config::ConfigError> {
     Config::parse(json).map(drop)
@@ -11,7 +11,7 @@ fn parse(json: &[u8]) -> Result<(), sdk_ext::config::ConfigError> {
 
 #[test]
 fn manifest_schema_and_examples_agree() {
-    match check_filter::<RawConfig>(&sdk_ext::package_info!(), filter_template::NAME, parse) {
+    match check_filter::<RawConfig>(&sdk_ext::package_info!(), template::NAME, parse) {
         Ok(report) => assert!(!report.examples.is_empty()),
         Err(e) => panic!("{e}"),
     }
