@@ -32,12 +32,7 @@ fn filters_run_only_on_the_routes_that_enable_them() {
     assert_eq!(envoy.get("/admin/users", &[]).status, 403);
     assert_eq!(envoy.get("/api/admin", &[]).status, 200);
     assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
-    assert_eq!(
-        envoy
-            .stat("wasmcustom.template.allowed")
-            .unwrap_or(0),
-        0
-    );
+    assert_eq!(envoy.stat("wasmcustom.template.allowed").unwrap_or(0), 0);
     assert_eq!(
         envoy.stat("wasmcustom.header_rules.matched.rule.strip-internal"),
         Some(2),

@@ -17,8 +17,8 @@ mod manifests;
 mod new_filter;
 mod package;
 mod publish;
-mod test_each;
 mod standalone;
+mod test_each;
 mod wasm_build;
 
 use std::path::PathBuf;

@@ -69,6 +69,17 @@ pub(crate) fn rename(text: &str, name: &str) -> String {
         .replace("template::", &format!("{snake}::"))
         .replace(&format!("sdk_ext::{snake}::"), "sdk_ext::template::")
         .replace("\"template.", &format!("\"{snake}."))
+        .replace("wasmcustom.template.", &format!("wasmcustom.{snake}."))
+        .replace("`template.", &format!("`{snake}."))
+        .replace(
+            "wasm log template template:",
+            &format!("wasm log {name} {name}:"),
+        )
+        .replace("# template in front", &format!("# {name} in front"))
+        .replace(
+            "//! template in a real Envoy",
+            &format!("//! {name} in a real Envoy"),
+        )
         .replace("`template.*`", &format!("`{snake}.*`"))
         .replace("\"template_", &format!("\"{snake}_"))
         .replace("\"template: ", &format!("\"{name}: "))
@@ -461,10 +472,7 @@ mod tests {
         assert!(read("filters/acme-guard/src/lib.rs")
             .contains("pub const NAME: &str = \"acme-guard\";"));
         let yaml = read("envoy-configs/acme-guard.yaml");
-        for want in [
-            "filename: dist/acme-guard.wasm",
-            "root_id: acme-guard",
-        ] {
+        for want in ["filename: dist/acme-guard.wasm", "root_id: acme-guard"] {
             assert!(yaml.contains(want), "{want} not in {yaml}");
         }
         let test = read("integration/tests/acme-guard.rs");

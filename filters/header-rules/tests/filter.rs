@@ -122,10 +122,7 @@ fn non_utf8_values_are_copied_and_matched_bytewise() {
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
     for (config, expected) in [
-        (
-            "",
-            "invalid config at rules: missing field `rules`",
-        ),
+        ("", "invalid config at rules: missing field `rules`"),
         (
             r#"{"rules":[]}"#,
             "invalid config at rules: needs at least one rule",
