@@ -315,18 +315,21 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    type Data = HashMap<String, (Vec<u8>, u32)>;
+    type Hook = Box<dyn FnMut(&mut Data, &mut u32)>;
+
     /// Shared data as Envoy keeps it (a non-zero CAS must match), with a hook that runs
     /// before each write: another worker acting between our read and our write.
     #[derive(Default)]
     pub struct MemStore {
-        pub data: HashMap<String, (Vec<u8>, u32)>,
+        pub data: Data,
         next_cas: u32,
-        pub before_set: Option<Box<dyn FnMut(&mut HashMap<String, (Vec<u8>, u32)>, &mut u32)>>,
+        pub before_set: Option<Hook>,
         pub sets: u32,
     }
 
     impl MemStore {
-        fn write(data: &mut HashMap<String, (Vec<u8>, u32)>, next: &mut u32, key: &str, v: &[u8]) {
+        fn write(data: &mut Data, next: &mut u32, key: &str, v: &[u8]) {
             *next += 1;
             data.insert(key.to_string(), (v.to_vec(), *next));
         }
