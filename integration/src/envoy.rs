@@ -103,7 +103,15 @@ impl Envoy {
         cmd.current_dir(repo_root())
             .arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "1", "--log-level", "info"])
+            // One worker unless the caller asks for more (`--concurrency N` in extra_args;
+            // Envoy refuses the option twice).
+            .args(
+                (!extra_args.contains(&"--concurrency"))
+                    .then_some(["--concurrency", "1"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(["--log-level", "info"])
             // No hot restart means no shared-memory region and no base id, so any number
             // of Envoys (from parallel tests, or other test binaries) can run at once.
             .arg("--disable-hot-restart")

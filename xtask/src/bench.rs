@@ -70,6 +70,8 @@ const USAGE: &str =
                 template, the per-route rows)
     floors      the sdk-ext filters and their raw-ABI floors (raw-edits, header-rules,
                 raw-template, template)
+    ratelimit   Envoy's native local_ratelimit vs rate-limit and its raw-ABI floor, with a
+                budget that never limits: one bucket, and a per-client descriptor (-client)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
@@ -212,6 +214,21 @@ const FLOORS_GROUP: &str = "floors";
 /// The `floors` group: the sdk-ext filters with the targets, and their raw-ABI floors.
 const FLOOR_ROWS: &[&str] = &["raw-edits", "header-rules", "raw-template", "template"];
 const ROUTE_GROUP: &str = "route";
+/// The `ratelimit` group: native `local_ratelimit`, rate-limit and its floor, each with one
+/// never-limiting bucket and with a per-client descriptor (`-client`).
+const RATELIMIT_GROUP: &str = "ratelimit";
+const RATELIMIT_ROWS: &[&str] = &[
+    "native-ratelimit",
+    "rate-limit",
+    "raw-ratelimit",
+    "native-ratelimit-client",
+    "rate-limit-client",
+    "raw-ratelimit-client",
+];
+/// rate-limit's bench configurations: budgets that never limit (10^9 tokens per second).
+const RATE_LIMIT_CONFIG: &str = r#"{"stat_prefix":"bench","token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}"#;
+const RATE_LIMIT_CLIENT_CONFIG: &str = r#"{"stat_prefix":"bench","descriptors":[{"name":"per_client","entries":[{"attribute":"client_address"}],"token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}]}"#;
+const RATE_LIMIT_STATS: &[&str] = &["wasmcustom.rate_limit.bench.allowed"];
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -399,6 +416,37 @@ const VARIANTS: &[Variant] = &[
         route: None,
         floor: None,
     },
+    ratelimit_variant("native-ratelimit", native_ratelimit_filter, None, None),
+    ratelimit_variant(
+        "rate-limit",
+        rate_limit_filter,
+        Some(Module::Dist("rate-limit.wasm")),
+        Some("raw-ratelimit"),
+    ),
+    ratelimit_variant(
+        "raw-ratelimit",
+        raw_ratelimit_filter,
+        Some(Module::Bench("raw-ratelimit")),
+        None,
+    ),
+    ratelimit_variant(
+        "native-ratelimit-client",
+        native_ratelimit_client_filter,
+        None,
+        None,
+    ),
+    ratelimit_variant(
+        "rate-limit-client",
+        rate_limit_client_filter,
+        Some(Module::Dist("rate-limit.wasm")),
+        Some("raw-ratelimit-client"),
+    ),
+    ratelimit_variant(
+        "raw-ratelimit-client",
+        raw_ratelimit_client_filter,
+        Some(Module::Bench("raw-ratelimit")),
+        None,
+    ),
     header_rules_route_variant("header-rules-route-off", false),
     header_rules_route_variant("header-rules-route-on", true),
     template_route_variant("template-route-off", false),
@@ -412,6 +460,112 @@ const VARIANTS: &[Variant] = &[
     native_jwt_variant("native-jwt-es256-pool", Alg::Es256, true),
     jwt_auth_variant("jwt-auth-es256-pool", Alg::Es256, true),
 ];
+
+/// A `ratelimit` row (see [`RATELIMIT_ROWS`]).
+const fn ratelimit_variant(
+    name: &'static str,
+    filters: fn(&Inputs) -> String,
+    wasm: Option<Module>,
+    floor: Option<&'static str>,
+) -> Variant {
+    let stats: &'static [&'static str] = match (&wasm, &floor) {
+        (Some(Module::Dist(_)), _) => RATE_LIMIT_STATS,
+        (Some(Module::Bench(_)), _) => &["wasmcustom.raw_ratelimit.allowed"],
+        (None, _) => &[],
+    };
+    Variant {
+        name,
+        filters,
+        edits: Edits::None,
+        stats,
+        wasm,
+        denied: None,
+        jwt: None,
+        route: None,
+        floor,
+    }
+}
+
+/// Envoy's native `local_ratelimit`, 10^9 tokens per second (never limits); `per_client`:
+/// plus a descriptor per client address (`remote_address`, a wildcard entry: a bucket per
+/// address, at most `max_dynamic_descriptors`).
+fn native_ratelimit(per_client: bool) -> String {
+    let bucket = "{ max_tokens: 1000000000, tokens_per_fill: 1000000000, fill_interval: 1s }";
+    let descriptors = if per_client {
+        format!(
+            r#"
+              rate_limits:
+              - actions:
+                - remote_address: {{}}
+              descriptors:
+              - entries:
+                - key: remote_address
+                token_bucket: {bucket}
+              max_dynamic_descriptors: 1024
+              always_consume_default_token_bucket: false"#
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: bench
+              token_bucket: {bucket}
+              filter_enabled:
+                default_value: {{ numerator: 100, denominator: HUNDRED }}
+              filter_enforced:
+                default_value: {{ numerator: 100, denominator: HUNDRED }}{descriptors}
+"#
+    )
+}
+
+fn native_ratelimit_filter(_: &Inputs) -> String {
+    native_ratelimit(false)
+}
+
+fn native_ratelimit_client_filter(_: &Inputs) -> String {
+    native_ratelimit(true)
+}
+
+fn rate_limit_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "rate-limit",
+        "rate-limit",
+        RATE_LIMIT_CONFIG,
+        &i.modules.path(Module::Dist("rate-limit.wasm")),
+    )
+}
+
+fn rate_limit_client_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "rate-limit",
+        "rate-limit",
+        RATE_LIMIT_CLIENT_CONFIG,
+        &i.modules.path(Module::Dist("rate-limit.wasm")),
+    )
+}
+
+/// rate-limit's host calls through the bare ABI (`bench/raw-ratelimit`), one fixed bucket.
+fn raw_ratelimit_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-ratelimit",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-ratelimit")),
+    )
+}
+
+/// The same with a key per client address (a non-empty configuration selects it).
+fn raw_ratelimit_client_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-ratelimit",
+        "",
+        "per-client",
+        &i.modules.path(Module::Bench("raw-ratelimit")),
+    )
+}
 
 fn no_filters(_: &Inputs) -> String {
     String::new()
@@ -851,7 +1005,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 fn selects(item: &str, v: &Variant) -> bool {
     match item {
         JWT_GROUP => v.jwt.is_some(),
-        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE,
+        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE && !RATELIMIT_ROWS.contains(&v.name),
+        RATELIMIT_GROUP => RATELIMIT_ROWS.contains(&v.name),
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
         _ if item.contains('*') => glob_match(item, v.name),
@@ -2693,7 +2848,12 @@ fn render(r: &RunInfo) -> String {
     let _ = writeln!(md, "\n## Targets (informational, not asserted)\n");
     let _ = writeln!(md, "| target | moderate | status | saturated | status |");
     let _ = writeln!(md, "|---|---|---|---|---|");
-    for (filter, floor) in [("header-rules", "raw-edits"), ("template", "raw-template")] {
+    for (filter, floor) in [
+        ("header-rules", "raw-edits"),
+        ("template", "raw-template"),
+        ("rate-limit", "raw-ratelimit"),
+        ("rate-limit-client", "raw-ratelimit-client"),
+    ] {
         let Some(v) = find(filter) else { continue };
         if find(floor).is_none() {
             let _ = writeln!(

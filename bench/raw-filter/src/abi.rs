@@ -51,6 +51,27 @@ extern "C" {
     ) -> u32;
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_len: usize) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_len: usize, id: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_len: usize,
+        value: *mut *mut u8,
+        value_len: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key: *const u8,
+        key_len: usize,
+        value: *mut *mut u8,
+        value_len: *mut usize,
+        cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key: *const u8,
+        key_len: usize,
+        value: *const u8,
+        value_len: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_send_local_response(
         status: u32,
@@ -100,6 +121,48 @@ pub fn get(map: u32, key: &[u8]) -> Option<&'static [u8]> {
     }
     // SAFETY: the host wrote `len` bytes at `data`, which is the scratch area it was given.
     Some(unsafe { core::slice::from_raw_parts(data, len) })
+}
+
+/// The host clock in ns (`proxy_get_current_time_nanoseconds`); 0 on failure.
+pub fn now_nanos() -> u64 {
+    let mut t = 0u64;
+    // SAFETY: `t` is a live local.
+    unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    t
+}
+
+/// A property (`path`: segments joined by NUL), copied into the scratch area like `get`.
+pub fn property(path: &[u8]) -> Option<&'static [u8]> {
+    let mut data: *mut u8 = core::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: `path` is valid for its length; the out-pointers are live locals.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut len) };
+    if status != 0 || data.is_null() || len > SCRATCH_SIZE {
+        return None;
+    }
+    // SAFETY: as in `get`.
+    Some(unsafe { core::slice::from_raw_parts(data, len) })
+}
+
+/// Shared data under `key` and its CAS, copied into the scratch area like `get`.
+pub fn shared_get(key: &[u8]) -> Option<(&'static [u8], u32)> {
+    let mut data: *mut u8 = core::ptr::null_mut();
+    let mut len: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: `key` is valid for its length; the out-pointers are live locals.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut len, &mut cas) };
+    if status != 0 || data.is_null() || len > SCRATCH_SIZE {
+        return None;
+    }
+    // SAFETY: as in `get`.
+    Some((unsafe { core::slice::from_raw_parts(data, len) }, cas))
+}
+
+/// Writes shared data if its CAS still is `cas` (0: unconditionally); the host's status.
+pub fn shared_set(key: &[u8], value: &[u8], cas: u32) -> u32 {
+    // SAFETY: both slices are valid for their lengths during the call.
+    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
 }
 
 /// A counter defined once at configure time (`proxy_define_metric`), incremented per request.

@@ -1,0 +1,551 @@
+//! Slots in shared data, updated with compare-and-swap: one stored value per bucket (per key
+//! of a dynamic descriptor), exact across every worker of one Envoy.
+//!
+//! **Key space.** A table (one bucket of the config) owns `slots` shared-data keys,
+//! `<prefix><n>` for n in 0..slots, created at configuration time. Shared data has no delete,
+//! so the number of keys never depends on traffic: a dynamic descriptor's request keys (client
+//! addresses, API keys) are hashed into its slots. Each key has two candidate slots; the value
+//! stores the key's 64-bit fingerprint, so a slot owned by another key is recognised. A new key
+//! takes, in order: an empty slot, a slot whose bucket is full again (nothing is lost), or the
+//! least recently granted of its two candidates (an eviction: that key's next request starts
+//! from a full bucket). Trade-off: with more active keys than slots, evicted keys are
+//! admitted more than their budget (a rate limiter fails open); keys never share a bucket, so
+//! an innocent key is never limited by another's traffic.
+//!
+//! **Updates.** Read the value and its CAS, compute the new value, write it with that CAS. A
+//! mismatch means another worker wrote in between: re-read and recompute, at most
+//! [`MAX_ATTEMPTS`] times; then the request is refused (`Contention`, counted), because a
+//! bucket that busy is being drained. A refusal writes nothing.
+//!
+//! **Creation.** Setting shared data with CAS 0 writes unconditionally, so two workers
+//! creating the same key could each overwrite the other. Slots are created at configuration
+//! time, which Envoy runs on its main thread before the workers serve; a slot found missing
+//! later (not expected) is created empty with CAS 0 and then re-read, so a request's token is
+//! only ever taken through a CAS write.
+
+use crate::bucket::{Concurrency, Slot, TokenBucket};
+use sdk_ext::host::Status;
+use std::fmt::Write as _;
+
+/// CAS attempts per update before giving up.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Where slots are stored: the host's shared data, or a map in tests.
+pub trait SharedStore {
+    /// The value under `key` and its CAS; `Ok(None)`: no such key.
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status>;
+    /// Writes `value` if the CAS still is `cas` (0: unconditionally).
+    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status>;
+}
+
+/// The host's shared data.
+#[derive(Debug, Default)]
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+        sdk_ext::host::get_shared_data(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+        sdk_ext::host::set_shared_data(key, value, cas)
+    }
+}
+
+/// Why an update did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// [`MAX_ATTEMPTS`] CAS mismatches in a row.
+    Contention,
+    /// The host refused a call (the filter fails open).
+    Host(Status),
+}
+
+/// One table of slots.
+#[derive(Debug, Clone)]
+pub struct Table {
+    prefix: String,
+    slots: u32,
+}
+
+/// A slot read, with its CAS (0: the key is missing).
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    index: u32,
+    slot: Slot,
+    cas: u32,
+}
+
+/// The outcome of an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Updated<T> {
+    /// What the operation answered.
+    pub answer: T,
+    /// The slot index it was applied to (for a later release).
+    pub index: u32,
+    /// A slot of another active key was taken over.
+    pub evicted: bool,
+}
+
+/// What an operation does to one slot: its answer and the slot to store (`None`: nothing).
+pub trait Operation {
+    /// The operation's answer.
+    type Answer: Copy;
+    /// Applies the operation to `slot` (owned by `owner` or not).
+    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>);
+    /// Whether `slot` may be given to another key without losing anything.
+    fn idle(&self, slot: &Slot, now: u64) -> bool;
+}
+
+impl Operation for TokenBucket {
+    type Answer = crate::bucket::Taken;
+    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>) {
+        let t = self.take(slot, now, owner);
+        (t, t.store)
+    }
+    fn idle(&self, slot: &Slot, now: u64) -> bool {
+        self.is_idle(slot, now)
+    }
+}
+
+impl Operation for Concurrency {
+    type Answer = bool;
+    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (bool, Option<Slot>) {
+        let s = self.enter(slot, now, owner);
+        (s.is_some(), s)
+    }
+    fn idle(&self, slot: &Slot, _now: u64) -> bool {
+        self.is_idle(slot)
+    }
+}
+
+/// A key's fingerprint: 64-bit SipHash of its bytes (the same in every worker: they run the
+/// same module). Never 0, which marks an empty slot.
+pub fn fingerprint(key: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish().max(1)
+}
+
+impl Table {
+    /// A table of `slots` (at least 1) keys named `<prefix><n>`.
+    pub fn new(prefix: String, slots: u32) -> Self {
+        Self {
+            prefix,
+            slots: slots.max(1),
+        }
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// The shared-data key of slot `index`, written into `buf`.
+    pub fn key<'a>(&self, index: u32, buf: &'a mut String) -> &'a str {
+        buf.clear();
+        buf.push_str(&self.prefix);
+        let _ = write!(buf, "{index}");
+        buf
+    }
+
+    /// The two candidate slots of a key (equal only in a one-slot table).
+    fn candidates(&self, owner: u64) -> (u32, u32) {
+        let n = u64::from(self.slots);
+        let first = owner % n;
+        let mut second = (owner.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15) % n;
+        if second == first && n > 1 {
+            second = (first + 1) % n;
+        }
+        (
+            u32::try_from(first).unwrap_or(0),
+            u32::try_from(second).unwrap_or(0),
+        )
+    }
+
+    /// Creates every missing slot (empty). Run at configuration time.
+    pub fn create(&self, store: &mut impl SharedStore) -> Result<(), Status> {
+        let mut buf = String::new();
+        for index in 0..self.slots {
+            let key = self.key(index, &mut buf);
+            if store.get(key)?.is_none() {
+                store.set(key, &Slot::default().encode(), 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        store: &mut impl SharedStore,
+        index: u32,
+        buf: &mut String,
+    ) -> Result<Read, Failure> {
+        let key = self.key(index, buf);
+        match store.get(key).map_err(Failure::Host)? {
+            Some((bytes, cas)) => Ok(Read {
+                index,
+                slot: Slot::decode(&bytes),
+                cas,
+            }),
+            None => {
+                // Not expected (slots are created at configure): create it empty, then
+                // read it back, so the token itself is taken through a CAS write.
+                store
+                    .set(key, &Slot::default().encode(), 0)
+                    .map_err(Failure::Host)?;
+                match store.get(key).map_err(Failure::Host)? {
+                    Some((bytes, cas)) => Ok(Read {
+                        index,
+                        slot: Slot::decode(&bytes),
+                        cas,
+                    }),
+                    None => Err(Failure::Host(Status::NotFound)),
+                }
+            }
+        }
+    }
+
+    /// Applies `op` to the slot of the key with fingerprint `owner`, atomically.
+    pub fn update<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        owner: u64,
+        now: u64,
+        buf: &mut String,
+    ) -> Result<Updated<O::Answer>, Failure> {
+        let (first, second) = self.candidates(owner);
+        for _ in 0..MAX_ATTEMPTS {
+            let a = self.read(store, first, buf)?;
+            let target = if a.slot.owner == owner || first == second {
+                a
+            } else {
+                let b = self.read(store, second, buf)?;
+                if b.slot.owner == owner {
+                    b
+                } else {
+                    match (op.idle(&a.slot, now), op.idle(&b.slot, now)) {
+                        (true, _) => a,
+                        (false, true) => b,
+                        // Least recently granted of the two.
+                        (false, false) if b.slot.seen < a.slot.seen => b,
+                        (false, false) => a,
+                    }
+                }
+            };
+            let evicted = target.slot.owner != owner && !op.idle(&target.slot, now);
+            let (answer, store_slot) = op.apply(&target.slot, now, owner);
+            let Some(new) = store_slot else {
+                return Ok(Updated {
+                    answer,
+                    index: target.index,
+                    evicted: false,
+                });
+            };
+            let key = self.key(target.index, buf);
+            match store.set(key, &new.encode(), target.cas) {
+                Ok(()) => {
+                    return Ok(Updated {
+                        answer,
+                        index: target.index,
+                        evicted,
+                    })
+                }
+                Err(Status::CasMismatch) => continue,
+                Err(other) => return Err(Failure::Host(other)),
+            }
+        }
+        Err(Failure::Contention)
+    }
+
+    /// Gives back one concurrency unit taken by [`update`](Self::update) at `index`.
+    pub fn release(
+        &self,
+        store: &mut impl SharedStore,
+        limit: &Concurrency,
+        index: u32,
+        owner: u64,
+        buf: &mut String,
+    ) -> Result<(), Failure> {
+        for _ in 0..MAX_ATTEMPTS {
+            let r = self.read(store, index, buf)?;
+            let Some(new) = limit.leave(&r.slot, owner) else {
+                return Ok(()); // evicted meanwhile: nothing to give back
+            };
+            let key = self.key(index, buf);
+            match store.set(key, &new.encode(), r.cas) {
+                Ok(()) => return Ok(()),
+                Err(Status::CasMismatch) => continue,
+                Err(other) => return Err(Failure::Host(other)),
+            }
+        }
+        Err(Failure::Contention)
+    }
+
+    /// Resets up to `max` slots from `start` that are idle but still hold a key (stale),
+    /// each with a CAS write (a slot written meanwhile is left alone). Returns the next
+    /// start, for a sweep spread over ticks.
+    pub fn sweep<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        start: u32,
+        max: u32,
+        now: u64,
+        buf: &mut String,
+    ) -> u32 {
+        let mut index = start % self.slots;
+        for _ in 0..max.min(self.slots) {
+            let key = self.key(index, buf);
+            if let Ok(Some((bytes, cas))) = store.get(key) {
+                let slot = Slot::decode(&bytes);
+                if slot.owner != 0 && op.idle(&slot, now) {
+                    let _ = store.set(key, &Slot::default().encode(), cas);
+                }
+            }
+            index = (index + 1) % self.slots;
+        }
+        index
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    type Data = HashMap<String, (Vec<u8>, u32)>;
+    type Hook = Box<dyn FnMut(&mut Data, &mut u32)>;
+
+    /// Shared data as Envoy keeps it (a non-zero CAS must match), with a hook that runs
+    /// before each write: another worker acting between our read and our write.
+    #[derive(Default)]
+    pub struct MemStore {
+        pub data: Data,
+        next_cas: u32,
+        pub before_set: Option<Hook>,
+        pub sets: u32,
+    }
+
+    impl MemStore {
+        fn write(data: &mut Data, next: &mut u32, key: &str, v: &[u8]) {
+            *next += 1;
+            data.insert(key.to_string(), (v.to_vec(), *next));
+        }
+    }
+
+    impl SharedStore for MemStore {
+        fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+            Ok(self.data.get(key).cloned())
+        }
+        fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+            self.sets += 1;
+            if let Some(hook) = self.before_set.as_mut() {
+                hook(&mut self.data, &mut self.next_cas);
+            }
+            if cas != 0 {
+                if let Some((_, stored)) = self.data.get(key) {
+                    if *stored != cas {
+                        return Err(Status::CasMismatch);
+                    }
+                }
+            }
+            Self::write(&mut self.data, &mut self.next_cas, key, value);
+            Ok(())
+        }
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn bucket(max: u32) -> TokenBucket {
+        TokenBucket {
+            max_tokens: max,
+            tokens_per_fill: max,
+            fill_ns: 3600 * u128::from(SEC),
+        }
+    }
+
+    #[test]
+    fn create_makes_every_slot_once() {
+        let t = Table::new("rl/x/".into(), 4);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        assert_eq!(s.data.len(), 4);
+        let before = s.sets;
+        t.create(&mut s).unwrap();
+        assert_eq!(s.sets, before, "existing slots are not rewritten");
+    }
+
+    #[test]
+    fn keys_get_their_own_buckets() {
+        let t = Table::new("rl/".into(), 64);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = bucket(3);
+        let mut buf = String::new();
+        let now = 1000 * SEC;
+        for key in [b"alice".as_slice(), b"bob"] {
+            let fp = fingerprint(key);
+            let granted = (0..10)
+                .filter(|_| {
+                    t.update(&mut s, &b, fp, now, &mut buf)
+                        .unwrap()
+                        .answer
+                        .allowed
+                })
+                .count();
+            assert_eq!(granted, 3);
+        }
+    }
+
+    #[test]
+    fn a_write_by_another_worker_between_read_and_write_is_retried() {
+        let t = Table::new("rl/".into(), 1);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = bucket(5);
+        let now = 1000 * SEC;
+        let fp = fingerprint(b"k");
+        // The other worker takes one token (a real CAS update of its own) before our
+        // first write, twice in a row.
+        let mut other_left = 2;
+        s.before_set = Some(Box::new(move |data, next| {
+            if other_left > 0 {
+                other_left -= 1;
+                let (bytes, _) = data.get("rl/0").cloned().unwrap();
+                let slot = Slot::decode(&bytes);
+                let new = b.take(&slot, now, fp).store.unwrap();
+                *next += 1;
+                data.insert("rl/0".into(), (new.encode().to_vec(), *next));
+            }
+        }));
+        let mut buf = String::new();
+        let granted = (0..10)
+            .filter(|_| {
+                t.update(&mut s, &b, fp, now, &mut buf)
+                    .unwrap()
+                    .answer
+                    .allowed
+            })
+            .count();
+        assert_eq!(
+            granted, 3,
+            "5 tokens: 2 taken by the other worker, 3 by us, none lost"
+        );
+    }
+
+    #[test]
+    fn endless_contention_gives_up_after_max_attempts() {
+        let t = Table::new("rl/".into(), 1);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        s.sets = 0;
+        s.before_set = Some(Box::new(|data, next| {
+            *next += 1;
+            if let Some(v) = data.get_mut("rl/0") {
+                v.1 = *next;
+            }
+        }));
+        let mut buf = String::new();
+        let r = t.update(&mut s, &bucket(5), 9, 1000 * SEC, &mut buf);
+        assert_eq!(r, Err(Failure::Contention));
+        assert_eq!(s.sets, MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn a_missing_slot_is_created_then_updated_by_cas() {
+        let t = Table::new("rl/".into(), 1);
+        let mut s = MemStore::default();
+        let mut buf = String::new();
+        let r = t
+            .update(&mut s, &bucket(2), 9, 1000 * SEC, &mut buf)
+            .unwrap();
+        assert!(r.answer.allowed);
+        assert_eq!(Slot::decode(&s.data["rl/0"].0).owner, 9);
+    }
+
+    #[test]
+    fn more_keys_than_slots_evict_the_least_recently_granted() {
+        let t = Table::new("rl/".into(), 2);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = bucket(1);
+        let mut buf = String::new();
+        let (k1, k2, k3) = (fingerprint(b"1"), fingerprint(b"2"), fingerprint(b"3"));
+        assert!(
+            t.update(&mut s, &b, k1, 10 * SEC, &mut buf)
+                .unwrap()
+                .answer
+                .allowed
+        );
+        assert!(
+            t.update(&mut s, &b, k2, 20 * SEC, &mut buf)
+                .unwrap()
+                .answer
+                .allowed
+        );
+        // Both slots hold empty buckets of active keys; k3 evicts the older one (k1).
+        let r = t.update(&mut s, &b, k3, 30 * SEC, &mut buf).unwrap();
+        assert!(r.answer.allowed && r.evicted);
+        // k2 keeps its (empty) bucket; k1 was evicted and starts over.
+        assert!(
+            !t.update(&mut s, &b, k2, 31 * SEC, &mut buf)
+                .unwrap()
+                .answer
+                .allowed
+        );
+        assert!(
+            t.update(&mut s, &b, k1, 32 * SEC, &mut buf)
+                .unwrap()
+                .answer
+                .allowed
+        );
+        assert_eq!(s.data.len(), 2, "the key space never grows");
+    }
+
+    #[test]
+    fn idle_slots_are_reused_without_eviction_and_swept() {
+        let t = Table::new("rl/".into(), 1);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = TokenBucket {
+            max_tokens: 1,
+            tokens_per_fill: 1,
+            fill_ns: u128::from(SEC),
+        };
+        let mut buf = String::new();
+        assert!(
+            t.update(&mut s, &b, 5, 10 * SEC, &mut buf)
+                .unwrap()
+                .answer
+                .allowed
+        );
+        let r = t.update(&mut s, &b, 6, 12 * SEC, &mut buf).unwrap();
+        assert!(
+            r.answer.allowed && !r.evicted,
+            "key 5's bucket was full again"
+        );
+        assert_eq!(t.sweep(&mut s, &b, 0, 10, 12 * SEC, &mut buf), 0);
+        assert_ne!(Slot::decode(&s.data["rl/0"].0).owner, 0, "not yet idle");
+        t.sweep(&mut s, &b, 0, 10, 20 * SEC, &mut buf);
+        assert_eq!(Slot::decode(&s.data["rl/0"].0), Slot::default());
+    }
+
+    #[test]
+    fn concurrency_release_gives_back_once() {
+        let t = Table::new("c/".into(), 8);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let c = Concurrency { max: 1 };
+        let mut buf = String::new();
+        let fp = fingerprint(b"10.0.0.1");
+        let r = t.update(&mut s, &c, fp, 1, &mut buf).unwrap();
+        assert!(r.answer);
+        assert!(!t.update(&mut s, &c, fp, 2, &mut buf).unwrap().answer);
+        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
+        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
+        assert!(t.update(&mut s, &c, fp, 3, &mut buf).unwrap().answer);
+        assert!(!t.update(&mut s, &c, fp, 4, &mut buf).unwrap().answer);
+    }
+}
