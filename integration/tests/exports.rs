@@ -99,6 +99,7 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
         ("header-rules", &header_rules::EXPORTS),
         ("jwt-auth", &jwt_auth::EXPORTS),
         ("template", &filter_template::EXPORTS),
+        ("cors", &cors::EXPORTS),
     ] {
         let path = wasm_path(module);
         let bytes = std::fs::read(&path)
