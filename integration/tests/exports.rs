@@ -100,6 +100,7 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
         ("jwt-auth", &jwt_auth::EXPORTS),
         ("template", &filter_template::EXPORTS),
         ("cors", &cors::EXPORTS),
+        ("ip-filter", &ip_filter::EXPORTS),
     ] {
         let path = wasm_path(module);
         let bytes = std::fs::read(&path)
