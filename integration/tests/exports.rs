@@ -101,6 +101,7 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
         ("template", &filter_template::EXPORTS),
         ("cors", &cors::EXPORTS),
         ("ip-filter", &ip_filter::EXPORTS),
+        ("request-block", &request_block::EXPORTS),
     ] {
         let path = wasm_path(module);
         let bytes = std::fs::read(&path)
