@@ -99,6 +99,10 @@ fn each_module_exports_exactly_the_phases_its_code_implements() {
         ("header-rules", &header_rules::EXPORTS),
         ("jwt-auth", &jwt_auth::EXPORTS),
         ("template", &template::EXPORTS),
+        ("cors", &cors::EXPORTS),
+        ("ip-filter", &ip_filter::EXPORTS),
+        ("request-block", &request_block::EXPORTS),
+        ("rate-limit", &rate_limit::EXPORTS),
     ] {
         let path = wasm_path(module);
         let bytes = std::fs::read(&path)

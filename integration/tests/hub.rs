@@ -320,7 +320,13 @@ const PROBES: &[(&str, &str, &str)] = &[
 /// What a probe's answer says about the filter: status, response headers, what the
 /// upstream saw (or the local reply's body); volatile values left out.
 fn observe(port: u16) -> Vec<Value> {
-    const VOLATILE: &[&str] = &["date", "x-envoy-upstream-service-time", "content-length"];
+    // `ratelimit` counts remaining tokens, which refill with wall time between two runs.
+    const VOLATILE: &[&str] = &[
+        "date",
+        "x-envoy-upstream-service-time",
+        "content-length",
+        "ratelimit",
+    ];
     PROBES
         .iter()
         .map(|(method, path, host)| {

@@ -21,6 +21,8 @@
 //!   (64 operators, 60 KiB rendered; rendering stops at the limit).
 //! - [`response`]: the one way to answer the client locally (JSON body, headers, metric).
 //! - [`metrics`]: counters, gauges and histograms defined once at config time.
+//! - [`net`]: IP addresses and CIDR ranges from bytes; [`net::CidrTable`], longest-prefix
+//!   lookup in `O(log n)`; [`path`]: one normal form of a request path to match rules on.
 //! - [`callout`]: HTTP calls to an Envoy cluster; [`foreign`]: host foreign functions
 //!   (`verify_signature`); [`duration`]: proto-JSON durations (`"300s"`), bounded, and
 //!   [`duration::host_millis`] for every duration handed to the host (never `as u32`).
@@ -49,7 +51,9 @@ pub mod json;
 pub mod logging;
 pub mod matching;
 pub mod metrics;
+pub mod net;
 pub mod network;
+pub mod path;
 pub mod plugin;
 pub mod request;
 pub mod response;

@@ -134,6 +134,9 @@ impl Regex {
     fn full_match(&self, _: &[u8]) -> bool {
         match *self {}
     }
+    fn is_match(&self, _: &[u8]) -> bool {
+        match *self {}
+    }
 }
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
@@ -432,6 +435,170 @@ impl StringMatcher {
             Text::Contains(s) => contains(value, s, ic),
             Text::Regex(r) => r.full_match(value),
         }
+    }
+}
+
+/// How a [`StringMatcherSet`] runs its `safe_regex` patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegexMode {
+    /// The pattern must match the whole value (Envoy's `StringMatcher`).
+    FullMatch,
+    /// The pattern may match anywhere in the value (RE2 `PartialMatch`): what a filter
+    /// looking for known-bad content in a body or query wants.
+    Search,
+}
+
+/// Many string matchers compiled into one set, for "does any of these match, and which
+/// first" over a value. Each kind costs what it must and no more:
+///
+/// - `exact` matchers: one hash lookup for all of them (two with `ignore_case` ones);
+/// - `prefix` / `suffix` / `contains`: byte comparisons, in order, never a regex;
+/// - every `safe_regex`: **one** linear-time pass for all of them together (one combined
+///   alternation, built at config time); only when it matches are the patterns tried one by
+///   one to name the first, so the common no-match case is a single pass.
+///
+/// [`first_match`](Self::first_match) gives the lowest index that matches (list order).
+///
+/// ```
+/// use sdk_ext::matching::{RegexMode, StringMatchSpec, StringMatcherSet};
+/// let specs: Vec<StringMatchSpec> = sdk_ext::config::parse(
+///     br#"[{"exact":"/admin"},{"prefix":"/internal/"},{"contains":"..","ignore_case":true}]"#,
+/// ).unwrap();
+/// let set = StringMatcherSet::compile(&specs, "patterns", RegexMode::FullMatch).unwrap();
+/// assert_eq!(set.first_match(b"/admin"), Some(0));
+/// assert_eq!(set.first_match(b"/internal/x/.."), Some(1));
+/// assert_eq!(set.first_match(b"/a/../b"), Some(2));
+/// assert_eq!(set.first_match(b"/public"), None);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StringMatcherSet {
+    exact: std::collections::HashMap<Vec<u8>, usize>,
+    exact_ci: std::collections::HashMap<Vec<u8>, usize>,
+    scan: Vec<(usize, StringMatcher)>,
+    regex: Option<Regex>,
+    regexes: Vec<(usize, Regex)>,
+    len: usize,
+}
+
+impl StringMatcherSet {
+    /// Compiles `specs` (each a [`StringMatchSpec`]; errors name `field[i]...`).
+    pub fn compile(
+        specs: &[StringMatchSpec],
+        field: &str,
+        mode: RegexMode,
+    ) -> Result<Self, ConfigError> {
+        let mut set = Self {
+            len: specs.len(),
+            ..Self::default()
+        };
+        let mut patterns: Vec<(usize, &str)> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            // Validates the spec (exactly one kind, non-empty, a valid pattern).
+            let m = StringMatcher::compile(spec, &at)?;
+            match (&m.kind, &spec.safe_regex) {
+                (Text::Exact(v), _) if m.ignore_case => {
+                    set.exact_ci.entry(v.to_ascii_lowercase()).or_insert(i);
+                }
+                (Text::Exact(v), _) => {
+                    set.exact.entry(v.clone()).or_insert(i);
+                }
+                (Text::Regex(_), Some(r)) => patterns.push((i, &r.regex)),
+                _ => set.scan.push((i, m)),
+            }
+        }
+        if !patterns.is_empty() {
+            set.compile_regexes(&patterns, field, mode)?;
+        }
+        Ok(set)
+    }
+
+    #[cfg(feature = "regex")]
+    fn compile_regexes(
+        &mut self,
+        patterns: &[(usize, &str)],
+        field: &str,
+        mode: RegexMode,
+    ) -> Result<(), ConfigError> {
+        let search = mode == RegexMode::Search;
+        let at = |i: usize| format!("{field}[{i}].safe_regex.regex");
+        let texts: Vec<&str> = patterns.iter().map(|(_, p)| *p).collect();
+        self.regex = Some(Regex::new_set(&texts, search).map_err(
+            |(k, e)| match patterns.get(k) {
+                Some((i, _)) => ConfigError::new(at(*i), format!("invalid regex: {e}")),
+                None => ConfigError::new(field, e),
+            },
+        )?);
+        for (i, p) in patterns {
+            let one = if search {
+                Regex::new_search(p)
+            } else {
+                Regex::new(p)
+            };
+            let one = one.map_err(|e| ConfigError::new(at(*i), format!("invalid regex: {e}")))?;
+            self.regexes.push((*i, one));
+        }
+        Ok(())
+    }
+
+    /// Without the `regex` feature `StringMatcher::compile` already refused every pattern.
+    #[cfg(not(feature = "regex"))]
+    fn compile_regexes(
+        &mut self,
+        _: &[(usize, &str)],
+        field: &str,
+        _: RegexMode,
+    ) -> Result<(), ConfigError> {
+        Err(ConfigError::new(
+            field,
+            "regular expressions are not built into this filter",
+        ))
+    }
+
+    /// The lowest index whose matcher matches `value`.
+    pub fn first_match(&self, value: &[u8]) -> Option<usize> {
+        let mut best = self.exact.get(value).copied();
+        if !self.exact_ci.is_empty() {
+            let lower = value.to_ascii_lowercase();
+            if let Some(&i) = self.exact_ci.get(&lower) {
+                best = Some(best.map_or(i, |b| b.min(i)));
+            }
+        }
+        let below = |i: usize, best: Option<usize>| best.is_none_or(|b| i < b);
+        if let Some((i, _)) = self
+            .scan
+            .iter()
+            .take_while(|(i, _)| below(*i, best))
+            .find(|(_, m)| m.matches(value))
+        {
+            best = Some(*i);
+        }
+        if self.regex.as_ref().is_some_and(|r| r.is_match(value)) {
+            if let Some((i, _)) = self
+                .regexes
+                .iter()
+                .take_while(|(i, _)| below(*i, best))
+                .find(|(_, r)| r.is_match(value))
+            {
+                best = Some(*i);
+            }
+        }
+        best
+    }
+
+    /// Whether any matcher matches `value`.
+    pub fn is_match(&self, value: &[u8]) -> bool {
+        self.first_match(value).is_some()
+    }
+
+    /// How many matchers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -1267,5 +1434,82 @@ mod tests {
             "m"
         )
         .is_ok());
+    }
+}
+
+#[cfg(all(test, feature = "regex"))]
+mod set_tests {
+    use super::*;
+
+    fn specs(json: &str) -> Vec<StringMatchSpec> {
+        let parsed = crate::config::parse(json.as_bytes());
+        assert!(parsed.is_ok(), "{json}");
+        parsed.unwrap_or_default()
+    }
+
+    #[test]
+    fn set_gives_the_first_match_in_list_order() {
+        let s = StringMatcherSet::compile(
+            &specs(r#"[{"safe_regex":{"regex":"/a.*"}},{"exact":"/abc"},{"prefix":"/ab"},
+                {"exact":"/ABC","ignore_case":true},{"suffix":".php"},{"safe_regex":{"regex":".*\\.php"}},
+                {"contains":"etc/passwd"}]"#),
+            "p",
+            RegexMode::FullMatch,
+        )
+        .unwrap();
+        assert_eq!(s.len(), 7);
+        assert_eq!(s.first_match(b"/abc"), Some(0));
+        assert_eq!(s.first_match(b"/x/abc"), None);
+        assert_eq!(s.first_match(b"/x.php"), Some(4));
+        assert_eq!(s.first_match(b"/AbC"), Some(3));
+        assert_eq!(s.first_match(b"/x/etc/passwd"), Some(6));
+        assert_eq!(s.first_match(b"\xff/etc/passwd"), Some(6));
+        assert!(!s.is_match(b"/b"));
+    }
+
+    #[test]
+    fn search_mode_matches_anywhere_full_mode_whole() {
+        let sp = specs(
+            r#"[{"safe_regex":{"regex":"union\\s+select"}},{"safe_regex":{"regex":"<script"}}]"#,
+        );
+        let full = StringMatcherSet::compile(&sp, "p", RegexMode::FullMatch).unwrap();
+        let search = StringMatcherSet::compile(&sp, "p", RegexMode::Search).unwrap();
+        let v = b"id=1 union  select x";
+        assert_eq!(full.first_match(v), None);
+        assert_eq!(search.first_match(v), Some(0));
+        assert_eq!(search.first_match(b"a\n<script>"), Some(1));
+        assert_eq!(search.first_match(b"<script union select"), Some(0));
+        assert_eq!(full.first_match(b"union select"), Some(0));
+        // Linear time on a pathological input for backtracking engines.
+        let evil = StringMatcherSet::compile(
+            &specs(r#"[{"safe_regex":{"regex":"(a+)+$"}}]"#),
+            "p",
+            RegexMode::Search,
+        )
+        .unwrap();
+        let input = format!("{}!", "a".repeat(50_000));
+        let t = std::time::Instant::now();
+        assert!(!evil.is_match(input.as_bytes()));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn set_errors_name_the_pattern() {
+        let e = StringMatcherSet::compile(
+            &specs(
+                r#"[{"exact":"a"},{"safe_regex":{"regex":"ok"}},{"safe_regex":{"regex":"(bad"}}]"#,
+            ),
+            "rules",
+            RegexMode::Search,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "rules[2].safe_regex.regex");
+        let e = StringMatcherSet::compile(&specs(r#"[{"prefix":""}]"#), "p", RegexMode::Search)
+            .unwrap_err();
+        assert_eq!(e.field, "p[0].prefix");
     }
 }

@@ -5,6 +5,9 @@
 //! any extra headers (`WWW-Authenticate`, `Retry-After`, `RateLimit-*`), response-code
 //! details for Envoy's access log (`%RESPONSE_CODE_DETAILS%`), and a counter.
 //! Build fixed responses once at config time; sending is then a single host call.
+//!
+//! A response that is not an error (a CORS preflight's `200`, a `204`) has no body and no
+//! `content-type`: [`LocalResponse::empty`].
 
 use crate::host;
 use crate::host::{Action, Status};
@@ -71,6 +74,14 @@ impl LocalResponse {
         }
     }
 
+    /// A response with `status` and no body (no `content-type` either): a CORS preflight
+    /// answer, a `204`. `details` as in [`new`](Self::new).
+    pub fn empty(status: u16, details: &str) -> Self {
+        let mut r = Self::new(status, details, "");
+        r.body.clear();
+        r
+    }
+
     /// Adds a response header.
     #[must_use]
     pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
@@ -100,7 +111,9 @@ impl LocalResponse {
     pub fn send_with(&self, extra: &[(&str, &[u8])]) -> Action {
         let mut headers: Vec<(&str, &[u8])> =
             Vec::with_capacity(self.headers.len() + extra.len() + 1);
-        headers.push(("content-type", b"application/json"));
+        if !self.body.is_empty() {
+            headers.push(("content-type", b"application/json"));
+        }
         headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         headers.extend_from_slice(extra);
         if let Some(c) = &self.counter {
@@ -140,5 +153,13 @@ mod tests {
         assert_eq!(v["error"], "forbidden");
         assert_eq!(v["message"], "no \"quotes\" here");
         assert_eq!(r.details, "x_denied");
+    }
+
+    #[test]
+    fn empty_has_no_body() {
+        let r = LocalResponse::empty(200, "cors_response");
+        assert_eq!(r.status(), 200);
+        assert!(r.body().is_empty());
+        assert_eq!(r.details, "cors_response");
     }
 }

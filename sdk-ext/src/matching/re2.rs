@@ -31,6 +31,53 @@ impl Re2 {
         Ok(Self { re })
     }
 
+    /// Parses `pattern` by RE2's rules and compiles it unanchored: it matches anywhere in a
+    /// value (RE2 `PartialMatch`).
+    pub(crate) fn new_search(pattern: &str) -> Result<Self, String> {
+        Self::new_set(&[pattern], true).map_err(|(_, e)| e)
+    }
+
+    /// Every pattern in one alternation (one pass over a value, whatever the count), full
+    /// match or (`search`) anywhere. `Err((i, reason))`: pattern `i` is refused
+    /// (`i == patterns.len()`: the combination is too large).
+    pub(crate) fn new_set(patterns: &[&str], search: bool) -> Result<Self, (usize, String)> {
+        let mut body = String::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let one = translate(p.as_bytes()).map_err(|e| (i, e))?;
+            // Each alone first, so an error names its pattern.
+            regex_lite::Regex::new(&format!("(?:{one})")).map_err(|e| {
+                (
+                    i,
+                    format!("pattern too large or complex for this filter ({e})"),
+                )
+            })?;
+            if i > 0 {
+                body.push('|');
+            }
+            body.push_str("(?:");
+            body.push_str(&one);
+            body.push(')');
+        }
+        let anchored = if search {
+            format!("(?:{body})")
+        } else {
+            format!(r"\A(?:{body})\z")
+        };
+        let re = regex_lite::Regex::new(&anchored).map_err(|e| {
+            (
+                patterns.len(),
+                format!("patterns too large or complex together for this filter ({e})"),
+            )
+        })?;
+        Ok(Self { re })
+    }
+
+    /// Whether `value` matches: the whole of it (RE2 `FullMatch` on bytes) for a pattern
+    /// built by [`new`](Self::new), anywhere in it for [`new_search`](Self::new_search).
+    pub(crate) fn is_match(&self, value: &[u8]) -> bool {
+        self.full_match(value)
+    }
+
     /// Whether the whole of `value` matches (RE2 `FullMatch` on bytes).
     pub(crate) fn full_match(&self, value: &[u8]) -> bool {
         if value.is_ascii() {

@@ -1,0 +1,217 @@
+//! The decision, as plain Rust over plain data: does a request (its headers, then maybe its
+//! body) match a rule. No host calls; tested directly.
+//!
+//! Locations are checked in the order path, query, headers (in config order of their
+//! names), body; within a location the first rule (config order) whose pattern matches is
+//! the one named.
+
+use crate::config::Config;
+use sdk_ext::path::{decode_lenient, normalize, split, Refusal};
+use sdk_ext::request::Request;
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No rule matched (so far).
+    Allow,
+    /// Rule `i` matched: block.
+    Block(usize),
+    /// The path cannot be read safely: refuse (400).
+    Refuse(Refusal),
+}
+
+/// Checks the path, query and headers.
+pub fn check_headers(config: &Config, req: &mut impl Request) -> Verdict {
+    let raw = req.header(":path").unwrap_or(b"/").to_vec();
+    let (_, query) = split(&raw);
+    if !config.path.set.is_empty()
+        || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
+    {
+        match normalize(&raw, &config.path_options) {
+            Ok(p) => {
+                if let Some(i) = config.path.first_rule(&p) {
+                    return Verdict::Block(i);
+                }
+            }
+            Err(r) => return Verdict::Refuse(r),
+        }
+    }
+    if let (false, Some(q)) = (config.query.set.is_empty(), query) {
+        if let Some(i) = config.query.first_rule(&decode_lenient(q, true)) {
+            return Verdict::Block(i);
+        }
+    }
+    for (name, set) in &config.headers {
+        for value in req.header_values(name) {
+            if let Some(i) = set.first_rule(value) {
+                return Verdict::Block(i);
+            }
+        }
+    }
+    Verdict::Allow
+}
+
+/// Checks the inspected start of the body.
+pub fn check_body(config: &Config, body: &[u8]) -> Verdict {
+    let inspected = body.get(..config.body_max_bytes).unwrap_or(body);
+    match config.body.first_rule(inspected) {
+        Some(i) => Verdict::Block(i),
+        None => Verdict::Allow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk_ext::request::RequestData;
+
+    fn cfg(json: &str) -> Config {
+        Config::parse(json.as_bytes()).unwrap()
+    }
+
+    const ADMIN: &str = r#"{"rules":[{"name":"admin","in":"path","pattern":{"prefix":"/admin"}}]}"#;
+
+    fn path(c: &Config, p: &[u8]) -> Verdict {
+        let mut req = RequestData::default().with(":path", p);
+        check_headers(c, &mut req)
+    }
+
+    #[test]
+    fn normalised_paths_cannot_slip_past() {
+        let c = cfg(ADMIN);
+        for p in [
+            &b"/admin"[..],
+            b"/ADMIN",
+            b"/Admin/x",
+            b"/%61dmin",
+            b"/%41DMIN",
+            b"//admin",
+            b"/./admin",
+            b"/x/../admin",
+            b"/x/%2e%2e/admin",
+            b"/x%2f..%2fadmin",
+            b"/admin;jsessionid=1",
+            b"/..;/admin",
+            b"\\admin",
+            b"/x\\..\\admin",
+            b"/admin?x=1",
+        ] {
+            assert_eq!(
+                path(&c, p),
+                Verdict::Block(0),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
+        for p in [
+            &b"/public"[..],
+            b"/x/admin",
+            b"/%252e%252e/admin",
+            b"/?q=/admin",
+        ] {
+            assert_eq!(
+                path(&c, p),
+                Verdict::Allow,
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
+        for p in [&b"/a%zz"[..], b"/%00admin", b"/a%"] {
+            assert!(matches!(path(&c, p), Verdict::Refuse(_)), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn case_sensitive_and_escaped_slash_options() {
+        let c = cfg(
+            r#"{"rules":[{"name":"a","in":"path","pattern":{"prefix":"/admin"}}],
+            "path":{"case_sensitive":true,"escaped_slashes":"reject"}}"#,
+        );
+        assert_eq!(path(&c, b"/ADMIN"), Verdict::Allow);
+        assert_eq!(path(&c, b"/admin"), Verdict::Block(0));
+        assert_eq!(
+            path(&c, b"/x%2Fadmin"),
+            Verdict::Refuse(Refusal::EscapedSlash)
+        );
+        let keep = cfg(
+            r#"{"rules":[{"name":"a","in":"path","pattern":{"prefix":"/admin"}}],
+            "path":{"escaped_slashes":"keep"}}"#,
+        );
+        assert_eq!(path(&keep, b"/x%2f..%2fadmin"), Verdict::Allow);
+    }
+
+    #[test]
+    fn regex_path_rules_fold_case_and_search() {
+        let c = cfg(
+            r#"{"rules":[{"name":"dot","in":"path","pattern":{"safe_regex":{"regex":"/\\.(git|env)(/|$)"}}}]}"#,
+        );
+        assert_eq!(path(&c, b"/app/.git/config"), Verdict::Block(0));
+        assert_eq!(path(&c, b"/app/.GIT"), Verdict::Block(0));
+        assert_eq!(path(&c, b"/app/%2eenv"), Verdict::Block(0));
+        assert_eq!(path(&c, b"/app/.gitignore"), Verdict::Allow);
+    }
+
+    #[test]
+    fn query_headers_and_body() {
+        let c = cfg(r#"{"rules":[
+            {"name":"sqli","in":"query","pattern":{"safe_regex":{"regex":"(?i)union\\s+select"}}},
+            {"name":"ua","in":"header","header":"User-Agent","pattern":{"contains":"sqlmap","ignore_case":true}},
+            {"name":"ua2","in":"header","header":"user-agent","pattern":{"exact":"nikto"}},
+            {"name":"xss","in":"body","pattern":{"contains":"<script"}}],"body":{"max_bytes":16}}"#);
+        let mut q = RequestData::new("GET", "/s?id=1%20UNION+select%201", "h");
+        assert_eq!(check_headers(&c, &mut q), Verdict::Block(0));
+        let mut q = RequestData::new("GET", "/s?id=1", "h").with("user-agent", "x SQLMap/1.0");
+        assert_eq!(check_headers(&c, &mut q), Verdict::Block(1));
+        let mut q = RequestData::new("GET", "/s", "h")
+            .with("user-agent", "curl")
+            .with("user-agent", "nikto");
+        assert_eq!(check_headers(&c, &mut q), Verdict::Block(2));
+        let mut q = RequestData::new("GET", "/s", "h").with("user-agent", b"\xff\xfe");
+        assert_eq!(check_headers(&c, &mut q), Verdict::Allow);
+        assert_eq!(check_body(&c, b"a<script>"), Verdict::Block(3));
+        assert_eq!(
+            check_body(&c, b"0123456789abcdef<script>"),
+            Verdict::Allow,
+            "past max_bytes"
+        );
+        assert_eq!(check_body(&c, b"\xff\x00<script"), Verdict::Block(3));
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let e = |j: &str| Config::parse(j.as_bytes()).unwrap_err();
+        assert_eq!(e(r#"{"rules":[]}"#).field, "rules");
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"path","pattern":{"safe_regex":{"regex":"(x"}}}]}"#)
+                .field,
+            "rules[0].pattern.safe_regex.regex"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"query","pattern":{"exact":"x"}},{"name":"b","in":"query","pattern":{"prefix":""}}]}"#).field,
+            "rules[1].pattern.prefix"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"header","pattern":{"exact":"x"}}]}"#).field,
+            "rules[0].header"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"path","header":"x","pattern":{"exact":"x"}}]}"#).field,
+            "rules[0].header"
+        );
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a b","in":"path","pattern":{"exact":"x"}}]}"#).field,
+            "rules[0].name"
+        );
+        assert_eq!(e(r#"{"rules":[{"name":"a","in":"path","pattern":{"exact":"x"}},{"name":"a","in":"path","pattern":{"exact":"y"}}]}"#).field, "rules[1].name");
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"cookie","pattern":{"exact":"x"}}]}"#).field,
+            "rules[0].in"
+        );
+        assert_eq!(e(r#"{"rules":[{"name":"a","in":"body","pattern":{"exact":"x"}}],"body":{"max_bytes":0}}"#).field, "body.max_bytes");
+        assert_eq!(
+            e(r#"{"rules":[{"name":"a","in":"body","pattern":{"exact":"x"}}],"status":200}"#).field,
+            "status"
+        );
+        assert_eq!(e(r#"{"rules":[{"name":"a","in":"path","pattern":{"exact":"x"}}],"path":{"escaped_slashes":"drop"}}"#).field, "path.escaped_slashes");
+    }
+}

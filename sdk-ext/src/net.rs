@@ -1,0 +1,513 @@
+//! IP addresses and CIDR ranges as filters meet them: parsed from bytes (a header value, a
+//! host property), never panicking, and looked up in a [`CidrTable`] in `O(log n)`.
+//!
+//! - [`parse_ip`]: an IPv4 (`192.0.2.1`) or IPv6 (`2001:db8::1`, `::ffff:192.0.2.1`) address
+//!   in its textual form, nothing around it (no port, no brackets, no zone, no whitespace).
+//!   An **IPv4-mapped IPv6 address** (`::ffff:a.b.c.d`) *is* the IPv4 address: it parses to
+//!   [`Ip::V4`], so it matches IPv4 ranges (a dual-stack listener reports IPv4 clients so).
+//! - [`parse_socket_address`]: the same with an optional port (`192.0.2.1:443`,
+//!   `[2001:db8::1]:443`), as Envoy's `source.address` property reads.
+//! - [`Cidr::parse`]: `10.0.0.0/8`, `2001:db8::/32`, or a bare address (`/32`, `/128`). Host
+//!   bits after the prefix are refused (`10.0.0.1/8` is a typo for `/32` or `10.0.0.0/8`, and
+//!   as a deny/allow entry the difference matters). An IPv4-mapped range
+//!   (`::ffff:10.0.0.0/104`, prefix at least 96) is the IPv4 range (`10.0.0.0/8`). Other
+//!   IPv6 ranges never contain IPv4 clients: `::/0` is every IPv6 address, `0.0.0.0/0` every
+//!   IPv4 one (as in Envoy's RBAC, families do not mix).
+//! - [`CidrTable`]: ranges → values, built once (sorting and flattening the nested ranges
+//!   into disjoint segments, `O(n log n)`), then [`CidrTable::lookup`] answers the **longest
+//!   matching prefix** with one binary search, `O(log n)` whatever the number of ranges.
+//!
+//! ```
+//! use sdk_ext::net::{parse_ip, Cidr, CidrTable};
+//!
+//! let table = CidrTable::new(vec![
+//!     (Cidr::parse("10.0.0.0/8").unwrap(), "corp"),
+//!     (Cidr::parse("10.1.2.0/24").unwrap(), "lab"),
+//!     (Cidr::parse("2001:db8::/32").unwrap(), "v6"),
+//! ]);
+//! let at = |s: &str| table.lookup(parse_ip(s.as_bytes()).unwrap()).map(|(c, v)| (c.prefix_len(), *v));
+//! assert_eq!(at("10.1.2.3"), Some((24, "lab")));
+//! assert_eq!(at("10.9.9.9"), Some((8, "corp")));
+//! assert_eq!(at("::ffff:10.9.9.9"), Some((8, "corp"))); // IPv4-mapped is IPv4
+//! assert_eq!(at("2001:db8::1"), Some((32, "v6")));
+//! assert_eq!(at("192.0.2.1"), None);
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An IP address; IPv4-mapped IPv6 addresses are [`Ip::V4`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ip {
+    /// IPv4, as a big-endian integer.
+    V4(u32),
+    /// IPv6 (never an IPv4-mapped one), as a big-endian integer.
+    V6(u128),
+}
+
+impl Ip {
+    fn from_std(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Ip::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Ip::V4(u32::from(v4)),
+                None => Ip::V6(u128::from(v6)),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Ip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Ip::V4(v) => Ipv4Addr::from(v).fmt(f),
+            Ip::V6(v) => Ipv6Addr::from(v).fmt(f),
+        }
+    }
+}
+
+/// Longest textual address accepted (an IPv6 address with an embedded IPv4 is 45 bytes).
+const MAX_ADDRESS_LEN: usize = 64;
+
+/// An IP address in textual form, nothing around it; `None` for anything else (see the
+/// module docs).
+pub fn parse_ip(text: &[u8]) -> Option<Ip> {
+    if text.len() > MAX_ADDRESS_LEN {
+        return None;
+    }
+    let s = std::str::from_utf8(text).ok()?;
+    s.parse::<IpAddr>().ok().map(Ip::from_std)
+}
+
+/// An address with an optional port: `a.b.c.d[:port]`, `[v6]:port`, or a bare IPv6 address.
+pub fn parse_socket_address(text: &[u8]) -> Option<Ip> {
+    parse_ip(crate::request::without_port(text))
+}
+
+/// A CIDR range: an address and a prefix length (at most 32 for IPv4, 128 for IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    ip: Ip,
+    len: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/len` or a bare address; the reason on failure is for a config error.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text, None),
+        };
+        let Some(std) = (addr.len() <= MAX_ADDRESS_LEN)
+            .then(|| addr.parse::<IpAddr>().ok())
+            .flatten()
+        else {
+            return Err(format!("{text:?} is not an IP address or CIDR range"));
+        };
+        let max = match std {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        let len = match len {
+            None => max,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= max && !l.starts_with('+') && (l == "0" || !l.starts_with('0')) => n,
+                _ => return Err(format!("{text:?}: the prefix length must be 0..={max}")),
+            },
+        };
+        let (ip, len) = match Ip::from_std(std) {
+            // An IPv4-mapped range of at least /96 is the IPv4 range.
+            Ip::V4(v4) if max == 128 => {
+                if len < 96 {
+                    return Err(format!(
+                        "{text:?}: an IPv4-mapped range needs a prefix of at least 96 (write the IPv4 range)"
+                    ));
+                }
+                (Ip::V4(v4), len - 96)
+            }
+            ip => (ip, len),
+        };
+        let cidr = Cidr { ip, len };
+        if cidr.first() != ip {
+            return Err(format!(
+                "{text:?} has bits set after the /{len} prefix (did you mean {}/{len}, or the single address?)",
+                cidr.first()
+            ));
+        }
+        Ok(cidr)
+    }
+
+    /// The prefix length (for an IPv4-mapped range, of the IPv4 range).
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    /// The range's first address (the network address).
+    pub fn first(&self) -> Ip {
+        match self.ip {
+            Ip::V4(v) => Ip::V4(v & mask32(self.len)),
+            Ip::V6(v) => Ip::V6(v & mask128(self.len)),
+        }
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: Ip) -> bool {
+        match (self.ip, ip) {
+            (Ip::V4(n), Ip::V4(a)) => n & mask32(self.len) == a & mask32(self.len),
+            (Ip::V6(n), Ip::V6(a)) => n & mask128(self.len) == a & mask128(self.len),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ip, self.len)
+    }
+}
+
+fn mask32(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
+}
+
+fn mask128(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
+/// No entry covers this segment.
+const NONE: u32 = u32::MAX;
+
+/// One address family: the segment starts, ascending, and the entry covering each segment
+/// up to the next start (`NONE`: none).
+#[derive(Debug, Clone, Default)]
+struct Segments<K> {
+    starts: Vec<K>,
+    entries: Vec<u32>,
+}
+
+impl<K: Copy + Ord + Default> Segments<K> {
+    fn push(&mut self, at: K, entry: u32) {
+        if self.entries.last() == Some(&entry) {
+            return;
+        }
+        if self.starts.last() == Some(&at) {
+            if let Some(last) = self.entries.last_mut() {
+                *last = entry;
+            }
+            // The replaced segment may now equal its predecessor.
+            let n = self.entries.len();
+            if n >= 2 && self.entries.get(n - 2) == Some(&entry) {
+                self.starts.pop();
+                self.entries.pop();
+            }
+            return;
+        }
+        if self.starts.is_empty() && entry == NONE {
+            return;
+        }
+        self.starts.push(at);
+        self.entries.push(entry);
+    }
+
+    /// `ranges`: `(first, last, entry)` sorted by first ascending, then larger ranges first;
+    /// ranges nest or are disjoint (CIDRs always do). `next(k)`: `k + 1`, `None` at the top.
+    fn build(ranges: &[(K, K, u32)], next: fn(K) -> Option<K>) -> Self {
+        let mut s = Segments {
+            starts: Vec::with_capacity(ranges.len() * 2),
+            entries: Vec::with_capacity(ranges.len() * 2),
+        };
+        let mut stack: Vec<(K, u32)> = Vec::new();
+        let close = |s: &mut Segments<K>, stack: &mut Vec<(K, u32)>| {
+            if let Some((last, _)) = stack.pop() {
+                if let Some(after) = next(last) {
+                    s.push(after, stack.last().map_or(NONE, |&(_, e)| e));
+                }
+            }
+        };
+        for &(first, last, entry) in ranges {
+            while stack.last().is_some_and(|&(end, _)| end < first) {
+                close(&mut s, &mut stack);
+            }
+            stack.push((last, entry));
+            s.push(first, entry);
+        }
+        while !stack.is_empty() {
+            close(&mut s, &mut stack);
+        }
+        s.starts.shrink_to_fit();
+        s.entries.shrink_to_fit();
+        s
+    }
+
+    fn lookup(&self, key: K) -> Option<u32> {
+        let i = self.starts.partition_point(|&s| s <= key);
+        let entry = *self.entries.get(i.checked_sub(1)?)?;
+        (entry != NONE).then_some(entry)
+    }
+}
+
+/// CIDR ranges mapped to values, answering the longest matching prefix in `O(log n)`.
+#[derive(Debug, Clone)]
+pub struct CidrTable<V> {
+    v4: Segments<u32>,
+    v6: Segments<u128>,
+    entries: Vec<(Cidr, V)>,
+}
+
+impl<V> Default for CidrTable<V> {
+    fn default() -> Self {
+        Self {
+            v4: Segments::default(),
+            v6: Segments::default(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V> CidrTable<V> {
+    /// Builds the table. A range listed twice keeps its first value.
+    pub fn new(mut entries: Vec<(Cidr, V)>) -> Self {
+        // Identical ranges: the first listed wins (a stable sort keeps their order).
+        entries.sort_by_key(|(c, _)| match c.first() {
+            Ip::V4(v) => (0u8, u128::from(v), c.len),
+            Ip::V6(v) => (1u8, v, c.len),
+        });
+        entries.dedup_by(|b, a| a.0.first() == b.0.first() && a.0.len == b.0.len);
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (i, (c, _)) in entries.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(NONE - 1);
+            match c.first() {
+                Ip::V4(first) => v4.push((first, first | !mask32(c.len), i)),
+                Ip::V6(first) => v6.push((first, first | !mask128(c.len), i)),
+            }
+        }
+        Self {
+            v4: Segments::build(&v4, |k| k.checked_add(1)),
+            v6: Segments::build(&v6, |k| k.checked_add(1)),
+            entries,
+        }
+    }
+
+    /// The longest-prefix range containing `ip`, and its value.
+    pub fn lookup(&self, ip: Ip) -> Option<(&Cidr, &V)> {
+        let i = match ip {
+            Ip::V4(v) => self.v4.lookup(v)?,
+            Ip::V6(v) => self.v6.lookup(v)?,
+        };
+        let (c, v) = self.entries.get(usize::try_from(i).ok()?)?;
+        Some((c, v))
+    }
+
+    /// How many distinct ranges.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many disjoint segments the lookup searches (at most `2 * len() + 1` per family).
+    pub fn segments(&self) -> usize {
+        self.v4.starts.len() + self.v6.starts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ip {
+        parse_ip(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn parses_addresses_strictly() {
+        assert_eq!(ip("192.0.2.1"), Ip::V4(0xc000_0201));
+        assert_eq!(ip("::ffff:192.0.2.1"), Ip::V4(0xc000_0201));
+        assert_eq!(ip("::FFFF:c000:201"), Ip::V4(0xc000_0201));
+        assert!(matches!(ip("2001:db8::1"), Ip::V6(_)));
+        assert!(matches!(ip("::1"), Ip::V6(1)));
+        for bad in [
+            &b""[..],
+            b" 192.0.2.1",
+            b"192.0.2.1 ",
+            b"192.0.2",
+            b"192.0.2.256",
+            b"01.2.3.4",
+            b"1.2.3.4.5",
+            b"[::1]",
+            b"fe80::1%eth0",
+            b"unknown",
+            b"\xff\xfe",
+            b"::ffff:1.2.3.4:80",
+        ] {
+            assert_eq!(parse_ip(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ip("1".repeat(100).as_bytes()), None);
+        assert_eq!(
+            parse_socket_address(b"192.0.2.1:443"),
+            Some(ip("192.0.2.1"))
+        );
+        assert_eq!(
+            parse_socket_address(b"[2001:db8::1]:443"),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            parse_socket_address(b"[::ffff:10.0.0.1]:1"),
+            Some(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            parse_socket_address(b"2001:db8::1"),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(parse_socket_address(b"host:80"), None);
+    }
+
+    #[test]
+    fn parses_cidrs_and_refuses_typos() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert_eq!((c.prefix_len(), c.to_string()), (8, "10.0.0.0/8".into()));
+        assert_eq!(Cidr::parse("10.1.2.3").unwrap().prefix_len(), 32);
+        assert_eq!(Cidr::parse("::1").unwrap().prefix_len(), 128);
+        assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().prefix_len(), 0);
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(mapped, Cidr::parse("10.0.0.0/8").unwrap());
+        assert_eq!(
+            Cidr::parse("::ffff:0:0/96").unwrap(),
+            Cidr::parse("0.0.0.0/0").unwrap()
+        );
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "10.0.0.0/08",
+            "2001:db8::/129",
+            "2001:db8::1/32",
+            "::ffff:10.0.0.0/64",
+            "10.0.0.0/8/8",
+            "host/8",
+            "",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Cidr::parse("10.0.0.1/8")
+            .unwrap_err()
+            .contains("10.0.0.0/8"));
+        assert!(Cidr::parse("10.0.0.0/8")
+            .unwrap()
+            .contains(ip("10.255.0.1")));
+        assert!(!Cidr::parse("::/0").unwrap().contains(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_families_do_not_mix() {
+        let t = CidrTable::new(
+            [
+                ("0.0.0.0/0", 0),
+                ("10.0.0.0/8", 1),
+                ("10.1.0.0/16", 2),
+                ("10.1.2.0/24", 3),
+                ("10.1.2.3/32", 4),
+                ("10.200.0.0/16", 5),
+                ("255.255.255.255/32", 6),
+                ("::/0", 7),
+                ("2001:db8::/32", 8),
+                ("10.0.0.0/8", 99), // duplicate: the first wins
+            ]
+            .iter()
+            .map(|(c, v)| (Cidr::parse(c).unwrap(), *v))
+            .collect(),
+        );
+        let at = |s: &str| t.lookup(ip(s)).map(|(_, v)| *v);
+        assert_eq!(t.len(), 9);
+        assert_eq!(at("9.255.255.255"), Some(0));
+        assert_eq!(at("10.0.0.0"), Some(1));
+        assert_eq!(at("10.1.0.0"), Some(2));
+        assert_eq!(at("10.1.2.2"), Some(3));
+        assert_eq!(at("10.1.2.3"), Some(4));
+        assert_eq!(at("10.1.2.4"), Some(3));
+        assert_eq!(at("10.1.3.0"), Some(2));
+        assert_eq!(at("10.2.0.0"), Some(1));
+        assert_eq!(at("10.200.255.255"), Some(5));
+        assert_eq!(at("10.201.0.0"), Some(1));
+        assert_eq!(at("11.0.0.0"), Some(0));
+        assert_eq!(at("255.255.255.254"), Some(0));
+        assert_eq!(at("255.255.255.255"), Some(6));
+        assert_eq!(at("::ffff:10.1.2.3"), Some(4));
+        assert_eq!(at("2001:db8:ffff::1"), Some(8));
+        assert_eq!(at("2001:db9::"), Some(7));
+        assert_eq!(at("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), Some(7));
+        let empty: CidrTable<()> = CidrTable::new(vec![]);
+        assert!(empty.lookup(ip("1.2.3.4")).is_none());
+    }
+
+    /// The table agrees with a linear longest-prefix scan on random ranges and addresses.
+    #[test]
+    fn agrees_with_a_linear_scan() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50 {
+            let mut cidrs = Vec::new();
+            for i in 0..200 {
+                // Addresses in a small space so ranges nest often.
+                let len = (rnd() % 33) as u8;
+                let addr = (rnd() as u32) & 0x0f0f_00ff;
+                let c = Cidr {
+                    ip: Ip::V4(addr & mask32(len)),
+                    len,
+                };
+                cidrs.push((c, i));
+            }
+            let t = CidrTable::new(cidrs.clone());
+            assert!(t.segments() <= 2 * t.len() + 1);
+            for _ in 0..500 {
+                let a = Ip::V4((rnd() as u32) & 0x0f0f_00ff | (rnd() as u32 & 0x0101_0001));
+                let want = cidrs
+                    .iter()
+                    .filter(|(c, _)| c.contains(a))
+                    .max_by_key(|(c, i)| (c.len, std::cmp::Reverse(*i)))
+                    .map(|(c, i)| (*c, *i));
+                let got = t.lookup(a).map(|(c, i)| (*c, *i));
+                assert_eq!(got, want, "{a}");
+            }
+        }
+    }
+
+    #[test]
+    fn ten_thousand_ranges_build_and_look_up() {
+        let entries: Vec<(Cidr, u32)> = (0..10_000u32)
+            .map(|i| {
+                (
+                    Cidr {
+                        ip: Ip::V4(0x4000_0000 + (i << 12)),
+                        len: 20,
+                    },
+                    i,
+                )
+            })
+            .collect();
+        let t = CidrTable::new(entries);
+        assert_eq!(t.len(), 10_000);
+        assert_eq!(
+            t.lookup(Ip::V4(0x4000_0000 + (1234 << 12) + 7))
+                .map(|(_, v)| *v),
+            Some(1234)
+        );
+        assert_eq!(t.lookup(Ip::V4(0x4000_0000 + (10_000 << 12))), None);
+        assert_eq!(t.lookup(Ip::V4(0x3fff_ffff)), None);
+    }
+}
