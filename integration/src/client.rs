@@ -237,8 +237,24 @@ pub fn tcp_exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
     let run = || -> io::Result<Vec<u8>> {
         let mut stream = connect(port)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
-        stream.write_all(bytes)?;
-        stream.shutdown(Shutdown::Write)?;
+        // A filter may close the connection before (or while) the bytes go out: that is
+        // the peer closing, with nothing received.
+        let closed = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::NotConnected
+            )
+        };
+        match stream
+            .write_all(bytes)
+            .and_then(|()| stream.shutdown(Shutdown::Write))
+        {
+            Ok(()) => {}
+            Err(e) if closed(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
         let mut out = Vec::new();
         let mut buf = [0u8; 16 * 1024];
         loop {
