@@ -89,6 +89,9 @@ abi_enum! {
         SerializationFailure = 3,
         /// Parsing failed.
         ParseFailure = 4,
+        /// A pointer the host could not read or write, or a value the guest could not
+        /// allocate.
+        InvalidMemoryAccess = 6,
         /// Nothing there.
         Empty = 7,
         /// Compare-and-swap mismatch (shared data).
@@ -111,6 +114,7 @@ impl Status {
             2 => Status::BadArgument,
             3 => Status::SerializationFailure,
             4 => Status::ParseFailure,
+            6 => Status::InvalidMemoryAccess,
             7 => Status::Empty,
             8 => Status::CasMismatch,
             10 => Status::InternalFailure,

@@ -1,18 +1,21 @@
 //! The whole filter in the host emulator.
 
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
+
+/// The filter in both builds: every test below runs natively and on `dist/header-rules.wasm`.
+static MODULE: Module = Module::new(&header_rules::EXPORTS, "dist/header-rules.wasm");
 
 const EXAMPLE: &str = include_str!("../examples/api-gateway.json");
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&header_rules::EXPORTS);
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
 
-#[test]
-fn example_config_edits_request_and_response() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn example_config_edits_request_and_response(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     emu.set_property(&["source", "address"], "203.0.113.9:40000");
     let mut s = emu.http();
     let a = s.request_headers(
@@ -76,9 +79,9 @@ fn example_config_edits_request_and_response() {
     assert_eq!(emu.metric("header_rules.matched.rule.api-get"), Some(1));
 }
 
-#[test]
-fn unmatched_rules_leave_the_response_alone() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn unmatched_rules_leave_the_response_alone(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     s.request_headers(
         &[
@@ -101,9 +104,10 @@ fn unmatched_rules_leave_the_response_alone() {
     );
 }
 
-#[test]
-fn non_utf8_values_are_copied_and_matched_bytewise() {
+#[engines]
+fn non_utf8_values_are_copied_and_matched_bytewise(engine: Engine) {
     let mut emu = start(
+        engine,
         r#"{"rules":[{"match":{"headers":[{"name":"x-bin","string_match":{"prefix":"ab"}}]},
             "request":{"set":[{"name":"x-copy","value":"[%REQ(x-bin)%]"}]}}]}"#,
     );
@@ -119,8 +123,8 @@ fn non_utf8_values_are_copied_and_matched_bytewise() {
     assert_eq!(s.request_header_str("x-copy").as_deref(), Some("[abc]"));
 }
 
-#[test]
-fn bad_configs_are_refused_naming_the_field() {
+#[engines]
+fn bad_configs_are_refused_naming_the_field(engine: Engine) {
     for (config, expected) in [
         ("", "invalid config at rules: missing field `rules`"),
         (
@@ -141,7 +145,7 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
         ("{not json", "invalid config at"),
     ] {
-        let mut emu = Emulator::native(&header_rules::EXPORTS);
+        let mut emu = engine.emulator();
         let refusal = emu.start(config).expect_err(config);
         assert!(
             refusal.contains(expected),
@@ -150,11 +154,11 @@ fn bad_configs_are_refused_naming_the_field() {
     }
 }
 
-#[test]
-fn streams_without_request_headers_phase_are_harmless() {
+#[engines]
+fn streams_without_request_headers_phase_are_harmless(engine: Engine) {
     // Envoy may send response headers for a stream whose request never reached the filter
     // (e.g. a local reply from an earlier filter); nothing matched, nothing is edited.
-    let mut emu = start(EXAMPLE);
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     assert_eq!(
         s.response_headers(&[(":status", "503")], true),
@@ -164,15 +168,18 @@ fn streams_without_request_headers_phase_are_harmless() {
     s.complete();
 }
 
-#[test]
-fn oversized_and_invalid_values_are_skipped_and_counted() {
+#[engines]
+fn oversized_and_invalid_values_are_skipped_and_counted(engine: Engine) {
     let many = "%REQ(:path)%".repeat(sdk_ext::template::MAX_OPERATORS);
-    let mut emu = start(&format!(
-        r#"{{"rules":[{{"request":{{"set":[
+    let mut emu = start(
+        engine,
+        &format!(
+            r#"{{"rules":[{{"request":{{"set":[
             {{"name":"x-huge","value":"{many}"}},
             {{"name":"x-copy","value":"%REQ(x-in)%"}},
             {{"name":"x-fixed","value":"ok"}}]}}}}]}}"#
-    ));
+        ),
+    );
     let path = format!("/{}", "a".repeat(50_000));
     let mut s = emu.http();
     s.request_headers_bytes(
@@ -203,9 +210,9 @@ fn oversized_and_invalid_values_are_skipped_and_counted() {
     assert_eq!(emu.metric("header_rules.invalid_value"), Some(1));
 }
 
-#[test]
-fn a_value_with_too_many_operators_is_refused() {
-    let mut emu = Emulator::native(&header_rules::EXPORTS);
+#[engines]
+fn a_value_with_too_many_operators_is_refused(engine: Engine) {
+    let mut emu = engine.emulator();
     let many = "%REQ(:path)%".repeat(2000);
     let refusal = emu
         .start(format!(

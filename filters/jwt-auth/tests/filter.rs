@@ -9,14 +9,17 @@ mod support;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use sdk_ext::testing::{Emulator, LogLevel};
+use sdk_ext::testing::{engines, Emulator, Engine, LogLevel, Module};
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;
 
-#[test]
-fn every_algorithm_verifies_through_the_right_path() {
-    let mut emu = start(&config_with(provider()), true);
+/// The filter in both builds: every test below runs natively and on `dist/jwt-auth.wasm`.
+static MODULE: Module = Module::new(&jwt_auth::EXPORTS, "dist/jwt-auth.wasm");
+
+#[engines]
+fn every_algorithm_verifies_through_the_right_path(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     for alg in ALL_ALGS {
         let o = send(&mut emu, Some(&mint(alg, &claims())));
         assert!(o.allowed(), "{alg:?}: {o:?}");
@@ -27,9 +30,9 @@ fn every_algorithm_verifies_through_the_right_path() {
     assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(12));
 }
 
-#[test]
-fn without_host_crypto_everything_verifies_in_rust() {
-    let mut emu = start(&config_with(provider()), false);
+#[engines]
+fn without_host_crypto_everything_verifies_in_rust(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), false);
     for alg in ALL_ALGS {
         assert!(
             send(&mut emu, Some(&mint(alg, &claims()))).allowed(),
@@ -48,9 +51,9 @@ fn without_host_crypto_everything_verifies_in_rust() {
     assert_eq!(n, 1);
 }
 
-#[test]
-fn missing_token_is_401_with_a_realm_and_no_error() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn missing_token_is_401_with_a_realm_and_no_error(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let o = send(&mut emu, None);
     assert_denied(&o, 401, "missing");
     assert_eq!(
@@ -65,9 +68,9 @@ fn missing_token_is_401_with_a_realm_and_no_error() {
     assert!(send_bytes(&mut emu, "/public", &[]).allowed());
 }
 
-#[test]
-fn bad_token_is_401_invalid_token_and_bad_audience_is_403() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn bad_token_is_401_invalid_token_and_bad_audience_is_403(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let mut c = claims();
     c["exp"] = json!(NOW - 3600);
     let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
@@ -84,9 +87,9 @@ fn bad_token_is_401_invalid_token_and_bad_audience_is_403() {
     assert!(o.www_authenticate.unwrap().contains("invalid_token"));
 }
 
-#[test]
-fn alg_none_is_refused() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn alg_none_is_refused(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims().to_string());
     for token in [
@@ -100,9 +103,9 @@ fn alg_none_is_refused() {
     assert_denied(&o, 401, "unsupported_alg");
 }
 
-#[test]
-fn algorithm_confusion_hs256_keyed_with_the_rsa_public_key_is_refused() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn algorithm_confusion_hs256_keyed_with_the_rsa_public_key_is_refused(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let public_pem = std::fs::read(format!(
         "{}/testdata/rsa.pub.pem",
         env!("CARGO_MANIFEST_DIR")
@@ -127,9 +130,9 @@ fn algorithm_confusion_hs256_keyed_with_the_rsa_public_key_is_refused() {
     assert_denied(&send(&mut emu, Some(&t)), 401, "bad_signature");
 }
 
-#[test]
-fn crit_headers_are_refused() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn crit_headers_are_refused(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let key = key_for(Algorithm::RS256);
     let t = sign_raw(
         &json!({"alg":"RS256","kid":"rsa-1","crit":["b64"],"b64":false}),
@@ -142,9 +145,9 @@ fn crit_headers_are_refused() {
     assert!(o.body["message"].as_str().unwrap().contains("crit"));
 }
 
-#[test]
-fn oversized_tokens_are_refused_before_parsing() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn oversized_tokens_are_refused_before_parsing(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let mut c = claims();
     c["pad"] = json!("x".repeat(9000));
     let o = send(&mut emu, Some(&mint(Algorithm::RS256, &c)));
@@ -156,7 +159,7 @@ fn oversized_tokens_are_refused_before_parsing() {
     // The cap is configurable.
     let mut cfg = config_with(provider());
     cfg["max_token_bytes"] = json!(100);
-    let mut emu = start(&cfg, true);
+    let mut emu = start(engine, &cfg, true);
     assert_denied(
         &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
         401,
@@ -164,9 +167,9 @@ fn oversized_tokens_are_refused_before_parsing() {
     );
 }
 
-#[test]
-fn registered_claims_of_the_wrong_type_are_refused() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn registered_claims_of_the_wrong_type_are_refused(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     for (claim, value) in [
         ("exp", json!((NOW + 3600).to_string())),
         ("exp", json!(1e20)),
@@ -186,11 +189,11 @@ fn registered_claims_of_the_wrong_type_are_refused() {
     }
 }
 
-#[test]
-fn time_checks_honour_the_clock_skew() {
+#[engines]
+fn time_checks_honour_the_clock_skew(engine: Engine) {
     let mut cfg = provider();
     cfg["clock_skew_seconds"] = json!(30);
-    let mut emu = start(&config_with(cfg), true);
+    let mut emu = start(engine, &config_with(cfg), true);
     let with = |k: &str, v: u64| {
         let mut c = claims();
         c[k] = json!(v);
@@ -209,7 +212,7 @@ fn time_checks_honour_the_clock_skew() {
         "not_yet_valid",
     );
     // Default skew is 60 s.
-    let mut emu = start(&config_with(provider()), true);
+    let mut emu = start(engine, &config_with(provider()), true);
     assert!(send(&mut emu, Some(&with("exp", NOW - 60))).allowed());
     assert_denied(
         &send(&mut emu, Some(&with("exp", NOW - 61))),
@@ -218,9 +221,9 @@ fn time_checks_honour_the_clock_skew() {
     );
 }
 
-#[test]
-fn wrong_issuer_is_refused_and_require_expiration_works() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn wrong_issuer_is_refused_and_require_expiration_works(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let mut c = claims();
     c["iss"] = json!("https://evil.example.com");
     assert_denied(
@@ -240,7 +243,7 @@ fn wrong_issuer_is_refused_and_require_expiration_works() {
     assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &no_exp))).allowed());
     let mut p = provider();
     p["require_expiration"] = json!(true);
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     assert_denied(
         &send(&mut emu, Some(&mint(Algorithm::RS256, &no_exp))),
         401,
@@ -249,8 +252,8 @@ fn wrong_issuer_is_refused_and_require_expiration_works() {
 }
 
 /// Flips every bit of the signature: each must fail.
-fn every_flipped_bit_fails(alg: Algorithm, host: bool) {
-    let mut emu = start(&config_with(provider()), host);
+fn every_flipped_bit_fails(engine: Engine, alg: Algorithm, host: bool) {
+    let mut emu = start(engine, &config_with(provider()), host);
     let token = mint(alg, &claims());
     assert!(send(&mut emu, Some(&token)).allowed());
     let (input, sig) = token.rsplit_once('.').unwrap();
@@ -269,30 +272,30 @@ fn every_flipped_bit_fails(alg: Algorithm, host: bool) {
     }
 }
 
-#[test]
-fn every_flipped_signature_bit_fails_rs256_on_the_host() {
-    every_flipped_bit_fails(Algorithm::RS256, true);
+#[engines]
+fn every_flipped_signature_bit_fails_rs256_on_the_host(engine: Engine) {
+    every_flipped_bit_fails(engine, Algorithm::RS256, true);
 }
 
-#[test]
-fn every_flipped_signature_bit_fails_es256_on_the_host() {
-    every_flipped_bit_fails(Algorithm::ES256, true);
+#[engines]
+fn every_flipped_signature_bit_fails_es256_on_the_host(engine: Engine) {
+    every_flipped_bit_fails(engine, Algorithm::ES256, true);
 }
 
-#[test]
-fn every_flipped_signature_bit_fails_es384_in_rust() {
-    every_flipped_bit_fails(Algorithm::ES384, false);
+#[engines]
+fn every_flipped_signature_bit_fails_es384_in_rust(engine: Engine) {
+    every_flipped_bit_fails(engine, Algorithm::ES384, false);
 }
 
-#[test]
-fn every_flipped_signature_bit_fails_eddsa_and_hs256() {
-    every_flipped_bit_fails(Algorithm::EdDSA, true);
-    every_flipped_bit_fails(Algorithm::HS256, true);
+#[engines]
+fn every_flipped_signature_bit_fails_eddsa_and_hs256(engine: Engine) {
+    every_flipped_bit_fails(engine, Algorithm::EdDSA, true);
+    every_flipped_bit_fails(engine, Algorithm::HS256, true);
 }
 
-#[test]
-fn a_key_outside_the_jwks_fails() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn a_key_outside_the_jwks_fails(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let pem = std::fs::read(format!(
         "{}/testdata/rsa-other.pem",
         env!("CARGO_MANIFEST_DIR")
@@ -315,9 +318,9 @@ fn a_key_outside_the_jwks_fails() {
     assert_denied(&send(&mut emu, Some(&t)), 401, "no_matching_key");
 }
 
-#[test]
-fn truncated_tokens_fail() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn truncated_tokens_fail(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let token = mint(Algorithm::ES256, &claims());
     for len in (1..token.len()).step_by(7).chain([token.len() - 1]) {
         let o = send(&mut emu, Some(&token[..len]));
@@ -326,15 +329,15 @@ fn truncated_tokens_fail() {
     assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(0));
 }
 
-#[test]
-fn keys_whose_use_or_alg_do_not_match_are_not_used() {
+#[engines]
+fn keys_whose_use_or_alg_do_not_match_are_not_used(engine: Engine) {
     let mut jwks: Value = serde_json::from_str(JWKS).unwrap();
     // The RSA key declares RS384 only; the P-256 key is for encryption.
     jwks["keys"][0]["alg"] = json!("RS384");
     jwks["keys"][1]["use"] = json!("enc");
     let mut p = provider();
     p["local_jwks"]["inline_string"] = json!(jwks.to_string());
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     assert!(emu.has_log("key skipped: keys[1]: `use` is \"enc\""));
     assert_denied(
         &send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))),
@@ -349,8 +352,8 @@ fn keys_whose_use_or_alg_do_not_match_are_not_used() {
     );
 }
 
-#[test]
-fn token_is_stripped_payload_and_claims_forwarded_and_forgeries_removed() {
+#[engines]
+fn token_is_stripped_payload_and_claims_forwarded_and_forgeries_removed(engine: Engine) {
     let mut p = provider();
     p["forward_payload_header"] = json!("x-jwt-payload");
     p["claim_to_headers"] = json!([
@@ -359,7 +362,7 @@ fn token_is_stripped_payload_and_claims_forwarded_and_forgeries_removed() {
         {"header_name": "x-groups", "claim_name": "groups"},
         {"header_name": "x-absent", "claim_name": "nope"}
     ]);
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let mut c = claims();
     c["realm"] = json!({"role": "admin"});
     c["groups"] = json!(["a", "b", 3]);
@@ -429,9 +432,9 @@ fn assert_no_forgery(o: &support::Outcome, case: &str) {
     }
 }
 
-#[test]
-fn a_forged_payload_or_claim_header_is_removed_on_every_path() {
-    let mut emu = start(&identity_config(), true);
+#[engines]
+fn a_forged_payload_or_claim_header_is_removed_on_every_path(engine: Engine) {
+    let mut emu = start(engine, &identity_config(), true);
     // A rule without `requires`.
     let o = send_bytes(&mut emu, "/health", &FORGED);
     assert!(o.allowed(), "{o:?}");
@@ -504,15 +507,15 @@ fn a_forged_payload_or_claim_header_is_removed_on_every_path() {
     );
 }
 
-#[test]
-fn a_claim_that_is_no_header_value_is_refused_401() {
+#[engines]
+fn a_claim_that_is_no_header_value_is_refused_401(engine: Engine) {
     let mut p = provider();
     p["claim_to_headers"] = json!([
         {"header_name": "x-jwt-sub", "claim_name": "sub"},
         {"header_name": "x-jwt-role", "claim_name": "realm.role"}
     ]);
     p["forward_payload_header"] = json!("x-jwt-payload");
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let cases = [
         json!({"sub": "alice\r\nx-admin: 1"}),
         json!({"sub": "nul\u{0}"}),
@@ -555,13 +558,13 @@ fn a_claim_that_is_no_header_value_is_refused_401() {
     assert_eq!(emu.metric("jwt_auth.requests_allowed"), Some(1));
 }
 
-#[test]
-fn forward_keeps_the_token_and_padding_is_optional() {
+#[engines]
+fn forward_keeps_the_token_and_padding_is_optional(engine: Engine) {
     let mut p = provider();
     p["forward"] = json!(true);
     p["forward_payload_header"] = json!("x-jwt-payload");
     p["pad_forward_payload_header"] = json!(true);
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let token = mint(Algorithm::RS256, &claims());
     let o = send(&mut emu, Some(&token));
     assert_eq!(o.header("authorization"), Some(format!("Bearer {token}")));
@@ -569,13 +572,13 @@ fn forward_keeps_the_token_and_padding_is_optional() {
     assert_eq!(payload.len() % 4, 0, "padded: {payload}");
 }
 
-#[test]
-fn tokens_from_custom_headers_params_and_cookies() {
+#[engines]
+fn tokens_from_custom_headers_params_and_cookies(engine: Engine) {
     let mut p = provider();
     p["from_headers"] = json!([{"name": "x-token", "value_prefix": "JWT "}]);
     p["from_params"] = json!(["jwt"]);
     p["from_cookies"] = json!(["session"]);
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let t = mint(Algorithm::ES256, &claims());
     let h = format!("JWT {t}");
     let o = send_bytes(&mut emu, "/api", &[("x-token", h.as_bytes())]);
@@ -593,9 +596,9 @@ fn tokens_from_custom_headers_params_and_cookies() {
     assert_denied(&send(&mut emu, Some(&t)), 401, "missing");
 }
 
-#[test]
-fn default_locations_are_bearer_then_access_token() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn default_locations_are_bearer_then_access_token(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let t = mint(Algorithm::ES256, &claims());
     assert!(send_bytes(&mut emu, &format!("/api?access_token={t}"), &[]).allowed());
 }
@@ -612,15 +615,15 @@ fn two_providers(requires: Value) -> Value {
     })
 }
 
-#[test]
-fn rules_first_match_wins_and_rules_without_requires_pass() {
-    let mut emu = start(&two_providers(json!({"provider_name": "a"})), true);
+#[engines]
+fn rules_first_match_wins_and_rules_without_requires_pass(engine: Engine) {
+    let mut emu = start(engine, &two_providers(json!({"provider_name": "a"})), true);
     assert!(send_bytes(&mut emu, "/open/x", &[]).allowed());
     assert_denied(&send_bytes(&mut emu, "/x", &[]), 401, "missing");
 }
 
-#[test]
-fn requires_any_all_and_allow_missing() {
+#[engines]
+fn requires_any_all_and_allow_missing(engine: Engine) {
     let for_b = |c: &mut Value| c["iss"] = json!("https://other.example.com");
     let token_a = mint(Algorithm::RS256, &claims());
     let mut cb = claims();
@@ -629,7 +632,7 @@ fn requires_any_all_and_allow_missing() {
 
     let any =
         json!({"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}});
-    let mut emu = start(&two_providers(any), true);
+    let mut emu = start(engine, &two_providers(any), true);
     assert!(send_bytes(
         &mut emu,
         "/x",
@@ -648,7 +651,7 @@ fn requires_any_all_and_allow_missing() {
         json!({"requires_all": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}),
     );
     all_cfg["providers"]["b"]["from_headers"] = json!([{"name": "x-b-token"}]);
-    let mut emu = start(&all_cfg, true);
+    let mut emu = start(engine, &all_cfg, true);
     let auth = format!("Bearer {token_a}");
     assert_denied(
         &send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]),
@@ -665,7 +668,7 @@ fn requires_any_all_and_allow_missing() {
     )
     .allowed());
 
-    let mut emu = start(&two_providers(json!({"allow_missing": {}})), true);
+    let mut emu = start(engine, &two_providers(json!({"allow_missing": {}})), true);
     assert!(send_bytes(&mut emu, "/x", &[]).allowed());
     assert!(send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]).allowed());
     let mut expired = claims();
@@ -680,7 +683,7 @@ fn requires_any_all_and_allow_missing() {
     let mut cfg = two_providers(json!({"allow_missing_or_failed": {}}));
     cfg["providers"]["a"]["claim_to_headers"] =
         json!([{"header_name": "x-sub", "claim_name": "sub"}]);
-    let mut emu = start(&cfg, true);
+    let mut emu = start(engine, &cfg, true);
     let o = send_bytes(
         &mut emu,
         "/x",
@@ -700,10 +703,10 @@ fn requires_any_all_and_allow_missing() {
     );
 }
 
-#[test]
-fn provider_and_audiences_overrides_the_audience() {
+#[engines]
+fn provider_and_audiences_overrides_the_audience(engine: Engine) {
     let req = json!({"provider_and_audiences": {"provider_name": "a", "audiences": ["special"]}});
-    let mut emu = start(&two_providers(req), true);
+    let mut emu = start(engine, &two_providers(req), true);
     let t = mint(Algorithm::RS256, &claims());
     let auth = format!("Bearer {t}");
     assert_denied(
@@ -717,11 +720,11 @@ fn provider_and_audiences_overrides_the_audience() {
     assert!(send_bytes(&mut emu, "/x", &[("authorization", auth.as_bytes())]).allowed());
 }
 
-#[test]
-fn cors_preflight_bypass() {
+#[engines]
+fn cors_preflight_bypass(engine: Engine) {
     let mut cfg = config_with(provider());
     cfg["bypass_cors_preflight"] = json!(true);
-    let mut emu = start(&cfg, true);
+    let mut emu = start(engine, &cfg, true);
     let mut s = emu.http();
     s.request_headers(
         &[
@@ -737,11 +740,11 @@ fn cors_preflight_bypass() {
     assert_eq!(emu.metric("jwt_auth.cors_preflight_bypassed"), Some(1));
 }
 
-#[test]
-fn the_cache_skips_verification_and_honours_exp() {
+#[engines]
+fn the_cache_skips_verification_and_honours_exp(engine: Engine) {
     let mut p = provider();
     p["jwt_cache_config"] = json!({"jwt_cache_size": 2});
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let mut c = claims();
     c["exp"] = json!(NOW + 100);
     let t = mint(Algorithm::RS256, &c);
@@ -755,7 +758,7 @@ fn the_cache_skips_verification_and_honours_exp() {
     emu.advance_time(Duration::from_secs(161));
     assert_denied(&send(&mut emu, Some(&t)), 401, "expired");
     // Without jwt_cache_config there is no cache (as in Envoy).
-    let mut emu = start(&config_with(provider()), true);
+    let mut emu = start(engine, &config_with(provider()), true);
     let t = mint(Algorithm::RS256, &claims());
     send(&mut emu, Some(&t));
     send(&mut emu, Some(&t));
@@ -763,11 +766,11 @@ fn the_cache_skips_verification_and_honours_exp() {
     assert_eq!(emu.metric("jwt_auth.jwt_cache_hit"), Some(0));
 }
 
-#[test]
-fn the_cache_is_bounded_and_a_tampered_token_never_hits() {
+#[engines]
+fn the_cache_is_bounded_and_a_tampered_token_never_hits(engine: Engine) {
     let mut p = provider();
     p["jwt_cache_config"] = json!({"jwt_cache_size": 2});
-    let mut emu = start(&config_with(p), true);
+    let mut emu = start(engine, &config_with(p), true);
     let tokens: Vec<String> = (0..3)
         .map(|i| {
             let mut c = claims();
@@ -797,9 +800,9 @@ fn remote_config(cache_duration: &str) -> Value {
     }))
 }
 
-#[test]
-fn remote_jwks_is_fetched_at_start_and_requests_wait_closed() {
-    let mut emu = start(&remote_config("100s"), true);
+#[engines]
+fn remote_jwks_is_fetched_at_start_and_requests_wait_closed(engine: Engine) {
+    let mut emu = start(engine, &remote_config("100s"), true);
     assert_eq!(emu.tick_period(), Some(Duration::from_secs(1)));
     let calls = emu.http_calls();
     assert_eq!(calls.len(), 1);
@@ -832,9 +835,9 @@ fn remote_jwks_is_fetched_at_start_and_requests_wait_closed() {
     assert!(emu.http_calls().is_empty());
 }
 
-#[test]
-fn remote_jwks_refreshes_before_expiry_and_failures_keep_the_good_set() {
-    let mut emu = start(&remote_config("100s"), true);
+#[engines]
+fn remote_jwks_refreshes_before_expiry_and_failures_keep_the_good_set(engine: Engine) {
+    let mut emu = start(engine, &remote_config("100s"), true);
     let token = emu.http_calls()[0].token;
     emu.respond_http_call(token, &[(":status", "200")], JWKS.as_bytes());
     let mut c = claims();
@@ -887,9 +890,9 @@ fn remote_jwks_refreshes_before_expiry_and_failures_keep_the_good_set() {
     assert_denied(&send(&mut emu, Some(&t)), 401, "no_matching_key");
 }
 
-#[test]
-fn remote_jwks_failing_from_the_start_stays_closed() {
-    let mut emu = start(&remote_config("100s"), true);
+#[engines]
+fn remote_jwks_failing_from_the_start_stays_closed(engine: Engine) {
+    let mut emu = start(engine, &remote_config("100s"), true);
     let call = emu.http_calls()[0].token;
     emu.respond_http_call(call, &[(":status", "500")], b"");
     assert!(emu.has_log("no JWKS yet: its tokens are refused"));
@@ -897,9 +900,9 @@ fn remote_jwks_failing_from_the_start_stays_closed() {
     assert_denied(&send(&mut emu, Some(&t)), 401, "jwks_unavailable");
 }
 
-#[test]
-fn an_unknown_cluster_is_logged_and_retried() {
-    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+#[engines]
+fn an_unknown_cluster_is_logged_and_retried(engine: Engine) {
+    let mut emu = engine.emulator();
     emu.set_known_clusters(&["other"]);
     emu.start(remote_config("100s").to_string()).unwrap();
     assert!(emu.has_log(
@@ -908,8 +911,8 @@ fn an_unknown_cluster_is_logged_and_retried() {
     assert_eq!(emu.metric("jwt_auth.jwks_fetch_failed"), Some(1));
 }
 
-#[test]
-fn bad_configs_are_refused_naming_the_field() {
+#[engines]
+fn bad_configs_are_refused_naming_the_field(engine: Engine) {
     let cases: Vec<(Value, &str)> = vec![
         (
             json!({"providers": {"p": {"issuer": "x"}}}),
@@ -957,16 +960,16 @@ fn bad_configs_are_refused_naming_the_field() {
         ),
     ];
     for (cfg, expected) in cases {
-        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        let mut emu = engine.emulator();
         let logs = emu.start(cfg.to_string()).expect_err(&cfg.to_string());
         assert!(logs.contains("invalid config at "), "{logs}");
         assert!(logs.contains(expected), "expected {expected:?} in {logs}");
     }
 }
 
-#[test]
-fn hostile_requests_get_401_and_never_trap() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn hostile_requests_get_401_and_never_trap(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     let cases: Vec<Vec<u8>> = vec![
         b"Bearer \xff\xfe\xfd".to_vec(),
         [b"Bearer ".as_slice(), &vec![0xff; 8192]].concat(),
@@ -1004,12 +1007,12 @@ fn hostile_requests_get_401_and_never_trap() {
     assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
 }
 
-#[test]
-fn example_configs_start() {
+#[engines]
+fn example_configs_start(engine: Engine) {
     for example in ["examples/jwt-auth.json", "examples/remote-jwks.json"] {
         let text =
             std::fs::read_to_string(format!("{}/{example}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        let mut emu = engine.emulator();
         emu.start(&text)
             .unwrap_or_else(|e| panic!("{example}: {e}"));
     }
@@ -1019,9 +1022,9 @@ fn example_configs_start() {
 /// base64url alphabet and `.`): every edited token must be refused, and nothing traps.
 /// The signature covers the exact text, and base64url decoding is strict (no padding, no
 /// stray trailing bits), so there is no harmless edit.
-#[test]
-fn random_edits_of_a_valid_token_are_always_refused() {
-    let mut emu = start(&config_with(provider()), true);
+#[engines]
+fn random_edits_of_a_valid_token_are_always_refused(engine: Engine) {
+    let mut emu = start(engine, &config_with(provider()), true);
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = |n: usize| {
@@ -1053,9 +1056,9 @@ fn random_edits_of_a_valid_token_are_always_refused() {
     assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
 }
 
-#[test]
-fn a_host_that_refuses_the_call_falls_back_to_rust_every_time() {
-    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+#[engines]
+fn a_host_that_refuses_the_call_falls_back_to_rust_every_time(engine: Engine) {
+    let mut emu = engine.emulator();
     emu.register_foreign_function("verify_signature", |_| {
         Err(sdk_ext::testing::Status::BadArgument)
     });
@@ -1077,9 +1080,9 @@ fn a_host_that_refuses_the_call_falls_back_to_rust_every_time() {
     assert_eq!(send(&mut emu, Some(&forged)).status, Some(401));
 }
 
-#[test]
-fn a_jwks_body_over_one_mib_never_replaces_the_set() {
-    let mut emu = start(&remote_config("100s"), true);
+#[engines]
+fn a_jwks_body_over_one_mib_never_replaces_the_set(engine: Engine) {
+    let mut emu = start(engine, &remote_config("100s"), true);
     let call = emu.http_calls()[0].token;
     // A valid JWKS padded with whitespace past the 1 MiB cap.
     let mut body = JWKS.as_bytes().to_vec();
@@ -1103,8 +1106,8 @@ fn remote_with(timeout: &str, cache_duration: &str) -> Value {
     }))
 }
 
-#[test]
-fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
+#[engines]
+fn durations_the_host_cannot_carry_are_refused_naming_the_field(engine: Engine) {
     // The host takes the callout timeout as a u32 of milliseconds: 4294968s (2^32 ms +
     // 704 ms) used to reach it as 704 ms.
     for (timeout, cache, field) in [
@@ -1139,7 +1142,7 @@ fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
             "providers.p.remote_jwks.cache_duration",
         ),
     ] {
-        let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+        let mut emu = engine.emulator();
         let refusal = emu
             .start(remote_with(timeout, cache).to_string())
             .expect_err(&format!("{timeout} / {cache} accepted"));
@@ -1150,7 +1153,7 @@ fn durations_the_host_cannot_carry_are_refused_naming_the_field() {
         );
     }
     // The longest timeout the host can carry reaches it unchanged.
-    let mut emu = start(&remote_with("4294967.295s", "315576000000s"), true);
+    let mut emu = start(engine, &remote_with("4294967.295s", "315576000000s"), true);
     let calls = emu.http_calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].timeout, Duration::from_millis(u64::from(u32::MAX)));
@@ -1204,8 +1207,8 @@ fn camel_case_fields(v: &Value, map_of_names: bool) -> Value {
     }
 }
 
-#[test]
-fn proto_json_lower_camel_case_configs_load_and_behave_the_same() {
+#[engines]
+fn proto_json_lower_camel_case_configs_load_and_behave_the_same(engine: Engine) {
     let snake = config_with(provider());
     let camel = camel_case_fields(&snake, false);
     let text = camel.to_string();
@@ -1215,7 +1218,7 @@ fn proto_json_lower_camel_case_configs_load_and_behave_the_same() {
             || text.contains("\"localJwks\""),
         "{text}"
     );
-    let mut emu = start(&camel, true);
+    let mut emu = start(engine, &camel, true);
     assert!(send(&mut emu, Some(&mint(Algorithm::RS256, &claims()))).allowed());
     assert_denied(&send(&mut emu, None), 401, "missing");
 }

@@ -1,16 +1,19 @@
 //! The whole filter in the host emulator: config, request phase, local response, metrics.
 
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&template::EXPORTS);
+/// The filter in both builds: every test below runs natively and on `dist/template.wasm`.
+static MODULE: Module = Module::new(&template::EXPORTS, "dist/template.wasm");
+
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
 
-#[test]
-fn example_config_denies_admin_with_json_403() {
-    let mut emu = start(include_str!("../examples/deny-admin.json"));
+#[engines]
+fn example_config_denies_admin_with_json_403(engine: Engine) {
+    let mut emu = start(engine, include_str!("../examples/deny-admin.json"));
     let mut s = emu.http();
     let action = s.request_headers(
         &[
@@ -34,9 +37,9 @@ fn example_config_denies_admin_with_json_403() {
     assert_eq!(emu.metric("template.denied"), Some(1));
 }
 
-#[test]
-fn other_requests_pass_untouched() {
-    let mut emu = start(include_str!("../examples/deny-admin.json"));
+#[engines]
+fn other_requests_pass_untouched(engine: Engine) {
+    let mut emu = start(engine, include_str!("../examples/deny-admin.json"));
     let mut s = emu.http();
     assert_eq!(
         s.request_headers(
@@ -67,14 +70,14 @@ fn other_requests_pass_untouched() {
     assert_eq!(emu.metric("template.denied"), Some(0));
 }
 
-#[test]
-fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::native(&template::EXPORTS);
+#[engines]
+fn bad_config_is_refused_naming_the_field(engine: Engine) {
+    let mut emu = engine.emulator();
     assert_eq!(
         emu.start(r#"{"status": 200}"#).unwrap_err(),
         "invalid config at status: 200 is not a 4xx or 5xx status"
     );
-    let mut emu = Emulator::native(&template::EXPORTS);
+    let mut emu = engine.emulator();
     let err = emu
         .start(r#"{"deny": {"prefix": "/a"}, "stauts": 403}"#)
         .unwrap_err();
@@ -84,9 +87,10 @@ fn bad_config_is_refused_naming_the_field() {
     );
 }
 
-#[test]
-fn non_utf8_and_missing_headers_are_ordinary() {
+#[engines]
+fn non_utf8_and_missing_headers_are_ordinary(engine: Engine) {
     let mut emu = start(
+        engine,
         r#"{"deny": {"headers": [{"name": "x-user", "string_match": {"prefix": "evil-"}}]}}"#,
     );
     let mut s = emu.http();

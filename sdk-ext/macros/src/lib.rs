@@ -266,3 +266,60 @@ fn export_of(phase: &Phase, self_ty: &syn::Type) -> Option<Tokens> {
         Kind::Shared => return None,
     })
 }
+
+/// `#[sdk_ext::testing::engines]`: put it (instead of `#[test]`) on an emulator test
+/// `fn name(engine: Engine)`. It writes two tests, `name::native` and `name::wasm`, which
+/// run the function on the native engine and on the built `.wasm`, with the module the test
+/// file declares as `static MODULE: sdk_ext::testing::Module` (or the path given:
+/// `#[engines(path::TO_MODULE)]`). `#[should_panic]` and `#[ignore]` apply to both.
+#[proc_macro_attribute]
+pub fn engines(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut function = parse_macro_input!(item as syn::ItemFn);
+    let module: Tokens = if attr.is_empty() {
+        quote!(super::MODULE)
+    } else {
+        let path = parse_macro_input!(attr as syn::Path);
+        if path.leading_colon.is_none()
+            && path
+                .segments
+                .first()
+                .is_some_and(|s| s.ident != "crate" && s.ident != "super" && s.ident != "self")
+        {
+            quote!(super::#path)
+        } else {
+            quote!(#path)
+        }
+    };
+    let (test_attrs, own_attrs): (Vec<_>, Vec<_>) = function
+        .attrs
+        .drain(..)
+        .partition(|a| a.path().is_ident("should_panic") || a.path().is_ident("ignore"));
+    function.attrs = own_attrs;
+    let name = &function.sig.ident;
+    quote! {
+        #function
+
+        mod #name {
+            #[test]
+            #(#test_attrs)*
+            fn native() {
+                ::sdk_ext::testing::Engine::__run(
+                    ::sdk_ext::testing::EngineKind::Native,
+                    &#module,
+                    super::#name,
+                );
+            }
+
+            #[test]
+            #(#test_attrs)*
+            fn wasm() {
+                ::sdk_ext::testing::Engine::__run(
+                    ::sdk_ext::testing::EngineKind::Wasm,
+                    &#module,
+                    super::#name,
+                );
+            }
+        }
+    }
+    .into()
+}

@@ -56,25 +56,69 @@ impl Emulator {
     pub fn native(exports: &'static Exports) -> Self {
         std::hint::black_box(super::abi::link_all());
         reset_host();
-        guest::load(exports);
+        guest::load_native(exports);
         // The SDK's `set_log_level` installs the process-wide logger with check-then-set and
         // `unwrap`s the result: two test threads initializing at once would abort. Serialize.
         static INIT: Mutex<()> = Mutex::new(());
-        {
-            let _serialized = INIT.lock().unwrap_or_else(PoisonError::into_inner);
-            let attempts = super::state::restricted(guest::initialize);
+        let _serialized = INIT.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::initialized()
+    }
+
+    /// Loads a built `.wasm` in the wasm engine (feature `wasm-engine`): the same host, the
+    /// same test API, the module's own code as Envoy runs it. `path` is absolute, or
+    /// relative to the current directory or any of its ancestors (so `"dist/x.wasm"` finds
+    /// the repository's `dist/` from a crate's tests). Resets this thread's host state and
+    /// runs the module's `_initialize`.
+    ///
+    /// # Panics
+    /// When Envoy would refuse the module (see [`try_wasm`](Self::try_wasm)), or
+    /// `_initialize` makes a host call.
+    #[cfg(feature = "wasm-engine")]
+    pub fn wasm(path: &str) -> Self {
+        match Self::try_wasm(path) {
+            Ok(emulator) => emulator,
             #[allow(clippy::panic)]
-            if attempts != 0 {
-                panic!(
-                    "the filter made {attempts} host call(s) during _initialize; Envoy refuses \
-                     them there (restricted_callback) and fails to load the module: move them \
-                     to on_vm_start / on_configure"
-                );
-            }
+            Err(refusal) => panic!("emulator: {refusal}"),
+        }
+    }
+
+    /// [`wasm`](Self::wasm), answering why the module was refused instead of failing the
+    /// test: no such file, not a module, an import the host does not provide (Envoy:
+    /// "missing import"), no ABI version export, no `memory` or `proxy_on_memory_allocate`.
+    #[cfg(feature = "wasm-engine")]
+    pub fn try_wasm(path: &str) -> Result<Self, String> {
+        let module = super::wasm::WasmModule::load(path)?;
+        reset_host();
+        guest::load_wasm(module);
+        Ok(Self::initialized())
+    }
+
+    /// Runs the loaded module's `_initialize` with host calls refused, as Envoy does.
+    fn initialized() -> Self {
+        let ((), attempts) = super::state::restricted(guest::initialize);
+        #[allow(clippy::panic)]
+        if attempts != 0 {
+            panic!(
+                "the filter made {attempts} host call(s) during _initialize; Envoy refuses \
+                 them there (restricted_callback) and fails to load the module: move them \
+                 to on_vm_start / on_configure"
+            );
         }
         Emulator {
             _thread_bound: PhantomData,
         }
+    }
+
+    /// The size of the module's linear memory in bytes, on the wasm engine (`None` on the
+    /// native engine, where the filter shares the test's heap). It only grows: compare it
+    /// before and after a run to see that a filter's memory stays bounded.
+    pub fn memory_bytes(&self) -> Option<usize> {
+        guest::memory_bytes()
+    }
+
+    /// Which engine runs the module: `"native engine"` or `"wasm engine, <path>"`.
+    pub fn engine(&self) -> String {
+        guest::describe()
     }
 
     // ----- configuration --------------------------------------------------------------

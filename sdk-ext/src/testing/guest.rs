@@ -1,29 +1,298 @@
-//! Calls into the filter through the module's [`Exports`]: exactly the callbacks it
-//! exports, as Envoy calls them (a phase it does not export continues; no `on_done` means
-//! done).
+//! Calls into the filter, on either engine: exactly the callbacks the module exports, as
+//! Envoy calls them (a phase it does not export continues; no `on_done` means done).
 //!
-//! Every call first makes the target context current, so host calls made by the filter act
-//! on it; afterwards the host delivers `on_queue_ready` for queues the filter enqueued to
-//! (Envoy posts these to the worker, so they run after the current callback).
+//! The module is this thread's: a table of native functions ([`Exports`], the native
+//! engine) or an instantiated `.wasm` (the wasm engine). Every call first makes the target
+//! context current, so host calls made by the filter act on it; afterwards the host
+//! delivers `on_queue_ready` for queues the filter enqueued to (Envoy posts these to the
+//! worker, so they run after the current callback).
+//!
+//! A trap in the module (a wasm trap; natively, a panic) fails the test with the export,
+//! the context and the trap's message; it never aborts the test binary.
 
 use super::state::{with_host, ContextKind};
 use crate::exports::Exports;
 use crate::host::{Action, PeerType};
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The module under test on this thread.
+enum Loaded {
+    Native(&'static Exports),
+    #[cfg(feature = "wasm-engine")]
+    Wasm(Box<super::wasm::WasmModule>),
+}
 
 thread_local! {
-    /// The module under test: what it exports. Set by `Emulator::native`.
-    static MODULE: Cell<&'static Exports> = const { Cell::new(&Exports::NONE) };
+    /// Set by `Emulator::native` / `Emulator::wasm`.
+    static MODULE: RefCell<Loaded> = const { RefCell::new(Loaded::Native(&Exports::NONE)) };
 }
 
-/// Loads `exports` as this thread's module.
-pub(crate) fn load(exports: &'static Exports) {
-    let _ = MODULE.try_with(|m| m.set(exports));
+/// Loads `exports` as this thread's module (the native engine).
+pub(crate) fn load_native(exports: &'static Exports) {
+    let _ = MODULE.try_with(|m| m.replace(Loaded::Native(exports)));
 }
 
-/// The loaded module's exports.
-pub(crate) fn module() -> &'static Exports {
-    MODULE.try_with(Cell::get).unwrap_or(&Exports::NONE)
+/// Loads an instantiated `.wasm` as this thread's module (the wasm engine).
+#[cfg(feature = "wasm-engine")]
+pub(crate) fn load_wasm(module: super::wasm::WasmModule) {
+    let _ = MODULE.try_with(|m| m.replace(Loaded::Wasm(Box::new(module))));
+}
+
+/// The size of the wasm module's linear memory in bytes (`None` on the native engine).
+pub(crate) fn memory_bytes() -> Option<usize> {
+    MODULE
+        .try_with(|m| match &*m.try_borrow().ok()? {
+            Loaded::Native(_) => None,
+            #[cfg(feature = "wasm-engine")]
+            Loaded::Wasm(module) => Some(module.memory_bytes()),
+        })
+        .ok()
+        .flatten()
+}
+
+/// Which engine runs this thread's module, and for wasm its file.
+pub(crate) fn describe() -> String {
+    MODULE
+        .try_with(|m| match m.try_borrow().as_deref() {
+            Ok(Loaded::Native(_)) | Err(_) => "native engine".to_string(),
+            #[cfg(feature = "wasm-engine")]
+            Ok(Loaded::Wasm(module)) => format!("wasm engine, {}", module.path().display()),
+        })
+        .unwrap_or_default()
+}
+
+/// One callback of the module, with its arguments as the ABI passes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Call {
+    Initialize,
+    ContextCreate(u32, u32),
+    VmStart(u32, usize),
+    Configure(u32, usize),
+    Tick(u32),
+    QueueReady(u32, u32),
+    Done(u32),
+    Log(u32),
+    Delete(u32),
+    RequestHeaders(u32, usize, bool),
+    RequestBody(u32, usize, bool),
+    RequestTrailers(u32, usize),
+    ResponseHeaders(u32, usize, bool),
+    ResponseBody(u32, usize, bool),
+    ResponseTrailers(u32, usize),
+    NewConnection(u32),
+    DownstreamData(u32, usize, bool),
+    UpstreamData(u32, usize, bool),
+    DownstreamClose(u32, u32),
+    UpstreamClose(u32, u32),
+    HttpCallResponse(u32, u32, usize, usize, usize),
+    GrpcReceive(u32, u32, usize),
+    GrpcClose(u32, u32, u32),
+}
+
+fn w(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Call {
+    /// The export's ABI name.
+    pub(crate) fn export(self) -> &'static str {
+        match self {
+            Call::Initialize => "_initialize",
+            Call::ContextCreate(..) => "proxy_on_context_create",
+            Call::VmStart(..) => "proxy_on_vm_start",
+            Call::Configure(..) => "proxy_on_configure",
+            Call::Tick(..) => "proxy_on_tick",
+            Call::QueueReady(..) => "proxy_on_queue_ready",
+            Call::Done(..) => "proxy_on_done",
+            Call::Log(..) => "proxy_on_log",
+            Call::Delete(..) => "proxy_on_delete",
+            Call::RequestHeaders(..) => "proxy_on_request_headers",
+            Call::RequestBody(..) => "proxy_on_request_body",
+            Call::RequestTrailers(..) => "proxy_on_request_trailers",
+            Call::ResponseHeaders(..) => "proxy_on_response_headers",
+            Call::ResponseBody(..) => "proxy_on_response_body",
+            Call::ResponseTrailers(..) => "proxy_on_response_trailers",
+            Call::NewConnection(..) => "proxy_on_new_connection",
+            Call::DownstreamData(..) => "proxy_on_downstream_data",
+            Call::UpstreamData(..) => "proxy_on_upstream_data",
+            Call::DownstreamClose(..) => "proxy_on_downstream_connection_close",
+            Call::UpstreamClose(..) => "proxy_on_upstream_connection_close",
+            Call::HttpCallResponse(..) => "proxy_on_http_call_response",
+            Call::GrpcReceive(..) => "proxy_on_grpc_receive",
+            Call::GrpcClose(..) => "proxy_on_grpc_close",
+        }
+    }
+
+    /// The arguments as ABI values (wasm: `i32` each).
+    fn args(self) -> Vec<u64> {
+        let f = |b: bool| u64::from(b);
+        match self {
+            Call::Initialize => vec![],
+            Call::Tick(c) | Call::Done(c) | Call::Log(c) | Call::Delete(c) => {
+                vec![c.into()]
+            }
+            Call::NewConnection(c) => vec![c.into()],
+            Call::ContextCreate(a, b)
+            | Call::QueueReady(a, b)
+            | Call::DownstreamClose(a, b)
+            | Call::UpstreamClose(a, b) => vec![a.into(), b.into()],
+            Call::VmStart(c, n)
+            | Call::Configure(c, n)
+            | Call::RequestTrailers(c, n)
+            | Call::ResponseTrailers(c, n) => vec![c.into(), w(n)],
+            Call::RequestHeaders(c, n, e)
+            | Call::RequestBody(c, n, e)
+            | Call::ResponseHeaders(c, n, e)
+            | Call::ResponseBody(c, n, e)
+            | Call::DownstreamData(c, n, e)
+            | Call::UpstreamData(c, n, e) => vec![c.into(), w(n), f(e)],
+            Call::HttpCallResponse(c, t, h, b, tr) => vec![c.into(), t.into(), w(h), w(b), w(tr)],
+            Call::GrpcReceive(c, t, n) => vec![c.into(), t.into(), w(n)],
+            Call::GrpcClose(c, t, s) => vec![c.into(), t.into(), s.into()],
+        }
+    }
+
+    /// The context the call is for.
+    fn context(self) -> Option<u32> {
+        match self {
+            Call::Initialize => None,
+            Call::ContextCreate(c, _)
+            | Call::VmStart(c, _)
+            | Call::Configure(c, _)
+            | Call::Tick(c)
+            | Call::QueueReady(c, _)
+            | Call::Done(c)
+            | Call::Log(c)
+            | Call::Delete(c)
+            | Call::RequestHeaders(c, ..)
+            | Call::RequestBody(c, ..)
+            | Call::RequestTrailers(c, _)
+            | Call::ResponseHeaders(c, ..)
+            | Call::ResponseBody(c, ..)
+            | Call::ResponseTrailers(c, _)
+            | Call::NewConnection(c)
+            | Call::DownstreamData(c, ..)
+            | Call::UpstreamData(c, ..)
+            | Call::DownstreamClose(c, _)
+            | Call::UpstreamClose(c, _)
+            | Call::HttpCallResponse(c, ..)
+            | Call::GrpcReceive(c, ..)
+            | Call::GrpcClose(c, ..) => Some(c),
+        }
+    }
+
+    /// Calls the native export; `None` when the module does not export it.
+    fn native(self, m: &Exports) -> Option<u32> {
+        let e = u32::from;
+        let unit = |_: ()| 0;
+        match self {
+            Call::Initialize => m.initialize.map(|f| unit(f())),
+            Call::ContextCreate(c, r) => m.on_context_create.map(|f| unit(f(c, r))),
+            Call::VmStart(c, n) => m.on_vm_start.map(|f| f(c, n)),
+            Call::Configure(c, n) => m.on_configure.map(|f| f(c, n)),
+            Call::Tick(c) => m.on_tick.map(|f| unit(f(c))),
+            Call::QueueReady(c, q) => m.on_queue_ready.map(|f| unit(f(c, q))),
+            Call::Done(c) => m.on_done.map(|f| f(c)),
+            Call::Log(c) => m.on_log.map(|f| unit(f(c))),
+            Call::Delete(c) => m.on_delete.map(|f| unit(f(c))),
+            Call::RequestHeaders(c, n, x) => m.on_request_headers.map(|f| f(c, n, e(x))),
+            Call::RequestBody(c, n, x) => m.on_request_body.map(|f| f(c, n, e(x))),
+            Call::RequestTrailers(c, n) => m.on_request_trailers.map(|f| f(c, n)),
+            Call::ResponseHeaders(c, n, x) => m.on_response_headers.map(|f| f(c, n, e(x))),
+            Call::ResponseBody(c, n, x) => m.on_response_body.map(|f| f(c, n, e(x))),
+            Call::ResponseTrailers(c, n) => m.on_response_trailers.map(|f| f(c, n)),
+            Call::NewConnection(c) => m.on_new_connection.map(|f| f(c)),
+            Call::DownstreamData(c, n, x) => m.on_downstream_data.map(|f| f(c, n, e(x))),
+            Call::UpstreamData(c, n, x) => m.on_upstream_data.map(|f| f(c, n, e(x))),
+            Call::DownstreamClose(c, p) => m.on_downstream_connection_close.map(|f| unit(f(c, p))),
+            Call::UpstreamClose(c, p) => m.on_upstream_connection_close.map(|f| unit(f(c, p))),
+            Call::HttpCallResponse(c, t, h, b, tr) => {
+                m.on_http_call_response.map(|f| unit(f(c, t, h, b, tr)))
+            }
+            Call::GrpcReceive(c, t, n) => m.on_grpc_receive.map(|f| unit(f(c, t, n))),
+            Call::GrpcClose(c, t, s) => m.on_grpc_close.map(|f| unit(f(c, t, s))),
+        }
+    }
+}
+
+/// What a call came to.
+enum Outcome {
+    /// The module does not export the callback.
+    NotExported,
+    /// Its answer (0 for a callback without one).
+    Answered(u32),
+    /// The module trapped (wasm) or panicked (native).
+    Trapped(String),
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+fn run(call: Call) -> Outcome {
+    let native = MODULE.try_with(|m| match &*m.borrow() {
+        Loaded::Native(exports) => Some(*exports),
+        #[cfg(feature = "wasm-engine")]
+        Loaded::Wasm(_) => None,
+    });
+    match native {
+        Ok(Some(exports)) => {
+            return match catch_unwind(AssertUnwindSafe(|| call.native(exports))) {
+                Ok(None) => Outcome::NotExported,
+                Ok(Some(answer)) => Outcome::Answered(answer),
+                Err(payload) => Outcome::Trapped(format!("panicked: {}", panic_message(&*payload))),
+            }
+        }
+        Ok(None) => {}
+        Err(_) => return Outcome::NotExported,
+    }
+    #[cfg(feature = "wasm-engine")]
+    {
+        let result = MODULE.try_with(|m| match &mut *m.borrow_mut() {
+            Loaded::Wasm(module) => module.call(call.export(), &call.args()),
+            Loaded::Native(_) => Ok(None),
+        });
+        match result {
+            Ok(Ok(Some(answer))) => Outcome::Answered(answer),
+            Ok(Ok(None)) | Err(_) => Outcome::NotExported,
+            Ok(Err(trap)) => Outcome::Trapped(trap),
+        }
+    }
+    #[cfg(not(feature = "wasm-engine"))]
+    {
+        let _ = call.args();
+        Outcome::NotExported
+    }
+}
+
+/// Calls the module; `None` when it does not export the callback.
+///
+/// # Panics
+/// When the module traps: the test fails with the export, the context and the trap.
+fn invoke(call: Call) -> Option<u32> {
+    match run(call) {
+        Outcome::NotExported => None,
+        Outcome::Answered(answer) => Some(answer),
+        Outcome::Trapped(trap) => {
+            let context = call
+                .context()
+                .map(|c| format!(" (context {c})"))
+                .unwrap_or_default();
+            #[allow(clippy::panic)]
+            {
+                panic!(
+                    "emulator: the module trapped in {}{context} [{}]: {trap}",
+                    call.export(),
+                    describe()
+                );
+            }
+        }
+    }
 }
 
 fn action(raw: u32) -> Action {
@@ -32,10 +301,6 @@ fn action(raw: u32) -> Action {
     } else {
         Action::Continue
     }
-}
-
-fn flag(b: bool) -> u32 {
-    u32::from(b)
 }
 
 /// Upper bound on `on_queue_ready` deliveries after one callback (guards against a filter
@@ -47,10 +312,12 @@ pub(crate) fn is_live(context: u32, kind: ContextKind) -> bool {
     with_host(|host| host.contexts.get(&context) == Some(&kind)).unwrap_or(false)
 }
 
-/// Makes `context` current, runs `call`, then delivers pending queue notifications.
-fn enter<R>(context: u32, call: impl FnOnce() -> R) -> R {
-    let _ = with_host(|host| host.current = context);
-    let result = call();
+/// Makes `call`'s context current, calls it, then delivers pending queue notifications.
+fn enter(call: Call) -> Option<u32> {
+    if let Some(context) = call.context() {
+        let _ = with_host(|host| host.current = context);
+    }
+    let result = invoke(call);
     deliver_queue_ready();
     result
 }
@@ -72,9 +339,7 @@ fn deliver_queue_ready() {
             continue;
         }
         let _ = with_host(|host| host.current = owner);
-        if let Some(f) = module().on_queue_ready {
-            f(owner, queue_id);
-        }
+        let _ = invoke(Call::QueueReady(owner, queue_id));
     }
 }
 
@@ -86,84 +351,50 @@ pub(crate) fn create_context(context: u32, root: u32, kind: ContextKind) {
             host.streams.insert(context, Default::default());
         }
     });
-    if let Some(f) = module().on_context_create {
-        enter(context, || f(context, root));
-    }
+    let _ = enter(Call::ContextCreate(context, root));
 }
 
 /// Runs the module's `_initialize` (if it exports one).
 pub(crate) fn initialize() {
-    if let Some(f) = module().initialize {
-        f();
-    }
+    let _ = invoke(Call::Initialize);
 }
 
 pub(crate) fn vm_start(root: u32, size: usize) -> bool {
-    match module().on_vm_start {
-        Some(f) => enter(root, || f(root, size)) != 0,
-        None => true,
-    }
+    enter(Call::VmStart(root, size)).is_none_or(|answer| answer != 0)
 }
 
 pub(crate) fn configure(root: u32, size: usize) -> bool {
-    match module().on_configure {
-        Some(f) => enter(root, || f(root, size)) != 0,
-        None => true,
-    }
+    enter(Call::Configure(root, size)).is_none_or(|answer| answer != 0)
 }
 
 pub(crate) fn tick(root: u32) {
-    if let Some(f) = module().on_tick {
-        enter(root, || f(root));
-    }
+    let _ = enter(Call::Tick(root));
 }
 
 pub(crate) fn queue_ready(root: u32, queue_id: u32) {
-    if let Some(f) = module().on_queue_ready {
-        enter(root, || f(root, queue_id));
-    }
+    let _ = enter(Call::QueueReady(root, queue_id));
 }
 
 /// Envoy's end of an HTTP stream: `on_log` (access log), then `on_done`, `on_delete`, each
 /// only if the module exports it (as Envoy calls only exported callbacks).
 pub(crate) fn finish_http(context: u32) {
-    let m = module();
-    enter(context, || {
-        if let Some(f) = m.on_log {
-            f(context);
-        }
-        if let Some(f) = m.on_done {
-            f(context);
-        }
-        if let Some(f) = m.on_delete {
-            f(context);
-        }
-    });
+    let _ = enter(Call::Log(context));
+    let _ = enter(Call::Done(context));
+    let _ = enter(Call::Delete(context));
     forget(context);
 }
 
 /// Envoy's end of a TCP connection: `on_done`, `on_log`, then `on_delete`.
 pub(crate) fn finish_tcp(context: u32) {
-    let m = module();
-    enter(context, || {
-        if let Some(f) = m.on_done {
-            f(context);
-        }
-        if let Some(f) = m.on_log {
-            f(context);
-        }
-        if let Some(f) = m.on_delete {
-            f(context);
-        }
-    });
+    let _ = enter(Call::Done(context));
+    let _ = enter(Call::Log(context));
+    let _ = enter(Call::Delete(context));
     forget(context);
 }
 
 /// Deletes a context without the end-of-stream callbacks (emulator teardown).
 pub(crate) fn delete(context: u32) {
-    if let Some(f) = module().on_delete {
-        enter(context, || f(context));
-    }
+    let _ = enter(Call::Delete(context));
     forget(context);
 }
 
@@ -174,69 +405,52 @@ fn forget(context: u32) {
     });
 }
 
-fn phase3(f: Option<fn(u32, usize, u32) -> u32>, context: u32, n: usize, eos: bool) -> Action {
-    match f {
-        Some(f) => action(enter(context, || f(context, n, flag(eos)))),
-        None => Action::Continue,
-    }
-}
-
-fn phase2(f: Option<fn(u32, usize) -> u32>, context: u32, n: usize) -> Action {
-    match f {
-        Some(f) => action(enter(context, || f(context, n))),
-        None => Action::Continue,
-    }
+fn phase(call: Call) -> Action {
+    enter(call).map_or(Action::Continue, action)
 }
 
 pub(crate) fn request_headers(context: u32, count: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_request_headers, context, count, end_of_stream)
+    phase(Call::RequestHeaders(context, count, end_of_stream))
 }
 
 pub(crate) fn request_body(context: u32, size: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_request_body, context, size, end_of_stream)
+    phase(Call::RequestBody(context, size, end_of_stream))
 }
 
 pub(crate) fn request_trailers(context: u32, count: usize) -> Action {
-    phase2(module().on_request_trailers, context, count)
+    phase(Call::RequestTrailers(context, count))
 }
 
 pub(crate) fn response_headers(context: u32, count: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_response_headers, context, count, end_of_stream)
+    phase(Call::ResponseHeaders(context, count, end_of_stream))
 }
 
 pub(crate) fn response_body(context: u32, size: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_response_body, context, size, end_of_stream)
+    phase(Call::ResponseBody(context, size, end_of_stream))
 }
 
 pub(crate) fn response_trailers(context: u32, count: usize) -> Action {
-    phase2(module().on_response_trailers, context, count)
+    phase(Call::ResponseTrailers(context, count))
 }
 
 pub(crate) fn new_connection(context: u32) -> Action {
-    match module().on_new_connection {
-        Some(f) => action(enter(context, || f(context))),
-        None => Action::Continue,
-    }
+    phase(Call::NewConnection(context))
 }
 
 pub(crate) fn downstream_data(context: u32, size: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_downstream_data, context, size, end_of_stream)
+    phase(Call::DownstreamData(context, size, end_of_stream))
 }
 
 pub(crate) fn upstream_data(context: u32, size: usize, end_of_stream: bool) -> Action {
-    phase3(module().on_upstream_data, context, size, end_of_stream)
+    phase(Call::UpstreamData(context, size, end_of_stream))
 }
 
 pub(crate) fn downstream_close(context: u32, peer: PeerType) {
-    if let Some(f) = module().on_downstream_connection_close {
-        enter(context, || f(context, peer.raw()));
-    }
+    let _ = enter(Call::DownstreamClose(context, peer.raw()));
 }
 
 pub(crate) fn upstream_close(context: u32, peer: PeerType) {
-    if let Some(f) = module().on_upstream_connection_close {
-        enter(context, || f(context, peer.raw()));
-    }
+    let _ = enter(Call::UpstreamClose(context, peer.raw()));
 }
 
 /// Delivers an HTTP callout answer to the context that dispatched `token`.
@@ -247,21 +461,17 @@ pub(crate) fn http_call_response(
     body: usize,
     trailers: usize,
 ) {
-    if let Some(f) = module().on_http_call_response {
-        enter(context, || f(context, token, headers, body, trailers));
-    }
+    let _ = enter(Call::HttpCallResponse(
+        context, token, headers, body, trailers,
+    ));
 }
 
 /// Delivers a gRPC message for `token`.
 pub(crate) fn grpc_receive(context: u32, token: u32, size: usize) {
-    if let Some(f) = module().on_grpc_receive {
-        enter(context, || f(context, token, size));
-    }
+    let _ = enter(Call::GrpcReceive(context, token, size));
 }
 
 /// Delivers the close of gRPC call/stream `token`.
 pub(crate) fn grpc_close(context: u32, token: u32, status: u32) {
-    if let Some(f) = module().on_grpc_close {
-        enter(context, || f(context, token, status));
-    }
+    let _ = enter(Call::GrpcClose(context, token, status));
 }

@@ -57,18 +57,28 @@ compile_error!(
 );
 
 mod abi;
+mod calls;
 mod emulator;
+mod engine;
 mod guest;
 mod handle;
 mod http;
+mod memory;
 mod records;
 mod state;
 mod tcp;
+#[cfg(feature = "wasm-engine")]
+mod wasm;
 mod wire;
 
 pub use crate::host::{Action, LogLevel, MetricType, PeerType, Status};
 pub use emulator::Emulator;
+pub use engine::{Engine, EngineKind, Module, REQUIRE_WASM_VAR};
 pub use http::HttpStream;
+/// Runs a test `fn name(engine: Engine)` on both engines: see [`Engine`].
+pub use sdk_ext_macros::engines;
+#[cfg(feature = "wasm-engine")]
+pub use wasm::MEMORY_LIMIT;
 
 /// The exports of a filter written on the bare `proxy-wasm` SDK (its dispatcher's
 /// `proxy_on_*` functions and the `_initialize` of `proxy_wasm::main!`), for

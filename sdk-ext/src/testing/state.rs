@@ -29,16 +29,26 @@ thread_local! {
     static RESTRICTED: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
-/// Runs `f` (the guest's `_initialize`) with host calls refused, as Envoy does; returns
-/// how many host calls the guest attempted.
-pub(crate) fn restricted(f: impl FnOnce()) -> u32 {
-    let _ = RESTRICTED.try_with(|r| r.set(Some(0)));
-    f();
-    RESTRICTED
-        .try_with(|r| r.take())
+/// Runs `f` with host calls refused, as Envoy does while the guest's `_initialize` or its
+/// allocator runs (`restricted_callback`); answers `f`'s result and how many host calls the
+/// guest attempted meanwhile.
+pub(crate) fn restricted<R>(f: impl FnOnce() -> R) -> (R, u32) {
+    let outer = RESTRICTED.try_with(|r| r.replace(Some(0))).ok().flatten();
+    let result = f();
+    let attempts = RESTRICTED
+        .try_with(|r| r.replace(outer))
         .ok()
         .flatten()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (result, attempts)
+}
+
+/// The emulated clock, read even while host calls are refused (WASI's clock is no host
+/// call).
+pub(crate) fn now_nanos() -> Option<u64> {
+    HOST.try_with(|cell| cell.try_borrow().ok().map(|host| host.now_nanos))
+        .ok()
+        .flatten()
 }
 
 /// Runs `f` on this thread's host state; `None` if the state is unavailable (thread

@@ -13,7 +13,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use sdk_ext::testing::{Emulator, Status};
+use sdk_ext::testing::{Emulator, Engine, Status};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -219,8 +219,9 @@ pub fn config_with(provider: Value) -> Value {
     })
 }
 
-pub fn start(config: &Value, host_crypto: bool) -> Emulator {
-    let mut emu = Emulator::native(&jwt_auth::EXPORTS);
+/// An emulator on `engine` with `config` started (and the host's `verify_signature`).
+pub fn start(engine: Engine, config: &Value, host_crypto: bool) -> Emulator {
+    let mut emu = engine.emulator();
     if host_crypto {
         register_host_crypto(&mut emu);
     }
