@@ -11,7 +11,7 @@ XTASK := $(CARGO) run -q -p xtask --
 # `make run` listens on loopback unless told otherwise.
 LISTEN ?= 127.0.0.1
 
-.PHONY: setup build test test-unit test-integration run new-filter bench package publish wasmplugins fmt lint clean
+.PHONY: setup build test test-unit test-integration run new-filter bench package publish wasmplugins fmt lint clean fuzz soak
 
 setup:
 	@bash scripts/setup.sh
@@ -22,13 +22,17 @@ build: setup
 # The second line: sdk-ext with its optional features off (a filter built without `regex`).
 # The third: every filter crate and sdk-ext tested alone, with only its own features (unit,
 # integration and doc tests), so that Cargo's feature unification across the workspace cannot
-# hide a failure (xtask/src/test_each.rs). The last: `make new-filter` end to end in a scratch
+# hide a failure (xtask/src/test_each.rs). Then `make new-filter` end to end in a scratch
 # copy of the repository (xtask/src/new_filter.rs).
+# Every filter's emulator suite runs twice: natively and on the dist/*.wasm `build` just
+# wrote (a missing module fails instead of skipping). Last, each fuzz target briefly.
+test: export SDK_EXT_REQUIRE_WASM = 1
 test: build lint
 	$(CARGO) test --workspace --all-features --no-fail-fast
 	$(CARGO) test -p sdk-ext --no-default-features --lib
 	@$(XTASK) test-each
 	@$(XTASK) new-filter-check
+	bash scripts/fuzz.sh --ci
 
 test-unit:
 	$(CARGO) test --workspace --all-features --exclude integration
@@ -63,6 +67,16 @@ publish: build
 # into envoy-configs/; default registry is the placeholder the checked-in copies use.
 wasmplugins: build
 	@$(XTASK) wasmplugins $(or $(REGISTRY),registry.example.com/envoy-wasm-filters) $(TAG)
+
+# Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60); needs nightly +
+# cargo-fuzz (installed from crates.io when missing).
+fuzz:
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) bash scripts/fuzz.sh
+
+# The demo chain in a real Envoy under valid tokens + hostile traffic for MINUTES (default
+# 10); samples RSS, heap and each VM's linear memory every 30 s and prints the slopes.
+soak: build
+	@MINUTES=$(or $(MINUTES),10) bash scripts/soak.sh
 
 fmt:
 	$(CARGO) fmt --all

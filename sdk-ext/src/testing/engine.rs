@@ -23,6 +23,23 @@ impl Module {
         Module { exports, wasm }
     }
 
+    /// An emulator on the built `.wasm`, or `None` (with a note on stderr) when it is not
+    /// built and not required (see [`REQUIRE_WASM_VAR`]): for tests that only make sense on
+    /// the wasm engine, such as a run that watches the module's linear memory.
+    ///
+    /// # Panics
+    /// When the module is required but missing, or refused.
+    pub fn wasm_emulator(&'static self) -> Option<Emulator> {
+        if wasm_skipped(self) {
+            return None;
+        }
+        let engine = Engine {
+            kind: EngineKind::Wasm,
+            module: self,
+        };
+        Some(engine.emulator())
+    }
+
     /// The built module's path as given.
     pub fn wasm_path(&self) -> &'static str {
         self.wasm
@@ -88,24 +105,33 @@ impl Engine {
     /// When the module is required but missing.
     #[doc(hidden)]
     pub fn __run(kind: EngineKind, module: &'static Module, test: fn(Engine)) {
-        if kind == EngineKind::Wasm && !wasm_available(module) {
-            let required = std::env::var(REQUIRE_WASM_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-            #[allow(clippy::panic)]
-            if required {
-                panic!(
-                    "{}: not built ({REQUIRE_WASM_VAR} is set): run `make build`",
-                    module.wasm
-                );
-            }
-            eprintln!(
-                "skipped on the wasm engine: {} is not built (run `make build`) or sdk-ext's \
-                 `wasm-engine` feature is off",
-                module.wasm
-            );
+        if kind == EngineKind::Wasm && wasm_skipped(module) {
             return;
         }
         test(Engine { kind, module });
     }
+}
+
+/// Whether the wasm engine cannot run `module` (not built, or no `wasm-engine` feature):
+/// a note on stderr, or a panic when [`REQUIRE_WASM_VAR`] is set.
+fn wasm_skipped(module: &Module) -> bool {
+    if wasm_available(module) {
+        return false;
+    }
+    let required = std::env::var(REQUIRE_WASM_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+    #[allow(clippy::panic)]
+    if required {
+        panic!(
+            "{}: not built, and {REQUIRE_WASM_VAR} is set: run `make build`",
+            module.wasm
+        );
+    }
+    eprintln!(
+        "skipped on the wasm engine: {} is not built (run `make build`) or sdk-ext's \
+         `wasm-engine` feature is off",
+        module.wasm
+    );
+    true
 }
 
 #[cfg(feature = "wasm-engine")]

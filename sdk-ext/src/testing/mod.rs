@@ -1,20 +1,30 @@
-//! A host emulator: runs a filter natively under `cargo test`, in milliseconds.
+//! A host emulator: runs a filter under `cargo test`, in milliseconds, on two engines.
 //!
-//! This module defines every proxy-wasm host function (`proxy_log`,
-//! `proxy_get_header_map_value`, `proxy_http_call`, ... all 37 of ABI 0.2.1) as native
-//! `extern "C"` functions, so a filter crate (`crate-type = ["cdylib", "rlib"]`) links into a
-//! test binary and its host calls land here. The test loads the module's exports with
-//! [`Emulator::native`] and drives it, in the spirit of proxy-wasm-go-sdk's `proxytest`;
-//! only the callbacks the module exports are delivered, exactly as Envoy delivers them.
+//! - **Native** ([`Emulator::native`]): the filter crate (`crate-type = ["cdylib", "rlib"]`)
+//!   links into the test binary; this module defines every proxy-wasm host function
+//!   (`proxy_log`, `proxy_get_header_map_value`, `proxy_http_call`, ... all 37 of ABI 0.2.1)
+//!   as native `extern "C"` functions, and the test drives the module's export table
+//!   (`EXPORTS`, from `sdk_ext::main!`).
+//! - **Wasm** ([`Emulator::wasm`], feature `wasm-engine`): the built `.wasm` runs in
+//!   wasmtime, exactly the bytes Envoy loads. The same host functions are bound in a wasmtime
+//!   `Linker` over the instance's memory (one implementation, `calls.rs`, for both engines);
+//!   values returned to the guest go into memory it allocates with
+//!   `proxy_on_memory_allocate`, as Envoy does; the WASI calls Envoy provides are there and
+//!   any other import refuses the module, as Envoy refuses it.
+//!
+//! Both engines share the host state and the whole test API, so one suite runs on both:
 //!
 //! ```no_run
-//! // filters/my-filter/tests/filter.rs ([dev-dependencies] sdk-ext = { features = ["testing"] })
-//! use sdk_ext::testing::{Action, Emulator};
+//! // filters/my-filter/tests/filter.rs
+//! // [dev-dependencies] sdk-ext = { features = ["testing", "wasm-engine"] }
+//! use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
 //! # mod my_filter { pub static EXPORTS: sdk_ext::exports::Exports = sdk_ext::exports::Exports::NONE; }
 //!
-//! #[test]
-//! fn adds_the_header() {
-//!     let mut emu = Emulator::native(&my_filter::EXPORTS);
+//! static MODULE: Module = Module::new(&my_filter::EXPORTS, "dist/my-filter.wasm");
+//!
+//! #[engines] // two tests: adds_the_header::native and adds_the_header::wasm
+//! fn adds_the_header(engine: Engine) {
+//!     let mut emu = engine.emulator(); // Emulator::native(&EXPORTS) / Emulator::wasm(path)
 //!     emu.start(r#"{"name": "x-hello", "value": "world"}"#).unwrap();
 //!     let mut stream = emu.http();
 //!     let action = stream.request_headers(&[(":method", "GET"), (":path", "/")], true);
@@ -24,24 +34,34 @@
 //! }
 //! ```
 //!
+//! Choosing one engine directly is one call: `Emulator::native(&my_filter::EXPORTS)` or
+//! `Emulator::wasm("dist/my-filter.wasm")` (a path relative to the repository root is found
+//! from any crate directory). A wasm test whose module is not built is skipped with a note,
+//! unless `SDK_EXT_REQUIRE_WASM=1` (set by `make test`, right after `make build`).
+//!
 //! What a filter author should know:
 //!
 //! - **One emulator per test thread.** The SDK's dispatcher and this host are thread-local;
-//!   `cargo test` runs each test on its own thread. `Emulator::native` resets the host state.
+//!   `cargo test` runs each test on its own thread. A new emulator resets the host state.
 //! - **Only exported callbacks are delivered.** An sdk-ext filter exports the phases its
 //!   `#[sdk_ext::filter]` impl defines, and nothing else; a phase the filter forgot to
 //!   implement is not called here either, as in Envoy.
-//! - **A filter on the bare proxy-wasm SDK** is loaded with
-//!   [`proxy_wasm_sdk_exports!`](crate::proxy_wasm_sdk_exports) (one such filter per test
-//!   binary: its dispatcher's exports are global symbols).
-//! - **A panic in the filter aborts the test binary** (it unwinds into an `extern "C"`
-//!   entry point), just as it would trap the VM in Envoy. The SDK's panic hook logs the
-//!   message as a Critical log, which the emulator echoes to stderr.
+//! - **A trap fails the test, naming the phase.** On the wasm engine a trap (a panic, which
+//!   the filters build as an immediate abort, an out-of-bounds access, running out of
+//!   memory) fails the test with the export, the context and wasmtime's message and guest
+//!   backtrace; the instance is not used again. Natively a panic in an sdk-ext filter fails
+//!   the test the same way. (A filter on the bare proxy-wasm SDK, loaded with
+//!   [`proxy_wasm_sdk_exports!`](crate::proxy_wasm_sdk_exports), still aborts the native
+//!   test binary: its exports are `extern "C"`, which cannot unwind.)
 //! - **The SDK's own hostcall wrappers `panic!` on statuses they do not expect.** The
 //!   emulator answers Envoy's statuses (e.g. `BadArgument` for an HTTP callout without
 //!   `:authority`), so a filter that would trap in Envoy also fails here.
+//! - **Memory**: [`Emulator::memory_bytes`] is the wasm module's linear memory (it only
+//!   grows, as in Envoy); a run can check it stays bounded. The store caps it at
+//!   [`MEMORY_LIMIT`] (1 GiB).
 //! - Log lines are echoed to stderr as they are recorded; `cargo test` shows them for
-//!   failing tests only.
+//!   failing tests only. On the wasm engine, writes to stdout / stderr (`fd_write`) are logs
+//!   at Info / Error, as Envoy records them.
 //! - Host calls made outside any callback have no context; everything the filter does
 //!   happens inside the callbacks the emulator drives.
 //!
@@ -49,7 +69,22 @@
 //! keeps the first position), body buffering across `Pause`, Envoy's buffer-edit rules,
 //! properties (set, per-stream, derived from request headers), metrics (counter, gauge,
 //! histogram semantics), shared data with CAS, shared queues, HTTP and gRPC callouts,
-//! foreign functions, the tick, the clock, and the end-of-stream callback order.
+//! foreign functions, the tick, the clock, the end-of-stream callback order, host calls
+//! refused during `_initialize` and during the guest's allocator, empty values returned as a
+//! null pointer with size 0.
+//!
+//! Where the engines differ, or the emulator differs from Envoy (documented, not bugs):
+//!
+//! - **Features**: natively Cargo unifies sdk-ext's features across the test binary (a
+//!   filter built without `regex` may see it on); each `.wasm` has exactly its own.
+//!   [`Engine::is_wasm`] lets a test tell.
+//! - **WASI**: `random_get` is a fixed-seed generator and `clock_time_get` answers the
+//!   emulated clock (Envoy: real randomness and time); no arguments, environment or
+//!   preopened files (as Envoy); `proc_exit` traps.
+//! - **Pointers**: a pointer the host cannot read answers `BadArgument` (natively) or,
+//!   for a value the guest cannot allocate, `InvalidMemoryAccess` (both), as Envoy.
+//! - **Time**: nothing runs by itself: ticks, callout answers and queue deliveries happen
+//!   when the test asks.
 
 #[cfg(target_arch = "wasm32")]
 compile_error!(
@@ -63,6 +98,7 @@ mod engine;
 mod guest;
 mod handle;
 mod http;
+pub mod hostile;
 mod memory;
 mod records;
 mod state;

@@ -1,0 +1,23 @@
+//! No-trap proof: `hostile::requests()` (100 000) generated hostile requests through the
+//! built module in the wasm engine. Zero traps (a trap fails the run, naming the phase),
+//! only the statuses the README documents, and linear memory that stops growing.
+
+use sdk_ext::testing::hostile;
+use sdk_ext::testing::Module;
+
+static MODULE: Module = Module::new(&filter_template::EXPORTS, "dist/template.wasm");
+
+#[test]
+fn hostile_traffic_never_traps_and_memory_stays_bounded() {
+    let Some(mut emu) = MODULE.wasm_emulator() else {
+        return;
+    };
+    emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
+    emu.start(include_str!("../examples/deny-admin.json")).unwrap();
+    let run = hostile::run(&mut emu, 1, hostile::requests(), |g, _| g.request());
+    eprintln!("{}", run.summary("template"));
+    // README: the configured `status` (403 in the example), else the request goes on.
+    assert_eq!(run.undocumented(&[403]), Vec::<u32>::new(), "{run:?}");
+    assert!(run.statuses.contains_key(&Some(403)) && run.statuses.contains_key(&None));
+    assert!(run.growth_after_warmup() <= 256 * 1024, "{}", run.summary("template"));
+}
