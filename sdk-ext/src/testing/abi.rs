@@ -10,7 +10,9 @@
 //! Each entry names the ABI function, the `calls` function that implements it, and its
 //! parameters with their ABI kind: `word` (a pointer or a size: `usize` natively, `i32` in
 //! wasm32), `flag` (a C `bool` natively, `i32` in wasm), or a plain integer type. Every
-//! function answers the ABI's status as `u32`. There is no host logic here.
+//! function answers the ABI's status as `u32`. There is no host logic here. (On a thread
+//! running the wasm engine the native functions answer `InternalFailure`: no guest of that
+//! thread can call them.)
 
 use super::calls;
 use super::memory::NativeMemory;
@@ -80,6 +82,9 @@ macro_rules! host_functions {
             #[no_mangle]
             #[allow(clippy::too_many_arguments)]
             pub unsafe extern "C" fn $name($($arg: native_ty!($kind)),*) -> u32 {
+                if !super::guest::native_guest() {
+                    return crate::host::Status::InternalFailure.raw();
+                }
                 // SAFETY: this function's contract is exactly `assume_valid`'s.
                 let mut memory = unsafe { NativeMemory::assume_valid() };
                 calls::$op(&mut memory $(, native_arg!($kind, $arg))*).raw()

@@ -39,6 +39,16 @@ pub(crate) fn load_wasm(module: super::wasm::WasmModule) {
     let _ = MODULE.try_with(|m| m.replace(Loaded::Wasm(Box::new(module))));
 }
 
+/// Whether this thread's module is native. On a wasm-engine thread the native host
+/// functions belong to no guest: what calls them is native code in the test binary (e.g.
+/// another filter's logger, installed process-wide by the `log` crate, relaying wasmtime's
+/// own log lines), and they refuse it.
+pub(crate) fn native_guest() -> bool {
+    MODULE
+        .try_with(|m| matches!(m.try_borrow().as_deref(), Ok(Loaded::Native(_))))
+        .unwrap_or(false)
+}
+
 /// The size of the wasm module's linear memory in bytes (`None` on the native engine).
 pub(crate) fn memory_bytes() -> Option<usize> {
     MODULE
