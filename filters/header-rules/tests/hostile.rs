@@ -14,7 +14,8 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
-    emu.start(include_str!("../examples/api-gateway.json")).unwrap();
+    emu.start(include_str!("../examples/api-gateway.json"))
+        .unwrap();
     let run = hostile::run(&mut emu, 2, hostile::requests(), |g, _| {
         let mut r = g.request();
         if g.one_in(3) {
@@ -27,5 +28,9 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     eprintln!("{}", run.summary("header-rules"));
     // README: 500 when a `remove` fails (fail closed); otherwise the request goes on.
     assert_eq!(run.undocumented(&[500]), Vec::<u32>::new(), "{run:?}");
-    assert!(run.growth_after_warmup() <= 256 * 1024, "{}", run.summary("header-rules"));
+    assert!(
+        run.growth_after_warmup() <= 256 * 1024,
+        "{}",
+        run.summary("header-rules")
+    );
 }

@@ -7,9 +7,9 @@
 mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use sdk_ext::testing::{engines, Emulator, Engine, LogLevel, Module};
+use sdk_ext::testing::{engines, Engine, LogLevel, Module};
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;

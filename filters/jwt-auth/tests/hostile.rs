@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sdk_ext::testing::hostile::{self, Hostile, Request};
 use sdk_ext::testing::Module;
@@ -32,7 +32,8 @@ fn hostile_token(g: &mut Hostile, key: &EncodingKey) -> Vec<u8> {
         0 => g.bytes(200),
         1 => {
             // A JSON bomb in the payload (and sometimes the header), validly signed.
-            let bomb = g.json_bomb(1 + g.below(2000));
+            let depth = 1 + g.below(2000);
+            let bomb = g.json_bomb(depth);
             let header = if g.one_in(2) {
                 r#"{"alg":"HS256","kid":"hs-1"}"#.to_string()
             } else {
@@ -52,7 +53,13 @@ fn hostile_token(g: &mut Hostile, key: &EncodingKey) -> Vec<u8> {
                 .pick(&["none", "None", "HS256", "RS256", "ES512", "", "\u{0}"])
                 .unwrap_or(&"none");
             let header = format!(r#"{{"alg":"{alg}","kid":"rsa-1","crit":["x"]}}"#);
-            format!("{}.{}.{}", b64(header), b64(r#"{"exp":1e999}"#), b64(g.bytes(64))).into_bytes()
+            format!(
+                "{}.{}.{}",
+                b64(header),
+                b64(r#"{"exp":1e999}"#),
+                b64(g.bytes(64))
+            )
+            .into_bytes()
         }
         4 => {
             let parts = 1 + g.below(6);
@@ -63,7 +70,11 @@ fn hostile_token(g: &mut Hostile, key: &EncodingKey) -> Vec<u8> {
             // Claims of every wrong type.
             let payload = json!({"iss": [1], "aud": {"a": 1}, "exp": "soon", "nbf": -1,
                                  "iat": 1.5, "sub": null});
-            let input = format!("{}.{}", b64(r#"{"alg":"HS256","kid":"hs-1"}"#), b64(payload.to_string()));
+            let input = format!(
+                "{}.{}",
+                b64(r#"{"alg":"HS256","kid":"hs-1"}"#),
+                b64(payload.to_string())
+            );
             let sig = jsonwebtoken::crypto::sign(input.as_bytes(), key, Algorithm::HS256).unwrap();
             format!("{input}.{sig}").into_bytes()
         }
@@ -135,7 +146,15 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     eprintln!("{}", run.summary("jwt-auth"));
     // README: 401 (missing / invalid token), 403 (audience), 500 (fail closed on an
     // internal error); otherwise the request goes on.
-    assert_eq!(run.undocumented(&[401, 403, 500]), Vec::<u32>::new(), "{run:?}");
+    assert_eq!(
+        run.undocumented(&[401, 403, 500]),
+        Vec::<u32>::new(),
+        "{run:?}"
+    );
     assert!(run.statuses.contains_key(&None) && run.statuses.contains_key(&Some(401)));
-    assert!(run.growth_after_warmup() <= 1024 * 1024, "{}", run.summary("jwt-auth"));
+    assert!(
+        run.growth_after_warmup() <= 1024 * 1024,
+        "{}",
+        run.summary("jwt-auth")
+    );
 }

@@ -13,11 +13,16 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
-    emu.start(include_str!("../examples/deny-admin.json")).unwrap();
+    emu.start(include_str!("../examples/deny-admin.json"))
+        .unwrap();
     let run = hostile::run(&mut emu, 1, hostile::requests(), |g, _| g.request());
     eprintln!("{}", run.summary("template"));
     // README: the configured `status` (403 in the example), else the request goes on.
     assert_eq!(run.undocumented(&[403]), Vec::<u32>::new(), "{run:?}");
     assert!(run.statuses.contains_key(&Some(403)) && run.statuses.contains_key(&None));
-    assert!(run.growth_after_warmup() <= 256 * 1024, "{}", run.summary("template"));
+    assert!(
+        run.growth_after_warmup() <= 256 * 1024,
+        "{}",
+        run.summary("template")
+    );
 }

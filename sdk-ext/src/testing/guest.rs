@@ -18,6 +18,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The module under test on this thread.
 enum Loaded {
+    /// Nothing loaded on this thread (e.g. a wasmtime compilation thread).
+    Nothing,
     Native(&'static Exports),
     #[cfg(feature = "wasm-engine")]
     Wasm(Box<super::wasm::WasmModule>),
@@ -25,7 +27,7 @@ enum Loaded {
 
 thread_local! {
     /// Set by `Emulator::native` / `Emulator::wasm`.
-    static MODULE: RefCell<Loaded> = const { RefCell::new(Loaded::Native(&Exports::NONE)) };
+    static MODULE: RefCell<Loaded> = const { RefCell::new(Loaded::Nothing) };
 }
 
 /// Loads `exports` as this thread's module (the native engine).
@@ -39,11 +41,11 @@ pub(crate) fn load_wasm(module: super::wasm::WasmModule) {
     let _ = MODULE.try_with(|m| m.replace(Loaded::Wasm(Box::new(module))));
 }
 
-/// Whether this thread's module is native. On a wasm-engine thread the native host
-/// functions belong to no guest: what calls them is native code in the test binary (e.g.
-/// another filter's logger, installed process-wide by the `log` crate, relaying wasmtime's
-/// own log lines), and they refuse it.
-pub(crate) fn native_guest() -> bool {
+/// Whether this thread runs a native module. Elsewhere (a wasm-engine thread, a thread of
+/// wasmtime's compiler) the native host functions belong to no guest: what calls them is
+/// native code in the test binary (e.g. a filter's logger, installed process-wide by the
+/// `log` crate, relaying wasmtime's own log lines), and they refuse it.
+pub fn native_guest() -> bool {
     MODULE
         .try_with(|m| matches!(m.try_borrow().as_deref(), Ok(Loaded::Native(_))))
         .unwrap_or(false)
@@ -53,7 +55,7 @@ pub(crate) fn native_guest() -> bool {
 pub(crate) fn memory_bytes() -> Option<usize> {
     MODULE
         .try_with(|m| match &*m.try_borrow().ok()? {
-            Loaded::Native(_) => None,
+            Loaded::Nothing | Loaded::Native(_) => None,
             #[cfg(feature = "wasm-engine")]
             Loaded::Wasm(module) => Some(module.memory_bytes()),
         })
@@ -65,7 +67,8 @@ pub(crate) fn memory_bytes() -> Option<usize> {
 pub(crate) fn describe() -> String {
     MODULE
         .try_with(|m| match m.try_borrow().as_deref() {
-            Ok(Loaded::Native(_)) | Err(_) => "native engine".to_string(),
+            Ok(Loaded::Native(_)) => "native engine".to_string(),
+            Ok(Loaded::Nothing) | Err(_) => "no module".to_string(),
             #[cfg(feature = "wasm-engine")]
             Ok(Loaded::Wasm(module)) => format!("wasm engine, {}", module.path().display()),
         })
@@ -247,6 +250,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn run(call: Call) -> Outcome {
     let native = MODULE.try_with(|m| match &*m.borrow() {
         Loaded::Native(exports) => Some(*exports),
+        Loaded::Nothing => Some(&Exports::NONE),
         #[cfg(feature = "wasm-engine")]
         Loaded::Wasm(_) => None,
     });
@@ -265,7 +269,7 @@ fn run(call: Call) -> Outcome {
     {
         let result = MODULE.try_with(|m| match &mut *m.borrow_mut() {
             Loaded::Wasm(module) => module.call(call.export(), &call.args()),
-            Loaded::Native(_) => Ok(None),
+            Loaded::Nothing | Loaded::Native(_) => Ok(None),
         });
         match result {
             Ok(Ok(Some(answer))) => Outcome::Answered(answer),

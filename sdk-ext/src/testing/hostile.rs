@@ -109,7 +109,9 @@ impl Hostile {
                 match class {
                     0 => b,
                     1 => b' ' + b % 95,
-                    2 => *[b'\r', b'\n', 0, b'a', b':', b'%'].get(usize::from(b % 6)).unwrap_or(&0),
+                    2 => *[b'\r', b'\n', 0, b'a', b':', b'%']
+                        .get(usize::from(b % 6))
+                        .unwrap_or(&0),
                     _ => 0x80 | b,
                 }
             })
@@ -135,7 +137,14 @@ impl Hostile {
             5 => Vec::new(),
             _ => {
                 let path = *self
-                    .pick(&["/", "/api/items", "/admin", "/api", "/public/x?y=1", "/API/Items"])
+                    .pick(&[
+                        "/",
+                        "/api/items",
+                        "/admin",
+                        "/api",
+                        "/public/x?y=1",
+                        "/API/Items",
+                    ])
                     .unwrap_or(&"/");
                 path.as_bytes().to_vec()
             }
@@ -162,7 +171,14 @@ impl Hostile {
             (":method", self.method()),
             (":path", self.path()),
             (":authority", self.authority()),
-            (":scheme", if self.one_in(4) { self.bytes(8) } else { b"https".to_vec() }),
+            (
+                ":scheme",
+                if self.one_in(4) {
+                    self.bytes(8)
+                } else {
+                    b"https".to_vec()
+                },
+            ),
         ];
         for (name, value) in pseudo {
             if !self.one_in(16) {
@@ -223,7 +239,13 @@ impl Hostile {
             return self.bytes(300);
         }
         let a = *self
-            .pick(&["api.example.com", "a.example.com:8443", "[::1]:80", "EXAMPLE.COM", ""])
+            .pick(&[
+                "api.example.com",
+                "a.example.com:8443",
+                "[::1]:80",
+                "EXAMPLE.COM",
+                "",
+            ])
             .unwrap_or(&"x");
         a.as_bytes().to_vec()
     }
@@ -232,7 +254,9 @@ impl Hostile {
         if self.one_in(8) {
             return self.bytes(6);
         }
-        let s = *self.pick(&["200", "404", "503", "101", "999"]).unwrap_or(&"200");
+        let s = *self
+            .pick(&["200", "404", "503", "101", "999"])
+            .unwrap_or(&"200");
         s.as_bytes().to_vec()
     }
 }

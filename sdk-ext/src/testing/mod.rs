@@ -96,9 +96,11 @@ mod calls;
 mod emulator;
 mod engine;
 mod guest;
+#[doc(hidden)]
+pub use guest::native_guest;
 mod handle;
-mod http;
 pub mod hostile;
+mod http;
 mod memory;
 mod records;
 mod state;

@@ -11,7 +11,7 @@
 )]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use sdk_ext::testing::{Emulator, Engine, Status};
 use serde_json::{json, Value};
