@@ -8,14 +8,15 @@ use libfuzzer_sys::fuzz_target;
 use sdk_ext::json::{self, Value};
 
 fn same_number(text: &str, theirs: &serde_json::Number) -> bool {
-    if let Ok(u) = text.parse::<u64>() {
-        return theirs.as_u64() == Some(u);
+    // serde_json keeps integers that fit u64 / i64 exactly, everything else as f64.
+    if let Some(u) = theirs.as_u64() {
+        return text.parse::<u64>() == Ok(u);
     }
-    if let Ok(i) = text.parse::<i64>() {
-        return theirs.as_i64() == Some(i);
+    if let Some(i) = theirs.as_i64() {
+        return text.parse::<i64>() == Ok(i);
     }
     match (text.parse::<f64>(), theirs.as_f64()) {
-        (Ok(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+        (Ok(a), Some(b)) => a == b,
         _ => false,
     }
 }
