@@ -296,7 +296,15 @@ pub fn engines(attr: TokenStream, item: TokenStream) -> TokenStream {
         .partition(|a| a.path().is_ident("should_panic") || a.path().is_ident("ignore"));
     function.attrs = own_attrs;
     let name = &function.sig.ident;
+    // The function is a test body: clippy's test allowances (clippy.toml) apply to it as
+    // they would to a `#[test]` function.
     quote! {
+        #[allow(
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::panic,
+            clippy::indexing_slicing
+        )]
         #function
 
         mod #name {

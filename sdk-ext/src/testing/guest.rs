@@ -198,17 +198,34 @@ impl Call {
     /// Calls the native export; `None` when the module does not export it.
     fn native(self, m: &Exports) -> Option<u32> {
         let e = u32::from;
-        let unit = |_: ()| 0;
         match self {
-            Call::Initialize => m.initialize.map(|f| unit(f())),
-            Call::ContextCreate(c, r) => m.on_context_create.map(|f| unit(f(c, r))),
+            Call::Initialize => m.initialize.map(|f| {
+                f();
+                0
+            }),
+            Call::ContextCreate(c, r) => m.on_context_create.map(|f| {
+                f(c, r);
+                0
+            }),
             Call::VmStart(c, n) => m.on_vm_start.map(|f| f(c, n)),
             Call::Configure(c, n) => m.on_configure.map(|f| f(c, n)),
-            Call::Tick(c) => m.on_tick.map(|f| unit(f(c))),
-            Call::QueueReady(c, q) => m.on_queue_ready.map(|f| unit(f(c, q))),
+            Call::Tick(c) => m.on_tick.map(|f| {
+                f(c);
+                0
+            }),
+            Call::QueueReady(c, q) => m.on_queue_ready.map(|f| {
+                f(c, q);
+                0
+            }),
             Call::Done(c) => m.on_done.map(|f| f(c)),
-            Call::Log(c) => m.on_log.map(|f| unit(f(c))),
-            Call::Delete(c) => m.on_delete.map(|f| unit(f(c))),
+            Call::Log(c) => m.on_log.map(|f| {
+                f(c);
+                0
+            }),
+            Call::Delete(c) => m.on_delete.map(|f| {
+                f(c);
+                0
+            }),
             Call::RequestHeaders(c, n, x) => m.on_request_headers.map(|f| f(c, n, e(x))),
             Call::RequestBody(c, n, x) => m.on_request_body.map(|f| f(c, n, e(x))),
             Call::RequestTrailers(c, n) => m.on_request_trailers.map(|f| f(c, n)),
@@ -218,13 +235,26 @@ impl Call {
             Call::NewConnection(c) => m.on_new_connection.map(|f| f(c)),
             Call::DownstreamData(c, n, x) => m.on_downstream_data.map(|f| f(c, n, e(x))),
             Call::UpstreamData(c, n, x) => m.on_upstream_data.map(|f| f(c, n, e(x))),
-            Call::DownstreamClose(c, p) => m.on_downstream_connection_close.map(|f| unit(f(c, p))),
-            Call::UpstreamClose(c, p) => m.on_upstream_connection_close.map(|f| unit(f(c, p))),
-            Call::HttpCallResponse(c, t, h, b, tr) => {
-                m.on_http_call_response.map(|f| unit(f(c, t, h, b, tr)))
-            }
-            Call::GrpcReceive(c, t, n) => m.on_grpc_receive.map(|f| unit(f(c, t, n))),
-            Call::GrpcClose(c, t, s) => m.on_grpc_close.map(|f| unit(f(c, t, s))),
+            Call::DownstreamClose(c, p) => m.on_downstream_connection_close.map(|f| {
+                f(c, p);
+                0
+            }),
+            Call::UpstreamClose(c, p) => m.on_upstream_connection_close.map(|f| {
+                f(c, p);
+                0
+            }),
+            Call::HttpCallResponse(c, t, h, b, tr) => m.on_http_call_response.map(|f| {
+                f(c, t, h, b, tr);
+                0
+            }),
+            Call::GrpcReceive(c, t, n) => m.on_grpc_receive.map(|f| {
+                f(c, t, n);
+                0
+            }),
+            Call::GrpcClose(c, t, s) => m.on_grpc_close.map(|f| {
+                f(c, t, s);
+                0
+            }),
         }
     }
 }

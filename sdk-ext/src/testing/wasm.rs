@@ -138,8 +138,11 @@ fn engine() -> &'static Engine {
 }
 
 /// Compiled modules by path, with the file's modification time they were compiled from.
+type Compiled = HashMap<PathBuf, (Option<SystemTime>, Module)>;
+
+/// The compiled module at `path` (compiled again when the file changed).
 fn compiled(path: &Path) -> Result<Module, String> {
-    static CACHE: Mutex<Option<HashMap<PathBuf, (Option<SystemTime>, Module)>>> = Mutex::new(None);
+    static CACHE: Mutex<Option<Compiled>> = Mutex::new(None);
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     let cache = cache.get_or_insert_with(HashMap::new);
