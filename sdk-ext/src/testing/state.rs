@@ -43,6 +43,7 @@ pub(crate) fn restricted<R>(f: impl FnOnce() -> R) -> (R, u32) {
     (result, attempts)
 }
 
+#[cfg(feature = "wasm-engine")]
 /// The emulated clock, read even while host calls are refused (WASI's clock is no host
 /// call).
 pub(crate) fn now_nanos() -> Option<u64> {
