@@ -2,6 +2,9 @@
 //! refused, values reach the guest through its own `proxy_on_memory_allocate` (empty ones
 //! as a null pointer), and a trap fails the test naming the phase instead of aborting.
 
+// Test helpers: a module that does not assemble is a bug in the test.
+#![allow(clippy::unwrap_used)]
+
 use sdk_ext::testing::{Action, Emulator};
 
 /// Writes `wat` as a module file and answers its path.

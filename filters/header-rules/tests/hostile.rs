@@ -25,12 +25,12 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
         }
         r
     });
-    eprintln!("{}", run.summary("header-rules"));
+    eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: 500 when a `remove` fails (fail closed); otherwise the request goes on.
     assert_eq!(run.undocumented(&[500]), Vec::<u32>::new(), "{run:?}");
     assert!(
         run.growth_after_warmup() <= 256 * 1024,
         "{}",
-        run.summary("header-rules")
+        run.summary(env!("CARGO_PKG_NAME"))
     );
 }

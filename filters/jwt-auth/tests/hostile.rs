@@ -143,7 +143,7 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
         }
         r
     });
-    eprintln!("{}", run.summary("jwt-auth"));
+    eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: 401 (missing / invalid token), 403 (audience), 500 (fail closed on an
     // internal error); otherwise the request goes on.
     assert_eq!(
@@ -155,6 +155,6 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     assert!(
         run.growth_after_warmup() <= 1024 * 1024,
         "{}",
-        run.summary("jwt-auth")
+        run.summary(env!("CARGO_PKG_NAME"))
     );
 }

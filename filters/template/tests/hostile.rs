@@ -16,13 +16,13 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     emu.start(include_str!("../examples/deny-admin.json"))
         .unwrap();
     let run = hostile::run(&mut emu, 1, hostile::requests(), |g, _| g.request());
-    eprintln!("{}", run.summary("template"));
+    eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: the configured `status` (403 in the example), else the request goes on.
     assert_eq!(run.undocumented(&[403]), Vec::<u32>::new(), "{run:?}");
     assert!(run.statuses.contains_key(&Some(403)) && run.statuses.contains_key(&None));
     assert!(
         run.growth_after_warmup() <= 256 * 1024,
         "{}",
-        run.summary("template")
+        run.summary(env!("CARGO_PKG_NAME"))
     );
 }
