@@ -59,6 +59,9 @@
 //! - **Memory**: [`Emulator::memory_bytes`] is the wasm module's linear memory (it only
 //!   grows, as in Envoy); a run can check it stays bounded. The store caps it at
 //!   [`MEMORY_LIMIT`] (1 GiB).
+//! - **Hostile traffic**: [`hostile`] generates reproducible hostile requests and runs them
+//!   through a module, recording answers and linear memory (each filter's
+//!   `tests/hostile.rs`: 100 000 requests on its `.wasm`).
 //! - Log lines are echoed to stderr as they are recorded; `cargo test` shows them for
 //!   failing tests only. On the wasm engine, writes to stdout / stderr (`fd_write`) are logs
 //!   at Info / Error, as Envoy records them.
