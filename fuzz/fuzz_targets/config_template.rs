@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use sdk_ext::testing::{Emulator, LogLevel};
 
 fuzz_target!(|data: &[u8]| {
-    let mut emu = Emulator::native(&filter_template::EXPORTS);
+    let mut emu = Emulator::native(&template::EXPORTS);
     emu.set_log_level(LogLevel::Critical);
     let _ = emu.start(data);
 });

@@ -1,12 +1,15 @@
 //! The whole cors filter in the host emulator: preflights, actual requests, rejections,
 //! Vary, per-route rules, hostile input, metrics, refused configs.
 
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
+
+/// The filter in both builds: every test below runs natively and on `dist/cors.wasm`.
+static MODULE: Module = Module::new(&cors::EXPORTS, "dist/cors.wasm");
 
 const EXAMPLE: &str = include_str!("../examples/spa-api.json");
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&cors::EXPORTS);
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
@@ -22,9 +25,9 @@ fn preflight<'a>(path: &'a str, origin: &'a str, method: &'a str) -> Vec<(&'a st
     ]
 }
 
-#[test]
-fn preflight_is_answered_locally_with_200_and_no_body() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn preflight_is_answered_locally_with_200_and_no_body(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     let a = s.request_headers(
         &preflight("/api/users", "https://app.example.com", "PUT"),
@@ -61,9 +64,9 @@ fn preflight_is_answered_locally_with_200_and_no_body() {
     assert_eq!(emu.metric("cors.origin_valid"), Some(1));
 }
 
-#[test]
-fn regex_origins_match_whole_values() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn regex_origins_match_whole_values(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     s.request_headers(
         &preflight("/api/x", "https://pr-42.preview.example.com", "GET"),
@@ -88,10 +91,10 @@ fn regex_origins_match_whole_values() {
     assert_eq!(r.header_str("access-control-allow-origin"), None);
 }
 
-#[test]
-fn disallowed_preflight_is_answered_without_allow_origin() {
+#[engines]
+fn disallowed_preflight_is_answered_without_allow_origin(engine: Engine) {
     // The example sets forward_not_matching_preflights: false on /api/.
-    let mut emu = start(EXAMPLE);
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     s.request_headers(&preflight("/api/x", "https://evil.example", "DELETE"), true);
     let r = s.local_response().unwrap();
@@ -100,10 +103,12 @@ fn disallowed_preflight_is_answered_without_allow_origin() {
     assert_eq!(emu.metric("cors.origin_invalid"), Some(1));
 }
 
-#[test]
-fn disallowed_preflight_goes_upstream_by_default() {
-    let mut emu =
-        start(r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://a.example"}]}]}"#);
+#[engines]
+fn disallowed_preflight_goes_upstream_by_default(engine: Engine) {
+    let mut emu = start(
+        engine,
+        r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://a.example"}]}]}"#,
+    );
     let mut s = emu.http();
     let a = s.request_headers(&preflight("/", "https://b.example", "GET"), true);
     assert_eq!(a, Action::Continue);
@@ -113,9 +118,9 @@ fn disallowed_preflight_goes_upstream_by_default() {
     assert_eq!(s.response_header_str("vary").as_deref(), Some("origin"));
 }
 
-#[test]
-fn actual_request_gets_cors_headers_on_the_response() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn actual_request_gets_cors_headers_on_the_response(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     let a = s.request_headers(
         &[
@@ -156,9 +161,9 @@ fn actual_request_gets_cors_headers_on_the_response() {
     );
 }
 
-#[test]
-fn disallowed_actual_request_gets_no_cors_headers() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn disallowed_actual_request_gets_no_cors_headers(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     for origin in [
         "https://evil.example",
         "https://APP.example.com",
@@ -185,9 +190,9 @@ fn disallowed_actual_request_gets_no_cors_headers() {
     }
 }
 
-#[test]
-fn wildcard_rule_echoes_the_origin_and_carve_outs_are_untouched() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn wildcard_rule_echoes_the_origin_and_carve_outs_are_untouched(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     s.request_headers(
         &[
@@ -222,9 +227,10 @@ fn wildcard_rule_echoes_the_origin_and_carve_outs_are_untouched() {
     assert_eq!(s.response_header_str("vary"), None);
 }
 
-#[test]
-fn reject_disallowed_origins_answers_403_before_the_upstream() {
+#[engines]
+fn reject_disallowed_origins_answers_403_before_the_upstream(engine: Engine) {
     let mut emu = start(
+        engine,
         r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://a.example"}],"reject_disallowed_origins":true}]}"#,
     );
     let mut s = emu.http();
@@ -249,9 +255,9 @@ fn reject_disallowed_origins_answers_403_before_the_upstream() {
     );
 }
 
-#[test]
-fn hostile_input_never_traps() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn hostile_input_never_traps(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let huge = format!("https://{}.example.com", "a".repeat(60_000));
     let cases: Vec<Vec<(&str, &[u8])>> = vec![
         vec![
@@ -286,9 +292,9 @@ fn hostile_input_never_traps() {
     }
 }
 
-#[test]
-fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::native(&cors::EXPORTS);
+#[engines]
+fn bad_config_is_refused_naming_the_field(engine: Engine) {
+    let mut emu = engine.emulator();
     let err = emu
         .start(
             r#"{"rules":[{"allow_origin_string_match":[{"exact":"*"}],"allow_credentials":true}]}"#,
@@ -298,7 +304,7 @@ fn bad_config_is_refused_naming_the_field() {
         err.starts_with("invalid config at rules[0].allow_credentials:"),
         "{err}"
     );
-    let mut emu = Emulator::native(&cors::EXPORTS);
+    let mut emu = engine.emulator();
     let err = emu
         .start(r#"{"rules":[{"allow_origin_string_match":[{"safe_regex":{"regex":"(a"}}]}]}"#)
         .unwrap_err();

@@ -2,12 +2,15 @@
 //! per-route rules, 403), L4 (closed in on_new_connection, no data phases), hostile input,
 //! 10 000 ranges, metrics, refused configs.
 
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
+
+/// The filter in both builds: every test below runs natively and on `dist/ip-filter.wasm`.
+static MODULE: Module = Module::new(&ip_filter::EXPORTS, "dist/ip-filter.wasm");
 
 const EXAMPLE: &str = include_str!("../examples/office-and-blocklist.json");
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&ip_filter::EXPORTS);
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
@@ -26,9 +29,9 @@ fn get(emu: &mut Emulator, path: &str, source: &str, extra: &[(&str, &[u8])]) ->
     a
 }
 
-#[test]
-fn http_by_connection_address_and_per_route() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn http_by_connection_address_and_per_route(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     assert_eq!(
         get(&mut emu, "/", "203.0.113.5:4000", &[]),
         Action::Continue
@@ -67,9 +70,12 @@ fn http_by_connection_address_and_per_route() {
     assert_eq!(emu.metric("ip_filter.rule.default.denied"), Some(3));
 }
 
-#[test]
-fn http_by_x_forwarded_for_with_trusted_hops() {
-    let mut emu = start(r#"{"deny":["198.51.100.0/24"],"xff_num_trusted_hops":2}"#);
+#[engines]
+fn http_by_x_forwarded_for_with_trusted_hops(engine: Engine) {
+    let mut emu = start(
+        engine,
+        r#"{"deny":["198.51.100.0/24"],"xff_num_trusted_hops":2}"#,
+    );
     let ok =
         |emu: &mut Emulator, xff: &[u8]| get(emu, "/", "10.0.0.1:1", &[("x-forwarded-for", xff)]);
     // The 2nd from the right is the client (the rightmost was added by our 1st proxy).
@@ -118,9 +124,9 @@ fn http_by_x_forwarded_for_with_trusted_hops() {
     );
 }
 
-#[test]
-fn http_without_a_usable_source_address_fails_closed() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn http_without_a_usable_source_address_fails_closed(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     s.set_property(&["source", "address"], "not-an-address");
     assert_eq!(s.request_headers(&[(":path", "/")], true), Action::Pause);
@@ -131,9 +137,9 @@ fn http_without_a_usable_source_address_fails_closed() {
     assert_eq!(emu.metric("ip_filter.invalid_address"), Some(1));
 }
 
-#[test]
-fn l4_denied_connections_are_closed_before_any_byte() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn l4_denied_connections_are_closed_before_any_byte(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     emu.set_property(&["source", "address"], "198.51.100.9:5555");
     let c = emu.tcp();
     assert_eq!(c.new_connection_action(), Action::Pause);
@@ -155,8 +161,8 @@ fn l4_denied_connections_are_closed_before_any_byte() {
     assert_eq!(emu.metric("ip_filter.allowed"), Some(2));
 }
 
-#[test]
-fn ten_thousand_ranges() {
+#[engines]
+fn ten_thousand_ranges(engine: Engine) {
     let mut deny = Vec::new();
     for i in 0..10_000u32 {
         let a = 0x0b00_0000u32 + (i << 8);
@@ -168,7 +174,7 @@ fn ten_thousand_ranges() {
         ));
     }
     let config = format!(r#"{{"deny":[{}]}}"#, deny.join(","));
-    let mut emu = start(&config);
+    let mut emu = start(engine, &config);
     let mut c = 0;
     for (addr, want) in [
         ("11.0.0.1:1", Action::Pause),
@@ -184,9 +190,9 @@ fn ten_thousand_ranges() {
     assert_eq!(c, 4);
 }
 
-#[test]
-fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::native(&ip_filter::EXPORTS);
+#[engines]
+fn bad_config_is_refused_naming_the_field(engine: Engine) {
+    let mut emu = engine.emulator();
     assert_eq!(
         emu.start(r#"{"deny":["10.0.0.0/8","10.0.0.1/8"]}"#).unwrap_err(),
         "invalid config at deny[1]: \"10.0.0.1/8\" has bits set after the /8 prefix (did you mean 10.0.0.0/8, or the single address?)"

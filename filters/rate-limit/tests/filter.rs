@@ -3,14 +3,17 @@
 //! the 429 and its headers, L4 connection limits.
 
 use rate_limit::bucket::Slot;
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
 use std::time::Duration;
+
+/// The filter in both builds: every test below runs natively and on `dist/rate-limit.wasm`.
+static MODULE: Module = Module::new(&rate_limit::EXPORTS, "dist/rate-limit.wasm");
 
 const API: &str = include_str!("../examples/api.json");
 const TCP: &str = include_str!("../examples/tcp.json");
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&rate_limit::EXPORTS);
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
@@ -41,9 +44,9 @@ fn slot_key(config: &str, stat_prefix: &str, bucket: usize, slot: u32) -> String
     format!("rate-limit/{stat_prefix}/{hash:016x}/{bucket}/{slot}")
 }
 
-#[test]
-fn login_allows_five_per_client_then_429_with_headers() {
-    let mut emu = start(API);
+#[engines]
+fn login_allows_five_per_client_then_429_with_headers(engine: Engine) {
+    let mut emu = start(engine, API);
     assert_eq!(count_ok(&mut emu, "10.0.0.1", "/login", 5), 5);
     emu.set_property(&["source", "address"], "10.0.0.1:1");
     let mut s = emu.http();
@@ -87,9 +90,9 @@ fn login_allows_five_per_client_then_429_with_headers() {
     );
 }
 
-#[test]
-fn health_is_never_limited_and_routes_have_their_own_buckets() {
-    let mut emu = start(API);
+#[engines]
+fn health_is_never_limited_and_routes_have_their_own_buckets(engine: Engine) {
+    let mut emu = start(engine, API);
     assert_eq!(count_ok(&mut emu, "10.0.0.1", "/health", 300), 300);
     assert_eq!(count_ok(&mut emu, "10.0.0.1", "/login", 8), 5);
     // The top-level per-client bucket (100) is not touched by /login or /health.
@@ -104,9 +107,9 @@ fn health_is_never_limited_and_routes_have_their_own_buckets() {
     );
 }
 
-#[test]
-fn per_api_key_per_route_and_missing_key() {
-    let mut emu = start(API);
+#[engines]
+fn per_api_key_per_route_and_missing_key(engine: Engine) {
+    let mut emu = start(engine, API);
     emu.set_property(&["xds", "route_name"], "api");
     let with_key = |emu: &mut Emulator, key: &str| {
         (0..30)
@@ -119,9 +122,9 @@ fn per_api_key_per_route_and_missing_key() {
     assert_eq!(count_ok(&mut emu, "10.0.0.9", "/api/x", 30), 30);
 }
 
-#[test]
-fn allowed_responses_carry_ratelimit_headers_when_configured() {
-    let mut emu = start(API);
+#[engines]
+fn allowed_responses_carry_ratelimit_headers_when_configured(engine: Engine) {
+    let mut emu = start(engine, API);
     emu.set_property(&["source", "address"], "10.0.0.1:1");
     let mut s = emu.http();
     s.request_headers(&[(":method", "GET"), (":path", "/login")], true);
@@ -136,17 +139,20 @@ fn allowed_responses_carry_ratelimit_headers_when_configured() {
     );
     s.complete();
     // LIMITED mode (the default): nothing on allowed responses.
-    let mut emu = start(r#"{"token_bucket":{"max_tokens":2,"fill_interval":"1s"}}"#);
+    let mut emu = start(
+        engine,
+        r#"{"token_bucket":{"max_tokens":2,"fill_interval":"1s"}}"#,
+    );
     let mut s = emu.http();
     s.request_headers(&[(":path", "/")], true);
     s.response_headers(&[(":status", "200")], true);
     assert_eq!(s.response_header("ratelimit"), None);
 }
 
-#[test]
-fn refill_follows_the_host_clock_including_backwards_and_long_gaps() {
+#[engines]
+fn refill_follows_the_host_clock_including_backwards_and_long_gaps(engine: Engine) {
     let config = r#"{"token_bucket":{"max_tokens":4,"tokens_per_fill":2,"fill_interval":"1s"}}"#;
-    let mut emu = start(config);
+    let mut emu = start(engine, config);
     assert_eq!(count_ok(&mut emu, "1.1.1.1", "/", 10), 4);
     emu.advance_time(Duration::from_millis(500));
     assert_eq!(
@@ -165,10 +171,10 @@ fn refill_follows_the_host_clock_including_backwards_and_long_gaps() {
     assert_eq!(count_ok(&mut emu, "1.1.1.1", "/", 10), 4);
 }
 
-#[test]
-fn another_worker_sharing_the_bucket_is_seen() {
+#[engines]
+fn another_worker_sharing_the_bucket_is_seen(engine: Engine) {
     let config = r#"{"token_bucket":{"max_tokens":5,"tokens_per_fill":5,"fill_interval":"3600s"}}"#;
-    let mut emu = start(config);
+    let mut emu = start(engine, config);
     let key = slot_key(config, "local", 0, 0);
     assert!(
         emu.shared_data(&key).is_some(),
@@ -196,11 +202,11 @@ fn another_worker_sharing_the_bucket_is_seen() {
     assert_eq!(count_ok(&mut emu, "1.1.1.1", "/", 5), 1, "5 - 1 - 3");
 }
 
-#[test]
-fn dynamic_keys_are_bounded_and_evicted_least_recently_used() {
+#[engines]
+fn dynamic_keys_are_bounded_and_evicted_least_recently_used(engine: Engine) {
     let config = r#"{"descriptors":[{"name":"c","max_keys":2,"entries":[{"attribute":"client_address"}],
         "token_bucket":{"max_tokens":1,"fill_interval":"3600s"}}]}"#;
-    let mut emu = start(config);
+    let mut emu = start(engine, config);
     for i in 0..50 {
         emu.advance_time(Duration::from_millis(1));
         assert_eq!(request(&mut emu, &format!("10.1.0.{i}"), "/", &[]), 200);
@@ -213,9 +219,10 @@ fn dynamic_keys_are_bounded_and_evicted_least_recently_used() {
     assert_eq!(request(&mut emu, "10.1.0.49", "/", &[]), 429);
 }
 
-#[test]
-fn shadow_mode_counts_but_lets_through() {
+#[engines]
+fn shadow_mode_counts_but_lets_through(engine: Engine) {
     let mut emu = start(
+        engine,
         r#"{"token_bucket":{"max_tokens":2,"fill_interval":"60s"},
             "filter_enforced":{"default_value":{"numerator":0,"denominator":"HUNDRED"}}}"#,
     );
@@ -229,8 +236,8 @@ fn shadow_mode_counts_but_lets_through() {
     );
 }
 
-#[test]
-fn bad_config_is_refused_naming_the_field() {
+#[engines]
+fn bad_config_is_refused_naming_the_field(engine: Engine) {
     for (config, expected) in [
         (
             r#"{"token_bucket":{"max_tokens":1,"fill_interval":"0s"}}"#,
@@ -249,17 +256,19 @@ fn bad_config_is_refused_naming_the_field() {
             "invalid config at token_bucket.max_tokens: 99999999999 is larger than a bucket's stored value holds",
         ),
     ] {
-        let err = Emulator::native(&rate_limit::EXPORTS)
+        let err = engine.emulator()
             .start(config)
             .unwrap_err();
         assert!(err.starts_with(expected), "{err}");
     }
 }
 
-#[test]
-fn l4_new_connections_per_client_are_limited_before_any_byte() {
-    let mut emu =
-        start(r#"{"connections":{"token_bucket":{"max_tokens":3,"fill_interval":"60s"}}}"#);
+#[engines]
+fn l4_new_connections_per_client_are_limited_before_any_byte(engine: Engine) {
+    let mut emu = start(
+        engine,
+        r#"{"connections":{"token_bucket":{"max_tokens":3,"fill_interval":"60s"}}}"#,
+    );
     emu.set_property(&["source", "address"], "10.0.0.1:5000");
     for _ in 0..3 {
         let c = emu.tcp();
@@ -288,9 +297,9 @@ fn l4_new_connections_per_client_are_limited_before_any_byte() {
     );
 }
 
-#[test]
-fn l4_concurrent_connections_are_given_back_on_close() {
-    let mut emu = start(TCP);
+#[engines]
+fn l4_concurrent_connections_are_given_back_on_close(engine: Engine) {
+    let mut emu = start(engine, TCP);
     emu.set_property(&["source", "address"], "10.0.0.1:5000");
     let open: Vec<_> = (0..10).map(|_| emu.tcp()).collect();
     assert!(open
@@ -312,6 +321,8 @@ fn l4_concurrent_connections_are_given_back_on_close() {
     }
 }
 
+/// The export table itself (the wasm module's exports are checked against it by the
+/// integration tests): native only.
 #[test]
 fn exports_no_data_phases() {
     let e = &rate_limit::EXPORTS;

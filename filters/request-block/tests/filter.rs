@@ -1,15 +1,18 @@
 //! The whole request-block filter in the host emulator: each location, normalised paths,
 //! refusals, body buffering, metrics and log lines, hostile input, refused configs.
 
-use sdk_ext::testing::{Action, Emulator};
+use sdk_ext::testing::{engines, Action, Emulator, Engine, Module};
+
+/// The filter in both builds: every test below runs natively and on `dist/request-block.wasm`.
+static MODULE: Module = Module::new(&request_block::EXPORTS, "dist/request-block.wasm");
 
 const EXAMPLE: &str = include_str!("../examples/known-bad.json");
 
 /// Request headers as the emulator takes them.
 type Headers<'a> = &'a [(&'a str, &'a [u8])];
 
-fn start(config: &str) -> Emulator {
-    let mut emu = Emulator::native(&request_block::EXPORTS);
+fn start(engine: Engine, config: &str) -> Emulator {
+    let mut emu = engine.emulator();
     assert_eq!(emu.start(config), Ok(()));
     emu
 }
@@ -23,9 +26,9 @@ fn status(emu: &mut Emulator, headers: &[(&str, &[u8])]) -> Option<u32> {
     st
 }
 
-#[test]
-fn every_location_blocks_with_a_metric_and_a_log_line() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn every_location_blocks_with_a_metric_and_a_log_line(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let cases: &[(Headers, &str)] = &[
         (&[(":path", b"/ADMIN/users")], "admin"),
         (&[(":path", b"/%61dmin")], "admin"),
@@ -57,9 +60,10 @@ fn every_location_blocks_with_a_metric_and_a_log_line() {
     assert_eq!(emu.metric("request_block.allowed"), Some(1));
 }
 
-#[test]
-fn the_block_response_is_configurable() {
+#[engines]
+fn the_block_response_is_configurable(engine: Engine) {
     let mut emu = start(
+        engine,
         r#"{"rules":[{"name":"a","in":"path","pattern":{"exact":"/x"}}],"status":404,"message":"nothing here"}"#,
     );
     let mut s = emu.http();
@@ -71,23 +75,24 @@ fn the_block_response_is_configurable() {
     assert_eq!(r.details, "request_blocked");
 }
 
-#[test]
-fn malformed_paths_are_refused_with_400() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn malformed_paths_are_refused_with_400(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     for p in [&b"/a%zz"[..], b"/%00", b"/a%2"] {
         assert_eq!(status(&mut emu, &[(":path", p)]), Some(400), "{p:?}");
     }
     assert_eq!(emu.metric("request_block.refused_path"), Some(3));
     let mut emu = start(
+        engine,
         r#"{"rules":[{"name":"a","in":"path","pattern":{"prefix":"/admin"}}],"path":{"escaped_slashes":"reject"}}"#,
     );
     assert_eq!(status(&mut emu, &[(":path", b"/files/a%2Fb")]), Some(400));
     assert_eq!(status(&mut emu, &[(":path", b"/files/a/b")]), None);
 }
 
-#[test]
-fn body_is_held_until_inspected_then_blocked_or_passed() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn body_is_held_until_inspected_then_blocked_or_passed(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let mut s = emu.http();
     assert_eq!(
         s.request_headers(&[(":method", "POST"), (":path", "/comment")], false),
@@ -105,6 +110,7 @@ fn body_is_held_until_inspected_then_blocked_or_passed() {
     assert!(s.local_response().is_none());
     // Past max_bytes: only the first bytes are inspected, the rest passes.
     let mut emu = start(
+        engine,
         r#"{"rules":[{"name":"x","in":"body","pattern":{"contains":"EVIL"}}],"body":{"max_bytes":8}}"#,
     );
     let mut s = emu.http();
@@ -118,9 +124,12 @@ fn body_is_held_until_inspected_then_blocked_or_passed() {
     assert_eq!(s.local_response().unwrap().status_code, 403);
 }
 
-#[test]
-fn no_body_rules_means_no_holding() {
-    let mut emu = start(r#"{"rules":[{"name":"a","in":"path","pattern":{"prefix":"/admin"}}]}"#);
+#[engines]
+fn no_body_rules_means_no_holding(engine: Engine) {
+    let mut emu = start(
+        engine,
+        r#"{"rules":[{"name":"a","in":"path","pattern":{"prefix":"/admin"}}]}"#,
+    );
     let mut s = emu.http();
     assert_eq!(
         s.request_headers(&[(":method", "POST"), (":path", "/x")], false),
@@ -129,9 +138,9 @@ fn no_body_rules_means_no_holding() {
     assert_eq!(s.request_body(b"<script>", true), Action::Continue);
 }
 
-#[test]
-fn hostile_input_gets_the_documented_answer() {
-    let mut emu = start(EXAMPLE);
+#[engines]
+fn hostile_input_gets_the_documented_answer(engine: Engine) {
+    let mut emu = start(engine, EXAMPLE);
     let huge_path = format!("/{}", "a/../".repeat(20_000));
     let huge_header = "x".repeat(60_000);
     let traversal = "/%2e%2e/".repeat(5000) + "admin";
@@ -159,9 +168,9 @@ fn hostile_input_gets_the_documented_answer() {
     }
 }
 
-#[test]
-fn bad_config_is_refused_naming_the_field() {
-    let mut emu = Emulator::native(&request_block::EXPORTS);
+#[engines]
+fn bad_config_is_refused_naming_the_field(engine: Engine) {
+    let mut emu = engine.emulator();
     let err = emu
         .start(
             r#"{"rules":[{"name":"a","in":"query","pattern":{"safe_regex":{"regex":"a)|(b"}}}]}"#,
@@ -174,8 +183,8 @@ fn bad_config_is_refused_naming_the_field() {
 }
 
 /// 50 patterns (the bench's shape): compiled once, a clean request costs one pass per set.
-#[test]
-fn fifty_patterns() {
+#[engines]
+fn fifty_patterns(engine: Engine) {
     let mut rules = Vec::new();
     for i in 0..25 {
         rules.push(format!(
@@ -185,7 +194,7 @@ fn fifty_patterns() {
             r#"{{"name":"r{i}","in":"query","pattern":{{"safe_regex":{{"regex":"attack{i}[0-9]+"}}}}}}"#
         ));
     }
-    let mut emu = start(&format!(r#"{{"rules":[{}]}}"#, rules.join(",")));
+    let mut emu = start(engine, &format!(r#"{{"rules":[{}]}}"#, rules.join(",")));
     assert_eq!(status(&mut emu, &[(":path", b"/blocked-7/x")]), Some(403));
     assert_eq!(
         status(&mut emu, &[(":path", b"/a?x=attack24123")]),

@@ -5,7 +5,7 @@
 use sdk_ext::testing::hostile;
 use sdk_ext::testing::Module;
 
-static MODULE: Module = Module::new(&filter_template::EXPORTS, "dist/template.wasm");
+static MODULE: Module = Module::new(&template::EXPORTS, "dist/template.wasm");
 
 #[test]
 fn hostile_traffic_never_traps_and_memory_stays_bounded() {
