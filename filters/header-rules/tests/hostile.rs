@@ -16,7 +16,7 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(include_str!("../examples/api-gateway.json"))
         .unwrap();
-    let run = hostile::run(&mut emu, 2, hostile::requests(), |g, _| {
+    let run = hostile::run(&mut emu, 2, hostile::requests(), |g, _, _| {
         let mut r = g.request();
         if g.one_in(3) {
             // What the example's templates copy: %REQ(x-request-id)%, the client address.

@@ -122,7 +122,7 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(config()).unwrap();
     let key = hmac_key();
-    let run = hostile::run(&mut emu, 3, hostile::requests(), |g, n| {
+    let run = hostile::run(&mut emu, 3, hostile::requests(), |g, n, _| {
         let mut r: Request = g.request();
         let token = if n % 5 == 0 {
             // Distinct valid tokens: every one verifies and goes into the bounded cache.

@@ -15,7 +15,7 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded() {
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(include_str!("../examples/deny-admin.json"))
         .unwrap();
-    let run = hostile::run(&mut emu, 1, hostile::requests(), |g, _| g.request());
+    let run = hostile::run(&mut emu, 1, hostile::requests(), |g, _, _| g.request());
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: the configured `status` (403 in the example), else the request goes on.
     assert_eq!(run.undocumented(&[403]), Vec::<u32>::new(), "{run:?}");

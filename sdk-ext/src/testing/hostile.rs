@@ -369,13 +369,15 @@ pub fn requests() -> usize {
         .unwrap_or(100_000)
 }
 
-/// Sends `count` requests made by `make(generator, n)` through `emu` (started), recording
-/// the answers and the module's memory. A trap fails the test inside (naming the phase).
+/// Sends `count` requests made by `make(generator, n, emu)` through `emu` (started),
+/// recording the answers and the module's memory; `make` may also set host state for the
+/// request (e.g. the client's `source.address`). A trap fails the test inside (naming the
+/// phase).
 pub fn run(
     emu: &mut Emulator,
     seed: u64,
     count: usize,
-    mut make: impl FnMut(&mut Hostile, usize) -> Request,
+    mut make: impl FnMut(&mut Hostile, usize, &mut Emulator) -> Request,
 ) -> Run {
     let started = std::time::Instant::now();
     let mut generator = Hostile::new(seed);
@@ -388,7 +390,7 @@ pub fn run(
         if n == count / 10 {
             run.memory_warm = emu.memory_bytes();
         }
-        let request = make(&mut generator, n);
+        let request = make(&mut generator, n, emu);
         let answer = send(emu, &request);
         *run.statuses.entry(answer.status).or_insert(0) += 1;
     }
