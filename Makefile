@@ -1,5 +1,6 @@
 # The front door. Each target is a thin call into scripts/, xtask or cargo.
-#   make run       build every filter and serve them in a real Envoy (Ctrl-C stops it)
+#   make run       build every filter and serve them in a real Envoy (Ctrl-C stops it);
+#                  NATIVE=1 serves them as Envoy dynamic modules (dist/lib<name>.so)
 #   make test      unit + host-emulator + real-Envoy integration tests + config validation
 #   make new-filter NAME=my-filter
 #   make bench     side-by-side benchmark (results in target/bench/results.md)
@@ -39,9 +40,13 @@ test-integration: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
+	# The dynamic-module host (sdk-ext/src/dynamic_module/shim.rs) is compiled only without
+	# the emulator (`testing`), which --all-features turns on.
+	$(CARGO) clippy -p sdk-ext --features dynamic-module,regex --lib -q -- -D warnings
+	@$(XTASK) native-configs --check
 
 run: build
-	@bash scripts/run-demo.sh
+	@NATIVE=$(NATIVE) bash scripts/run-demo.sh
 
 new-filter:
 	@test -n "$(NAME)" || { echo "usage: make new-filter NAME=my-filter"; exit 2; }

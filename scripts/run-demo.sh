@@ -5,7 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY="${ENVOY_BIN:-.venv/bin/envoy}"
-"$ENVOY" -c envoy-configs/demo.yaml --concurrency 2 --disable-hot-restart --log-level warn &
+# NATIVE=1: the same filters as Envoy dynamic modules (dist/lib<name>.so), config
+# envoy-configs/native/demo.yaml (generated from demo.yaml by `xtask native-configs`).
+CONFIG=envoy-configs/demo.yaml
+if [ "${NATIVE:-0}" = 1 ]; then
+  CONFIG=envoy-configs/native/demo.yaml
+  export ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$PWD/dist"
+fi
+echo "serving $CONFIG"
+"$ENVOY" -c "$CONFIG" --concurrency 2 --disable-hot-restart --log-level warn &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0' INT TERM EXIT
 for _ in $(seq 1 100); do
