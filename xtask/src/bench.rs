@@ -41,6 +41,12 @@
 //! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
 //! `jwt_auth.allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
 //!
+//! Dynamic-module rows (`*-dynmod*`, group `dynmod`): the same filter crates built as Envoy
+//! dynamic modules (`dist/lib<filter>.so`, `envoy.filters.http.dynamic_modules`), with the
+//! same configurations and checks as their wasm rows; compared with Envoy's native filters
+//! doing the same work (`header-rules-dynmod` vs `native-header_mutation`: capacity ≥ 0.97 ×;
+//! `jwt-auth-dynmod-*` vs `native-jwt-*`: capacity ≥ 1.0 ×, same token and pool of 1000).
+//!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
@@ -72,6 +78,8 @@ const USAGE: &str =
                 raw-template, template)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
+    dynmod      the dynamic-module rows (*-dynmod*) and the native rows they are held to
+                (native-header_mutation, native-jwt-*)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
   default: every variant";
@@ -212,6 +220,9 @@ const FLOORS_GROUP: &str = "floors";
 /// The `floors` group: the sdk-ext filters with the targets, and their raw-ABI floors.
 const FLOOR_ROWS: &[&str] = &["raw-edits", "header-rules", "raw-template", "template"];
 const ROUTE_GROUP: &str = "route";
+const DYNMOD_GROUP: &str = "dynmod";
+/// The marker of a dynamic-module row's name.
+const DYNMOD: &str = "-dynmod";
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -248,6 +259,21 @@ const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
         edits: Edits::None,
         stats: JWT_AUTH_STATS,
         wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad { alg, pool }),
+        route: None,
+        floor: None,
+    }
+}
+
+/// jwt-auth as a dynamic module, with the provider and tokens of [`native_jwt_variant`].
+const fn jwt_auth_dynmod_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
+    Variant {
+        name,
+        filters: jwt_auth_dynmod_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("libjwt-auth.so")),
         denied: Some(("/check", 401)),
         jwt: Some(JwtLoad { alg, pool }),
         route: None,
@@ -403,6 +429,28 @@ const VARIANTS: &[Variant] = &[
     header_rules_route_variant("header-rules-route-on", true),
     template_route_variant("template-route-off", false),
     template_route_variant("template-route-on", true),
+    Variant {
+        name: "header-rules-dynmod",
+        filters: header_rules_dynmod_filter,
+        edits: Edits::Bench,
+        stats: HEADER_RULES_STATS,
+        wasm: Some(Module::Dist("libheader-rules.so")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "template-dynmod",
+        filters: template_dynmod_filter,
+        edits: Edits::None,
+        stats: TEMPLATE_STATS,
+        wasm: Some(Module::Dist("libtemplate.so")),
+        denied: Some(("/admin", 403)),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -411,6 +459,10 @@ const VARIANTS: &[Variant] = &[
     jwt_auth_variant("jwt-auth-rs256-pool", Alg::Rs256, true),
     native_jwt_variant("native-jwt-es256-pool", Alg::Es256, true),
     jwt_auth_variant("jwt-auth-es256-pool", Alg::Es256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-same", Alg::Rs256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-same", Alg::Es256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-pool", Alg::Rs256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-pool", Alg::Es256, true),
 ];
 
 fn no_filters(_: &Inputs) -> String {
@@ -501,6 +553,37 @@ fn wasm_filter_entry(
             ""
         }
     )
+}
+
+/// The same filter crate as an Envoy dynamic module (`dist/lib<module>.so`, found through
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, which [`start_envoy`] points at `dist/`), metrics in
+/// the wasm filter's `wasmcustom` namespace.
+fn dynmod_filter(module: &str, root_id: &str, config: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.dynamic_modules
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config:
+                name: {module}
+                metrics_namespace: wasmcustom
+              filter_name: {root_id}
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{config}'
+"#
+    )
+}
+
+fn header_rules_dynmod_filter(_: &Inputs) -> String {
+    dynmod_filter("header-rules", "header-rules", HEADER_RULES_CONFIG)
+}
+
+fn template_dynmod_filter(_: &Inputs) -> String {
+    dynmod_filter("template", "filter-template", TEMPLATE_CONFIG)
+}
+
+fn jwt_auth_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter("jwt-auth", "jwt-auth", &jwt_auth_config(&i.jwks))
 }
 
 fn bare_filter(i: &Inputs) -> String {
@@ -854,6 +937,11 @@ fn selects(item: &str, v: &Variant) -> bool {
         HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE,
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
+        DYNMOD_GROUP => {
+            v.name.contains(DYNMOD)
+                || v.name == "native-header_mutation"
+                || v.name.starts_with("native-jwt-")
+        }
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
@@ -982,21 +1070,25 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
         fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = env.pinned(cpu, &env.envoy);
-    cmd.arg("-c")
-        .arg(&cfg)
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "-l",
-            "warning",
-        ])
-        .arg("--admin-address-path")
-        .arg(&admin_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(log_err))
-        .process_group(0);
+    cmd.env(
+        "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+        crate::repo_root().join("dist"),
+    )
+    .arg("-c")
+    .arg(&cfg)
+    .args([
+        "--concurrency",
+        "1",
+        "--disable-hot-restart",
+        "-l",
+        "warning",
+    ])
+    .arg("--admin-address-path")
+    .arg(&admin_file)
+    .stdin(Stdio::null())
+    .stdout(Stdio::from(log_file))
+    .stderr(Stdio::from(log_err))
+    .process_group(0);
     let child = cmd
         .spawn()
         .map_err(|e| format!("starting Envoy {name} ({}): {e}", env.envoy.display()))?;
@@ -2513,9 +2605,11 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
         for pool in [false, true] {
             let load = Some(JwtLoad { alg, pool });
             let find = |native: bool| {
-                jwt.iter()
-                    .copied()
-                    .find(|v| v.jwt == load && v.name.starts_with("native-") == native)
+                jwt.iter().copied().find(|v| {
+                    v.jwt == load
+                        && v.name.starts_with("native-") == native
+                        && !v.name.contains(DYNMOD)
+                })
             };
             let (Some(nv), Some(jv)) = (find(true), find(false)) else {
                 continue;
@@ -2536,6 +2630,40 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
                 cap_cpu,
                 yes(cap_rps >= target),
                 yes(cap_cpu >= target)
+            );
+        }
+    }
+    // The dynamic-module build against native jwt_authn: ≥ 1.0 × capacity, both loads.
+    let dynmod: Vec<&Variant> = jwt
+        .iter()
+        .copied()
+        .filter(|v| v.name.contains(DYNMOD))
+        .collect();
+    if !dynmod.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| alg | tokens | native µs/req | jwt-auth dynmod µs/req | capacity ratio (req/s) | capacity ratio (CPU-bound, paired) | target | status (req/s) | status (paired) |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|---|---|");
+        for v in dynmod {
+            let Some(nv) = jwt
+                .iter()
+                .copied()
+                .find(|n| n.jwt == v.jwt && n.name.starts_with("native-"))
+            else {
+                continue;
+            };
+            let (n, j) = (summary(nv), summary(v));
+            let (cap_rps, cap_cpu) = (j.rps / n.rps, n.norm / j.norm);
+            let load = v.jwt.map_or("", JwtLoad::label);
+            let alg = v.jwt.map_or("", |l| l.alg.name());
+            let _ = writeln!(
+                md,
+                "| {alg} | {load} | {:.2} | {:.2} | {cap_rps:.3} | {cap_cpu:.3} | ≥ 1.0 × native | {} | {} |",
+                n.us,
+                j.us,
+                yes(cap_rps >= 1.0),
+                yes(cap_cpu >= 1.0)
             );
         }
     }
@@ -2782,6 +2910,24 @@ fn render(r: &RunInfo) -> String {
                 h.capacity,
                 yes(h.capacity >= 0.95)
             );
+        }
+    }
+
+    // The dynamic-module build of header-rules against Envoy's native header_mutation doing
+    // the same edits: capacity ≥ 0.97 ×.
+    if let (Some(d), Some(n)) = (find("header-rules-dynmod"), find("native-header_mutation")) {
+        for kind in [Kind::Moderate, Kind::Saturated] {
+            if let (Some(dp), Some(np)) = (view(d, kind), view(n, kind)) {
+                let ratio = dp.capacity / np.capacity;
+                let _ = writeln!(
+                    md,
+                    "| header-rules-dynmod capacity ≥ 0.97 × native-header_mutation ({}) | | | {ratio:.3} × (CPU-bound; added {:.2} vs {:.2} µs) | {} |",
+                    kind.label(),
+                    dp.added_us,
+                    np.added_us,
+                    yes(ratio >= 0.97)
+                );
+            }
         }
     }
 
