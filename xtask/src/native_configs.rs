@@ -113,7 +113,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
-        .filter(|p| !p.file_name().is_some_and(|n| n == "docker-compose.yaml"))
+        .filter(|p| p.file_name().is_none_or(|n| n != "docker-compose.yaml"))
         .collect();
     names.sort();
     let mut stale = Vec::new();

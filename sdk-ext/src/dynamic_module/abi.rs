@@ -107,6 +107,13 @@ pub const BODY_BUFFERED_REQUEST: u32 = 1;
 pub const BODY_RECEIVED_RESPONSE: u32 = 2;
 pub const BODY_BUFFERED_RESPONSE: u32 = 3;
 
+// `envoy_dynamic_module_type_network_connection_event`.
+pub const EVENT_REMOTE_CLOSE: u32 = 0;
+pub const EVENT_LOCAL_CLOSE: u32 = 1;
+
+// `envoy_dynamic_module_type_network_connection_close_type`.
+pub const CLOSE_FLUSH_WRITE: u32 = 0;
+
 // `envoy_dynamic_module_type_log_level`.
 pub const LOG_TRACE: u32 = 0;
 pub const LOG_CRITICAL: u32 = 5;
@@ -345,4 +352,123 @@ unsafe extern "C" {
     ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: EnvoyPtr);
     pub fn envoy_dynamic_module_callback_http_filter_continue_encoding(filter: EnvoyPtr);
+
+    pub fn envoy_dynamic_module_callback_network_filter_config_define_counter(
+        config: EnvoyPtr,
+        name: ModuleBuffer,
+        id: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_define_gauge(
+        config: EnvoyPtr,
+        name: ModuleBuffer,
+        id: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_define_histogram(
+        config: EnvoyPtr,
+        name: ModuleBuffer,
+        id: *mut usize,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_increment_counter(
+        filter: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_increment_gauge(
+        filter: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_decrement_gauge(
+        filter: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_set_gauge(
+        filter: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_record_histogram_value(
+        filter: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_increment_counter(
+        config: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_increment_gauge(
+        config: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_decrement_gauge(
+        config: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_set_gauge(
+        config: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_network_filter_config_record_histogram_value(
+        config: EnvoyPtr,
+        id: usize,
+        value: u64,
+    ) -> u32;
+
+    pub fn envoy_dynamic_module_callback_network_filter_get_read_buffer_chunks_size(
+        filter: EnvoyPtr,
+    ) -> usize;
+    pub fn envoy_dynamic_module_callback_network_filter_get_read_buffer_chunks(
+        filter: EnvoyPtr,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_get_read_buffer_size(
+        filter: EnvoyPtr,
+    ) -> usize;
+    pub fn envoy_dynamic_module_callback_network_filter_get_write_buffer_chunks_size(
+        filter: EnvoyPtr,
+    ) -> usize;
+    pub fn envoy_dynamic_module_callback_network_filter_get_write_buffer_chunks(
+        filter: EnvoyPtr,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_get_write_buffer_size(
+        filter: EnvoyPtr,
+    ) -> usize;
+    pub fn envoy_dynamic_module_callback_network_filter_drain_read_buffer(
+        filter: EnvoyPtr,
+        length: usize,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_drain_write_buffer(
+        filter: EnvoyPtr,
+        length: usize,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_append_read_buffer(
+        filter: EnvoyPtr,
+        data: ModuleBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_append_write_buffer(
+        filter: EnvoyPtr,
+        data: ModuleBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_continue_reading(filter: EnvoyPtr);
+    pub fn envoy_dynamic_module_callback_network_filter_close(filter: EnvoyPtr, close_type: u32);
+    pub fn envoy_dynamic_module_callback_network_filter_get_remote_address(
+        filter: EnvoyPtr,
+        address_out: *mut EnvoyBuffer,
+        port_out: *mut u32,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_network_filter_http_callout(
+        filter: EnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *const ModuleHttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
+    ) -> u32;
 }

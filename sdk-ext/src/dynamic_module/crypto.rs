@@ -37,8 +37,11 @@ fn tlv(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, rest.get(..len)?, rest.get(len..)?))
 }
 
-/// `SubjectPublicKeyInfo` → (algorithm OID, parameters OID if any, key bytes).
-fn spki(der: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+/// A parsed `SubjectPublicKeyInfo`: algorithm OID, parameters OID if any, key bytes.
+type Spki<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
+/// `SubjectPublicKeyInfo` → its parts.
+fn spki(der: &[u8]) -> Option<Spki<'_>> {
     let (0x30, body, _) = tlv(der)? else {
         return None;
     };

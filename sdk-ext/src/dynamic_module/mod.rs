@@ -54,6 +54,10 @@
 //! - **Foreign functions**: none, except `verify_signature`, which this build implements
 //!   in-process (see `crypto.rs`) so jwt-auth keeps its fast path.
 
+// Under the emulator (`testing`, e.g. `cargo test --all-features`) the emulator is the host and
+// `shim.rs` is not compiled, so the context the dispatch records goes unread there.
+#![cfg_attr(feature = "testing", allow(dead_code))]
+
 pub mod abi;
 #[cfg(not(feature = "testing"))]
 mod crypto;
@@ -61,7 +65,9 @@ mod crypto;
 pub(crate) mod shim;
 
 use crate::exports::{NoFilter, Phases};
+use crate::host::PeerType;
 use crate::http::{HttpFilter, HttpHost};
+use crate::network::{NetworkFilter, NetworkHost};
 use crate::plugin::Plugin;
 use abi::{EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use std::any::{Any, TypeId};
@@ -101,16 +107,22 @@ pub(crate) enum Current {
     /// `on_http_filter_config_new` (main thread): metrics are defined here.
     Config {
         envoy: EnvoyPtr,
-        config: *const HttpConfig,
+        config: *const ModuleConfig,
     },
     /// A worker building its own plugin: metric names resolve to the ids defined at
     /// config time.
-    Plugin { config: *const HttpConfig },
+    Plugin { config: *const ModuleConfig },
     /// A stream hook.
     Stream {
         envoy: EnvoyPtr,
-        config: *const HttpConfig,
+        config: *const ModuleConfig,
         body: Body,
+        answer: Option<Answer>,
+    },
+    /// A connection hook (network filter).
+    Connection {
+        envoy: EnvoyPtr,
+        config: *const ModuleConfig,
         answer: Option<Answer>,
     },
 }
@@ -151,18 +163,24 @@ pub(crate) struct MetricDef {
     pub id: u32,
 }
 
-/// One Envoy HTTP filter configuration: what Envoy holds as the in-module config (shared by
-/// every worker, so only `Send + Sync` data; each thread builds its own plugin from it).
+/// One Envoy filter configuration (HTTP or network): what Envoy holds as the in-module config
+/// (shared by every worker, so only `Send + Sync` data; each thread builds its own plugin).
 #[derive(Debug)]
-pub struct HttpConfig {
+pub struct ModuleConfig {
     id: u64,
+    /// A network filter's (`envoy.filters.network.dynamic_modules`): its metric callbacks
+    /// are the network ones.
+    network: bool,
     /// Envoy's `DynamicModuleHttpFilterConfig` (valid while this config lives).
     envoy: usize,
     bytes: Vec<u8>,
     metrics: Mutex<Vec<MetricDef>>,
 }
 
-impl HttpConfig {
+impl ModuleConfig {
+    pub(crate) fn is_network(&self) -> bool {
+        self.network
+    }
     pub(crate) fn envoy(&self) -> EnvoyPtr {
         self.envoy as EnvoyPtr
     }
@@ -186,7 +204,7 @@ static NEXT_CONFIG: AtomicU64 = AtomicU64::new(1);
 
 struct PluginSlot {
     id: u64,
-    config: Weak<HttpConfig>,
+    config: Weak<ModuleConfig>,
     plugin: Rc<dyn Any>,
 }
 
@@ -196,7 +214,7 @@ thread_local! {
 }
 
 /// This thread's plugin for `config`, built at its first use.
-fn plugin_for<P: Plugin>(config: &Arc<HttpConfig>) -> Option<Rc<P>> {
+fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
     let found = PLUGINS
         .try_with(|t| {
             t.try_borrow().ok().and_then(|slots| {
@@ -308,8 +326,17 @@ pub unsafe fn http_filter_config_new<P: Plugin, H: HttpFilter<Plugin = P>>(
             );
             return null();
         }
-        let shared = Arc::new(HttpConfig {
+        configure::<P>(envoy, bytes, false)
+    })
+}
+
+/// Parses a configuration on the main thread (defining its metrics); answers the in-module
+/// config for Envoy, or null after logging why it is refused.
+fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *const c_void {
+    {
+        let shared = Arc::new(ModuleConfig {
             id: NEXT_CONFIG.fetch_add(1, Ordering::Relaxed),
+            network,
             envoy: envoy as usize,
             bytes,
             metrics: Mutex::new(Vec::new()),
@@ -345,7 +372,7 @@ pub unsafe fn http_filter_config_new<P: Plugin, H: HttpFilter<Plugin = P>>(
                 Arc::into_raw(shared).cast()
             }
         }
-    })
+    }
 }
 
 /// `envoy_dynamic_module_on_http_filter_config_destroy`.
@@ -355,7 +382,7 @@ pub unsafe fn http_filter_config_new<P: Plugin, H: HttpFilter<Plugin = P>>(
 pub unsafe fn http_filter_config_destroy(config: *const c_void) {
     if !config.is_null() {
         // SAFETY: the caller's contract: one reference, handed back once.
-        drop(unsafe { Arc::from_raw(config.cast::<HttpConfig>()) });
+        drop(unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) });
     }
 }
 
@@ -376,7 +403,7 @@ pub fn http_filter_per_route_config_new(name: &str) -> *const c_void {
 /// One stream: its configuration, this thread's plugin and the filter value (`None` while a
 /// phase runs, or after a panic).
 struct Stream<P, H> {
-    config: Arc<HttpConfig>,
+    config: Arc<ModuleConfig>,
     plugin: Rc<P>,
     filter: Option<H>,
 }
@@ -393,7 +420,7 @@ pub unsafe fn http_filter_new<P: Plugin, H: HttpFilter<Plugin = P>>(
         return null();
     }
     shielded(P::NAME, "http_filter_new", null(), || {
-        let ptr = config.cast::<HttpConfig>();
+        let ptr = config.cast::<ModuleConfig>();
         // SAFETY: Envoy keeps the config alive while it creates streams; one more count for
         // the stream, released when the stream is destroyed.
         let config = unsafe {
@@ -447,20 +474,18 @@ fn act(action: crate::host::Action) -> u32 {
 /// code runs, since Envoy may re-enter the module for the same stream).
 ///
 /// # Safety
-/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
-unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
-    envoy: EnvoyPtr,
+/// `stream` was returned by [`http_filter_new`] (or [`network_filter_new`]) for `P`, `F`.
+unsafe fn run_as<P: Plugin, F: 'static, R>(
     stream: *const c_void,
     hook: &str,
-    body: Body,
-    answer: Option<Answer>,
+    context: impl FnOnce(*const ModuleConfig) -> Current,
     on_panic: impl FnOnce() -> R,
-    phase: impl FnOnce(&mut H, &P, &mut HttpHost) -> R,
+    phase: impl FnOnce(&mut F, &P) -> R,
 ) -> Option<R> {
     if stream.is_null() {
         return None;
     }
-    let state = stream.cast_mut().cast::<Stream<P, H>>();
+    let state = stream.cast_mut().cast::<Stream<P, F>>();
     // SAFETY: the caller's contract; each access is one field, no reference kept.
     let (mut filter, plugin, config) = unsafe {
         (
@@ -469,15 +494,8 @@ unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
             Arc::as_ptr(&(*state).config),
         )
     };
-    let _in = enter(Current::Stream {
-        envoy,
-        config,
-        body,
-        answer,
-    });
-    match catch_unwind(AssertUnwindSafe(|| {
-        phase(&mut filter, &plugin, &mut HttpHost::new())
-    })) {
+    let _in = enter(context(config));
+    match catch_unwind(AssertUnwindSafe(|| phase(&mut filter, &plugin))) {
         Ok(r) => {
             // SAFETY: as above.
             unsafe { (*state).filter = Some(filter) };
@@ -496,6 +514,33 @@ unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
             std::mem::forget(filter);
             Some(on_panic())
         }
+    }
+}
+
+/// One HTTP phase of stream `stream` ([`run_as`] with the stream as the current context).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    hook: &str,
+    body: Body,
+    answer: Option<Answer>,
+    on_panic: impl FnOnce() -> R,
+    phase: impl FnOnce(&mut H, &P, &mut HttpHost) -> R,
+) -> Option<R> {
+    let context = |config| Current::Stream {
+        envoy,
+        config,
+        body,
+        answer,
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_as::<P, H, R>(stream, hook, context, on_panic, |f, p| {
+            phase(f, p, &mut HttpHost::new())
+        })
     }
 }
 
@@ -703,17 +748,8 @@ pub unsafe fn http_callout_done<P: Plugin, H: HttpFilter<Plugin = P>>(
     if !H::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
         return;
     }
-    let ok = result == abi::CALLOUT_SUCCESS;
-    let answer = Answer {
-        headers: if ok { headers } else { null() },
-        headers_len: if ok { headers_len } else { 0 },
-        chunks: if ok { chunks } else { null() },
-        chunks_len: if ok { chunks_len } else { 0 },
-    };
-    let body_size = answer_chunks(&answer)
-        .iter()
-        .map(|c| c.length)
-        .fold(0usize, usize::saturating_add);
+    let answer = answer_of(result, headers, headers_len, chunks, chunks_len);
+    let body_size = answer_size(&answer);
     let token = u32::try_from(callout_id).unwrap_or(u32::MAX);
     // SAFETY: forwarded contract.
     let _ = unsafe {
@@ -727,6 +763,291 @@ pub unsafe fn http_callout_done<P: Plugin, H: HttpFilter<Plugin = P>>(
             |f, p, h| f.on_http_call_response(p, h, token, body_size),
         )
     };
+}
+
+// ----- network filters ------------------------------------------------------------------
+
+/// `envoy_dynamic_module_on_network_filter_config_new`.
+///
+/// # Safety
+/// Envoy's contract: `envoy` is its config object; `config` a valid buffer for the call.
+pub unsafe fn network_filter_config_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    // SAFETY: Envoy's contract for `config`.
+    let bytes = unsafe { config.bytes() }.to_vec();
+    shielded(P::NAME, "network_filter_config_new", null(), || {
+        if TypeId::of::<N>() == TypeId::of::<NoFilter<P>>() {
+            log_line(
+                abi::LOG_CRITICAL - 1,
+                &format!("{}: this module has no network filter", P::NAME),
+            );
+            return null();
+        }
+        configure::<P>(envoy, bytes, true)
+    })
+}
+
+/// `envoy_dynamic_module_on_network_filter_new`.
+///
+/// # Safety
+/// `config` was returned by [`network_filter_config_new`] and is alive; `envoy` is the
+/// connection's filter.
+pub unsafe fn network_filter_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    config: *const c_void,
+    envoy: EnvoyPtr,
+) -> *const c_void {
+    if config.is_null() {
+        return null();
+    }
+    shielded(P::NAME, "network_filter_new", null(), || {
+        let ptr = config.cast::<ModuleConfig>();
+        // SAFETY: as in `http_filter_new`.
+        let config = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        let Some(plugin) = plugin_for::<P>(&config) else {
+            return null();
+        };
+        let filter = {
+            let _in = enter(Current::Connection {
+                envoy,
+                config: ptr,
+                answer: None,
+            });
+            N::create(&plugin)
+        };
+        let stream = Box::new(Stream {
+            config,
+            plugin,
+            filter: Some(filter),
+        });
+        Box::into_raw(stream).cast_const().cast()
+    })
+}
+
+/// `envoy_dynamic_module_on_network_filter_destroy`.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for the same `P`, `N`, and is not used
+/// again.
+pub unsafe fn network_filter_destroy<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    stream: *const c_void,
+) {
+    if stream.is_null() {
+        return;
+    }
+    shielded(P::NAME, "network_filter_destroy", (), || {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Box::from_raw(stream.cast_mut().cast::<Stream<P, N>>()) });
+    });
+}
+
+/// One callback of connection `stream`, with it as the current context.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+unsafe fn run_net<P: Plugin, N: NetworkFilter<Plugin = P>, R>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    hook: &str,
+    answer: Option<Answer>,
+    on_panic: impl FnOnce() -> R,
+    phase: impl FnOnce(&mut N, &P, &mut NetworkHost) -> R,
+) -> Option<R> {
+    let context = |config| Current::Connection {
+        envoy,
+        config,
+        answer,
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_as::<P, N, R>(stream, hook, context, on_panic, |f, p| {
+            phase(f, p, &mut NetworkHost::new())
+        })
+    }
+}
+
+/// A panic in a connection callback: close the connection (it may not have been checked).
+fn fail_connection(envoy: EnvoyPtr) -> u32 {
+    // SAFETY: a plain call on the connection the hook was given.
+    unsafe {
+        abi::envoy_dynamic_module_callback_network_filter_close(envoy, abi::CLOSE_FLUSH_WRITE)
+    };
+    abi::STATUS_STOP
+}
+
+/// `envoy_dynamic_module_on_network_filter_new_connection`: `on_new_connection`.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn new_connection<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+) -> u32 {
+    if !N::PHASES.has(Phases::NEW_CONNECTION) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "new_connection",
+            None,
+            || fail_connection(envoy),
+            |f, p, h| act(f.on_new_connection(p, h)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_read`: `on_downstream_data` (bytes from the
+/// client, `DownstreamData`).
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_read<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    data_length: usize,
+    end_stream: bool,
+) -> u32 {
+    if !N::PHASES.has(Phases::DOWNSTREAM_DATA) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "network_read",
+            None,
+            || fail_connection(envoy),
+            |f, p, h| act(f.on_downstream_data(p, h, data_length, end_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_write`: `on_upstream_data` (bytes from the
+/// upstream towards the client, `UpstreamData`).
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_write<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    data_length: usize,
+    end_stream: bool,
+) -> u32 {
+    if !N::PHASES.has(Phases::UPSTREAM_DATA) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "network_write",
+            None,
+            || abi::STATUS_CONTINUE,
+            |f, p, h| act(f.on_upstream_data(p, h, data_length, end_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_event`: the downstream connection closing is
+/// `on_downstream_close` (remote or local). Envoy's dynamic-module network ABI reports no
+/// upstream close: `on_upstream_close` is not called in this build.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_event<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    event: u32,
+) {
+    let peer = match event {
+        abi::EVENT_REMOTE_CLOSE => PeerType::Remote,
+        abi::EVENT_LOCAL_CLOSE => PeerType::Local,
+        _ => return,
+    };
+    if !N::PHASES.has(Phases::DOWNSTREAM_CLOSE) {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run_net::<P, N, ()>(
+            envoy,
+            stream,
+            "network_event",
+            None,
+            || (),
+            |f, p, h| f.on_downstream_close(p, h, peer),
+        )
+    };
+}
+
+/// `envoy_dynamic_module_on_network_filter_http_callout_done`: `on_http_call_response`.
+///
+/// # Safety
+/// As [`http_callout_done`], for a connection.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn network_callout_done<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) {
+    if !N::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
+        return;
+    }
+    let answer = answer_of(result, headers, headers_len, chunks, chunks_len);
+    let body_size = answer_size(&answer);
+    let token = u32::try_from(callout_id).unwrap_or(u32::MAX);
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run_net::<P, N, ()>(
+            envoy,
+            stream,
+            "network_callout_done",
+            Some(answer),
+            || (),
+            |f, p, h| f.on_http_call_response(p, h, token, body_size),
+        )
+    };
+}
+
+fn answer_of(
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) -> Answer {
+    let ok = result == abi::CALLOUT_SUCCESS;
+    Answer {
+        headers: if ok { headers } else { null() },
+        headers_len: if ok { headers_len } else { 0 },
+        chunks: if ok { chunks } else { null() },
+        chunks_len: if ok { chunks_len } else { 0 },
+    }
+}
+
+fn answer_size(answer: &Answer) -> usize {
+    answer_chunks(answer)
+        .iter()
+        .map(|c| c.length)
+        .fold(0usize, usize::saturating_add)
 }
 
 /// The chunks of a callout answer.
@@ -926,8 +1247,108 @@ macro_rules! __dynamic_module_exports {
                 _: EnvoyPtr, _: *const c_void,
             ) {
             }
-            // The network filter is not driven in this build yet.
-            const _: ::core::marker::PhantomData<$n> = ::core::marker::PhantomData;
+            // The network filter (`envoy.filters.network.dynamic_modules`).
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
+                envoy: EnvoyPtr,
+                name: EnvoyBuffer,
+                config: EnvoyBuffer,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_config_new::<$p, $n>(envoy, name, config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_destroy(
+                config: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_config_destroy(config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_new(
+                config: *const c_void,
+                envoy: EnvoyPtr,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_new::<$p, $n>(config, envoy) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_new_connection(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::new_connection::<$p, $n>(envoy, stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_read(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                data_length: usize,
+                end_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_read::<$p, $n>(envoy, stream, data_length, end_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_write(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                data_length: usize,
+                end_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_write::<$p, $n>(envoy, stream, data_length, end_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_event(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                event: u32,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_event::<$p, $n>(envoy, stream, event) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_destroy(
+                stream: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_destroy::<$p, $n>(stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_http_callout_done(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                callout_id: u64,
+                result: u32,
+                headers: *const EnvoyHttpHeader,
+                headers_len: usize,
+                chunks: *const EnvoyBuffer,
+                chunks_len: usize,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe {
+                    dm::network_callout_done::<$p, $n>(
+                        envoy, stream, callout_id, result, headers, headers_len, chunks, chunks_len,
+                    )
+                }
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_scheduled(
+                _: EnvoyPtr, _: *const c_void, _: u64,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_above_write_buffer_high_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_below_write_buffer_low_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
         };
     };
 }

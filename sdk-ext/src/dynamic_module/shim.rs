@@ -7,7 +7,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
-use super::{current, Answer, Body, Current, HttpConfig, MetricDef};
+use super::{current, Answer, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
 use std::ptr::null;
 
@@ -50,7 +50,7 @@ unsafe fn give(bytes: &[u8], data: *mut *mut u8, size: *mut usize) -> u32 {
 }
 
 /// The stream of the current context.
-fn stream() -> Option<(EnvoyPtr, &'static HttpConfig, Body, Option<Answer>)> {
+fn stream() -> Option<(EnvoyPtr, &'static ModuleConfig, Body, Option<Answer>)> {
     match current() {
         Current::Stream {
             envoy,
@@ -66,14 +66,31 @@ fn stream() -> Option<(EnvoyPtr, &'static HttpConfig, Body, Option<Answer>)> {
     }
 }
 
+/// The connection of the current context (network filter).
+fn connection() -> Option<(EnvoyPtr, Option<Answer>)> {
+    match current() {
+        Current::Connection { envoy, answer, .. } => Some((envoy, answer)),
+        _ => None,
+    }
+}
+
+/// The callout answer of the current context, if it is one's.
+fn answer() -> Option<Answer> {
+    match current() {
+        Current::Stream { answer, .. } | Current::Connection { answer, .. } => answer,
+        _ => None,
+    }
+}
+
 /// The configuration of the current context (any kind).
-fn config() -> Option<&'static HttpConfig> {
+fn config() -> Option<&'static ModuleConfig> {
     match current() {
         Current::None => None,
         // SAFETY: every context keeps its config alive for the whole hook.
         Current::Config { config, .. }
         | Current::Plugin { config }
-        | Current::Stream { config, .. } => Some(unsafe { &*config }),
+        | Current::Stream { config, .. }
+        | Current::Connection { config, .. } => Some(unsafe { &*config }),
     }
 }
 
@@ -220,10 +237,20 @@ pub(crate) unsafe fn proxy_get_buffer_bytes(
             concat(&parts, start, max_size)
         }
         t if t == BufferType::HttpCallResponseBody as u32 => {
-            let Some((_, _, _, Some(answer))) = stream() else {
+            let Some(answer) = answer() else {
                 return NOT_FOUND;
             };
             concat(super::answer_chunks(&answer), start, max_size)
+        }
+        t if t == BufferType::DownstreamData as u32 || t == BufferType::UpstreamData as u32 => {
+            let Some((envoy, _)) = connection() else {
+                return NOT_FOUND;
+            };
+            concat(
+                &net_chunks(envoy, t == BufferType::DownstreamData as u32),
+                start,
+                max_size,
+            )
         }
         t if t == BufferType::PluginConfiguration as u32 => {
             let Some(config) = config() else {
@@ -242,6 +269,72 @@ pub(crate) unsafe fn proxy_get_buffer_bytes(
     unsafe { give(&bytes, return_buffer_data, return_buffer_size) }
 }
 
+/// The connection's read (from the client) or write (towards it) buffer.
+fn net_chunks(envoy: EnvoyPtr, read: bool) -> Vec<EnvoyBuffer> {
+    // SAFETY: plain calls on the current connection; the array is sized by the first.
+    unsafe {
+        let n = if read {
+            abi::envoy_dynamic_module_callback_network_filter_get_read_buffer_chunks_size(envoy)
+        } else {
+            abi::envoy_dynamic_module_callback_network_filter_get_write_buffer_chunks_size(envoy)
+        };
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut out = vec![EnvoyBuffer::NULL; n];
+        let ok = if read {
+            abi::envoy_dynamic_module_callback_network_filter_get_read_buffer_chunks(
+                envoy,
+                out.as_mut_ptr(),
+            )
+        } else {
+            abi::envoy_dynamic_module_callback_network_filter_get_write_buffer_chunks(
+                envoy,
+                out.as_mut_ptr(),
+            )
+        };
+        if ok {
+            out
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// `set_buffer` on a connection buffer: the buffer becomes `old[..start] + value + old[end..]`.
+fn set_net_buffer(envoy: EnvoyPtr, read: bool, start: usize, size: usize, value: &[u8]) -> u32 {
+    let old = concat(&net_chunks(envoy, read), 0, usize::MAX);
+    if start > old.len() {
+        return BAD_ARGUMENT;
+    }
+    let end = start.saturating_add(size).min(old.len());
+    let mut new = Vec::with_capacity(old.len() - (end - start) + value.len());
+    new.extend_from_slice(old.get(..start).unwrap_or_default());
+    new.extend_from_slice(value);
+    new.extend_from_slice(old.get(end..).unwrap_or_default());
+    // SAFETY: plain calls on the current connection with live buffers.
+    let ok = unsafe {
+        if read {
+            abi::envoy_dynamic_module_callback_network_filter_drain_read_buffer(envoy, old.len())
+                && abi::envoy_dynamic_module_callback_network_filter_append_read_buffer(
+                    envoy,
+                    ModuleBuffer::of(&new),
+                )
+        } else {
+            abi::envoy_dynamic_module_callback_network_filter_drain_write_buffer(envoy, old.len())
+                && abi::envoy_dynamic_module_callback_network_filter_append_write_buffer(
+                    envoy,
+                    ModuleBuffer::of(&new),
+                )
+        }
+    };
+    if ok {
+        OK
+    } else {
+        INTERNAL
+    }
+}
+
 pub(crate) unsafe fn proxy_set_buffer_bytes(
     buffer_type: u32,
     start: usize,
@@ -249,16 +342,28 @@ pub(crate) unsafe fn proxy_set_buffer_bytes(
     buffer_data: *const u8,
     buffer_size: usize,
 ) -> u32 {
+    // SAFETY: host.rs passes a live slice.
+    let value = unsafe { slice(buffer_data, buffer_size) };
     let request = match buffer_type {
         t if t == BufferType::HttpRequestBody as u32 => true,
         t if t == BufferType::HttpResponseBody as u32 => false,
+        t if t == BufferType::DownstreamData as u32 || t == BufferType::UpstreamData as u32 => {
+            let Some((envoy, _)) = connection() else {
+                return NOT_FOUND;
+            };
+            return set_net_buffer(
+                envoy,
+                t == BufferType::DownstreamData as u32,
+                start,
+                size,
+                value,
+            );
+        }
         _ => return UNIMPLEMENTED,
     };
     let Some((envoy, _, phase, _)) = stream() else {
         return NOT_FOUND;
     };
-    // SAFETY: host.rs passes a live slice.
-    let value = unsafe { slice(buffer_data, buffer_size) };
     let parts = body_view(envoy, phase, request);
     let old = concat(&parts, 0, usize::MAX);
     if start > old.len() {
@@ -312,6 +417,13 @@ pub(crate) unsafe fn proxy_get_header_map_pairs(
     return_map_data: *mut *mut u8,
     return_map_size: *mut usize,
 ) -> u32 {
+    if let (Some(a), None) = (answer(), stream()) {
+        if map_type != MapType::HttpCallResponseHeaders as u32 {
+            return NOT_FOUND;
+        }
+        // SAFETY: Envoy's headers for the callout hook; forwarded out pointers.
+        return unsafe { give_pairs(super::answer_headers(&a), return_map_data, return_map_size) };
+    }
     let Some((envoy, _, _, answer)) = stream() else {
         return NOT_FOUND;
     };
@@ -338,6 +450,15 @@ pub(crate) unsafe fn proxy_get_header_map_pairs(
         }
         _ => return NOT_FOUND,
     };
+    // SAFETY: forwarded out pointers.
+    unsafe { give_pairs(&headers, return_map_data, return_map_size) }
+}
+
+/// Encodes Envoy's headers in the proxy-wasm map format and hands them out.
+///
+/// # Safety
+/// The headers are Envoy's, valid for the current hook; the out pointers are writable.
+unsafe fn give_pairs(headers: &[EnvoyHttpHeader], data: *mut *mut u8, size: *mut usize) -> u32 {
     let pairs: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|h| {
@@ -355,7 +476,7 @@ pub(crate) unsafe fn proxy_get_header_map_pairs(
         return BAD_ARGUMENT;
     };
     // SAFETY: forwarded out pointers.
-    unsafe { give(&encoded, return_map_data, return_map_size) }
+    unsafe { give(&encoded, data, size) }
 }
 
 pub(crate) unsafe fn proxy_get_header_map_value(
@@ -365,12 +486,10 @@ pub(crate) unsafe fn proxy_get_header_map_value(
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
 ) -> u32 {
-    let Some((envoy, _, _, answer)) = stream() else {
-        return NOT_FOUND;
-    };
     // SAFETY: host.rs passes a live &str.
     let key = unsafe { slice(key_data, key_size) };
-    if let Some(t) = header_type(map_type) {
+    let answer = answer();
+    if let (Some(t), Some((envoy, _, _, _))) = (header_type(map_type), stream()) {
         let mut value = EnvoyBuffer::NULL;
         let mut count = 0usize;
         // SAFETY: a plain call on the current stream with live buffers.
@@ -525,11 +644,15 @@ pub(crate) unsafe fn proxy_get_property(
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
 ) -> u32 {
+    // SAFETY: host.rs passes a live slice.
+    let path = unsafe { slice(path_data, path_size) };
+    if let Some((envoy, _)) = connection() {
+        // SAFETY: forwarded out pointers.
+        return unsafe { connection_property(envoy, path, return_value_data, return_value_size) };
+    }
     let Some((envoy, _, _, _)) = stream() else {
         return NOT_FOUND;
     };
-    // SAFETY: host.rs passes a live slice.
-    let path = unsafe { slice(path_data, path_size) };
     let Some(attr) = attribute(path) else {
         return NOT_FOUND;
     };
@@ -566,6 +689,53 @@ pub(crate) unsafe fn proxy_get_property(
             }
         }
     }
+}
+
+/// A connection's properties: the client's address (`source.address`, `ip:port` or
+/// `[ip]:port`) and port; others are not available to a dynamic-module network filter.
+///
+/// # Safety
+/// The out pointers are writable.
+unsafe fn connection_property(
+    envoy: EnvoyPtr,
+    path: &[u8],
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> u32 {
+    let mut address = EnvoyBuffer::NULL;
+    let mut port = 0u32;
+    // SAFETY: a plain call on the current connection.
+    if !unsafe {
+        abi::envoy_dynamic_module_callback_network_filter_get_remote_address(
+            envoy,
+            &mut address,
+            &mut port,
+        )
+    } {
+        return NOT_FOUND;
+    }
+    // SAFETY: Envoy's buffer, valid for the current hook.
+    let ip = unsafe { address.bytes() };
+    let value = match path {
+        b"source\0address" => {
+            let mut v = Vec::with_capacity(ip.len() + 8);
+            let v6 = ip.contains(&b':');
+            if v6 {
+                v.push(b'[');
+            }
+            v.extend_from_slice(ip);
+            if v6 {
+                v.push(b']');
+            }
+            v.push(b':');
+            v.extend_from_slice(port.to_string().as_bytes());
+            v
+        }
+        b"source\0port" => u64::from(port).to_le_bytes().to_vec(),
+        _ => return NOT_FOUND,
+    };
+    // SAFETY: forwarded out pointers.
+    unsafe { give(&value, data, size) }
 }
 
 pub(crate) unsafe fn proxy_set_property(
@@ -636,6 +806,14 @@ pub(crate) unsafe fn proxy_send_local_response(
 }
 
 pub(crate) unsafe fn proxy_continue_stream(stream_type: u32) -> u32 {
+    if let Some((envoy, _)) = connection() {
+        if stream_type != StreamType::Downstream as u32 {
+            return UNIMPLEMENTED;
+        }
+        // SAFETY: a plain call on the current connection.
+        unsafe { abi::envoy_dynamic_module_callback_network_filter_continue_reading(envoy) };
+        return OK;
+    }
     let Some((envoy, _, _, _)) = stream() else {
         return NOT_FOUND;
     };
@@ -654,8 +832,20 @@ pub(crate) unsafe fn proxy_continue_stream(stream_type: u32) -> u32 {
     OK
 }
 
-pub(crate) unsafe fn proxy_close_stream(_stream_type: u32) -> u32 {
-    UNIMPLEMENTED
+pub(crate) unsafe fn proxy_close_stream(stream_type: u32) -> u32 {
+    match connection() {
+        Some((envoy, _)) if stream_type == StreamType::Downstream as u32 => {
+            // SAFETY: a plain call on the current connection.
+            unsafe {
+                abi::envoy_dynamic_module_callback_network_filter_close(
+                    envoy,
+                    abi::CLOSE_FLUSH_WRITE,
+                )
+            };
+            OK
+        }
+        _ => UNIMPLEMENTED,
+    }
 }
 
 // ----- shared data -----------------------------------------------------------------------------
@@ -694,9 +884,11 @@ pub(crate) unsafe fn proxy_http_call(
     timeout: u32,
     return_token: *mut u32,
 ) -> u32 {
-    // Stream callouts only: see the parent module for root-context ones.
-    let Some((envoy, _, _, _)) = stream() else {
-        return UNIMPLEMENTED;
+    // Stream and connection callouts only: see the parent module for root-context ones.
+    let (envoy, network) = match (stream(), connection()) {
+        (Some((envoy, _, _, _)), _) => (envoy, false),
+        (None, Some((envoy, _))) => (envoy, true),
+        (None, None) => return UNIMPLEMENTED,
     };
     // SAFETY: host.rs passes live slices.
     let (cluster, encoded, body) = unsafe {
@@ -724,7 +916,12 @@ pub(crate) unsafe fn proxy_http_call(
     let mut id = 0u64;
     // SAFETY: live buffers for the call, on the current stream.
     let result = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_http_callout(
+        let callout = if network {
+            abi::envoy_dynamic_module_callback_network_filter_http_callout
+        } else {
+            abi::envoy_dynamic_module_callback_http_filter_http_callout
+        };
+        callout(
             envoy,
             &mut id,
             ModuleBuffer::of(cluster),
@@ -782,27 +979,53 @@ pub(crate) unsafe fn proxy_define_metric(
                 let mut id = 0usize;
                 let buf = ModuleBuffer::of(name.as_bytes());
                 // SAFETY: live buffers for the call on the config Envoy is creating.
-                let result =
-                    unsafe {
-                        match metric_type {
+                let result = unsafe {
+                    match metric_type {
+                        t if config.is_network() => {
+                            let define = match t {
+                                t if t == MetricType::Counter as u32 => {
+                                    abi::envoy_dynamic_module_callback_network_filter_config_define_counter
+                                }
+                                t if t == MetricType::Gauge as u32 => {
+                                    abi::envoy_dynamic_module_callback_network_filter_config_define_gauge
+                                }
+                                t if t == MetricType::Histogram as u32 => {
+                                    abi::envoy_dynamic_module_callback_network_filter_config_define_histogram
+                                }
+                                _ => return BAD_ARGUMENT,
+                            };
+                            define(envoy, buf, &mut id)
+                        }
                         t if t == MetricType::Counter as u32 => {
                             abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                                envoy, buf, null(), 0, &mut id,
+                                envoy,
+                                buf,
+                                null(),
+                                0,
+                                &mut id,
                             )
                         }
                         t if t == MetricType::Gauge as u32 => {
                             abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
-                                envoy, buf, null(), 0, &mut id,
+                                envoy,
+                                buf,
+                                null(),
+                                0,
+                                &mut id,
                             )
                         }
                         t if t == MetricType::Histogram as u32 => {
                             abi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
-                                envoy, buf, null(), 0, &mut id,
+                                envoy,
+                                buf,
+                                null(),
+                                0,
+                                &mut id,
                             )
                         }
                         _ => return BAD_ARGUMENT,
                     }
-                    };
+                };
                 if result != abi::METRICS_SUCCESS {
                     return INTERNAL;
                 }
@@ -837,20 +1060,58 @@ pub(crate) unsafe fn proxy_get_metric(_metric_id: u32, _return_value: *mut u64) 
     UNIMPLEMENTED
 }
 
-/// Which Envoy object a metric update goes through: the stream, or the configuration.
+/// Which Envoy object a metric update goes through: the stream (or connection), or the
+/// configuration; `bool`: a network filter's.
 enum Via {
     Stream(EnvoyPtr),
-    Config(EnvoyPtr),
+    Config(EnvoyPtr, bool),
+    Connection(EnvoyPtr),
 }
 
 fn via() -> Option<Via> {
     match current() {
         Current::None => None,
         Current::Stream { envoy, .. } => Some(Via::Stream(envoy)),
-        Current::Config { envoy, .. } => Some(Via::Config(envoy)),
+        Current::Connection { envoy, .. } => Some(Via::Connection(envoy)),
         // SAFETY: alive for the whole hook.
-        Current::Plugin { config } => Some(Via::Config(unsafe { &*config }.envoy())),
+        Current::Config { envoy, config } => {
+            Some(Via::Config(envoy, unsafe { &*config }.is_network()))
+        }
+        Current::Plugin { config } => {
+            // SAFETY: alive for the whole hook.
+            let config = unsafe { &*config };
+            Some(Via::Config(config.envoy(), config.is_network()))
+        }
     }
+}
+
+type NetUpdate = unsafe extern "C" fn(EnvoyPtr, usize, u64) -> u32;
+
+/// The network filter's metric updates (no labels), for the connection and the config.
+fn net_update(kind: u32, op: Op) -> Option<(NetUpdate, NetUpdate)> {
+    Some(match (kind, op) {
+        (k, Op::Add) if k == MetricType::Counter as u32 => (
+            abi::envoy_dynamic_module_callback_network_filter_increment_counter,
+            abi::envoy_dynamic_module_callback_network_filter_config_increment_counter,
+        ),
+        (k, Op::Add) if k == MetricType::Gauge as u32 => (
+            abi::envoy_dynamic_module_callback_network_filter_increment_gauge,
+            abi::envoy_dynamic_module_callback_network_filter_config_increment_gauge,
+        ),
+        (k, Op::Sub) if k == MetricType::Gauge as u32 => (
+            abi::envoy_dynamic_module_callback_network_filter_decrement_gauge,
+            abi::envoy_dynamic_module_callback_network_filter_config_decrement_gauge,
+        ),
+        (k, Op::Set) if k == MetricType::Gauge as u32 => (
+            abi::envoy_dynamic_module_callback_network_filter_set_gauge,
+            abi::envoy_dynamic_module_callback_network_filter_config_set_gauge,
+        ),
+        (k, Op::Set) if k == MetricType::Histogram as u32 => (
+            abi::envoy_dynamic_module_callback_network_filter_record_histogram_value,
+            abi::envoy_dynamic_module_callback_network_filter_config_record_histogram_value,
+        ),
+        _ => return None,
+    })
 }
 
 fn update(id: u32, op: Op, value: u64) -> u32 {
@@ -859,6 +1120,23 @@ fn update(id: u32, op: Op, value: u64) -> u32 {
     };
     let kind = id & 3;
     let dm_id = (id >> 2) as usize;
+    let network = match via {
+        Via::Connection(e) => Some((e, true)),
+        Via::Config(e, true) => Some((e, false)),
+        _ => None,
+    };
+    if let Some((envoy, on_connection)) = network {
+        let Some((conn_fn, config_fn)) = net_update(kind, op) else {
+            return BAD_ARGUMENT;
+        };
+        let f = if on_connection { conn_fn } else { config_fn };
+        // SAFETY: the Envoy object of the current hook.
+        return if unsafe { f(envoy, dm_id, value) } == abi::METRICS_SUCCESS {
+            OK
+        } else {
+            NOT_FOUND
+        };
+    }
     type Update = unsafe extern "C" fn(EnvoyPtr, usize, *const ModuleBuffer, usize, u64) -> u32;
     let (stream_fn, config_fn): (Update, Update) = match (kind, op) {
         (k, Op::Add) if k == MetricType::Counter as u32 => (
@@ -887,7 +1165,9 @@ fn update(id: u32, op: Op, value: u64) -> u32 {
     let result = unsafe {
         match via {
             Via::Stream(envoy) => stream_fn(envoy, dm_id, null(), 0, value),
-            Via::Config(envoy) => config_fn(envoy, dm_id, null(), 0, value),
+            Via::Config(envoy, _) | Via::Connection(envoy) => {
+                config_fn(envoy, dm_id, null(), 0, value)
+            }
         }
     };
     if result == abi::METRICS_SUCCESS {
