@@ -72,7 +72,7 @@ const USAGE: &str =
   --max-other PCT  drop a sample when other work took more than PCT % of the front core
                    (default 5), and re-take it up to --retakes times (default 2)
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     every non-JWT row (bare, raw*, native-header_mutation, lua, header-rules,
+    headers     every non-JWT wasm row (bare, raw*, native-header_mutation, lua, header-rules,
                 template, the per-route rows)
     floors      the sdk-ext filters and their raw-ABI floors (raw-edits, header-rules,
                 raw-template, template)
@@ -107,7 +107,14 @@ enum Module {
     Dist(&'static str),
     /// A benchmark-only workspace package, built by the bench into `target/bench/<package>.wasm`.
     Bench(&'static str),
+    /// A benchmark-only workspace package built as an Envoy dynamic module, into
+    /// `target/bench/dynmod/lib<package>.so`.
+    BenchNative(&'static str),
 }
+
+/// Where the fronts find dynamic modules (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`): `dist/`'s
+/// `lib*.so` copied, and the bench-only ones built there.
+const DYNMOD_DIR: &str = "target/bench/dynmod";
 
 /// Where the wasm modules are.
 struct Modules {
@@ -127,6 +134,9 @@ impl Modules {
         match m {
             Module::Dist(file) => self.dist.join(file),
             Module::Bench(package) => self.bench.join(format!("{package}.wasm")),
+            Module::BenchNative(package) => {
+                self.bench.join("dynmod").join(format!("lib{package}.so"))
+            }
         }
     }
 }
@@ -438,6 +448,17 @@ const VARIANTS: &[Variant] = &[
         denied: None,
         jwt: None,
         route: None,
+        floor: Some("raw-dynmod"),
+    },
+    Variant {
+        name: "raw-dynmod",
+        filters: raw_dynmod_filter,
+        edits: Edits::Bench,
+        stats: &["wasmcustom.raw_dynmod.requests_matched"],
+        wasm: Some(Module::BenchNative("raw-dynmod")),
+        denied: None,
+        jwt: None,
+        route: None,
         floor: None,
     },
     Variant {
@@ -572,6 +593,12 @@ fn dynmod_filter(module: &str, root_id: &str, config: &str) -> String {
                 value: '{config}'
 "#
     )
+}
+
+/// header-rules' Envoy calls through the bare dynamic-module ABI (`bench/raw-dynmod`): the
+/// floor of header-rules-dynmod.
+fn raw_dynmod_filter(_: &Inputs) -> String {
+    dynmod_filter("raw-dynmod", "raw-dynmod", "")
 }
 
 fn header_rules_dynmod_filter(_: &Inputs) -> String {
@@ -934,17 +961,20 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 fn selects(item: &str, v: &Variant) -> bool {
     match item {
         JWT_GROUP => v.jwt.is_some(),
-        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE,
+        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE && !is_dynmod(v),
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
         DYNMOD_GROUP => {
-            v.name.contains(DYNMOD)
-                || v.name == "native-header_mutation"
-                || v.name.starts_with("native-jwt-")
+            is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
         }
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
+}
+
+/// A dynamic-module row (or its floor): group `dynmod`, not `headers`.
+fn is_dynmod(v: &Variant) -> bool {
+    v.name.contains(DYNMOD) || v.name == "raw-dynmod"
 }
 
 /// `pattern` with `*` matching any run of characters (possibly empty), the rest literally.
@@ -1072,7 +1102,7 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
     let mut cmd = env.pinned(cpu, &env.envoy);
     cmd.env(
         "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-        crate::repo_root().join("dist"),
+        crate::repo_root().join(DYNMOD_DIR),
     )
     .arg("-c")
     .arg(&cfg)
@@ -2086,6 +2116,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     v.name
                 ));
             }
+            Some(m @ Module::BenchNative(package)) => {
+                let built = crate::native_build::compile(package)?;
+                let dest = modules.path(m);
+                if let Some(dir) = dest.parent() {
+                    fs::create_dir_all(dir)
+                        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                }
+                fs::copy(&built, &dest).map_err(|e| format!("copying {}: {e}", built.display()))?;
+                eprintln!("bench: built {} for variant {}", dest.display(), v.name);
+            }
             Some(m @ Module::Bench(package)) => {
                 let manifest = root.join("bench").join(package).join("Cargo.toml");
                 let size = crate::wasm_build::build_module(package, &manifest, &modules.path(m))?;
@@ -2096,6 +2136,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 );
             }
             _ => {}
+        }
+    }
+    // The product dynamic modules, beside the bench-only ones, in the fronts' search path.
+    let dynmod_dir = root.join(DYNMOD_DIR);
+    fs::create_dir_all(&dynmod_dir)
+        .map_err(|e| format!("creating {}: {e}", dynmod_dir.display()))?;
+    for entry in fs::read_dir(&dist)
+        .map_err(|e| format!("reading {}: {e}", dist.display()))?
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "so") {
+            let dest = dynmod_dir.join(entry.file_name());
+            fs::copy(&path, &dest).map_err(|e| format!("copying {}: {e}", path.display()))?;
         }
     }
     let clk_tck: f64 = command_output("getconf", &["CLK_TCK"])
@@ -2342,9 +2396,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // Each floor module against its sdk-ext filter, when both were measured.
     let mut exports = Vec::new();
     for &v in &selected {
-        let (Some(floor), Some(Module::Dist(_))) = (v.floor, v.wasm) else {
+        // Wasm modules only (a dynamic module's exports are Envoy's fixed hook set).
+        let (Some(floor), Some(Module::Dist(file))) = (v.floor, v.wasm) else {
             continue;
         };
+        if !file.ends_with(".wasm") {
+            continue;
+        }
         let Some(fv) = selected.iter().find(|f| f.name == floor) else {
             continue;
         };
@@ -2821,7 +2879,11 @@ fn render(r: &RunInfo) -> String {
     let _ = writeln!(md, "\n## Targets (informational, not asserted)\n");
     let _ = writeln!(md, "| target | moderate | status | saturated | status |");
     let _ = writeln!(md, "|---|---|---|---|---|");
-    for (filter, floor) in [("header-rules", "raw-edits"), ("template", "raw-template")] {
+    for (filter, floor) in [
+        ("header-rules", "raw-edits"),
+        ("template", "raw-template"),
+        ("header-rules-dynmod", "raw-dynmod"),
+    ] {
         let Some(v) = find(filter) else { continue };
         if find(floor).is_none() {
             let _ = writeln!(
@@ -3061,7 +3123,7 @@ mod tests {
     #[test]
     fn only_selects_groups_patterns_and_names() {
         let jwt = names(&["jwt"]);
-        assert_eq!(jwt.len(), 9, "{jwt:?}");
+        assert_eq!(jwt.len(), 13, "{jwt:?}");
         assert_eq!(jwt.first(), Some(&BASELINE));
         assert!(jwt
             .iter()
@@ -3112,7 +3174,11 @@ mod tests {
                 "jwt-auth-rs256-same",
                 "jwt-auth-es256-same",
                 "jwt-auth-rs256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
         assert_eq!(
@@ -3122,10 +3188,30 @@ mod tests {
                 "native-jwt-es256-same",
                 "jwt-auth-es256-same",
                 "native-jwt-es256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
-        assert_eq!(names(&["*-pool"]).len(), 5);
+        assert_eq!(
+            names(&["dynmod"]),
+            [
+                BASELINE,
+                "native-header_mutation",
+                "header-rules-dynmod",
+                "raw-dynmod",
+                "template-dynmod",
+                "native-jwt-rs256-same",
+                "native-jwt-es256-same",
+                "native-jwt-rs256-pool",
+                "native-jwt-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
+            ]
+        );
+        assert_eq!(names(&["*-pool"]).len(), 7);
         assert_eq!(
             names(&["lua", "header-rules"]),
             [BASELINE, "lua", "header-rules"]
@@ -3164,7 +3250,11 @@ mod tests {
                 );
                 assert_eq!(
                     rows,
-                    [format!("native-jwt-{suffix}"), format!("jwt-auth-{suffix}")]
+                    [
+                        format!("native-jwt-{suffix}"),
+                        format!("jwt-auth-{suffix}"),
+                        format!("jwt-auth-dynmod-{suffix}")
+                    ]
                 );
             }
         }
@@ -3224,7 +3314,10 @@ mod tests {
             if let Some(floor) = v.floor {
                 let f = VARIANTS.iter().find(|f| f.name == floor);
                 assert!(
-                    f.is_some_and(|f| matches!(f.wasm, Some(Module::Bench(_)))),
+                    f.is_some_and(|f| matches!(
+                        f.wasm,
+                        Some(Module::Bench(_) | Module::BenchNative(_))
+                    )),
                     "{}: floor {floor} is not a raw bench module",
                     v.name
                 );

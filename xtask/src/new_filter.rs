@@ -9,7 +9,8 @@
 //! - `hub-manifest/NAME/` from `hub-manifest/template/` (`name` = `NAME`, the same
 //!   description, so the crate's schema test agrees with it);
 //! - `envoy-configs/NAME.yaml` from `envoy-configs/template.yaml`: an Envoy config loading
-//!   `dist/NAME.wasm` (validated with every other config by `integration/tests/configs.rs`);
+//!   `dist/NAME.wasm` (validated with every other config by `integration/tests/configs.rs`),
+//!   and `envoy-configs/native/NAME.yaml`, the same with `dist/libNAME.so` (the dynamic module);
 //! - `integration/tests/NAME.rs` from `integration/tests/template.rs`: real-Envoy tests of the
 //!   new filter through the harness.
 //!
@@ -28,6 +29,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("filters/template", "filters/{}"),
     ("hub-manifest/template", "hub-manifest/{}"),
     ("envoy-configs/template.yaml", "envoy-configs/{}.yaml"),
+    (
+        "envoy-configs/native/template.yaml",
+        "envoy-configs/native/{}.yaml",
+    ),
     ("integration/tests/template.rs", "integration/tests/{}.rs"),
 ];
 
@@ -57,6 +62,13 @@ fn rename(text: &str, name: &str) -> String {
     text.replace("filter-template", name)
         .replace("filter_template", &snake)
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
+        .replace("dist/libtemplate.so", &format!("dist/lib{name}.so"))
+        .replace(
+            "envoy-configs/native/template.yaml",
+            &format!("envoy-configs/native/{name}.yaml"),
+        )
+        // The dynamic module's name (envoy-configs/native/: `dynamic_module_config.name`).
+        .replace("    name: template\n", &format!("    name: {name}\n"))
         .replace(
             "envoy-configs/template.yaml",
             &format!("envoy-configs/{name}.yaml"),
