@@ -10,7 +10,6 @@ ENVOY="${ENVOY_BIN:-.venv/bin/envoy}"
 CONFIG=envoy-configs/demo.yaml
 if [ "${NATIVE:-0}" = 1 ]; then
   CONFIG=envoy-configs/native/demo.yaml
-  export ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$PWD/dist"
 fi
 echo "serving $CONFIG"
 "$ENVOY" -c "$CONFIG" --concurrency 2 --disable-hot-restart --log-level warn &

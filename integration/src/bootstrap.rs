@@ -91,7 +91,7 @@ pub struct WasmFilter {
     pub fail_open: bool,
     /// Fetch the module over HTTP instead of reading `wasm` (`vm_config.code.remote`).
     pub remote: Option<RemoteCode>,
-    /// `.wasm`, or the same filter as a dynamic module (`dist/lib<name>.so`).
+    /// `.wasm`, or the same filter as a dynamic module (`wasm` is then the `.so`).
     pub loading: Loading,
 }
 
@@ -151,6 +151,23 @@ impl WasmFilter {
         }
     }
 
+    /// A dynamic module (`.so`) outside `dist/`, e.g. a test fixture.
+    pub fn native_from_file(
+        name: &str,
+        so: impl AsRef<Path>,
+        config_json: impl Into<String>,
+    ) -> Self {
+        WasmFilter {
+            name: name.to_string(),
+            wasm: so.as_ref().to_path_buf(),
+            root_id: name.to_string(),
+            config_json: config_json.into(),
+            fail_open: false,
+            remote: None,
+            loading: Loading::Native,
+        }
+    }
+
     pub fn root_id(mut self, root_id: &str) -> Self {
         self.root_id = root_id.to_string();
         self
@@ -207,9 +224,8 @@ typed_config:
 
 impl WasmFilter {
     /// The same filter as a dynamic module: `envoy.filters.http.dynamic_modules` loading
-    /// `lib<name>.so` (found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, which the harness
-    /// points at `dist/`). Its metrics go to the `wasmcustom` namespace, as the wasm
-    /// filter's do. Envoy's dynamic modules have no failure policy: a refused config fails
+    /// `dist/lib<name>.so` (or the file given to [`WasmFilter::native_from_file`]) by path.
+    /// Its metrics go to the `wasmcustom` namespace, as the wasm filter's do. Envoy's dynamic modules have no failure policy: a refused config fails
     /// the listener, as FAIL_CLOSED does.
     fn render_native(&self, filter_name: &str) -> String {
         let (name, proto) = if filter_name.contains(".network.") {
@@ -228,14 +244,16 @@ impl WasmFilter {
 typed_config:
   \"@type\": {proto}
   dynamic_module_config:
-    name: {module}
+    module:
+      local:
+        filename: {module}
     metrics_namespace: wasmcustom
   filter_name: {root_id}
   filter_config:
     \"@type\": type.googleapis.com/google.protobuf.StringValue
     value: {value}
 ",
-            module = quote(&self.name),
+            module = quote(&self.wasm.to_string_lossy()),
             root_id = quote(&self.root_id),
             value = quote(&self.config_json),
         )

@@ -112,10 +112,6 @@ enum Module {
     BenchNative(&'static str),
 }
 
-/// Where the fronts find dynamic modules (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`): `dist/`'s
-/// `lib*.so` copied, and the bench-only ones built there.
-const DYNMOD_DIR: &str = "target/bench/dynmod";
-
 /// Where the wasm modules are.
 struct Modules {
     dist: PathBuf,
@@ -576,16 +572,15 @@ fn wasm_filter_entry(
     )
 }
 
-/// The same filter crate as an Envoy dynamic module (`dist/lib<module>.so`, found through
-/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, which [`start_envoy`] points at `dist/`), metrics in
-/// the wasm filter's `wasmcustom` namespace.
-fn dynmod_filter(module: &str, root_id: &str, config: &str) -> String {
+/// The same filter crate as an Envoy dynamic module (`dist/lib<name>.so`, loaded by path),
+/// metrics in the wasm filter's `wasmcustom` namespace.
+fn dynmod_filter(module: &Path, root_id: &str, config: &str) -> String {
     format!(
         r#"          - name: envoy.filters.http.dynamic_modules
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
               dynamic_module_config:
-                name: {module}
+                module: {{ local: {{ filename: {module:?} }} }}
                 metrics_namespace: wasmcustom
               filter_name: {root_id}
               filter_config:
@@ -597,20 +592,36 @@ fn dynmod_filter(module: &str, root_id: &str, config: &str) -> String {
 
 /// header-rules' Envoy calls through the bare dynamic-module ABI (`bench/raw-dynmod`): the
 /// floor of header-rules-dynmod.
-fn raw_dynmod_filter(_: &Inputs) -> String {
-    dynmod_filter("raw-dynmod", "raw-dynmod", "")
+fn raw_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::BenchNative("raw-dynmod")),
+        "raw-dynmod",
+        "",
+    )
 }
 
-fn header_rules_dynmod_filter(_: &Inputs) -> String {
-    dynmod_filter("header-rules", "header-rules", HEADER_RULES_CONFIG)
+fn header_rules_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libheader-rules.so")),
+        "header-rules",
+        HEADER_RULES_CONFIG,
+    )
 }
 
-fn template_dynmod_filter(_: &Inputs) -> String {
-    dynmod_filter("template", "filter-template", TEMPLATE_CONFIG)
+fn template_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libtemplate.so")),
+        "filter-template",
+        TEMPLATE_CONFIG,
+    )
 }
 
 fn jwt_auth_dynmod_filter(i: &Inputs) -> String {
-    dynmod_filter("jwt-auth", "jwt-auth", &jwt_auth_config(&i.jwks))
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libjwt-auth.so")),
+        "jwt-auth",
+        &jwt_auth_config(&i.jwks),
+    )
 }
 
 fn bare_filter(i: &Inputs) -> String {
@@ -1100,25 +1111,21 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
         fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = env.pinned(cpu, &env.envoy);
-    cmd.env(
-        "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-        crate::repo_root().join(DYNMOD_DIR),
-    )
-    .arg("-c")
-    .arg(&cfg)
-    .args([
-        "--concurrency",
-        "1",
-        "--disable-hot-restart",
-        "-l",
-        "warning",
-    ])
-    .arg("--admin-address-path")
-    .arg(&admin_file)
-    .stdin(Stdio::null())
-    .stdout(Stdio::from(log_file))
-    .stderr(Stdio::from(log_err))
-    .process_group(0);
+    cmd.arg("-c")
+        .arg(&cfg)
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+        ])
+        .arg("--admin-address-path")
+        .arg(&admin_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(log_err))
+        .process_group(0);
     let child = cmd
         .spawn()
         .map_err(|e| format!("starting Envoy {name} ({}): {e}", env.envoy.display()))?;
@@ -2136,20 +2143,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 );
             }
             _ => {}
-        }
-    }
-    // The product dynamic modules, beside the bench-only ones, in the fronts' search path.
-    let dynmod_dir = root.join(DYNMOD_DIR);
-    fs::create_dir_all(&dynmod_dir)
-        .map_err(|e| format!("creating {}: {e}", dynmod_dir.display()))?;
-    for entry in fs::read_dir(&dist)
-        .map_err(|e| format!("reading {}: {e}", dist.display()))?
-        .flatten()
-    {
-        let path = entry.path();
-        if path.extension().is_some_and(|x| x == "so") {
-            let dest = dynmod_dir.join(entry.file_name());
-            fs::copy(&path, &dest).map_err(|e| format!("copying {}: {e}", path.display()))?;
         }
     }
     let clk_tck: f64 = command_output("getconf", &["CLK_TCK"])

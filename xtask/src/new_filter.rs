@@ -67,8 +67,6 @@ fn rename(text: &str, name: &str) -> String {
             "envoy-configs/native/template.yaml",
             &format!("envoy-configs/native/{name}.yaml"),
         )
-        // The dynamic module's name (envoy-configs/native/: `dynamic_module_config.name`).
-        .replace("    name: template\n", &format!("    name: {name}\n"))
         .replace(
             "envoy-configs/template.yaml",
             &format!("envoy-configs/{name}.yaml"),

@@ -1,0 +1,106 @@
+//! sdk-ext's dynamic-module adapter on the L4 side, in a real Envoy: a `NetworkFilter`
+//! (the fixture `integration/fixtures/l4-tag`, built here as a `.so` exactly as `make build`
+//! builds the filters) loaded by `envoy.filters.network.dynamic_modules` before `tcp_proxy`.
+//! No product filter is L4 yet; this is what one will run on.
+
+use integration::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// `target/native/libl4_tag.so`, built once per test process.
+fn fixture() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(repo_root())
+                .args([
+                    "rustc",
+                    "-q",
+                    "-p",
+                    "l4-tag",
+                    "--lib",
+                    "--crate-type",
+                    "cdylib",
+                ])
+                .args([
+                    "--profile",
+                    "native",
+                    "--features",
+                    "sdk-ext/dynamic-module",
+                ])
+                .args(["--", "--cfg", "sdk_ext_dynamic_module"])
+                .status()
+                .expect("run cargo rustc for the l4-tag fixture");
+            assert!(status.success(), "building the l4-tag fixture failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"));
+            target.join("native/libl4_tag.so")
+        })
+        .clone()
+}
+
+fn tag(config: &str) -> WasmFilter {
+    WasmFilter::native_from_file("l4-tag", fixture(), config)
+}
+
+#[test]
+fn a_network_filter_rewrites_counts_and_closes_through_the_dynamic_module() {
+    let echo = TcpEchoUpstream::start();
+    let envoy = EnvoyConfig::tcp(echo.port())
+        .filter(tag(r#"{"prefix": "tag:", "with_source": true}"#))
+        .start()
+        .unwrap();
+    let port = envoy.listener_port();
+
+    // The first bytes get the prefix and the client's address; the echo brings it back.
+    let got = tcp_exchange(port, b"hello");
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("tag:127.0.0.1:"), "{text:?}");
+    assert!(text.ends_with(" hello"), "{text:?}");
+    assert_eq!(envoy.stat("wasmcustom.l4_tag.downstream_bytes"), Some(5));
+    assert!(
+        envoy
+            .wait_for_stat(
+                "wasmcustom.l4_tag.upstream_bytes",
+                got.len() as u64,
+                Duration::from_secs(5)
+            )
+            .is_some(),
+        "{:?}",
+        envoy.stat("wasmcustom.l4_tag.upstream_bytes")
+    );
+
+    // QUIT closes the connection before anything reaches the upstream.
+    let before = echo.connection_count();
+    let got = tcp_exchange(port, b"QUIT");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert_eq!(envoy.stat("wasmcustom.l4_tag.quit"), Some(1));
+    assert!(
+        envoy
+            .wait_for_stat("wasmcustom.l4_tag.closed", 2, Duration::from_secs(5))
+            .is_some(),
+        "closes counted: {:?}",
+        envoy.stat("wasmcustom.l4_tag.closed")
+    );
+    let _ = before;
+}
+
+#[test]
+fn a_bad_network_config_is_refused_naming_the_field() {
+    let echo = TcpEchoUpstream::start();
+    let err = EnvoyConfig::tcp(echo.port())
+        .filter(tag(r#"{"prefix": 1}"#))
+        .start()
+        .err()
+        .expect("Envoy must refuse the config");
+    assert!(
+        err.log.contains("l4-tag: invalid config at prefix"),
+        "{}",
+        err.log
+    );
+}
