@@ -1,7 +1,8 @@
-//! sdk-ext's dynamic-module adapter on the L4 side, in a real Envoy: a `NetworkFilter`
-//! (the fixture `integration/fixtures/l4-tag`, built here as a `.so` exactly as `make build`
-//! builds the filters) loaded by `envoy.filters.network.dynamic_modules` before `tcp_proxy`.
-//! No product filter is L4 yet; this is what one will run on.
+//! sdk-ext's dynamic-module adapter where no product filter goes yet, in a real Envoy: the
+//! fixture `integration/fixtures/l4-tag` (built here as a `.so` exactly as `make build` builds
+//! the filters) as an L4 `NetworkFilter` before `tcp_proxy`, and as an HTTP filter reading
+//! and replacing a buffered request body; and a panic in either, which the adapter catches
+//! (the request answers 500, the connection is closed, Envoy keeps serving).
 
 use integration::*;
 use std::path::PathBuf;
@@ -103,4 +104,59 @@ fn a_bad_network_config_is_refused_naming_the_field() {
         "{}",
         err.log
     );
+}
+
+#[test]
+fn a_panic_in_a_connection_is_caught_and_envoy_keeps_serving() {
+    let echo = TcpEchoUpstream::start();
+    let envoy = EnvoyConfig::tcp(echo.port())
+        .filter(tag(r#"{"prefix": "tag:"}"#))
+        .start()
+        .unwrap();
+    let port = envoy.listener_port();
+    let got = tcp_exchange(port, b"PANIC");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        envoy.wait_for_log("l4-tag: panic in network_read", Duration::from_secs(5)),
+        "{}",
+        envoy.log()
+    );
+    assert_eq!(tcp_exchange(port, b"again"), b"tag:again");
+}
+
+#[test]
+fn request_bodies_are_read_and_replaced_and_a_panic_answers_500() {
+    let echo = EchoUpstream::start();
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(tag(r#"{"prefix": ">"}"#))
+        .start()
+        .unwrap();
+    let port = envoy.listener_port();
+    let body = "hello body ".repeat(2000); // more than one chunk
+    let resp = http_request(port, "POST", "/upload", &[], body.as_bytes());
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = echo.last_request().unwrap();
+    let want = format!(">{}", body.to_uppercase());
+    let got = String::from_utf8_lossy(&seen.body).into_owned();
+    assert!(
+        got == want,
+        "body: {} bytes, want {}; starts {:?}; {} '>' in it",
+        got.len(),
+        want.len(),
+        got.get(..40),
+        got.matches('>').count()
+    );
+
+    let resp = envoy.get("/panic", &[]);
+    assert_eq!(resp.status, 500, "{}", resp.text());
+    assert_eq!(resp.json()["error"], "internal_error");
+    assert!(
+        envoy.wait_for_log("l4-tag: panic in request_headers", Duration::from_secs(5)),
+        "{}",
+        envoy.log()
+    );
+    // The process and the worker are fine: the next request is served.
+    let resp = http_request(port, "POST", "/upload", &[], b"x");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(echo.last_request().unwrap().body, b">X");
 }
