@@ -174,10 +174,10 @@ fn start_remote(idp: &FixedUpstream, cache_duration: &str, timeout: &str) -> (Ec
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The dynamic-module build cannot drive a remote JWKS (Envoy 1.40's dynamic-module HTTP
-/// ABI runs config-level timers and callouts on the main thread only, so a worker's plugin
-/// has no root context to fetch from): the configuration is refused, saying why, instead of
-/// loading and refusing every token. The remote tests below are the wasm loading's.
+/// The dynamic-module build cannot fetch a remote JWKS (Envoy 1.40's dynamic-module HTTP ABI
+/// runs config-level callouts on the main thread only, so a worker's plugin cannot make
+/// one): the configuration is refused, saying why, instead of loading and refusing every
+/// token. The remote tests below are the wasm loading's.
 #[test]
 fn remote_jwks_is_refused_clearly_by_the_dynamic_module() {
     Loading::Native.set_current();
@@ -190,9 +190,9 @@ fn remote_jwks_is_refused_clearly_by_the_dynamic_module() {
         .err()
         .expect("the dynamic module must refuse a remote JWKS");
     assert!(
-        err.log
-            .contains("jwt-auth: this configuration needs background work")
-            && err.log.contains("use the .wasm build for it"),
+        err.log.contains(
+            "jwt-auth: this configuration makes HTTP callouts from the plugin's own context"
+        ) && err.log.contains("use the .wasm build for it"),
         "{}",
         err.log
     );

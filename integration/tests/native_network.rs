@@ -160,3 +160,26 @@ fn request_bodies_are_read_and_replaced_and_a_panic_answers_500() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(echo.last_request().unwrap().body, b">X");
 }
+
+#[test]
+fn shared_data_is_shared_and_ticks_run() {
+    let echo = EchoUpstream::start();
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(tag(r#"{"prefix": ">", "tick_ms": 50}"#))
+        .start()
+        .unwrap();
+    for want in [&b"1"[..], b"2", b"3"] {
+        assert_eq!(envoy.get("/", &[]).status, 200);
+        assert_eq!(echo.last_request().unwrap().header("x-hits"), Some(want));
+    }
+    // A thread's plugin ticks when a stream starts and a tick is due.
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(envoy.get("/", &[]).status, 200);
+    assert!(
+        envoy
+            .stat("wasmcustom.l4_tag.ticks")
+            .is_some_and(|n| n >= 1),
+        "{:?}",
+        envoy.stat("wasmcustom.l4_tag.ticks")
+    );
+}

@@ -44,13 +44,16 @@
 //!
 //! # Not available in this build (Envoy 1.40's dynamic-module HTTP ABI)
 //!
-//! - **Ticks and root-context callouts** (`Plugin::tick_period`, callouts from `on_start` /
-//!   `on_tick`): the ABI runs config-level events and callouts on the main thread only,
-//!   and has no per-worker timer, so a plugin instance on a worker could not be driven. A
-//!   configuration whose plugin asks for a tick period is refused at config time, saying so
-//!   (jwt-auth: `remote_jwks`). Stream callouts work.
-//! - **Shared data and queues**, `set_property`, reading a metric's value, closing a stream:
-//!   the host calls answer `Unimplemented`.
+//! - **Root-context callouts** (callouts from `on_start` / `on_tick`): the ABI runs
+//!   config-level callouts on the main thread only, so a worker's plugin cannot make them.
+//!   `on_start` is tried once at config time; a configuration whose plugin makes one there
+//!   is refused, saying so (jwt-auth: `remote_jwks`). Stream callouts work.
+//! - **Ticks** have no per-worker timer in the ABI: a thread's plugin ticks when a stream
+//!   starts on that thread and a tick is due (at most every `tick_period`; an idle worker
+//!   does not tick).
+//! - **Shared data** is in-process (`shim.rs`): one store with proxy-wasm's CAS semantics for
+//!   every worker of the module (as one wasm `vm_id`). Shared queues, `set_property`, reading
+//!   a metric's value and resetting an HTTP stream answer `Unimplemented`.
 //! - **Foreign functions**: none, except `verify_signature`, which this build implements
 //!   in-process (see `crypto.rs`) so jwt-auth keeps its fast path.
 
@@ -76,8 +79,9 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 // ----- the current context ------------------------------------------------------------
 
@@ -175,9 +179,15 @@ pub struct ModuleConfig {
     envoy: usize,
     bytes: Vec<u8>,
     metrics: Mutex<Vec<MetricDef>>,
+    /// The plugin asked for an HTTP callout from its own (root) context.
+    root_callout: AtomicBool,
 }
 
 impl ModuleConfig {
+    /// Records that the plugin asked for a callout from its own context (refused here).
+    pub(crate) fn root_callout_attempted(&self) {
+        self.root_callout.store(true, Ordering::Relaxed);
+    }
     pub(crate) fn is_network(&self) -> bool {
         self.network
     }
@@ -206,6 +216,8 @@ struct PluginSlot {
     id: u64,
     config: Weak<ModuleConfig>,
     plugin: Rc<dyn Any>,
+    /// `tick_period` and when the next tick is due.
+    tick: Option<(Duration, Cell<Instant>)>,
 }
 
 thread_local! {
@@ -213,7 +225,23 @@ thread_local! {
     static PLUGINS: RefCell<Vec<PluginSlot>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's plugin for `config`, built at its first use.
+/// Whether a tick is due now (and if so, schedules the next one).
+fn tick_due(tick: &Option<(Duration, Cell<Instant>)>) -> bool {
+    let Some((period, next)) = tick else {
+        return false;
+    };
+    let now = Instant::now();
+    if now < next.get() {
+        return false;
+    }
+    next.set(now + *period);
+    true
+}
+
+/// This thread's plugin for `config`, built at its first use. Its ticks run here too: the
+/// ABI has no per-worker timer, so a thread's plugin ticks when a stream of that thread
+/// starts and a tick is due (never more often than `tick_period`; an idle worker does not
+/// tick, and has nothing to tick for).
 fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
     let found = PLUGINS
         .try_with(|t| {
@@ -221,13 +249,20 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
                 slots
                     .iter()
                     .find(|s| s.id == config.id)
-                    .map(|s| Rc::clone(&s.plugin))
+                    .map(|s| (Rc::clone(&s.plugin), tick_due(&s.tick)))
             })
         })
         .ok()
         .flatten();
-    if let Some(p) = found {
-        return p.downcast::<P>().ok();
+    if let Some((p, due)) = found {
+        let p = p.downcast::<P>().ok()?;
+        if due {
+            let _in = enter(Current::Plugin {
+                config: Arc::as_ptr(config),
+            });
+            p.on_tick();
+        }
+        return Some(p);
     }
     let built = {
         let _in = enter(Current::Plugin {
@@ -250,10 +285,15 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
         if let Ok(mut slots) = t.try_borrow_mut() {
             // Plugins of configurations Envoy has since destroyed go with this one's arrival.
             slots.retain(|s| s.config.strong_count() > 0);
+            let tick = plugin
+                .tick_period()
+                .filter(|p| !p.is_zero())
+                .map(|p| (p, Cell::new(Instant::now() + p)));
             slots.push(PluginSlot {
                 id: config.id,
                 config: Arc::downgrade(config),
                 plugin: stored,
+                tick,
             });
         }
     });
@@ -340,6 +380,7 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
             envoy: envoy as usize,
             bytes,
             metrics: Mutex::new(Vec::new()),
+            root_callout: AtomicBool::new(false),
         });
         let plugin = {
             let _in = enter(Current::Config {
@@ -355,14 +396,25 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
                 null()
             }
             Ok(p) => {
-                if let Some(period) = p.tick_period() {
+                // What the plugin does at start, tried here once: a callout from its own
+                // context (e.g. fetching a remote JWKS) cannot be served to a worker's
+                // plugin by this ABI, so such a configuration is refused now, saying why,
+                // rather than loaded to fail every request.
+                {
+                    let _in = enter(Current::Config {
+                        envoy,
+                        config: Arc::as_ptr(&shared),
+                    });
+                    p.on_start();
+                }
+                if shared.root_callout.load(Ordering::Relaxed) {
                     log_line(
                         abi::LOG_CRITICAL - 1,
                         &format!(
-                            "{}: this configuration needs background work every {period:?} \
-                             (ticks and root-context callouts, e.g. a remote JWKS fetch), which \
-                             Envoy 1.40's dynamic-module HTTP filter ABI cannot drive on worker \
-                             threads; use the .wasm build for it",
+                            "{}: this configuration makes HTTP callouts from the plugin's own \
+                             context (e.g. fetching a remote JWKS), which Envoy 1.40's \
+                             dynamic-module ABI offers to the main thread only, not to the \
+                             workers' plugins; use the .wasm build for it",
                             P::NAME
                         ),
                     );

@@ -9,7 +9,9 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use super::{current, Answer, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
+use std::collections::HashMap;
 use std::ptr::null;
+use std::sync::{Mutex, OnceLock};
 
 const OK: u32 = Status::Ok as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
@@ -850,24 +852,66 @@ pub(crate) unsafe fn proxy_close_stream(stream_type: u32) -> u32 {
 
 // ----- shared data -----------------------------------------------------------------------------
 
+/// Shared data: one store for every worker and configuration of this module, as Envoy's
+/// wasm host keeps one per `vm_id`. Each write gets a new CAS; a write with a CAS other than
+/// 0 succeeds only if it is still the entry's (else `CasMismatch`).
+struct Shared {
+    entries: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    next_cas: u32,
+}
+
+fn shared() -> &'static Mutex<Shared> {
+    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        Mutex::new(Shared {
+            entries: HashMap::new(),
+            next_cas: 1,
+        })
+    })
+}
+
 pub(crate) unsafe fn proxy_get_shared_data(
-    _key_data: *const u8,
-    _key_size: usize,
-    _return_value_data: *mut *mut u8,
-    _return_value_size: *mut usize,
-    _return_cas: *mut u32,
+    key_data: *const u8,
+    key_size: usize,
+    return_value_data: *mut *mut u8,
+    return_value_size: *mut usize,
+    return_cas: *mut u32,
 ) -> u32 {
-    UNIMPLEMENTED
+    // SAFETY: host.rs passes a live &str.
+    let key = unsafe { slice(key_data, key_size) };
+    let Ok(store) = shared().lock() else {
+        return INTERNAL;
+    };
+    let Some((value, cas)) = store.entries.get(key) else {
+        return NOT_FOUND;
+    };
+    // SAFETY: host.rs passes a writable u32; then forwarded out pointers.
+    unsafe {
+        *return_cas = *cas;
+        give(value, return_value_data, return_value_size)
+    }
 }
 
 pub(crate) unsafe fn proxy_set_shared_data(
-    _key_data: *const u8,
-    _key_size: usize,
-    _value_data: *const u8,
-    _value_size: usize,
-    _cas: u32,
+    key_data: *const u8,
+    key_size: usize,
+    value_data: *const u8,
+    value_size: usize,
+    cas: u32,
 ) -> u32 {
-    UNIMPLEMENTED
+    // SAFETY: host.rs passes live slices.
+    let (key, value) = unsafe { (slice(key_data, key_size), slice(value_data, value_size)) };
+    let Ok(mut store) = shared().lock() else {
+        return INTERNAL;
+    };
+    let current = store.entries.get(key).map(|(_, c)| *c);
+    if cas != 0 && current.is_some_and(|c| c != cas) {
+        return Status::CasMismatch as u32;
+    }
+    let next = store.next_cas;
+    store.next_cas = next.wrapping_add(1).max(1);
+    store.entries.insert(key.to_vec(), (value.to_vec(), next));
+    OK
 }
 
 // ----- callouts ---------------------------------------------------------------------------------
@@ -888,7 +932,12 @@ pub(crate) unsafe fn proxy_http_call(
     let (envoy, network) = match (stream(), connection()) {
         (Some((envoy, _, _, _)), _) => (envoy, false),
         (None, Some((envoy, _))) => (envoy, true),
-        (None, None) => return UNIMPLEMENTED,
+        (None, None) => {
+            if let Some(config) = config() {
+                config.root_callout_attempted();
+            }
+            return UNIMPLEMENTED;
+        }
     };
     // SAFETY: host.rs passes live slices.
     let (cluster, encoded, body) = unsafe {
