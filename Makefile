@@ -37,11 +37,12 @@ test-unit:
 test-integration: build
 	$(CARGO) test -p integration
 
+# The second clippy: the dynamic-module host (sdk-ext/src/dynamic_module/shim.rs) is compiled
+# only without the emulator (`testing`), which --all-features turns on. The last line: the
+# checked-in envoy-configs/native/ match their wasm configs (xtask native-configs).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
-	# The dynamic-module host (sdk-ext/src/dynamic_module/shim.rs) is compiled only without
-	# the emulator (`testing`), which --all-features turns on.
 	$(CARGO) clippy -p sdk-ext --features dynamic-module,regex --lib -q -- -D warnings
 	@$(XTASK) native-configs --check
 
