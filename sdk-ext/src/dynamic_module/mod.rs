@@ -4,8 +4,9 @@
 //! `envoy_dynamic_module_on_*` event hooks and call back into Envoy through
 //! `envoy_dynamic_module_callback_*` functions ([`abi`]). This module is a second adapter
 //! beside the proxy-wasm one: it drives an unmodified filter crate (its [`Plugin`],
-//! [`HttpFilter`]) through that ABI, with the same current-context model as proxy-wasm:
-//! the dispatch records which Envoy object (HTTP filter config, stream) entered the module,
+//! [`HttpFilter`], [`NetworkFilter`]) through that ABI, with the same current-context model
+//! as proxy-wasm: the dispatch records which Envoy object (filter config, stream,
+//! connection) entered the module,
 //! and `sdk_ext::host`'s functions act on it (`shim.rs` implements the proxy-wasm host calls
 //! over the dynamic-module callbacks). Nothing in a filter crate changes.
 //!
@@ -36,11 +37,22 @@
 //!   freezes metric creation after config).
 //! - **Streams**: `on_http_filter_new` creates the [`HttpFilter`]; each `on_http_filter_*`
 //!   phase calls the filter's method only when it implements that phase (`PHASES`);
-//!   `stream_complete` is `on_log`; `http_callout_done` is `on_http_call_response`.
+//!   `stream_complete` is `on_log`; `http_callout_done` is `on_http_call_response`. A body
+//!   phase sees what Envoy buffered so far plus the chunk in flight, as in proxy-wasm.
+//! - **Connections** (`envoy.filters.network.dynamic_modules`): `on_network_filter_new`
+//!   creates the [`NetworkFilter`]; `new_connection`, `read` (bytes from the client:
+//!   `on_downstream_data`), `write` (towards it: `on_upstream_data`) and the close events
+//!   (`on_downstream_close`; a close reported while a callback runs is delivered when it
+//!   returns). The ABI reports no upstream close.
+//! - **Re-entry**: Envoy may enter the module again from inside a host call (a local reply
+//!   runs the encoder path); the stream's filter is taken out while a phase runs, so a
+//!   nested hook of the same stream passes through instead of aliasing it.
 //! - **Panics**: the `.so` is built with `panic = "unwind"` (profile `native`) and every
 //!   hook runs under `catch_unwind`: a panic never unwinds into Envoy. It is logged
 //!   (critical), the stream's filter is dropped, and a request phase answers 500
-//!   (`<NAME>_panic`); later phases of that stream pass through.
+//!   (`<NAME>_panic`), a connection is closed; later phases of that stream pass through.
+//!   What `catch_unwind` cannot catch (an abort, a stack overflow) ends Envoy: unlike a wasm
+//!   trap, which ends one VM.
 //!
 //! # Not available in this build (Envoy 1.40's dynamic-module HTTP ABI)
 //!
@@ -458,6 +470,9 @@ struct Stream<P, H> {
     config: Arc<ModuleConfig>,
     plugin: Rc<P>,
     filter: Option<H>,
+    /// A connection close Envoy reported while a callback of this connection ran (e.g. the
+    /// filter closed it): delivered when that callback returns.
+    closed_during: Option<PeerType>,
 }
 
 /// `envoy_dynamic_module_on_http_filter_new`.
@@ -495,6 +510,7 @@ pub unsafe fn http_filter_new<P: Plugin, H: HttpFilter<Plugin = P>>(
             config,
             plugin,
             filter: Some(filter),
+            closed_during: None,
         });
         Box::into_raw(stream).cast_const().cast()
     })
@@ -876,6 +892,7 @@ pub unsafe fn network_filter_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
             config,
             plugin,
             filter: Some(filter),
+            closed_during: None,
         });
         Box::into_raw(stream).cast_const().cast()
     })
@@ -916,11 +933,31 @@ unsafe fn run_net<P: Plugin, N: NetworkFilter<Plugin = P>, R>(
         answer,
     };
     // SAFETY: forwarded contract.
-    unsafe {
+    let result = unsafe {
         run_as::<P, N, R>(stream, hook, context, on_panic, |f, p| {
             phase(f, p, &mut NetworkHost::new())
         })
+    };
+    // A close reported while that callback ran, now that the filter is back.
+    let state = stream.cast_mut().cast::<Stream<P, N>>();
+    // SAFETY: as in `run_as` (one field, no reference kept); `stream` is non-null when
+    // `run_as` ran.
+    let closed = (!stream.is_null())
+        .then(|| unsafe { (*state).closed_during.take() })
+        .flatten();
+    if let Some(peer) = closed {
+        // SAFETY: forwarded contract.
+        let _ = unsafe {
+            run_as::<P, N, ()>(
+                stream,
+                "network_event",
+                context,
+                || (),
+                |f, p| f.on_downstream_close(p, &mut NetworkHost::new(), peer),
+            )
+        };
     }
+    result
 }
 
 /// A panic in a connection callback: close the connection (it may not have been checked).
@@ -1029,7 +1066,16 @@ pub unsafe fn network_event<P: Plugin, N: NetworkFilter<Plugin = P>>(
         abi::EVENT_LOCAL_CLOSE => PeerType::Local,
         _ => return,
     };
-    if !N::PHASES.has(Phases::DOWNSTREAM_CLOSE) {
+    if !N::PHASES.has(Phases::DOWNSTREAM_CLOSE) || stream.is_null() {
+        return;
+    }
+    let state = stream.cast_mut().cast::<Stream<P, N>>();
+    // SAFETY: Envoy's contract; one field, no reference kept.
+    if unsafe { (*state).filter.is_none() } {
+        // Reported from inside another callback of this connection: delivered when it
+        // returns (see `run_net`).
+        // SAFETY: as above.
+        unsafe { (*state).closed_during = Some(peer) };
         return;
     }
     // SAFETY: forwarded contract.
