@@ -215,6 +215,12 @@ abi_enum! {
     }
 }
 
+// With the feature `dynamic-module` (and not under the emulator, `testing`, which is then the
+// host), the same calls are implemented over Envoy's dynamic-module callbacks instead.
+#[cfg(all(feature = "dynamic-module", not(feature = "testing")))]
+use crate::dynamic_module::shim::*;
+
+#[cfg(any(not(feature = "dynamic-module"), feature = "testing"))]
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;

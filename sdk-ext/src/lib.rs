@@ -60,6 +60,8 @@ pub mod response;
 pub mod rules;
 pub mod template;
 
+#[cfg(feature = "dynamic-module")]
+pub mod dynamic_module;
 #[cfg(feature = "schema")]
 pub mod schema;
 #[cfg(feature = "testing")]
@@ -99,6 +101,17 @@ pub use sdk_ext_macros::filter;
 /// `proxy_on_http_call_response`, `proxy_on_delete`). The per-stream phases are exported by
 /// `#[sdk_ext::filter]`. A crate using this must not also link the `proxy-wasm` crate's
 /// dispatcher (both would define the same exports).
+/// Without the feature `dynamic-module`, a crate built with `--cfg sdk_ext_dynamic_module`
+/// is told what is missing.
+#[cfg(not(feature = "dynamic-module"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dynamic_module_exports {
+    ($($t:tt)*) => {
+        compile_error!("--cfg sdk_ext_dynamic_module needs sdk-ext's feature `dynamic-module`");
+    };
+}
+
 #[macro_export]
 macro_rules! main {
     (plugin: $p:ty, http: $h:ty $(,)?) => {
@@ -113,6 +126,11 @@ macro_rules! main {
     (@module $p:ty, $h:ty, $n:ty) => {
         /// This module's exports as a table of functions (what the emulator drives).
         pub static EXPORTS: $crate::exports::Exports = $crate::exports::Exports::of::<$p, $h, $n>();
+
+        // The Envoy dynamic-module hooks, only in the crate being linked into a `.so`
+        // (see `sdk_ext::dynamic_module`).
+        #[cfg(sdk_ext_dynamic_module)]
+        $crate::__dynamic_module_exports!($p, $h, $n);
 
         #[cfg(target_family = "wasm")]
         const _: () = {

@@ -41,6 +41,12 @@
 //! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
 //! `jwt_auth.requests_allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
 //!
+//! Dynamic-module rows (`*-dynmod*`, group `dynmod`): the same filter crates built as Envoy
+//! dynamic modules (`dist/lib<filter>.so`, `envoy.filters.http.dynamic_modules`), with the
+//! same configurations and checks as their wasm rows; compared with Envoy's native filters
+//! doing the same work (`header-rules-dynmod` vs `native-header_mutation`: capacity ≥ 0.97 ×;
+//! `jwt-auth-dynmod-*` vs `native-jwt-*`: capacity ≥ 1.0 ×, same token and pool of 1000).
+//!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
@@ -66,7 +72,7 @@ const USAGE: &str =
   --max-other PCT  drop a sample when other work took more than PCT % of the front core
                    (default 5), and re-take it up to --retakes times (default 2)
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     every non-JWT row (bare, raw*, native-header_mutation, lua, header-rules,
+    headers     every non-JWT wasm row (bare, raw*, native-header_mutation, lua, header-rules,
                 template, the per-route rows)
     floors      the sdk-ext filters and their raw-ABI floors (raw-edits, header-rules,
                 raw-template, template)
@@ -74,6 +80,8 @@ const USAGE: &str =
                 budget that never limits: one bucket, and a per-client descriptor (-client)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
+    dynmod      the dynamic-module rows (*-dynmod*) and the native rows they are held to
+                (native-header_mutation, native-jwt-*)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
   default: every variant";
@@ -101,6 +109,9 @@ enum Module {
     Dist(&'static str),
     /// A benchmark-only workspace package, built by the bench into `target/bench/<package>.wasm`.
     Bench(&'static str),
+    /// A benchmark-only workspace package built as an Envoy dynamic module, into
+    /// `target/bench/dynmod/lib<package>.so`.
+    BenchNative(&'static str),
 }
 
 /// Where the wasm modules are.
@@ -121,6 +132,9 @@ impl Modules {
         match m {
             Module::Dist(file) => self.dist.join(file),
             Module::Bench(package) => self.bench.join(format!("{package}.wasm")),
+            Module::BenchNative(package) => {
+                self.bench.join("dynmod").join(format!("lib{package}.so"))
+            }
         }
     }
 }
@@ -229,6 +243,9 @@ const RATELIMIT_ROWS: &[&str] = &[
 const RATE_LIMIT_CONFIG: &str = r#"{"stat_prefix":"bench","token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}"#;
 const RATE_LIMIT_CLIENT_CONFIG: &str = r#"{"stat_prefix":"bench","descriptors":[{"name":"per_client","entries":[{"attribute":"client_address"}],"token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}]}"#;
 const RATE_LIMIT_STATS: &[&str] = &["wasmcustom.rate_limit.bench.allowed"];
+const DYNMOD_GROUP: &str = "dynmod";
+/// The marker of a dynamic-module row's name.
+const DYNMOD: &str = "-dynmod";
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -265,6 +282,21 @@ const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
         edits: Edits::None,
         stats: JWT_AUTH_STATS,
         wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad { alg, pool }),
+        route: None,
+        floor: None,
+    }
+}
+
+/// jwt-auth as a dynamic module, with the provider and tokens of [`native_jwt_variant`].
+const fn jwt_auth_dynmod_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
+    Variant {
+        name,
+        filters: jwt_auth_dynmod_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("libjwt-auth.so")),
         denied: Some(("/check", 401)),
         jwt: Some(JwtLoad { alg, pool }),
         route: None,
@@ -451,6 +483,39 @@ const VARIANTS: &[Variant] = &[
     header_rules_route_variant("header-rules-route-on", true),
     template_route_variant("template-route-off", false),
     template_route_variant("template-route-on", true),
+    Variant {
+        name: "header-rules-dynmod",
+        filters: header_rules_dynmod_filter,
+        edits: Edits::Bench,
+        stats: HEADER_RULES_STATS,
+        wasm: Some(Module::Dist("libheader-rules.so")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: Some("raw-dynmod"),
+    },
+    Variant {
+        name: "raw-dynmod",
+        filters: raw_dynmod_filter,
+        edits: Edits::Bench,
+        stats: &["wasmcustom.raw_dynmod.requests_matched"],
+        wasm: Some(Module::BenchNative("raw-dynmod")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "template-dynmod",
+        filters: template_dynmod_filter,
+        edits: Edits::None,
+        stats: TEMPLATE_STATS,
+        wasm: Some(Module::Dist("libtemplate.so")),
+        denied: Some(("/admin", 403)),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -459,6 +524,10 @@ const VARIANTS: &[Variant] = &[
     jwt_auth_variant("jwt-auth-rs256-pool", Alg::Rs256, true),
     native_jwt_variant("native-jwt-es256-pool", Alg::Es256, true),
     jwt_auth_variant("jwt-auth-es256-pool", Alg::Es256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-same", Alg::Rs256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-same", Alg::Es256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-pool", Alg::Rs256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-pool", Alg::Es256, true),
 ];
 
 /// A `ratelimit` row (see [`RATELIMIT_ROWS`]).
@@ -471,7 +540,7 @@ const fn ratelimit_variant(
     let stats: &'static [&'static str] = match (&wasm, &floor) {
         (Some(Module::Dist(_)), _) => RATE_LIMIT_STATS,
         (Some(Module::Bench(_)), _) => &["wasmcustom.raw_ratelimit.allowed"],
-        (None, _) => &[],
+        (Some(Module::BenchNative(_)), _) | (None, _) => &[],
     };
     Variant {
         name,
@@ -654,6 +723,58 @@ fn wasm_filter_entry(
         } else {
             ""
         }
+    )
+}
+
+/// The same filter crate as an Envoy dynamic module (`dist/lib<name>.so`, loaded by path),
+/// metrics in the wasm filter's `wasmcustom` namespace.
+fn dynmod_filter(module: &Path, root_id: &str, config: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.dynamic_modules
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config:
+                module: {{ local: {{ filename: {module:?} }} }}
+                metrics_namespace: wasmcustom
+              filter_name: {root_id}
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{config}'
+"#
+    )
+}
+
+/// header-rules' Envoy calls through the bare dynamic-module ABI (`bench/raw-dynmod`): the
+/// floor of header-rules-dynmod.
+fn raw_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::BenchNative("raw-dynmod")),
+        "raw-dynmod",
+        "",
+    )
+}
+
+fn header_rules_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libheader-rules.so")),
+        "header-rules",
+        HEADER_RULES_CONFIG,
+    )
+}
+
+fn template_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libtemplate.so")),
+        "filter-template",
+        TEMPLATE_CONFIG,
+    )
+}
+
+fn jwt_auth_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libjwt-auth.so")),
+        "jwt-auth",
+        &jwt_auth_config(&i.jwks),
     )
 }
 
@@ -1005,13 +1126,26 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 fn selects(item: &str, v: &Variant) -> bool {
     match item {
         JWT_GROUP => v.jwt.is_some(),
-        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE && !RATELIMIT_ROWS.contains(&v.name),
+        HEADERS_GROUP => {
+            v.jwt.is_none()
+                && v.name != BASELINE
+                && !RATELIMIT_ROWS.contains(&v.name)
+                && !is_dynmod(v)
+        }
         RATELIMIT_GROUP => RATELIMIT_ROWS.contains(&v.name),
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
+        DYNMOD_GROUP => {
+            is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
+        }
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
+}
+
+/// A dynamic-module row (or its floor): group `dynmod`, not `headers`.
+fn is_dynmod(v: &Variant) -> bool {
+    v.name.contains(DYNMOD) || v.name == "raw-dynmod"
 }
 
 /// `pattern` with `*` matching any run of characters (possibly empty), the rest literally.
@@ -2149,6 +2283,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     v.name
                 ));
             }
+            Some(m @ Module::BenchNative(package)) => {
+                let built = crate::native_build::compile(package)?;
+                let dest = modules.path(m);
+                if let Some(dir) = dest.parent() {
+                    fs::create_dir_all(dir)
+                        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                }
+                fs::copy(&built, &dest).map_err(|e| format!("copying {}: {e}", built.display()))?;
+                eprintln!("bench: built {} for variant {}", dest.display(), v.name);
+            }
             Some(m @ Module::Bench(package)) => {
                 let manifest = root.join("bench").join(package).join("Cargo.toml");
                 let size = crate::wasm_build::build_module(package, &manifest, &modules.path(m))?;
@@ -2405,9 +2549,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // Each floor module against its sdk-ext filter, when both were measured.
     let mut exports = Vec::new();
     for &v in &selected {
-        let (Some(floor), Some(Module::Dist(_))) = (v.floor, v.wasm) else {
+        // Wasm modules only (a dynamic module's exports are Envoy's fixed hook set).
+        let (Some(floor), Some(Module::Dist(file))) = (v.floor, v.wasm) else {
             continue;
         };
+        if !file.ends_with(".wasm") {
+            continue;
+        }
         let Some(fv) = selected.iter().find(|f| f.name == floor) else {
             continue;
         };
@@ -2668,9 +2816,11 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
         for pool in [false, true] {
             let load = Some(JwtLoad { alg, pool });
             let find = |native: bool| {
-                jwt.iter()
-                    .copied()
-                    .find(|v| v.jwt == load && v.name.starts_with("native-") == native)
+                jwt.iter().copied().find(|v| {
+                    v.jwt == load
+                        && v.name.starts_with("native-") == native
+                        && !v.name.contains(DYNMOD)
+                })
             };
             let (Some(nv), Some(jv)) = (find(true), find(false)) else {
                 continue;
@@ -2691,6 +2841,40 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
                 cap_cpu,
                 yes(cap_rps >= target),
                 yes(cap_cpu >= target)
+            );
+        }
+    }
+    // The dynamic-module build against native jwt_authn: ≥ 1.0 × capacity, both loads.
+    let dynmod: Vec<&Variant> = jwt
+        .iter()
+        .copied()
+        .filter(|v| v.name.contains(DYNMOD))
+        .collect();
+    if !dynmod.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| alg | tokens | native µs/req | jwt-auth dynmod µs/req | capacity ratio (req/s) | capacity ratio (CPU-bound, paired) | target | status (req/s) | status (paired) |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|---|---|");
+        for v in dynmod {
+            let Some(nv) = jwt
+                .iter()
+                .copied()
+                .find(|n| n.jwt == v.jwt && n.name.starts_with("native-"))
+            else {
+                continue;
+            };
+            let (n, j) = (summary(nv), summary(v));
+            let (cap_rps, cap_cpu) = (j.rps / n.rps, n.norm / j.norm);
+            let load = v.jwt.map_or("", JwtLoad::label);
+            let alg = v.jwt.map_or("", |l| l.alg.name());
+            let _ = writeln!(
+                md,
+                "| {alg} | {load} | {:.2} | {:.2} | {cap_rps:.3} | {cap_cpu:.3} | ≥ 1.0 × native | {} | {} |",
+                n.us,
+                j.us,
+                yes(cap_rps >= 1.0),
+                yes(cap_cpu >= 1.0)
             );
         }
     }
@@ -2853,6 +3037,7 @@ fn render(r: &RunInfo) -> String {
         ("template", "raw-template"),
         ("rate-limit", "raw-ratelimit"),
         ("rate-limit-client", "raw-ratelimit-client"),
+        ("header-rules-dynmod", "raw-dynmod"),
     ] {
         let Some(v) = find(filter) else { continue };
         if find(floor).is_none() {
@@ -2942,6 +3127,24 @@ fn render(r: &RunInfo) -> String {
                 h.capacity,
                 yes(h.capacity >= 0.95)
             );
+        }
+    }
+
+    // The dynamic-module build of header-rules against Envoy's native header_mutation doing
+    // the same edits: capacity ≥ 0.97 ×.
+    if let (Some(d), Some(n)) = (find("header-rules-dynmod"), find("native-header_mutation")) {
+        for kind in [Kind::Moderate, Kind::Saturated] {
+            if let (Some(dp), Some(np)) = (view(d, kind), view(n, kind)) {
+                let ratio = dp.capacity / np.capacity;
+                let _ = writeln!(
+                    md,
+                    "| header-rules-dynmod capacity ≥ 0.97 × native-header_mutation ({}) | | | {ratio:.3} × (CPU-bound; added {:.2} vs {:.2} µs) | {} |",
+                    kind.label(),
+                    dp.added_us,
+                    np.added_us,
+                    yes(ratio >= 0.97)
+                );
+            }
         }
     }
 
@@ -3075,7 +3278,7 @@ mod tests {
     #[test]
     fn only_selects_groups_patterns_and_names() {
         let jwt = names(&["jwt"]);
-        assert_eq!(jwt.len(), 9, "{jwt:?}");
+        assert_eq!(jwt.len(), 13, "{jwt:?}");
         assert_eq!(jwt.first(), Some(&BASELINE));
         assert!(jwt
             .iter()
@@ -3126,7 +3329,11 @@ mod tests {
                 "jwt-auth-rs256-same",
                 "jwt-auth-es256-same",
                 "jwt-auth-rs256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
         assert_eq!(
@@ -3136,10 +3343,30 @@ mod tests {
                 "native-jwt-es256-same",
                 "jwt-auth-es256-same",
                 "native-jwt-es256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
-        assert_eq!(names(&["*-pool"]).len(), 5);
+        assert_eq!(
+            names(&["dynmod"]),
+            [
+                BASELINE,
+                "native-header_mutation",
+                "header-rules-dynmod",
+                "raw-dynmod",
+                "template-dynmod",
+                "native-jwt-rs256-same",
+                "native-jwt-es256-same",
+                "native-jwt-rs256-pool",
+                "native-jwt-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
+            ]
+        );
+        assert_eq!(names(&["*-pool"]).len(), 7);
         assert_eq!(
             names(&["lua", "header-rules"]),
             [BASELINE, "lua", "header-rules"]
@@ -3178,7 +3405,11 @@ mod tests {
                 );
                 assert_eq!(
                     rows,
-                    [format!("native-jwt-{suffix}"), format!("jwt-auth-{suffix}")]
+                    [
+                        format!("native-jwt-{suffix}"),
+                        format!("jwt-auth-{suffix}"),
+                        format!("jwt-auth-dynmod-{suffix}")
+                    ]
                 );
             }
         }
@@ -3238,7 +3469,10 @@ mod tests {
             if let Some(floor) = v.floor {
                 let f = VARIANTS.iter().find(|f| f.name == floor);
                 assert!(
-                    f.is_some_and(|f| matches!(f.wasm, Some(Module::Bench(_)))),
+                    f.is_some_and(|f| matches!(
+                        f.wasm,
+                        Some(Module::Bench(_) | Module::BenchNative(_))
+                    )),
                     "{}: floor {floor} is not a raw bench module",
                     v.name
                 );
