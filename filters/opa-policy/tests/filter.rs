@@ -498,29 +498,24 @@ fn the_bench_policy_decides_as_its_rules_say() {
         Action::Pause
     );
     let mut s = emu.http();
+    fn post<'a>(path: &'a str, role: &'a str) -> [(&'a str, &'a str); 3] {
+        [(":method", "POST"), (":path", path), ("x-role", role)]
+    }
     assert_eq!(
-        s.request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/svc2/x"),
-                ("x-role", "role-2")
-            ],
-            true
-        ),
+        s.request_headers(&post("/svc2/x", "role-2"), true),
         Action::Pause
     );
     let mut s = emu.http();
     assert_eq!(
-        s.request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/svc9/x"),
-                ("x-role", "role-9")
-            ],
-            true
-        ),
+        s.request_headers(&post("/svc7/x", "role-7"), true),
         Action::Continue
     );
+    // The benchmark's requests: allowed by the tenth rule, denied without its header.
+    assert_eq!(
+        get(&mut emu, "/", &[("x-remove-me", "1")]).0,
+        Action::Continue
+    );
+    assert_eq!(get(&mut emu, "/denied", &[]).0, Action::Pause);
 }
 
 #[test]
