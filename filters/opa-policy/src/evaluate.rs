@@ -32,6 +32,8 @@ const CHECK_INTERVAL: u32 = 16;
 pub enum EvalError {
     /// The time limit was reached (evaluation stopped there).
     TimeLimit,
+    /// The evaluation allocated more than `max_eval_memory_bytes` (this many at its peak).
+    MemoryLimit(usize),
     /// Anything else: a builtin error, a conflict (`complete rules must not produce
     /// multiple outputs`), a policy that is not re-entrant.
     Failed(String),
@@ -41,6 +43,7 @@ impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvalError::TimeLimit => f.write_str("evaluation time limit reached"),
+            EvalError::MemoryLimit(n) => write!(f, "evaluation allocated {n} bytes"),
             EvalError::Failed(why) => f.write_str(why),
         }
     }
@@ -50,6 +53,7 @@ impl fmt::Display for EvalError {
 pub struct Policy {
     engine: RefCell<Engine>,
     query: String,
+    max_memory: usize,
 }
 
 impl fmt::Debug for Policy {
@@ -110,6 +114,7 @@ impl Policy {
         Ok(Self {
             engine: RefCell::new(engine),
             query: raw.query.clone(),
+            max_memory: limits.max_eval_memory_bytes,
         })
     }
 
@@ -132,15 +137,22 @@ impl Policy {
     }
 
     /// Evaluates rule `query` with `input`. `Value::Undefined` when the rule has no value.
+    /// What the evaluation allocated is measured ([`sdk_ext::memory`]): over
+    /// `max_eval_memory_bytes` at its peak, the value is refused (`MemoryLimit`).
     pub fn eval(&self, query: &str, input: Value) -> Result<Value, EvalError> {
         let mut engine = self
             .engine
             .try_borrow_mut()
             .map_err(|_| EvalError::Failed("policy evaluation re-entered".into()))?;
         engine.set_input(input);
+        let mark = sdk_ext::memory::mark();
         let result = engine.eval_rule(query.to_string());
+        let peak = mark.peak_above();
         // Drop the input now: it may be large, and the engine lives on.
         engine.set_input(Value::Undefined);
+        if peak > self.max_memory {
+            return Err(EvalError::MemoryLimit(peak));
+        }
         result.map_err(|e| match e.downcast_ref::<LimitError>() {
             Some(LimitError::TimeLimitExceeded { .. }) => EvalError::TimeLimit,
             _ if e.to_string().contains("time limit") => EvalError::TimeLimit,
@@ -273,6 +285,7 @@ mod tests {
         let started = std::time::Instant::now();
         let r = p.eval("data.x.allow", Value::new_object());
         assert_eq!(r, Err(EvalError::TimeLimit));
+        // (Without a counting allocator in this unit-test binary, memory is not measured.)
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 

@@ -157,6 +157,13 @@ impl Shared {
                         );
                         host.respond(&self.limit)
                     }
+                    Err(EvalError::MemoryLimit(n)) => {
+                        log::warn!(
+                            "{NAME}: {query}: evaluation allocated {n} bytes, over limits.max_eval_memory_bytes ({}); denied",
+                            self.config.limits.max_eval_memory_bytes
+                        );
+                        host.respond(&self.limit)
+                    }
                     Err(EvalError::Failed(why)) => {
                         log::warn!("{NAME}: {query}: evaluation failed: {why}; denied");
                         host.respond(&self.error)

@@ -12,6 +12,11 @@
 
 use sdk_ext::testing::{Action, Emulator, HttpStream};
 
+/// Counted, as sdk-ext's allocator is on wasm: `limits.max_eval_memory_bytes` works natively.
+#[global_allocator]
+static ALLOCATOR: sdk_ext::memory::Counting<std::alloc::System> =
+    sdk_ext::memory::Counting(std::alloc::System);
+
 const AUTHZ: &str = include_str!("../examples/envoy-authz.json");
 const JWT: &str = include_str!("../examples/jwt-claims.json");
 const DECISIONS: &str = include_str!("../examples/decisions.json");
@@ -336,6 +341,27 @@ fn a_runaway_policy_is_stopped_by_the_time_limit() {
     let (a, _) = get(&mut emu, "/", &[]);
     assert_eq!(a, Action::Pause);
     assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(2));
+}
+
+#[test]
+fn an_evaluation_over_the_memory_cap_is_denied() {
+    let rego = "package x\ndefault allow := false\nallow if { input.parsed_path[0] == \"big\"; count([x | some x in numbers.range(1, 200000)]) > 0 }\nallow if input.parsed_path[0] == \"small\"\n";
+    let config = serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": rego}], "query": "data.x.allow"}},
+        "limits": {"eval_timeout": "5s", "max_eval_memory_bytes": 1048576}
+    })
+    .to_string();
+    let mut emu = start(&config);
+    let (a, s) = get(&mut emu, "/big", &[]);
+    assert_eq!(a, Action::Pause);
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_limit");
+    assert!(
+        emu.has_log("over limits.max_eval_memory_bytes (1048576)"),
+        "{:?}",
+        emu.logs()
+    );
+    assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(1));
+    assert_eq!(get(&mut emu, "/small", &[]).0, Action::Continue);
 }
 
 #[test]
