@@ -23,6 +23,9 @@ pub struct WasmFilter {
     pub fail_open: bool,
     /// Fetch the module over HTTP instead of reading `wasm` (`vm_config.code.remote`).
     pub remote: Option<RemoteCode>,
+    /// `config.allow_on_headers_stop_iteration: true`: a header phase's `Pause` stops only
+    /// the headers, so the body phases still run (a filter deciding on the body).
+    pub stop_iteration_on_headers: bool,
 }
 
 /// `vm_config.code.remote`: Envoy fetches the module from `uri` through `cluster` (declare
@@ -46,6 +49,7 @@ impl WasmFilter {
             config_json: config_json.into(),
             fail_open: false,
             remote: None,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -58,6 +62,7 @@ impl WasmFilter {
             config_json: config_json.into(),
             fail_open: false,
             remote: Some(code),
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -70,6 +75,7 @@ impl WasmFilter {
             config_json: config_json.into(),
             fail_open: false,
             remote: None,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -80,6 +86,14 @@ impl WasmFilter {
 
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// Sets `allow_on_headers_stop_iteration` (Envoy ≥ 1.35): without it Envoy turns a header
+    /// phase's `Pause` into "stop everything", and the body phases never run until the filter
+    /// resumes.
+    pub fn stop_iteration_on_headers(mut self, on: bool) -> Self {
+        self.stop_iteration_on_headers = on;
         self
     }
 
@@ -109,7 +123,7 @@ typed_config:
   config:
     name: {name}
     root_id: {root_id}
-    failure_policy: {policy}
+    failure_policy: {policy}{stop}
     configuration:
       \"@type\": type.googleapis.com/google.protobuf.StringValue
       value: {value}
@@ -120,6 +134,11 @@ typed_config:
             name = quote(&self.name),
             root_id = quote(&self.root_id),
             value = quote(&self.config_json),
+            stop = if self.stop_iteration_on_headers {
+                "\n    allow_on_headers_stop_iteration: true"
+            } else {
+                ""
+            },
         )
     }
 }

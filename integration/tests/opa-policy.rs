@@ -76,7 +76,11 @@ fn the_tutorial_policy_decides_with_its_data() {
 #[test]
 fn jwt_claims_and_json_bodies() {
     let echo = EchoUpstream::start();
-    let envoy = start(&echo, JWT);
+    // The body phase after a paused header phase needs Envoy's allow_on_headers_stop_iteration.
+    let envoy = EnvoyConfig::http(echo.port())
+        .filter(this_filter(JWT).stop_iteration_on_headers(true))
+        .start()
+        .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
