@@ -571,10 +571,11 @@ fn native_rbac_filter(_: &Inputs) -> String {
     )
 }
 
-/// opa-policy with `examples/rbac-10.json` (compact JSON: one line in the YAML).
+/// opa-policy with `examples/rbac-10.json` (compact JSON: one line in the YAML, whose
+/// single-quoted scalar doubles the `'` of the Rego's comments).
 fn opa_policy_filter(i: &Inputs) -> String {
     let config = serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
-        .map(|v| v.to_string())
+        .map(|v| v.to_string().replace('\'', "''"))
         .unwrap_or_default();
     wasm_filter(
         "opa-policy",

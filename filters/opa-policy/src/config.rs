@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Default evaluation time limit per request.
-pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(5);
+pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(20);
 /// Default cap on the input document (header names and values, path, body), bytes.
 pub const DEFAULT_MAX_INPUT_BYTES: usize = 64 * 1024;
 /// Default cap on the memory an evaluation may allocate, bytes.

@@ -133,10 +133,7 @@ impl RequestFacts {
         input.insert(key("parsed_query"), parsed_query(query));
         input.insert(key("parsed_body"), parsed_body);
         input.insert(key("truncated_body"), Value::from(truncated));
-        let mut version = Object::new();
-        version.insert(key("encoding"), Value::from("protojson"));
-        version.insert(key("ext_authz"), Value::from("v3"));
-        input.insert(key("version"), Value::from(version));
+        input.insert(key("version"), version());
         Ok(Value::from(input))
     }
 
@@ -190,8 +187,67 @@ fn lossy(bytes: &[u8]) -> Value {
     Value::from(String::from_utf8_lossy(bytes).as_ref())
 }
 
-fn key(name: &str) -> Value {
-    Value::from(name)
+/// The document's fixed keys and its `version`, made once per VM (a key is a reference
+/// count increment per request instead of an allocation).
+struct Keys {
+    names: Vec<(&'static str, Value)>,
+    version: Value,
+}
+
+const KEY_NAMES: [&str; 23] = [
+    "headers",
+    "host",
+    "method",
+    "path",
+    "scheme",
+    "protocol",
+    "id",
+    "body",
+    "http",
+    "request",
+    "source",
+    "destination",
+    "attributes",
+    "parsed_path",
+    "parsed_query",
+    "parsed_body",
+    "truncated_body",
+    "version",
+    "address",
+    "portValue",
+    "socketAddress",
+    "encoding",
+    "ext_authz",
+];
+
+thread_local! {
+    static KEYS: Keys = {
+        let names = KEY_NAMES.iter().map(|n| (*n, Value::from(*n))).collect();
+        let version: Object = [
+            (Value::from("encoding"), Value::from("protojson")),
+            (Value::from("ext_authz"), Value::from("v3")),
+        ]
+        .into_iter()
+        .collect();
+        Keys { names, version: Value::from(version) }
+    };
+}
+
+fn key(name: &'static str) -> Value {
+    KEYS.try_with(|k| {
+        k.names
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| Value::from(name))
+}
+
+fn version() -> Value {
+    KEYS.try_with(|k| k.version.clone())
+        .unwrap_or(Value::Undefined)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
