@@ -46,7 +46,9 @@
 //! and a path prefix each; Envoy checks them in name order, the load matches only the last).
 //! `opa-policy-rbac10`: the opa-policy filter evaluating
 //! `filters/opa-policy/examples/rbac-10.json` (the same ten bindings as `data`, one regorus
-//! evaluation per request). `ext-authz-opa`: Envoy's `ext_authz` HTTP filter asking an
+//! evaluation per request; its `limits.eval_timeout` is 0.1 s, so that a front the kernel
+//! preempts mid-evaluation on a shared machine is not denied by the wall-clock budget).
+//! `ext-authz-opa`: Envoy's `ext_authz` HTTP filter asking an
 //! OPA-shaped service on every request: the upstream Envoy answers
 //! `/v1/data/envoy/authz/allow/*` itself (`direct_response` 200 `{"result": true}`, well
 //! under 1 ms), so the row is the ext_authz round trip with a near-free policy server. Each

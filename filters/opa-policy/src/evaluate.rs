@@ -4,6 +4,7 @@
 
 use crate::builtins;
 use crate::config::RawPolicy;
+use crate::input::Needs;
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
 use regorus::{Engine, Value};
 use sdk_ext::config::ConfigError;
@@ -54,6 +55,7 @@ pub struct Policy {
     engine: RefCell<Engine>,
     query: String,
     max_memory: usize,
+    needs: Needs,
 }
 
 impl fmt::Debug for Policy {
@@ -115,7 +117,13 @@ impl Policy {
             engine: RefCell::new(engine),
             query: raw.query.clone(),
             max_memory: limits.max_eval_memory_bytes,
+            needs: Needs::of(raw.modules.iter().map(|m| m.rego.as_str())),
         })
+    }
+
+    /// The parts of the input document its modules can reach.
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// The policy's configured query.

@@ -4,7 +4,7 @@
 use crate::config::{Config, Decider, WithBody, MAX_REMOTE_ANSWER_BYTES};
 use crate::decision::{self, Decision};
 use crate::evaluate::EvalError;
-use crate::input::{Body, InputError, RequestFacts};
+use crate::input::{Body, InputError, Needs, RequestFacts};
 use crate::remote;
 use crate::NAME;
 use regorus::Value;
@@ -104,14 +104,15 @@ fn now_ns() -> u64 {
     host::now_nanos().unwrap_or(0)
 }
 
-/// The request facts from the host.
-fn facts(host: &mut HttpHost, body: Option<Body>) -> RequestFacts {
+/// The request facts from the host (the properties only when the document has them).
+fn facts(host: &mut HttpHost, body: Option<Body>, needs: Needs) -> RequestFacts {
+    let prop = |on: bool, path: &[&str]| if on { host.property(path) } else { None };
     RequestFacts {
         headers: Headers::REQUEST.all(),
-        source_address: host.property(&["source", "address"]),
-        destination_address: host.property(&["destination", "address"]),
-        request_id: host.property(&["request", "id"]),
-        protocol: host.property(&["request", "protocol"]),
+        source_address: prop(needs.source, &["source", "address"]),
+        destination_address: prop(needs.destination, &["destination", "address"]),
+        request_id: prop(needs.id, &["request", "id"]),
+        protocol: prop(needs.protocol, &["request", "protocol"]),
         body,
     }
 }
@@ -126,8 +127,12 @@ impl Shared {
         body: Option<Body>,
         resume: bool,
     ) -> Action {
-        let facts = facts(host, body);
-        let input = match facts.to_input(self.config.limits.max_input_bytes) {
+        let needs = match decider {
+            Decider::Embedded { policy, .. } => policy.needs(),
+            Decider::Remote(_) | Decider::Skip => Needs::ALL,
+        };
+        let facts = facts(host, body, needs);
+        let input = match facts.to_input_for(self.config.limits.max_input_bytes, needs) {
             Ok(input) => input,
             Err(InputError::TooLarge(n)) => {
                 log::debug!("{NAME}: input of {n} bytes over limits.max_input_bytes");

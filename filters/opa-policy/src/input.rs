@@ -30,6 +30,91 @@
 use regorus::value::Object;
 use regorus::Value;
 
+/// Which optional parts of the document a policy can reach. The parts that cost host calls
+/// or work per request (peer addresses, request id, protocol, parsed path and query,
+/// headers...) are left out when no module could read them: a module that never names
+/// `source` cannot read `input.attributes.source`. A module that uses `input` as a whole
+/// (`walk(input, ...)`, `json.marshal(input)`, `input[k]`, `import input`) gets everything,
+/// and so does the remote mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// `attributes.source`.
+    pub source: bool,
+    /// `attributes.destination`.
+    pub destination: bool,
+    /// `attributes.request.http.id`.
+    pub id: bool,
+    /// `attributes.request.http.protocol`.
+    pub protocol: bool,
+    /// `attributes.request.http.headers`.
+    pub headers: bool,
+    /// `parsed_path`.
+    pub parsed_path: bool,
+    /// `parsed_query`.
+    pub parsed_query: bool,
+}
+
+impl Needs {
+    /// Everything.
+    pub const ALL: Needs = Needs {
+        source: true,
+        destination: true,
+        id: true,
+        protocol: true,
+        headers: true,
+        parsed_path: true,
+        parsed_query: true,
+    };
+
+    /// What modules with these sources can reach.
+    pub fn of<'a>(modules: impl IntoIterator<Item = &'a str> + Clone) -> Needs {
+        let any = |word: &str| modules.clone().into_iter().any(|m| has_word(m, word));
+        if modules.clone().into_iter().any(uses_whole_input) {
+            return Needs::ALL;
+        }
+        Needs {
+            source: any("source"),
+            destination: any("destination"),
+            id: any("id"),
+            protocol: any("protocol"),
+            headers: any("headers"),
+            parsed_path: any("parsed_path"),
+            parsed_query: any("parsed_query"),
+        }
+    }
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Where `word` occurs in `text` as a whole identifier.
+fn word_at(text: &str, word: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    text.match_indices(word)
+        .map(|(i, _)| i)
+        .filter(|&i| {
+            let before = i.checked_sub(1).and_then(|j| bytes.get(j)).copied();
+            let after = bytes.get(i + word.len()).copied();
+            !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+        })
+        .collect()
+}
+
+fn has_word(text: &str, word: &str) -> bool {
+    !word_at(text, word).is_empty()
+}
+
+/// `input` used otherwise than as `input.<name>` or `input["<name>"]`.
+fn uses_whole_input(text: &str) -> bool {
+    word_at(text, "input").into_iter().any(|i| {
+        let rest = text.get(i + "input".len()..).unwrap_or_default();
+        let path = rest.starts_with('.') && rest.as_bytes().get(1).is_some_and(|&b| is_ident(b));
+        let literal_key = rest.starts_with("[\"");
+        !(path || literal_key)
+    })
+}
+
 /// The request facts the document is built from.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts {
@@ -83,8 +168,13 @@ impl RequestFacts {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// Builds the input document, refusing one over `max_bytes` of request data.
+    /// Builds the whole input document, refusing one over `max_bytes` of request data.
     pub fn to_input(&self, max_bytes: usize) -> Result<Value, InputError> {
+        self.to_input_for(max_bytes, Needs::ALL)
+    }
+
+    /// Builds the input document with the optional parts in `needs`.
+    pub fn to_input_for(&self, max_bytes: usize, needs: Needs) -> Result<Value, InputError> {
         let size = self.size();
         if size > max_bytes {
             return Err(InputError::TooLarge(size));
@@ -93,15 +183,17 @@ impl RequestFacts {
         let path = self.header(":path").unwrap_or_default();
 
         let mut http = Object::new();
-        http.insert(key("headers"), self.headers_object());
+        if needs.headers {
+            http.insert(key("headers"), self.headers_object());
+        }
         http.insert(key("host"), text(self.header(":authority")));
         http.insert(key("method"), text(self.header(":method")));
         http.insert(key("path"), text(Some(path)));
         http.insert(key("scheme"), text(self.header(":scheme")));
-        if let Some(p) = &self.protocol {
+        if let (true, Some(p)) = (needs.protocol, &self.protocol) {
             http.insert(key("protocol"), text(Some(p)));
         }
-        if let Some(id) = &self.request_id {
+        if let (true, Some(id)) = (needs.id, &self.request_id) {
             http.insert(key("id"), text(Some(id)));
         }
         if let Some(body) = &self.body {
@@ -111,10 +203,10 @@ impl RequestFacts {
         request.insert(key("http"), Value::from(http));
         let mut attributes = Object::new();
         attributes.insert(key("request"), Value::from(request));
-        if let Some(a) = &self.source_address {
+        if let (true, Some(a)) = (needs.source, &self.source_address) {
             attributes.insert(key("source"), peer(a));
         }
-        if let Some(a) = &self.destination_address {
+        if let (true, Some(a)) = (needs.destination, &self.destination_address) {
             attributes.insert(key("destination"), peer(a));
         }
 
@@ -129,8 +221,12 @@ impl RequestFacts {
 
         let mut input = Object::new();
         input.insert(key("attributes"), Value::from(attributes));
-        input.insert(key("parsed_path"), parsed_path(path_only));
-        input.insert(key("parsed_query"), parsed_query(query));
+        if needs.parsed_path {
+            input.insert(key("parsed_path"), parsed_path(path_only));
+        }
+        if needs.parsed_query {
+            input.insert(key("parsed_query"), parsed_query(query));
+        }
         input.insert(key("parsed_body"), parsed_body);
         input.insert(key("truncated_body"), Value::from(truncated));
         input.insert(key("version"), version());
@@ -457,6 +553,43 @@ mod tests {
         let v = f.to_input(1 << 16).unwrap();
         assert_eq!(v["parsed_body"], Value::Null);
         assert_eq!(v["truncated_body"], Value::from(true));
+    }
+
+    #[test]
+    fn needs_follow_what_modules_can_name() {
+        let rbac = "package x\nimport input.attributes.request.http as req\nallow if req.headers[\"x\"] == \"1\"\n";
+        let n = Needs::of([rbac]);
+        assert!(n.headers);
+        assert!(!n.source && !n.destination && !n.id && !n.protocol);
+        assert!(!n.parsed_path && !n.parsed_query);
+        let n = Needs::of([rbac, "package y\nallow if input.parsed_path[0] == \"a\"\n"]);
+        assert!(n.parsed_path && !n.parsed_query);
+        assert!(Needs::of(["package x\nallow if input[\"parsed_query\"]\n"]).parsed_query);
+        assert!(
+            !Needs::of(["package x\nallow if valid_ids[1]\n"]).id,
+            "whole words only"
+        );
+        for whole in [
+            "package x\nallow if walk(input, [p, v])\n",
+            "package x\nallow if json.marshal(input) != \"\"\n",
+            "package x\nallow if input[k]\n",
+            "package x\nimport input\nallow if input.a\n",
+            "package x\nimport input as i\n",
+        ] {
+            assert_eq!(Needs::of([whole]), Needs::ALL, "{whole}");
+        }
+        let f = facts(&[(":path", b"/a?b=1"), ("x", b"1")]);
+        let v = f.to_input_for(1 << 16, Needs::of([rbac])).unwrap();
+        assert_eq!(
+            v["attributes"]["request"]["http"]["headers"]["x"],
+            Value::from("1")
+        );
+        assert_eq!(v["attributes"]["source"], Value::Undefined);
+        assert_eq!(v["parsed_query"], Value::Undefined);
+        assert_eq!(
+            v["attributes"]["request"]["http"]["path"],
+            Value::from("/a?b=1")
+        );
     }
 
     #[test]
