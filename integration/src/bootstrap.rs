@@ -93,6 +93,9 @@ pub struct WasmFilter {
     pub remote: Option<RemoteCode>,
     /// `.wasm`, or the same filter as a dynamic module (`wasm` is then the `.so`).
     pub loading: Loading,
+    /// `config.allow_on_headers_stop_iteration: true`: a header phase's `Pause` stops only
+    /// the headers, so the body phases still run (a filter deciding on the body).
+    pub stop_iteration_on_headers: bool,
 }
 
 /// `vm_config.code.remote`: Envoy fetches the module from `uri` through `cluster` (declare
@@ -122,6 +125,7 @@ impl WasmFilter {
             fail_open: false,
             remote: None,
             loading,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -135,6 +139,7 @@ impl WasmFilter {
             fail_open: false,
             remote: Some(code),
             loading: Loading::Wasm,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -148,6 +153,7 @@ impl WasmFilter {
             fail_open: false,
             remote: None,
             loading: Loading::Wasm,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -165,6 +171,7 @@ impl WasmFilter {
             fail_open: false,
             remote: None,
             loading: Loading::Native,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -175,6 +182,14 @@ impl WasmFilter {
 
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// Sets `allow_on_headers_stop_iteration` (Envoy ≥ 1.35): without it Envoy turns a header
+    /// phase's `Pause` into "stop everything", and the body phases never run until the filter
+    /// resumes.
+    pub fn stop_iteration_on_headers(mut self, on: bool) -> Self {
+        self.stop_iteration_on_headers = on;
         self
     }
 
@@ -207,7 +222,7 @@ typed_config:
   config:
     name: {name}
     root_id: {root_id}
-    failure_policy: {policy}
+    failure_policy: {policy}{stop}
     configuration:
       \"@type\": type.googleapis.com/google.protobuf.StringValue
       value: {value}
@@ -218,6 +233,11 @@ typed_config:
             name = quote(&self.name),
             root_id = quote(&self.root_id),
             value = quote(&self.config_json),
+            stop = if self.stop_iteration_on_headers {
+                "\n    allow_on_headers_stop_iteration: true"
+            } else {
+                ""
+            },
         )
     }
 }

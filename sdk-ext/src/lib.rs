@@ -28,15 +28,18 @@
 //!   [`duration::host_millis`] for every duration handed to the host (never `as u32`).
 //! - [`host`]: the host ABI, in one module, without panics; [`logging`]: the `log` crate
 //!   routed to the host.
+//! - [`memory`]: heap accounting (bytes held, the peak since a mark), for caps on work of
+//!   unknown appetite.
 //! - `testing` (feature `testing`): a host emulator that runs a filter natively in
 //!   `cargo test`.
 
 /// Every filter's allocator: talc, a binned free-list allocator that grows the wasm memory as
 /// needed. It replaces wasi-libc's dlmalloc, which cost each module ~11 KB; single-threaded
-/// wasm (no `atomics`) is what Envoy runs.
+/// wasm (no `atomics`) is what Envoy runs. Counted ([`memory`]): what the module holds.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: memory::Counting<talc::wasm::WasmDynamicTalc> =
+    memory::Counting(talc::wasm::new_wasm_dynamic_allocator());
 
 pub mod callout;
 pub mod config;
@@ -50,6 +53,7 @@ pub mod http;
 pub mod json;
 pub mod logging;
 pub mod matching;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod network;

@@ -47,6 +47,22 @@
 //! doing the same work (`header-rules-dynmod` vs `native-header_mutation`: capacity ≥ 0.97 ×;
 //! `jwt-auth-dynmod-*` vs `native-jwt-*`: capacity ≥ 1.0 ×, same token and pool of 1000).
 //!
+//! OPA rows (`--only opa`): the same 10-rule RBAC policy three ways. `native-rbac10`: Envoy's
+//! `rbac` filter, policies `rule-0`..`rule-9` (a principal header and a permission of methods
+//! and a path prefix each; Envoy checks them in name order, the load matches only the last).
+//! `opa-policy-rbac10`: the opa-policy filter evaluating
+//! `filters/opa-policy/examples/rbac-10.json` (the same ten bindings as `data`, one regorus
+//! evaluation per request; its `limits.eval_timeout` is 0.1 s, so that a front the kernel
+//! preempts mid-evaluation on a shared machine is not denied by the wall-clock budget).
+//! `ext-authz-opa`: Envoy's `ext_authz` HTTP filter asking an
+//! OPA-shaped service on every request: the upstream Envoy answers
+//! `/v1/data/envoy/authz/allow/*` itself (`direct_response` 200 `{"result": true}`, well
+//! under 1 ms), so the row is the ext_authz round trip with a near-free policy server. Each
+//! must answer the load 200 and `GET /denied` 403. The report gives opa-policy's capacity
+//! against both (targets: ≥ 0.7 × native rbac, ≥ 2 × ext_authz), the median of
+//! `opa_policy.eval_us` (the filter's own evaluation-time histogram, P50, read from the front
+//! after each run), and the `.wasm` size (target ≤ 1.5 MB).
+//!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
@@ -79,6 +95,7 @@ const USAGE: &str =
     ratelimit   Envoy's native local_ratelimit vs rate-limit and its raw-ABI floor, with a
                 budget that never limits: one bucket, and a per-client descriptor (-client)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
+    opa         the OPA rows (native rbac, opa-policy and ext_authz with the same 10 rules)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     dynmod      the dynamic-module rows (*-dynmod*) and the native rows they are held to
                 (native-header_mutation, native-jwt-*)
@@ -246,6 +263,15 @@ const RATE_LIMIT_STATS: &[&str] = &["wasmcustom.rate_limit.bench.allowed"];
 const DYNMOD_GROUP: &str = "dynmod";
 /// The marker of a dynamic-module row's name.
 const DYNMOD: &str = "-dynmod";
+const OPA_GROUP: &str = "opa";
+/// The OPA rows.
+const OPA_ROWS: &[&str] = &["native-rbac10", "opa-policy-rbac10", "ext-authz-opa"];
+/// The opa-policy bench config (`examples/rbac-10.json`), as shipped.
+const OPA_RBAC_CONFIG: &str = include_str!("../../filters/opa-policy/examples/rbac-10.json");
+/// Size target of `dist/opa-policy.wasm` (1.5 MB).
+const OPA_POLICY_SIZE_TARGET: u64 = 1_500_000;
+/// The path the OPA rows deny (no rule matches it: no `x-remove-me`).
+const OPA_DENIED: (&str, u16) = ("/denied", 403);
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -516,6 +542,39 @@ const VARIANTS: &[Variant] = &[
         route: None,
         floor: None,
     },
+    Variant {
+        name: "native-rbac10",
+        filters: native_rbac_filter,
+        edits: Edits::None,
+        stats: &["http.front.rbac.allowed"],
+        wasm: None,
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "opa-policy-rbac10",
+        filters: opa_policy_filter,
+        edits: Edits::None,
+        stats: &["wasmcustom.opa_policy.allowed"],
+        wasm: Some(Module::Dist("opa-policy.wasm")),
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "ext-authz-opa",
+        filters: ext_authz_filter,
+        edits: Edits::None,
+        stats: &["http.front.ext_authz.ok"],
+        wasm: None,
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -676,6 +735,91 @@ fn lua_filter(_: &Inputs) -> String {
                   function envoy_on_response(handle)
                     handle:headers():replace("x-bench-resp", "3")
                   end
+"#
+    .to_string()
+}
+
+/// The ten bindings of `examples/rbac-10.json` (`data.rules`), in order.
+fn rbac10_rules() -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
+        .ok()
+        .and_then(|c| c["policies"]["rbac"]["data"]["rules"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Envoy's `rbac` with the same ten bindings: policy `rule-<i>` per binding (Envoy checks the
+/// policies in name order and stops at the first match, as the Rego's `some rule in`).
+fn native_rbac_filter(_: &Inputs) -> String {
+    let mut policies = String::new();
+    for (i, r) in rbac10_rules().iter().enumerate() {
+        let methods: Vec<String> = r["methods"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut or_rules = String::new();
+        for m in &methods {
+            let _ = write!(
+                or_rules,
+                "\n                            - header: {{ name: \":method\", string_match: {{ exact: \"{m}\" }} }}"
+            );
+        }
+        let _ = write!(
+            policies,
+            r#"
+                  rule-{i}:
+                    permissions:
+                    - and_rules:
+                        rules:
+                        - or_rules:
+                            rules:{or_rules}
+                        - url_path: {{ path: {{ prefix: "{prefix}" }} }}
+                    principals:
+                    - header: {{ name: "{header}", string_match: {{ exact: "{value}" }} }}"#,
+            prefix = r["prefix"].as_str().unwrap_or("/"),
+            header = r["header"].as_str().unwrap_or("x-role"),
+            value = r["value"].as_str().unwrap_or(""),
+        );
+    }
+    format!(
+        r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:{policies}
+"#
+    )
+}
+
+/// opa-policy with `examples/rbac-10.json` (compact JSON: one line in the YAML, whose
+/// single-quoted scalar doubles the `'` of the Rego's comments).
+fn opa_policy_filter(i: &Inputs) -> String {
+    let config = serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
+        .map(|v| v.to_string().replace('\'', "''"))
+        .unwrap_or_default();
+    wasm_filter(
+        "opa-policy",
+        "opa-policy",
+        &config,
+        &i.modules.path(Module::Dist("opa-policy.wasm")),
+    )
+}
+
+/// Envoy's `ext_authz` (HTTP) asking the OPA-shaped service the upstream Envoy serves.
+fn ext_authz_filter(_: &Inputs) -> String {
+    r#"          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              http_service:
+                server_uri: { uri: "http://opa", cluster: upstream, timeout: 1s }
+                path_prefix: /v1/data/envoy/authz/allow
 "#
     .to_string()
 }
@@ -923,6 +1067,10 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
+              - match: {{ prefix: "/v1/data/envoy/authz/allow/denied" }}
+                direct_response: {{ status: 403, body: {{ inline_string: "{{\"result\": false}}" }} }}
+              - match: {{ prefix: "/v1/data/envoy/authz/allow/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "{{\"result\": true}}" }} }}
               - match: {{ prefix: "/check" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "check\n" }} }}
                 response_headers_to_add:
@@ -1105,7 +1253,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                         let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
                         return Err(format!(
                             "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {FLOORS_GROUP}, \
-                             {ROUTE_GROUP}, {JWT_GROUP}; \
+                             {ROUTE_GROUP}, {OPA_GROUP}, {JWT_GROUP}; \
                              `*` matches any characters; variants: {})",
                             known.join(", ")
                         ));
@@ -1130,6 +1278,7 @@ fn selects(item: &str, v: &Variant) -> bool {
             v.jwt.is_none()
                 && v.name != BASELINE
                 && !RATELIMIT_ROWS.contains(&v.name)
+                && !OPA_ROWS.contains(&v.name)
                 && !is_dynmod(v)
         }
         RATELIMIT_GROUP => RATELIMIT_ROWS.contains(&v.name),
@@ -1138,6 +1287,7 @@ fn selects(item: &str, v: &Variant) -> bool {
         DYNMOD_GROUP => {
             is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
         }
+        OPA_GROUP => OPA_ROWS.contains(&v.name),
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
@@ -2008,6 +2158,8 @@ struct Sample {
     /// JWT rows: the share of the front's token-cache lookups that hit, over its whole life
     /// (check request, warm-up and run).
     cache_hit_share: Option<f64>,
+    /// The opa-policy row: P50 of the front's `opa_policy.eval_us` histogram over its life.
+    eval_p50_us: Option<f64>,
 }
 
 impl Sample {
@@ -2100,6 +2252,26 @@ fn cache_hit_share(v: &Variant, front: &Envoy) -> Result<Option<f64>, String> {
     };
     let (h, m) = (read(hit)?, read(miss)?);
     Ok((h + m > 0).then(|| h as f64 / (h + m) as f64))
+}
+
+/// The P50 of opa-policy's evaluation-time histogram (µs), read from a front's admin.
+fn eval_p50_us(v: &Variant, front: &Envoy) -> Result<Option<f64>, String> {
+    if v.name != "opa-policy-rbac10" {
+        return Ok(None);
+    }
+    let name = "wasmcustom.opa_policy.eval_us";
+    let r = http_get(front.admin, &format!("/stats?filter={name}"), &[])?;
+    Ok(r.body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(histogram_p50))
+}
+
+/// `P0(a,b) P25(a,b) P50(a,b) ...` (Envoy's histogram line): the cumulative P50.
+fn histogram_p50(line: &str) -> Option<f64> {
+    let at = line.find("P50(")?;
+    let inner = line.get(at + 4..)?.split(')').next()?;
+    inner.split(',').nth(1)?.trim().parse().ok()
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
@@ -2195,6 +2367,7 @@ fn take_sample(
         load_after,
         socket_errors: w.socket_errors,
         cache_hit_share: None,
+        eval_p50_us: None,
     })
 }
 
@@ -2521,6 +2694,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             if let Some(last) = samples.last_mut() {
                 last.cache_hit_share = cache_hit_share(v, &front)?;
+                last.eval_p50_us = eval_p50_us(v, &front)?;
             }
             drop(twin);
             if let Ok(Some(status)) = upstream.child.try_wait() {
@@ -2894,6 +3068,64 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
     }
 }
 
+/// The OPA section: opa-policy's capacity against native rbac and ext_authz (same rules).
+fn render_opa(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summary) {
+    let find = |name: &str| r.selected.iter().copied().find(|v| v.name == name);
+    let Some(opa) = find("opa-policy-rbac10") else {
+        return;
+    };
+    let yes = |b: bool| if b { "met" } else { "NOT met" };
+    let o = summary(opa);
+    let eval = median(
+        r.samples
+            .iter()
+            .filter(|x| x.variant.name == opa.name)
+            .filter_map(|x| x.eval_p50_us)
+            .collect(),
+    );
+    let _ = writeln!(md, "\n## opa-policy vs native rbac and ext_authz\n");
+    let _ = writeln!(
+        md,
+        "The same 10 RBAC bindings (filters/opa-policy/examples/rbac-10.json); every load request \
+         matches only the tenth. ext_authz asks an OPA-shaped service (the upstream Envoy's \
+         direct_response `{{\"result\": true}}`). Capacity ratio = the other row's paired ratio ÷ \
+         opa-policy's (CPU-bound), and req/s ÷ req/s. opa-policy's evaluation time: the median over \
+         runs of its `opa_policy.eval_us` P50: {} µs.\n",
+        if eval.is_finite() { format!("{eval:.1}") } else { "—".into() }
+    );
+    let _ = writeln!(
+        md,
+        "| against | its µs/req | opa-policy µs/req | capacity ratio (CPU-bound, paired) | capacity ratio (req/s) | target | status (paired) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---|");
+    for (name, target) in [("native-rbac10", 0.7), ("ext-authz-opa", 2.0)] {
+        let Some(v) = find(name) else { continue };
+        let s = summary(v);
+        let cap = s.norm / o.norm;
+        let _ = writeln!(
+            md,
+            "| {name} | {:.2} | {:.2} | {cap:.3} | {:.3} | ≥ {target:.1} × | {} |",
+            s.us,
+            o.us,
+            o.rps / s.rps,
+            yes(cap >= target)
+        );
+    }
+    match fs::metadata(r.dist.join("opa-policy.wasm")).map(|m| m.len()) {
+        Ok(size) => {
+            let _ = writeln!(
+                md,
+                "\n`dist/opa-policy.wasm`: {size} bytes ({:.2} MB), target ≤ 1.5 MB ({OPA_POLICY_SIZE_TARGET} bytes): {}",
+                size as f64 / 1e6,
+                yes(size <= OPA_POLICY_SIZE_TARGET)
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\n`dist/opa-policy.wasm`: not readable ({e})");
+        }
+    }
+}
+
 fn render(r: &RunInfo) -> String {
     let Some(base_v) = VARIANTS.iter().find(|v| v.name == BASELINE) else {
         return String::new();
@@ -3149,6 +3381,7 @@ fn render(r: &RunInfo) -> String {
     }
 
     render_jwt(&mut md, r, &sat, base.norm);
+    render_opa(&mut md, r, &sat);
 
     let _ = writeln!(md, "\n## Exports: floor modules vs sdk-ext filters\n");
     let _ = writeln!(
@@ -3260,6 +3493,37 @@ fn render(r: &RunInfo) -> String {
         );
     }
     md
+}
+
+#[cfg(test)]
+mod opa_tests {
+    use super::*;
+
+    #[test]
+    fn histogram_lines_give_their_p50() {
+        let line = " P0(nan,2) P25(nan,2.05) P50(nan,3.1) P75(nan,4) P90(nan,5)";
+        assert_eq!(histogram_p50(line), Some(3.1));
+        assert_eq!(histogram_p50(" No recorded values"), None);
+    }
+
+    #[test]
+    fn the_native_rbac_row_has_the_ten_bindings() {
+        let yaml = native_rbac_filter(&Inputs {
+            modules: Modules {
+                dist: PathBuf::new(),
+                bench: PathBuf::new(),
+            },
+            jwks: String::new(),
+        });
+        assert_eq!(rbac10_rules().len(), 10);
+        for i in 0..10 {
+            assert!(yaml.contains(&format!("rule-{i}:")), "{yaml}");
+        }
+        assert!(
+            yaml.contains(r#"name: "x-remove-me", string_match: { exact: "1" }"#),
+            "{yaml}"
+        );
+    }
 }
 
 #[cfg(test)]

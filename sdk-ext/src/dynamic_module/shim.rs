@@ -1273,3 +1273,10 @@ pub(crate) unsafe fn proxy_call_foreign_function(
         _ => NOT_FOUND,
     }
 }
+
+/// `proxy_set_effective_context` has no dynamic-module counterpart: this adapter's dispatch
+/// enters each stream itself (callout answers included), so the proxy-wasm dispatch path that
+/// uses it never runs in this build.
+pub(crate) unsafe fn proxy_set_effective_context(_context_id: u32) -> u32 {
+    UNIMPLEMENTED
+}
