@@ -1,5 +1,6 @@
 # The front door. Each target is a thin call into scripts/, xtask or cargo.
-#   make run       build every filter and serve them in a real Envoy on 127.0.0.1 (LISTEN=0.0.0.0 for all)
+#   make run       build every filter and serve them in a real Envoy on 127.0.0.1 (LISTEN=0.0.0.0 for all);
+#                  NATIVE=1 serves them as Envoy dynamic modules (dist/lib<name>.so)
 #   make test      unit + host-emulator + real-Envoy integration tests + config validation
 #   make new-filter NAME=my-filter [OUT=../my-filter]   (OUT: a standalone crate outside this repo)
 #   make bench     side-by-side benchmark (results in target/bench/results.md)
@@ -42,12 +43,17 @@ test-unit:
 test-integration: build
 	$(CARGO) test -p integration
 
+# The second clippy: the dynamic-module host (sdk-ext/src/dynamic_module/shim.rs) is compiled
+# only without the emulator (`testing`), which --all-features turns on. The last line: the
+# checked-in envoy-configs/native/ match their wasm configs (xtask native-configs).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
+	$(CARGO) clippy -p sdk-ext --features dynamic-module,regex --lib -q -- -D warnings
+	@$(XTASK) native-configs --check
 
 run: build
-	@LISTEN=$(LISTEN) bash scripts/run-demo.sh
+	@LISTEN=$(LISTEN) NATIVE=$(NATIVE) bash scripts/run-demo.sh
 
 new-filter:
 	@test -n "$(NAME)" || { echo "usage: make new-filter NAME=my-filter"; exit 2; }

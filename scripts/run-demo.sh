@@ -15,11 +15,18 @@ if ! [[ "$LISTEN" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
   echo "LISTEN=$LISTEN: expected an IPv4 address such as 127.0.0.1 or 0.0.0.0" >&2
   exit 2
 fi
-config="$(sed "s/address: 0\.0\.0\.0,/address: $LISTEN,/" envoy-configs/demo.yaml)"
+# NATIVE=1: the same filters as Envoy dynamic modules (dist/lib<name>.so), config
+# envoy-configs/native/demo.yaml (generated from demo.yaml by `xtask native-configs`).
+CONFIG=envoy-configs/demo.yaml
+if [ "${NATIVE:-0}" = 1 ]; then
+  CONFIG=envoy-configs/native/demo.yaml
+fi
+config="$(sed "s/address: 0\.0\.0\.0,/address: $LISTEN,/" "$CONFIG")"
 if [ "${1:-}" = "--print-config" ]; then
   printf '%s\n' "$config"
   exit 0
 fi
+echo "serving $CONFIG on $LISTEN"
 dir="$(mktemp -d)"
 printf '%s\n' "$config" > "$dir/demo.yaml"
 "$ENVOY" -c "$dir/demo.yaml" --concurrency 2 --disable-hot-restart --log-level warn &

@@ -5,7 +5,75 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::envoy::{validate_yaml, Envoy, StartError};
-use crate::locations::wasm_path;
+use crate::locations::{native_path, wasm_path};
+
+/// How a filter is loaded into Envoy: the same crate, built two ways by `make build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loading {
+    /// `dist/<name>.wasm` in `envoy.filters.http.wasm` (V8).
+    Wasm,
+    /// `dist/lib<name>.so` in `envoy.filters.http.dynamic_modules` (native code; metrics in
+    /// the same `wasmcustom.` namespace, so the same assertions hold).
+    Native,
+}
+
+impl Loading {
+    /// Both, in the order tests run them.
+    pub const ALL: [Loading; 2] = [Loading::Wasm, Loading::Native];
+
+    /// What [`WasmFilter::new`] uses on this thread: [`Loading::Wasm`] unless a test set
+    /// another (the `each_loading!` tests do).
+    pub fn current() -> Loading {
+        LOADING.with(|l| l.get())
+    }
+
+    /// Makes `self` the loading of filters created on this thread from now on.
+    pub fn set_current(self) {
+        LOADING.with(|l| l.set(self));
+    }
+
+    /// The checked-in config at `path` for this loading: `envoy-configs/X.yaml` itself, or
+    /// its dynamic-module variant `envoy-configs/native/X.yaml`.
+    pub fn config(self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        match (self, path.parent(), path.file_name()) {
+            (Loading::Native, Some(dir), Some(file)) => dir.join("native").join(file),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+thread_local! {
+    static LOADING: std::cell::Cell<Loading> = const { std::cell::Cell::new(Loading::Wasm) };
+}
+
+/// Writes a test once and runs it with each [`Loading`]: `each_loading! { fn name() { .. } }`
+/// becomes the tests `name::wasm` and `name::native`, the body running after
+/// [`Loading::set_current`] (read it with `Loading::current()`).
+#[macro_export]
+macro_rules! each_loading {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn body() $body
+                $(#[$meta])*
+                #[test]
+                fn wasm() {
+                    $crate::Loading::Wasm.set_current();
+                    body()
+                }
+                $(#[$meta])*
+                #[test]
+                fn native() {
+                    $crate::Loading::Native.set_current();
+                    body()
+                }
+            }
+        )*
+    };
+}
 
 /// A proxy-wasm filter entry (`envoy.filters.http.wasm` on an HTTP listener,
 /// `envoy.filters.network.wasm` on a TCP one).
@@ -23,6 +91,11 @@ pub struct WasmFilter {
     pub fail_open: bool,
     /// Fetch the module over HTTP instead of reading `wasm` (`vm_config.code.remote`).
     pub remote: Option<RemoteCode>,
+    /// `.wasm`, or the same filter as a dynamic module (`wasm` is then the `.so`).
+    pub loading: Loading,
+    /// `config.allow_on_headers_stop_iteration: true`: a header phase's `Pause` stops only
+    /// the headers, so the body phases still run (a filter deciding on the body).
+    pub stop_iteration_on_headers: bool,
 }
 
 /// `vm_config.code.remote`: Envoy fetches the module from `uri` through `cluster` (declare
@@ -38,14 +111,21 @@ pub struct RemoteCode {
 impl WasmFilter {
     /// `dist/<name>.wasm` (panics "run `make build` first" if missing), root id = `name`,
     /// fail closed.
+    /// With [`Loading::current`] `Native`, the same filter as `dist/lib<name>.so`.
     pub fn new(name: &str, config_json: impl Into<String>) -> WasmFilter {
+        let loading = Loading::current();
         WasmFilter {
             name: name.to_string(),
-            wasm: wasm_path(name),
+            wasm: match loading {
+                Loading::Wasm => wasm_path(name),
+                Loading::Native => native_path(name),
+            },
             root_id: name.to_string(),
             config_json: config_json.into(),
             fail_open: false,
             remote: None,
+            loading,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -58,6 +138,8 @@ impl WasmFilter {
             config_json: config_json.into(),
             fail_open: false,
             remote: Some(code),
+            loading: Loading::Wasm,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -70,6 +152,26 @@ impl WasmFilter {
             config_json: config_json.into(),
             fail_open: false,
             remote: None,
+            loading: Loading::Wasm,
+            stop_iteration_on_headers: false,
+        }
+    }
+
+    /// A dynamic module (`.so`) outside `dist/`, e.g. a test fixture.
+    pub fn native_from_file(
+        name: &str,
+        so: impl AsRef<Path>,
+        config_json: impl Into<String>,
+    ) -> Self {
+        WasmFilter {
+            name: name.to_string(),
+            wasm: so.as_ref().to_path_buf(),
+            root_id: name.to_string(),
+            config_json: config_json.into(),
+            fail_open: false,
+            remote: None,
+            loading: Loading::Native,
+            stop_iteration_on_headers: false,
         }
     }
 
@@ -83,8 +185,19 @@ impl WasmFilter {
         self
     }
 
+    /// Sets `allow_on_headers_stop_iteration` (Envoy ≥ 1.35): without it Envoy turns a header
+    /// phase's `Pause` into "stop everything", and the body phases never run until the filter
+    /// resumes.
+    pub fn stop_iteration_on_headers(mut self, on: bool) -> Self {
+        self.stop_iteration_on_headers = on;
+        self
+    }
+
     /// The filter entry (unindented YAML mapping) for the given filter type.
     fn render(&self, filter_name: &str, proto: &str) -> String {
+        if self.loading == Loading::Native {
+            return self.render_native(filter_name);
+        }
         let policy = if self.fail_open {
             "FAIL_OPEN"
         } else {
@@ -109,7 +222,7 @@ typed_config:
   config:
     name: {name}
     root_id: {root_id}
-    failure_policy: {policy}
+    failure_policy: {policy}{stop}
     configuration:
       \"@type\": type.googleapis.com/google.protobuf.StringValue
       value: {value}
@@ -118,6 +231,49 @@ typed_config:
       code:
 {code}",
             name = quote(&self.name),
+            root_id = quote(&self.root_id),
+            value = quote(&self.config_json),
+            stop = if self.stop_iteration_on_headers {
+                "\n    allow_on_headers_stop_iteration: true"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+impl WasmFilter {
+    /// The same filter as a dynamic module: `envoy.filters.http.dynamic_modules` loading
+    /// `dist/lib<name>.so` (or the file given to [`WasmFilter::native_from_file`]) by path.
+    /// Its metrics go to the `wasmcustom` namespace, as the wasm filter's do. Envoy's dynamic modules have no failure policy: a refused config fails
+    /// the listener, as FAIL_CLOSED does.
+    fn render_native(&self, filter_name: &str) -> String {
+        let (name, proto) = if filter_name.contains(".network.") {
+            (
+                "envoy.filters.network.dynamic_modules",
+                "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter",
+            )
+        } else {
+            (
+                "envoy.filters.http.dynamic_modules",
+                "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            )
+        };
+        format!(
+            "name: {name}
+typed_config:
+  \"@type\": {proto}
+  dynamic_module_config:
+    module:
+      local:
+        filename: {module}
+    metrics_namespace: wasmcustom
+  filter_name: {root_id}
+  filter_config:
+    \"@type\": type.googleapis.com/google.protobuf.StringValue
+    value: {value}
+",
+            module = quote(&self.wasm.to_string_lossy()),
             root_id = quote(&self.root_id),
             value = quote(&self.config_json),
         )

@@ -101,6 +101,11 @@ impl Envoy {
 
         let mut cmd = Command::new(envoy_bin());
         cmd.current_dir(repo_root())
+            // Where `dynamic_module_config.name: <name>` finds `lib<name>.so` (make build).
+            .env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                repo_root().join("dist"),
+            )
             .arg("-c")
             .arg(&config_path)
             // One worker unless the caller asks for more (`--concurrency N` in extra_args;
@@ -439,6 +444,10 @@ pub fn validate_config(path: impl AsRef<Path>) -> (bool, String) {
     let err = out.try_clone().expect("clone validate output handle");
     let mut cmd = Command::new(envoy_bin());
     cmd.current_dir(repo_root())
+        .env(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            repo_root().join("dist"),
+        )
         .args(["--mode", "validate", "--log-level", "info", "-c"])
         .arg(&path)
         .stdin(Stdio::null())

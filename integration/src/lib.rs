@@ -1,6 +1,7 @@
 //! Real-Envoy integration harness.
 //!
-//! Runs the built `.wasm` filters inside a real Envoy (the binary `make setup` installs into
+//! Runs the built `.wasm` filters (and the same filters as dynamic modules, `dist/lib*.so`:
+//! [`Loading`], [`each_loading!`]) inside a real Envoy (the binary `make setup` installs into
 //! `.venv/bin/envoy`), next to an in-process upstream, and speaks raw HTTP/1.1 or TCP to it.
 //!
 //! A filter test is about ten lines:
@@ -30,11 +31,11 @@ mod process;
 mod registry;
 mod upstream;
 
-pub use bootstrap::{EnvoyConfig, Filter, RemoteCode, WasmFilter};
+pub use bootstrap::{EnvoyConfig, Filter, Loading, RemoteCode, WasmFilter};
 pub use client::{http_get, http_request, send_raw, tcp_exchange, try_send_raw, Echoed, Response};
 pub use envoy::{
     referenced_wasm, rewrite_ports, validate_config, validate_yaml, Envoy, StartError,
 };
-pub use locations::{envoy_bin, free_port, repo_root, wasm_path};
+pub use locations::{envoy_bin, free_port, native_path, repo_root, wasm_path};
 pub use registry::{registry_bin, Registry};
 pub use upstream::{EchoUpstream, FixedUpstream, RecordedRequest, TcpEchoUpstream};

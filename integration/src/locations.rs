@@ -41,6 +41,19 @@ pub fn wasm_path(name: &str) -> PathBuf {
     path
 }
 
+/// `<repo>/dist/lib<name>.so`, the filter as an Envoy dynamic module. Panics with "run
+/// `make build` first" if it is missing.
+pub fn native_path(name: &str) -> PathBuf {
+    let path = repo_root().join("dist").join(format!("lib{name}.so"));
+    if !path.is_file() {
+        panic!(
+            "{} does not exist: run `make build` first (it builds every filter into dist/)",
+            path.display()
+        );
+    }
+    path
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago. Never hands out the same port twice
 /// in one test process. Prefer port 0 + discovery where possible (the harness does that for
 /// Envoy's own listeners); this is for things that must know a port up front.

@@ -561,5 +561,5 @@ fn make_run_listens_on_loopback_by_default() {
         makefile.contains("LISTEN ?= 127.0.0.1"),
         "Makefile: LISTEN default"
     );
-    assert!(makefile.contains("LISTEN=$(LISTEN) bash scripts/run-demo.sh"));
+    assert!(makefile.contains("LISTEN=$(LISTEN) NATIVE=$(NATIVE) bash scripts/run-demo.sh"));
 }

@@ -1,6 +1,8 @@
 //! jwt-auth in a real Envoy: tokens minted by PyJWT (an independent implementation),
 //! the host's BoringSSL fast path, responses, hostile input, and a remote JWKS served by
-//! a test upstream, including its failures (5xx, timeout, garbage).
+//! a test upstream, including its failures (5xx, timeout, garbage). The tests with a local
+//! JWKS run with both loadings (`each_loading!`: the `.wasm`, and the same crate as a
+//! dynamic module, whose `verify_signature` is in-process).
 
 use integration::*;
 use serde_json::{json, Value};
@@ -46,7 +48,7 @@ fn bearer(token: &str) -> Vec<u8> {
     format!("Bearer {token}").into_bytes()
 }
 
-#[test]
+each_loading! {
 fn every_peer_minted_token_is_accepted_and_rs_es_use_host_crypto() {
     let (echo, envoy) = start_example();
     let tokens = peer_tokens(ISSUER);
@@ -69,8 +71,9 @@ fn every_peer_minted_token_is_accepted_and_rs_es_use_host_crypto() {
     assert_eq!(envoy.stat("wasmcustom.jwt_auth.verify.rust"), Some(7));
     assert_eq!(envoy.stat("wasmcustom.jwt_auth.requests_allowed"), Some(12));
 }
+}
 
-#[test]
+each_loading! {
 fn refusals_are_401_or_403_with_www_authenticate() {
     let (echo, envoy) = start_example();
     let tokens = peer_tokens(ISSUER);
@@ -112,8 +115,9 @@ fn refusals_are_401_or_403_with_www_authenticate() {
     assert_eq!(envoy.get("/health", &[]).status, 200);
     assert_eq!(echo.request_count(), 1);
 }
+}
 
-#[test]
+each_loading! {
 fn hostile_tokens_get_401_and_the_vm_survives() {
     let (_echo, envoy) = start_example();
     let created = envoy.stat("wasm.envoy.wasm.runtime.v8.created");
@@ -140,6 +144,7 @@ fn hostile_tokens_get_401_and_the_vm_survives() {
         .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
         .sum();
     assert_eq!(reloads, 0, "no VM was reloaded");
+}
 }
 
 fn remote_config(cache_duration: &str, timeout: &str) -> String {
@@ -168,6 +173,30 @@ fn start_remote(idp: &FixedUpstream, cache_duration: &str, timeout: &str) -> (Ec
 }
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The dynamic-module build cannot fetch a remote JWKS (Envoy 1.40's dynamic-module HTTP ABI
+/// runs config-level callouts on the main thread only, so a worker's plugin cannot make
+/// one): the configuration is refused, saying why, instead of loading and refusing every
+/// token. The remote tests below are the wasm loading's.
+#[test]
+fn remote_jwks_is_refused_clearly_by_the_dynamic_module() {
+    Loading::Native.set_current();
+    let idp = FixedUpstream::start(200, JWKS);
+    let echo = EchoUpstream::start();
+    let err = EnvoyConfig::http(echo.port())
+        .cluster("idp", idp.port())
+        .filter(jwt_auth(&remote_config("60s", "1s")))
+        .start()
+        .err()
+        .expect("the dynamic module must refuse a remote JWKS");
+    assert!(
+        err.log.contains(
+            "jwt-auth: this configuration makes HTTP callouts from the plugin's own context"
+        ) && err.log.contains("use the .wasm build for it"),
+        "{}",
+        err.log
+    );
+}
 
 #[test]
 fn remote_jwks_is_fetched_from_the_cluster_and_refreshed() {
@@ -233,7 +262,7 @@ fn remote_jwks_failures_keep_requests_closed() {
     }
 }
 
-#[test]
+each_loading! {
 fn a_bad_config_is_refused_naming_the_field() {
     let echo = EchoUpstream::start();
     let bad = r#"{"providers":{"p":{"local_jwks":{"filename":"/etc/jwks.json"}}}}"#;
@@ -264,11 +293,12 @@ fn a_bad_config_is_refused_naming_the_field() {
         err.log
     );
 }
+}
 
+each_loading! {
 /// The example config writes `x-jwt-sub` and `x-jwt-payload`: a client's copies of them are
 /// removed whatever rule matched, so a route without `requires` and a bypassed CORS preflight
 /// cannot carry a forged identity to the upstream.
-#[test]
 fn forged_identity_headers_never_reach_the_upstream() {
     let (echo, envoy) = start_example();
     let forged: [(&str, &[u8]); 2] = [
@@ -333,11 +363,12 @@ fn forged_identity_headers_never_reach_the_upstream() {
     assert_eq!(seen.header("x-jwt-sub"), Some(&b"peer-alice"[..]));
     assert_eq!(seen.header_all("x-jwt-sub").len(), 1);
 }
+}
 
+each_loading! {
 /// A validly signed token whose `sub` holds CR LF (or other control bytes) would be copied
 /// into `x-jwt-sub`, which Envoy's router refuses (503 `invalid_header_value_for`) after the
 /// filter counted the request as allowed. jwt-auth refuses it itself: 401, counted.
-#[test]
 fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
     let (echo, envoy) = start_example();
     let tokens = peer_tokens(ISSUER);
@@ -371,4 +402,5 @@ fn a_claim_that_is_no_header_value_is_a_401_never_a_503() {
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(envoy.stat("wasmcustom.jwt_auth.requests_allowed"), Some(1));
+}
 }

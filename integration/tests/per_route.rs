@@ -1,12 +1,14 @@
 //! `envoy-configs/per-route.yaml`: filters disabled in the chain run only on the routes that
-//! enable them with `typed_per_filter_config` (`FilterConfig`, `config: {}`).
+//! enable them with `typed_per_filter_config` (`FilterConfig`, `config: {}`); the same with
+//! the filters as dynamic modules (`envoy-configs/native/per-route.yaml`).
 
 use integration::*;
 
-#[test]
+each_loading! {
 fn filters_run_only_on_the_routes_that_enable_them() {
     let echo = EchoUpstream::start();
-    let envoy = Envoy::start_file("envoy-configs/per-route.yaml", &[(8080, echo.port())]).unwrap();
+    let config = Loading::current().config("envoy-configs/per-route.yaml");
+    let envoy = Envoy::start_file(config, &[(8080, echo.port())]).unwrap();
 
     // /api/: header-rules runs (its unconditional rule strips x-internal-user).
     let resp = envoy.get(
@@ -38,4 +40,5 @@ fn filters_run_only_on_the_routes_that_enable_them() {
         Some(2),
         "header-rules ran on the two /api/ requests only"
     );
+}
 }

@@ -1,5 +1,7 @@
-//! template in a real Envoy: the built `dist/template.wasm`, configured as in
-//! `filters/template/examples/deny-admin.json`, and the shipped `envoy-configs/template.yaml`.
+//! template in a real Envoy: the built `dist/template.wasm` and, from the same test
+//! bodies, the same crate as a dynamic module (`dist/libtemplate.so`), configured as in
+//! `filters/template/examples/deny-admin.json`; and the shipped `envoy-configs/template.yaml`
+//! (`envoy-configs/native/template.yaml`).
 //! `make new-filter` copies this file to `integration/tests/<name>.rs`, renamed, so a new
 //! filter starts with a real-Envoy test that passes (`cargo test -p integration --test <name>`).
 
@@ -11,7 +13,7 @@ fn this_filter(config: &str) -> WasmFilter {
     WasmFilter::new("template", config).root_id("template")
 }
 
-#[test]
+each_loading! {
 fn denies_with_json_and_passes_the_rest() {
     let echo = EchoUpstream::start();
     let envoy = EnvoyConfig::http(echo.port())
@@ -39,7 +41,6 @@ fn denies_with_json_and_passes_the_rest() {
     assert_eq!(envoy.stat("wasmcustom.template.allowed"), Some(1));
 }
 
-#[test]
 fn a_bad_config_is_refused_naming_the_field() {
     let echo = EchoUpstream::start();
     let err = EnvoyConfig::http(echo.port())
@@ -54,11 +55,12 @@ fn a_bad_config_is_refused_naming_the_field() {
     );
 }
 
-#[test]
 fn the_shipped_envoy_config_serves_it() {
     let echo = EchoUpstream::start();
-    let envoy = Envoy::start_file("envoy-configs/template.yaml", &[(8080, echo.port())]).unwrap();
+    let config = Loading::current().config("envoy-configs/template.yaml");
+    let envoy = Envoy::start_file(config, &[(8080, echo.port())]).unwrap();
     assert_eq!(envoy.get("/admin/x", &[]).status, 403);
     assert_eq!(envoy.get("/public", &[]).status, 200);
     assert_eq!(envoy.stat("wasmcustom.template.denied"), Some(1));
+}
 }

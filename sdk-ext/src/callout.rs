@@ -1,5 +1,10 @@
 //! Outgoing HTTP calls to an Envoy cluster (`proxy_http_call`), e.g. to fetch a JWKS.
 //!
+//! Envoy answers every callout at the root context (the call belongs to the root, whichever
+//! context made it); sdk-ext's dispatch remembers which stream dispatched a callout and hands
+//! the answer to that stream's `on_http_call_response`, with the stream as the host's current
+//! context (so it can read its request, edit headers and resume).
+//!
 //! [`HttpUri`] mirrors Envoy's `config.core.v3.HttpUri` (`uri`, `cluster`, `timeout`) and
 //! is validated at config time; errors name the field (`uri`, `cluster`, `timeout`) for the
 //! caller to place with [`ConfigError::within`]. The timeout must be between 1 ms and

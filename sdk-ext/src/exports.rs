@@ -302,6 +302,21 @@ impl Instances {
 #[derive(Default)]
 struct Table {
     contexts: HashMap<u32, Context, BuildHasherDefault<IdHasher>>,
+    /// The stream context a filter phase is running for (0: none, e.g. the root).
+    current_stream: u32,
+    /// Callouts dispatched from a stream, by token: Envoy answers them at the root context
+    /// (`proxy_http_call` belongs to the root), so [`http_call_response`] hands them back.
+    callouts: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+}
+
+/// `host::http_call` succeeded with `token`: remember the stream it came from, if any.
+pub(crate) fn callout_dispatched(token: u32) {
+    let _ = with_table(|t| {
+        if t.current_stream != 0 {
+            let stream = t.current_stream;
+            t.callouts.insert(token, stream);
+        }
+    });
 }
 
 thread_local! {
@@ -470,7 +485,12 @@ pub fn tick<P: Plugin>(root: u32) {
 
 /// `proxy_on_delete`: forgets the context (a root's plugin is dropped with its last stream).
 pub fn delete(context: u32) {
-    let gone = with_table(|t| t.contexts.remove(&context)).flatten();
+    let gone = with_table(|t| {
+        // Its callouts' answers (still due at the root) have no one to go to.
+        t.callouts.retain(|_, stream| *stream != context);
+        t.contexts.remove(&context)
+    })
+    .flatten();
     drop(gone);
 }
 
@@ -483,6 +503,17 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
     body_size: usize,
     _trailers: usize,
 ) {
+    // A stream's callout, answered at the root (Envoy) or at the stream (an emulator that
+    // delivers to the dispatching context): the stream gets it, as the host's current context.
+    let owner = with_table(|t| t.callouts.remove(&token)).flatten();
+    let context = match owner {
+        Some(stream) if stream != context => match crate::host::set_effective_context(stream) {
+            Ok(()) => stream,
+            // The stream is gone: nobody waits for this answer.
+            Err(_) => return,
+        },
+        _ => context,
+    };
     let is_root = with_table(|t| matches!(t.contexts.get(&context), Some(Context::Root { .. })))
         .unwrap_or(false);
     if is_root {
@@ -563,8 +594,10 @@ fn with_filter_of<C: Creates, R>(
         None if create => Box::new(C::create_for(p)),
         None => return None,
     };
+    let outer = with_table(|t| std::mem::replace(&mut t.current_stream, context)).unwrap_or(0);
     let result = value.downcast_mut::<C>().map(|c| f(c, p));
     let _ = with_table(|t| {
+        t.current_stream = outer;
         if let Some(Context::Stream { filter, .. }) = t.contexts.get_mut(&context) {
             *filter = Some(value);
         }

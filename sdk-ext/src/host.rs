@@ -219,6 +219,12 @@ abi_enum! {
     }
 }
 
+// With the feature `dynamic-module` (and not under the emulator, `testing`, which is then the
+// host), the same calls are implemented over Envoy's dynamic-module callbacks instead.
+#[cfg(all(feature = "dynamic-module", not(feature = "testing")))]
+use crate::dynamic_module::shim::*;
+
+#[cfg(any(not(feature = "dynamic-module"), feature = "testing"))]
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
@@ -289,6 +295,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_close_stream(stream_type: u32) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
@@ -649,7 +656,18 @@ pub fn http_call(
             &mut token,
         )
     })?;
+    // The host answers every callout at the root context (Envoy: the call belongs to the
+    // root); the dispatch routes a stream's answers back to it.
+    crate::exports::callout_dispatched(token);
     Ok(token)
+}
+
+/// Makes `context_id` the context later host calls act on (`proxy_set_effective_context`):
+/// the dispatch uses it to hand a stream its callout's answer, which the host delivers to
+/// the root context.
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    ok(unsafe { proxy_set_effective_context(context_id) })
 }
 
 /// Defines (or finds) a metric by name.

@@ -28,15 +28,18 @@
 //!   [`duration::host_millis`] for every duration handed to the host (never `as u32`).
 //! - [`host`]: the host ABI, in one module, without panics; [`logging`]: the `log` crate
 //!   routed to the host.
+//! - [`memory`]: heap accounting (bytes held, the peak since a mark), for caps on work of
+//!   unknown appetite.
 //! - `testing` (feature `testing`): a host emulator that runs a filter natively in
 //!   `cargo test`.
 
 /// Every filter's allocator: talc, a binned free-list allocator that grows the wasm memory as
 /// needed. It replaces wasi-libc's dlmalloc, which cost each module ~11 KB; single-threaded
-/// wasm (no `atomics`) is what Envoy runs.
+/// wasm (no `atomics`) is what Envoy runs. Counted ([`memory`]): what the module holds.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: memory::Counting<talc::wasm::WasmDynamicTalc> =
+    memory::Counting(talc::wasm::new_wasm_dynamic_allocator());
 
 pub mod callout;
 pub mod config;
@@ -50,6 +53,7 @@ pub mod http;
 pub mod json;
 pub mod logging;
 pub mod matching;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod network;
@@ -60,6 +64,8 @@ pub mod response;
 pub mod rules;
 pub mod template;
 
+#[cfg(feature = "dynamic-module")]
+pub mod dynamic_module;
 #[cfg(feature = "schema")]
 pub mod schema;
 #[cfg(feature = "testing")]
@@ -99,6 +105,17 @@ pub use sdk_ext_macros::filter;
 /// `proxy_on_http_call_response`, `proxy_on_delete`). The per-stream phases are exported by
 /// `#[sdk_ext::filter]`. A crate using this must not also link the `proxy-wasm` crate's
 /// dispatcher (both would define the same exports).
+/// Without the feature `dynamic-module`, a crate built with `--cfg sdk_ext_dynamic_module`
+/// is told what is missing.
+#[cfg(not(feature = "dynamic-module"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dynamic_module_exports {
+    ($($t:tt)*) => {
+        compile_error!("--cfg sdk_ext_dynamic_module needs sdk-ext's feature `dynamic-module`");
+    };
+}
+
 #[macro_export]
 macro_rules! main {
     (plugin: $p:ty, http: $h:ty $(,)?) => {
@@ -113,6 +130,11 @@ macro_rules! main {
     (@module $p:ty, $h:ty, $n:ty) => {
         /// This module's exports as a table of functions (what the emulator drives).
         pub static EXPORTS: $crate::exports::Exports = $crate::exports::Exports::of::<$p, $h, $n>();
+
+        // The Envoy dynamic-module hooks, only in the crate being linked into a `.so`
+        // (see `sdk_ext::dynamic_module`).
+        #[cfg(sdk_ext_dynamic_module)]
+        $crate::__dynamic_module_exports!($p, $h, $n);
 
         #[cfg(target_family = "wasm")]
         const _: () = {

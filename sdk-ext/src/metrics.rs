@@ -26,6 +26,36 @@ impl Id {
     }
 }
 
+/// Checks a name that becomes part of a metric name (a rule's `name`, in
+/// `<filter>.matched.rule.<name>`): letters, digits, `_` and `-`, non-empty. `field` names it
+/// in the error (`rules[2].name`).
+pub fn check_name_part(name: &str, field: &str) -> Result<(), crate::config::ConfigError> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Ok(());
+    }
+    Err(crate::config::ConfigError::new(
+        field,
+        format!("{name:?}: use letters, digits, '_' and '-' (it names a metric)"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_name_parts() {
+        assert!(super::check_name_part("api-get_2", "r").is_ok());
+        for bad in ["", "a b", "a.b", "é"] {
+            let e = super::check_name_part(bad, "rules[0].name").unwrap_err();
+            assert_eq!(e.field, "rules[0].name");
+            assert!(e.reason.contains("it names a metric"), "{}", e.reason);
+        }
+    }
+}
+
 /// A monotonically increasing count.
 #[derive(Debug, Clone, Copy)]
 pub struct Counter(Id);

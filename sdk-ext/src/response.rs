@@ -19,6 +19,7 @@ pub struct LocalResponse {
     status: u16,
     details: String,
     headers: Vec<(String, Vec<u8>)>,
+    content_type: Vec<u8>,
     body: Vec<u8>,
     counter: Option<Counter>,
 }
@@ -69,6 +70,7 @@ impl LocalResponse {
             status,
             details,
             headers: Vec::new(),
+            content_type: b"application/json".to_vec(),
             body,
             counter: None,
         }
@@ -86,6 +88,16 @@ impl LocalResponse {
     #[must_use]
     pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Replaces the JSON body with `body` as is, sent with `content-type: <content_type>`: for
+    /// a body someone else wrote (a policy's decision, an upstream service's answer). Status,
+    /// details, headers and counter stay.
+    #[must_use]
+    pub fn with_body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = content_type.as_bytes().to_vec();
+        self.body = body.into();
         self
     }
 
@@ -112,7 +124,7 @@ impl LocalResponse {
         let mut headers: Vec<(&str, &[u8])> =
             Vec::with_capacity(self.headers.len() + extra.len() + 1);
         if !self.body.is_empty() {
-            headers.push(("content-type", b"application/json"));
+            headers.push(("content-type", &self.content_type));
         }
         headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         headers.extend_from_slice(extra);
@@ -161,5 +173,13 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert!(r.body().is_empty());
         assert_eq!(r.details, "cors_response");
+    }
+
+    #[test]
+    fn a_body_as_is_replaces_the_json_one() {
+        let r = LocalResponse::new(401, "d", "m").with_body("text/plain", "who are you?");
+        assert_eq!(r.body(), b"who are you?");
+        assert_eq!(r.content_type, b"text/plain");
+        assert_eq!(r.status(), 401);
     }
 }

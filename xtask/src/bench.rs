@@ -41,6 +41,28 @@
 //! upstream, 401 without a token, and count the request (`jwt_authn.allowed`, or for jwt-auth
 //! `jwt_auth.requests_allowed` and `jwt_auth.verify.host`: RS256/ES256 through Envoy's BoringSSL).
 //!
+//! Dynamic-module rows (`*-dynmod*`, group `dynmod`): the same filter crates built as Envoy
+//! dynamic modules (`dist/lib<filter>.so`, `envoy.filters.http.dynamic_modules`), with the
+//! same configurations and checks as their wasm rows; compared with Envoy's native filters
+//! doing the same work (`header-rules-dynmod` vs `native-header_mutation`: capacity ≥ 0.97 ×;
+//! `jwt-auth-dynmod-*` vs `native-jwt-*`: capacity ≥ 1.0 ×, same token and pool of 1000).
+//!
+//! OPA rows (`--only opa`): the same 10-rule RBAC policy three ways. `native-rbac10`: Envoy's
+//! `rbac` filter, policies `rule-0`..`rule-9` (a principal header and a permission of methods
+//! and a path prefix each; Envoy checks them in name order, the load matches only the last).
+//! `opa-policy-rbac10`: the opa-policy filter evaluating
+//! `filters/opa-policy/examples/rbac-10.json` (the same ten bindings as `data`, one regorus
+//! evaluation per request; its `limits.eval_timeout` is 0.1 s, so that a front the kernel
+//! preempts mid-evaluation on a shared machine is not denied by the wall-clock budget).
+//! `ext-authz-opa`: Envoy's `ext_authz` HTTP filter asking an
+//! OPA-shaped service on every request: the upstream Envoy answers
+//! `/v1/data/envoy/authz/allow/*` itself (`direct_response` 200 `{"result": true}`, well
+//! under 1 ms), so the row is the ext_authz round trip with a near-free policy server. Each
+//! must answer the load 200 and `GET /denied` 403. The report gives opa-policy's capacity
+//! against both (targets: ≥ 0.7 × native rbac, ≥ 2 × ext_authz), the median of
+//! `opa_policy.eval_us` (the filter's own evaluation-time histogram, P50, read from the front
+//! after each run), and the `.wasm` size (target ≤ 1.5 MB).
+//!
 //! Every Envoy runs in its own process group with `--disable-hot-restart` (no shared memory, so no
 //! base-id clashes with other Envoys and nothing left in /dev/shm); the groups are stopped on
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
@@ -66,14 +88,17 @@ const USAGE: &str =
   --max-other PCT  drop a sample when other work took more than PCT % of the front core
                    (default 5), and re-take it up to --retakes times (default 2)
   --only takes variant names, groups and prefixes, comma-separated (no-filter is always run):
-    headers     every non-JWT row (bare, raw*, native-header_mutation, lua, header-rules,
+    headers     every non-JWT wasm row (bare, raw*, native-header_mutation, lua, header-rules,
                 template, the per-route rows)
     floors      the sdk-ext filters and their raw-ABI floors (raw-edits, header-rules,
                 raw-template, template)
     ratelimit   Envoy's native local_ratelimit vs rate-limit and its raw-ABI floor, with a
                 budget that never limits: one bucket, and a per-client descriptor (-client)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
+    opa         the OPA rows (native rbac, opa-policy and ext_authz with the same 10 rules)
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
+    dynmod      the dynamic-module rows (*-dynmod*) and the native rows they are held to
+                (native-header_mutation, native-jwt-*)
     PATTERN     `*` matches any characters: jwt-auth-*, native-jwt-*, *-pool, *-es256-*
                 (quote it from a shell)
   default: every variant";
@@ -101,6 +126,9 @@ enum Module {
     Dist(&'static str),
     /// A benchmark-only workspace package, built by the bench into `target/bench/<package>.wasm`.
     Bench(&'static str),
+    /// A benchmark-only workspace package built as an Envoy dynamic module, into
+    /// `target/bench/dynmod/lib<package>.so`.
+    BenchNative(&'static str),
 }
 
 /// Where the wasm modules are.
@@ -121,6 +149,9 @@ impl Modules {
         match m {
             Module::Dist(file) => self.dist.join(file),
             Module::Bench(package) => self.bench.join(format!("{package}.wasm")),
+            Module::BenchNative(package) => {
+                self.bench.join("dynmod").join(format!("lib{package}.so"))
+            }
         }
     }
 }
@@ -229,6 +260,18 @@ const RATELIMIT_ROWS: &[&str] = &[
 const RATE_LIMIT_CONFIG: &str = r#"{"stat_prefix":"bench","token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}"#;
 const RATE_LIMIT_CLIENT_CONFIG: &str = r#"{"stat_prefix":"bench","descriptors":[{"name":"per_client","entries":[{"attribute":"client_address"}],"token_bucket":{"max_tokens":1000000000,"tokens_per_fill":1000000000,"fill_interval":"1s"}}]}"#;
 const RATE_LIMIT_STATS: &[&str] = &["wasmcustom.rate_limit.bench.allowed"];
+const DYNMOD_GROUP: &str = "dynmod";
+/// The marker of a dynamic-module row's name.
+const DYNMOD: &str = "-dynmod";
+const OPA_GROUP: &str = "opa";
+/// The OPA rows.
+const OPA_ROWS: &[&str] = &["native-rbac10", "opa-policy-rbac10", "ext-authz-opa"];
+/// The opa-policy bench config (`examples/rbac-10.json`), as shipped.
+const OPA_RBAC_CONFIG: &str = include_str!("../../filters/opa-policy/examples/rbac-10.json");
+/// Size target of `dist/opa-policy.wasm` (1.5 MB).
+const OPA_POLICY_SIZE_TARGET: u64 = 1_500_000;
+/// The path the OPA rows deny (no rule matches it: no `x-remove-me`).
+const OPA_DENIED: (&str, u16) = ("/denied", 403);
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -265,6 +308,21 @@ const fn jwt_auth_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
         edits: Edits::None,
         stats: JWT_AUTH_STATS,
         wasm: Some(Module::Dist("jwt-auth.wasm")),
+        denied: Some(("/check", 401)),
+        jwt: Some(JwtLoad { alg, pool }),
+        route: None,
+        floor: None,
+    }
+}
+
+/// jwt-auth as a dynamic module, with the provider and tokens of [`native_jwt_variant`].
+const fn jwt_auth_dynmod_variant(name: &'static str, alg: Alg, pool: bool) -> Variant {
+    Variant {
+        name,
+        filters: jwt_auth_dynmod_filter,
+        edits: Edits::None,
+        stats: JWT_AUTH_STATS,
+        wasm: Some(Module::Dist("libjwt-auth.so")),
         denied: Some(("/check", 401)),
         jwt: Some(JwtLoad { alg, pool }),
         route: None,
@@ -451,6 +509,72 @@ const VARIANTS: &[Variant] = &[
     header_rules_route_variant("header-rules-route-on", true),
     template_route_variant("template-route-off", false),
     template_route_variant("template-route-on", true),
+    Variant {
+        name: "header-rules-dynmod",
+        filters: header_rules_dynmod_filter,
+        edits: Edits::Bench,
+        stats: HEADER_RULES_STATS,
+        wasm: Some(Module::Dist("libheader-rules.so")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: Some("raw-dynmod"),
+    },
+    Variant {
+        name: "raw-dynmod",
+        filters: raw_dynmod_filter,
+        edits: Edits::Bench,
+        stats: &["wasmcustom.raw_dynmod.requests_matched"],
+        wasm: Some(Module::BenchNative("raw-dynmod")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "template-dynmod",
+        filters: template_dynmod_filter,
+        edits: Edits::None,
+        stats: TEMPLATE_STATS,
+        wasm: Some(Module::Dist("libtemplate.so")),
+        denied: Some(("/admin", 403)),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "native-rbac10",
+        filters: native_rbac_filter,
+        edits: Edits::None,
+        stats: &["http.front.rbac.allowed"],
+        wasm: None,
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "opa-policy-rbac10",
+        filters: opa_policy_filter,
+        edits: Edits::None,
+        stats: &["wasmcustom.opa_policy.allowed"],
+        wasm: Some(Module::Dist("opa-policy.wasm")),
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "ext-authz-opa",
+        filters: ext_authz_filter,
+        edits: Edits::None,
+        stats: &["http.front.ext_authz.ok"],
+        wasm: None,
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -459,6 +583,10 @@ const VARIANTS: &[Variant] = &[
     jwt_auth_variant("jwt-auth-rs256-pool", Alg::Rs256, true),
     native_jwt_variant("native-jwt-es256-pool", Alg::Es256, true),
     jwt_auth_variant("jwt-auth-es256-pool", Alg::Es256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-same", Alg::Rs256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-same", Alg::Es256, false),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-pool", Alg::Rs256, true),
+    jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-pool", Alg::Es256, true),
 ];
 
 /// A `ratelimit` row (see [`RATELIMIT_ROWS`]).
@@ -471,7 +599,7 @@ const fn ratelimit_variant(
     let stats: &'static [&'static str] = match (&wasm, &floor) {
         (Some(Module::Dist(_)), _) => RATE_LIMIT_STATS,
         (Some(Module::Bench(_)), _) => &["wasmcustom.raw_ratelimit.allowed"],
-        (None, _) => &[],
+        (Some(Module::BenchNative(_)), _) | (None, _) => &[],
     };
     Variant {
         name,
@@ -611,6 +739,91 @@ fn lua_filter(_: &Inputs) -> String {
     .to_string()
 }
 
+/// The ten bindings of `examples/rbac-10.json` (`data.rules`), in order.
+fn rbac10_rules() -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
+        .ok()
+        .and_then(|c| c["policies"]["rbac"]["data"]["rules"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Envoy's `rbac` with the same ten bindings: policy `rule-<i>` per binding (Envoy checks the
+/// policies in name order and stops at the first match, as the Rego's `some rule in`).
+fn native_rbac_filter(_: &Inputs) -> String {
+    let mut policies = String::new();
+    for (i, r) in rbac10_rules().iter().enumerate() {
+        let methods: Vec<String> = r["methods"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut or_rules = String::new();
+        for m in &methods {
+            let _ = write!(
+                or_rules,
+                "\n                            - header: {{ name: \":method\", string_match: {{ exact: \"{m}\" }} }}"
+            );
+        }
+        let _ = write!(
+            policies,
+            r#"
+                  rule-{i}:
+                    permissions:
+                    - and_rules:
+                        rules:
+                        - or_rules:
+                            rules:{or_rules}
+                        - url_path: {{ path: {{ prefix: "{prefix}" }} }}
+                    principals:
+                    - header: {{ name: "{header}", string_match: {{ exact: "{value}" }} }}"#,
+            prefix = r["prefix"].as_str().unwrap_or("/"),
+            header = r["header"].as_str().unwrap_or("x-role"),
+            value = r["value"].as_str().unwrap_or(""),
+        );
+    }
+    format!(
+        r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:{policies}
+"#
+    )
+}
+
+/// opa-policy with `examples/rbac-10.json` (compact JSON: one line in the YAML, whose
+/// single-quoted scalar doubles the `'` of the Rego's comments).
+fn opa_policy_filter(i: &Inputs) -> String {
+    let config = serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
+        .map(|v| v.to_string().replace('\'', "''"))
+        .unwrap_or_default();
+    wasm_filter(
+        "opa-policy",
+        "opa-policy",
+        &config,
+        &i.modules.path(Module::Dist("opa-policy.wasm")),
+    )
+}
+
+/// Envoy's `ext_authz` (HTTP) asking the OPA-shaped service the upstream Envoy serves.
+fn ext_authz_filter(_: &Inputs) -> String {
+    r#"          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              http_service:
+                server_uri: { uri: "http://opa", cluster: upstream, timeout: 1s }
+                path_prefix: /v1/data/envoy/authz/allow
+"#
+    .to_string()
+}
+
 fn wasm_filter(name: &str, root_id: &str, config: &str, module: &Path) -> String {
     wasm_filter_entry(
         "envoy.filters.http.wasm",
@@ -654,6 +867,58 @@ fn wasm_filter_entry(
         } else {
             ""
         }
+    )
+}
+
+/// The same filter crate as an Envoy dynamic module (`dist/lib<name>.so`, loaded by path),
+/// metrics in the wasm filter's `wasmcustom` namespace.
+fn dynmod_filter(module: &Path, root_id: &str, config: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.dynamic_modules
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config:
+                module: {{ local: {{ filename: {module:?} }} }}
+                metrics_namespace: wasmcustom
+              filter_name: {root_id}
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{config}'
+"#
+    )
+}
+
+/// header-rules' Envoy calls through the bare dynamic-module ABI (`bench/raw-dynmod`): the
+/// floor of header-rules-dynmod.
+fn raw_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::BenchNative("raw-dynmod")),
+        "raw-dynmod",
+        "",
+    )
+}
+
+fn header_rules_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libheader-rules.so")),
+        "header-rules",
+        HEADER_RULES_CONFIG,
+    )
+}
+
+fn template_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libtemplate.so")),
+        "filter-template",
+        TEMPLATE_CONFIG,
+    )
+}
+
+fn jwt_auth_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libjwt-auth.so")),
+        "jwt-auth",
+        &jwt_auth_config(&i.jwks),
     )
 }
 
@@ -802,6 +1067,10 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
+              - match: {{ prefix: "/v1/data/envoy/authz/allow/denied" }}
+                direct_response: {{ status: 403, body: {{ inline_string: "{{\"result\": false}}" }} }}
+              - match: {{ prefix: "/v1/data/envoy/authz/allow/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "{{\"result\": true}}" }} }}
               - match: {{ prefix: "/check" }}
                 direct_response: {{ status: 200, body: {{ inline_string: "check\n" }} }}
                 response_headers_to_add:
@@ -984,7 +1253,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                         let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
                         return Err(format!(
                             "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {FLOORS_GROUP}, \
-                             {ROUTE_GROUP}, {JWT_GROUP}; \
+                             {ROUTE_GROUP}, {OPA_GROUP}, {JWT_GROUP}; \
                              `*` matches any characters; variants: {})",
                             known.join(", ")
                         ));
@@ -1005,13 +1274,28 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 fn selects(item: &str, v: &Variant) -> bool {
     match item {
         JWT_GROUP => v.jwt.is_some(),
-        HEADERS_GROUP => v.jwt.is_none() && v.name != BASELINE && !RATELIMIT_ROWS.contains(&v.name),
+        HEADERS_GROUP => {
+            v.jwt.is_none()
+                && v.name != BASELINE
+                && !RATELIMIT_ROWS.contains(&v.name)
+                && !OPA_ROWS.contains(&v.name)
+                && !is_dynmod(v)
+        }
         RATELIMIT_GROUP => RATELIMIT_ROWS.contains(&v.name),
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
+        DYNMOD_GROUP => {
+            is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
+        }
+        OPA_GROUP => OPA_ROWS.contains(&v.name),
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
+}
+
+/// A dynamic-module row (or its floor): group `dynmod`, not `headers`.
+fn is_dynmod(v: &Variant) -> bool {
+    v.name.contains(DYNMOD) || v.name == "raw-dynmod"
 }
 
 /// `pattern` with `*` matching any run of characters (possibly empty), the rest literally.
@@ -1874,6 +2158,8 @@ struct Sample {
     /// JWT rows: the share of the front's token-cache lookups that hit, over its whole life
     /// (check request, warm-up and run).
     cache_hit_share: Option<f64>,
+    /// The opa-policy row: P50 of the front's `opa_policy.eval_us` histogram over its life.
+    eval_p50_us: Option<f64>,
 }
 
 impl Sample {
@@ -1966,6 +2252,26 @@ fn cache_hit_share(v: &Variant, front: &Envoy) -> Result<Option<f64>, String> {
     };
     let (h, m) = (read(hit)?, read(miss)?);
     Ok((h + m > 0).then(|| h as f64 / (h + m) as f64))
+}
+
+/// The P50 of opa-policy's evaluation-time histogram (µs), read from a front's admin.
+fn eval_p50_us(v: &Variant, front: &Envoy) -> Result<Option<f64>, String> {
+    if v.name != "opa-policy-rbac10" {
+        return Ok(None);
+    }
+    let name = "wasmcustom.opa_policy.eval_us";
+    let r = http_get(front.admin, &format!("/stats?filter={name}"), &[])?;
+    Ok(r.body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(histogram_p50))
+}
+
+/// `P0(a,b) P25(a,b) P50(a,b) ...` (Envoy's histogram line): the cumulative P50.
+fn histogram_p50(line: &str) -> Option<f64> {
+    let at = line.find("P50(")?;
+    let inner = line.get(at + 4..)?.split(')').next()?;
+    inner.split(',').nth(1)?.trim().parse().ok()
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
@@ -2061,6 +2367,7 @@ fn take_sample(
         load_after,
         socket_errors: w.socket_errors,
         cache_hit_share: None,
+        eval_p50_us: None,
     })
 }
 
@@ -2148,6 +2455,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     modules.path(m).display(),
                     v.name
                 ));
+            }
+            Some(m @ Module::BenchNative(package)) => {
+                let built = crate::native_build::compile(package)?;
+                let dest = modules.path(m);
+                if let Some(dir) = dest.parent() {
+                    fs::create_dir_all(dir)
+                        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                }
+                fs::copy(&built, &dest).map_err(|e| format!("copying {}: {e}", built.display()))?;
+                eprintln!("bench: built {} for variant {}", dest.display(), v.name);
             }
             Some(m @ Module::Bench(package)) => {
                 let manifest = root.join("bench").join(package).join("Cargo.toml");
@@ -2377,6 +2694,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             if let Some(last) = samples.last_mut() {
                 last.cache_hit_share = cache_hit_share(v, &front)?;
+                last.eval_p50_us = eval_p50_us(v, &front)?;
             }
             drop(twin);
             if let Ok(Some(status)) = upstream.child.try_wait() {
@@ -2405,9 +2723,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // Each floor module against its sdk-ext filter, when both were measured.
     let mut exports = Vec::new();
     for &v in &selected {
-        let (Some(floor), Some(Module::Dist(_))) = (v.floor, v.wasm) else {
+        // Wasm modules only (a dynamic module's exports are Envoy's fixed hook set).
+        let (Some(floor), Some(Module::Dist(file))) = (v.floor, v.wasm) else {
             continue;
         };
+        if !file.ends_with(".wasm") {
+            continue;
+        }
         let Some(fv) = selected.iter().find(|f| f.name == floor) else {
             continue;
         };
@@ -2668,9 +2990,11 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
         for pool in [false, true] {
             let load = Some(JwtLoad { alg, pool });
             let find = |native: bool| {
-                jwt.iter()
-                    .copied()
-                    .find(|v| v.jwt == load && v.name.starts_with("native-") == native)
+                jwt.iter().copied().find(|v| {
+                    v.jwt == load
+                        && v.name.starts_with("native-") == native
+                        && !v.name.contains(DYNMOD)
+                })
             };
             let (Some(nv), Some(jv)) = (find(true), find(false)) else {
                 continue;
@@ -2694,6 +3018,40 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
             );
         }
     }
+    // The dynamic-module build against native jwt_authn: ≥ 1.0 × capacity, both loads.
+    let dynmod: Vec<&Variant> = jwt
+        .iter()
+        .copied()
+        .filter(|v| v.name.contains(DYNMOD))
+        .collect();
+    if !dynmod.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| alg | tokens | native µs/req | jwt-auth dynmod µs/req | capacity ratio (req/s) | capacity ratio (CPU-bound, paired) | target | status (req/s) | status (paired) |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|---|---|");
+        for v in dynmod {
+            let Some(nv) = jwt
+                .iter()
+                .copied()
+                .find(|n| n.jwt == v.jwt && n.name.starts_with("native-"))
+            else {
+                continue;
+            };
+            let (n, j) = (summary(nv), summary(v));
+            let (cap_rps, cap_cpu) = (j.rps / n.rps, n.norm / j.norm);
+            let load = v.jwt.map_or("", JwtLoad::label);
+            let alg = v.jwt.map_or("", |l| l.alg.name());
+            let _ = writeln!(
+                md,
+                "| {alg} | {load} | {:.2} | {:.2} | {cap_rps:.3} | {cap_cpu:.3} | ≥ 1.0 × native | {} | {} |",
+                n.us,
+                j.us,
+                yes(cap_rps >= 1.0),
+                yes(cap_cpu >= 1.0)
+            );
+        }
+    }
     let size = fs::metadata(r.dist.join("jwt-auth.wasm")).map(|m| m.len());
     match size {
         Ok(size) => {
@@ -2706,6 +3064,64 @@ fn render_jwt(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summar
         }
         Err(e) => {
             let _ = writeln!(md, "\n`dist/jwt-auth.wasm`: not readable ({e})");
+        }
+    }
+}
+
+/// The OPA section: opa-policy's capacity against native rbac and ext_authz (same rules).
+fn render_opa(md: &mut String, r: &RunInfo, summary: &dyn Fn(&Variant) -> Summary) {
+    let find = |name: &str| r.selected.iter().copied().find(|v| v.name == name);
+    let Some(opa) = find("opa-policy-rbac10") else {
+        return;
+    };
+    let yes = |b: bool| if b { "met" } else { "NOT met" };
+    let o = summary(opa);
+    let eval = median(
+        r.samples
+            .iter()
+            .filter(|x| x.variant.name == opa.name)
+            .filter_map(|x| x.eval_p50_us)
+            .collect(),
+    );
+    let _ = writeln!(md, "\n## opa-policy vs native rbac and ext_authz\n");
+    let _ = writeln!(
+        md,
+        "The same 10 RBAC bindings (filters/opa-policy/examples/rbac-10.json); every load request \
+         matches only the tenth. ext_authz asks an OPA-shaped service (the upstream Envoy's \
+         direct_response `{{\"result\": true}}`). Capacity ratio = the other row's paired ratio ÷ \
+         opa-policy's (CPU-bound), and req/s ÷ req/s. opa-policy's evaluation time: the median over \
+         runs of its `opa_policy.eval_us` P50: {} µs.\n",
+        if eval.is_finite() { format!("{eval:.1}") } else { "—".into() }
+    );
+    let _ = writeln!(
+        md,
+        "| against | its µs/req | opa-policy µs/req | capacity ratio (CPU-bound, paired) | capacity ratio (req/s) | target | status (paired) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---|");
+    for (name, target) in [("native-rbac10", 0.7), ("ext-authz-opa", 2.0)] {
+        let Some(v) = find(name) else { continue };
+        let s = summary(v);
+        let cap = s.norm / o.norm;
+        let _ = writeln!(
+            md,
+            "| {name} | {:.2} | {:.2} | {cap:.3} | {:.3} | ≥ {target:.1} × | {} |",
+            s.us,
+            o.us,
+            o.rps / s.rps,
+            yes(cap >= target)
+        );
+    }
+    match fs::metadata(r.dist.join("opa-policy.wasm")).map(|m| m.len()) {
+        Ok(size) => {
+            let _ = writeln!(
+                md,
+                "\n`dist/opa-policy.wasm`: {size} bytes ({:.2} MB), target ≤ 1.5 MB ({OPA_POLICY_SIZE_TARGET} bytes): {}",
+                size as f64 / 1e6,
+                yes(size <= OPA_POLICY_SIZE_TARGET)
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(md, "\n`dist/opa-policy.wasm`: not readable ({e})");
         }
     }
 }
@@ -2853,6 +3269,7 @@ fn render(r: &RunInfo) -> String {
         ("template", "raw-template"),
         ("rate-limit", "raw-ratelimit"),
         ("rate-limit-client", "raw-ratelimit-client"),
+        ("header-rules-dynmod", "raw-dynmod"),
     ] {
         let Some(v) = find(filter) else { continue };
         if find(floor).is_none() {
@@ -2945,7 +3362,26 @@ fn render(r: &RunInfo) -> String {
         }
     }
 
+    // The dynamic-module build of header-rules against Envoy's native header_mutation doing
+    // the same edits: capacity ≥ 0.97 ×.
+    if let (Some(d), Some(n)) = (find("header-rules-dynmod"), find("native-header_mutation")) {
+        for kind in [Kind::Moderate, Kind::Saturated] {
+            if let (Some(dp), Some(np)) = (view(d, kind), view(n, kind)) {
+                let ratio = dp.capacity / np.capacity;
+                let _ = writeln!(
+                    md,
+                    "| header-rules-dynmod capacity ≥ 0.97 × native-header_mutation ({}) | | | {ratio:.3} × (CPU-bound; added {:.2} vs {:.2} µs) | {} |",
+                    kind.label(),
+                    dp.added_us,
+                    np.added_us,
+                    yes(ratio >= 0.97)
+                );
+            }
+        }
+    }
+
     render_jwt(&mut md, r, &sat, base.norm);
+    render_opa(&mut md, r, &sat);
 
     let _ = writeln!(md, "\n## Exports: floor modules vs sdk-ext filters\n");
     let _ = writeln!(
@@ -3060,6 +3496,37 @@ fn render(r: &RunInfo) -> String {
 }
 
 #[cfg(test)]
+mod opa_tests {
+    use super::*;
+
+    #[test]
+    fn histogram_lines_give_their_p50() {
+        let line = " P0(nan,2) P25(nan,2.05) P50(nan,3.1) P75(nan,4) P90(nan,5)";
+        assert_eq!(histogram_p50(line), Some(3.1));
+        assert_eq!(histogram_p50(" No recorded values"), None);
+    }
+
+    #[test]
+    fn the_native_rbac_row_has_the_ten_bindings() {
+        let yaml = native_rbac_filter(&Inputs {
+            modules: Modules {
+                dist: PathBuf::new(),
+                bench: PathBuf::new(),
+            },
+            jwks: String::new(),
+        });
+        assert_eq!(rbac10_rules().len(), 10);
+        for i in 0..10 {
+            assert!(yaml.contains(&format!("rule-{i}:")), "{yaml}");
+        }
+        assert!(
+            yaml.contains(r#"name: "x-remove-me", string_match: { exact: "1" }"#),
+            "{yaml}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -3075,7 +3542,7 @@ mod tests {
     #[test]
     fn only_selects_groups_patterns_and_names() {
         let jwt = names(&["jwt"]);
-        assert_eq!(jwt.len(), 9, "{jwt:?}");
+        assert_eq!(jwt.len(), 13, "{jwt:?}");
         assert_eq!(jwt.first(), Some(&BASELINE));
         assert!(jwt
             .iter()
@@ -3126,7 +3593,11 @@ mod tests {
                 "jwt-auth-rs256-same",
                 "jwt-auth-es256-same",
                 "jwt-auth-rs256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
         assert_eq!(
@@ -3136,10 +3607,30 @@ mod tests {
                 "native-jwt-es256-same",
                 "jwt-auth-es256-same",
                 "native-jwt-es256-pool",
-                "jwt-auth-es256-pool"
+                "jwt-auth-es256-pool",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-es256-pool"
             ]
         );
-        assert_eq!(names(&["*-pool"]).len(), 5);
+        assert_eq!(
+            names(&["dynmod"]),
+            [
+                BASELINE,
+                "native-header_mutation",
+                "header-rules-dynmod",
+                "raw-dynmod",
+                "template-dynmod",
+                "native-jwt-rs256-same",
+                "native-jwt-es256-same",
+                "native-jwt-rs256-pool",
+                "native-jwt-es256-pool",
+                "jwt-auth-dynmod-rs256-same",
+                "jwt-auth-dynmod-es256-same",
+                "jwt-auth-dynmod-rs256-pool",
+                "jwt-auth-dynmod-es256-pool"
+            ]
+        );
+        assert_eq!(names(&["*-pool"]).len(), 7);
         assert_eq!(
             names(&["lua", "header-rules"]),
             [BASELINE, "lua", "header-rules"]
@@ -3178,7 +3669,11 @@ mod tests {
                 );
                 assert_eq!(
                     rows,
-                    [format!("native-jwt-{suffix}"), format!("jwt-auth-{suffix}")]
+                    [
+                        format!("native-jwt-{suffix}"),
+                        format!("jwt-auth-{suffix}"),
+                        format!("jwt-auth-dynmod-{suffix}")
+                    ]
                 );
             }
         }
@@ -3238,7 +3733,10 @@ mod tests {
             if let Some(floor) = v.floor {
                 let f = VARIANTS.iter().find(|f| f.name == floor);
                 assert!(
-                    f.is_some_and(|f| matches!(f.wasm, Some(Module::Bench(_)))),
+                    f.is_some_and(|f| matches!(
+                        f.wasm,
+                        Some(Module::Bench(_) | Module::BenchNative(_))
+                    )),
                     "{}: floor {floor} is not a raw bench module",
                     v.name
                 );

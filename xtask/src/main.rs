@@ -1,6 +1,7 @@
 //! Build orchestration for the workspace. Run through the Makefile:
 //!
-//! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised.
+//! - `build [NAME...]`: every filter (or the named ones) → `dist/<name>.wasm`, optimised,
+//!   and each as an Envoy dynamic module → `dist/lib<name>.so` (`native_build.rs`).
 //! - `new-filter NAME [--out DIR]`: copies `filters/template` to `filters/NAME`, renamed (or,
 //!   with `--out`, writes it as a standalone crate in DIR; see `standalone.rs`).
 //! - `bench`: the side-by-side benchmark (see `bench.rs`).
@@ -14,6 +15,8 @@
 
 mod bench;
 mod manifests;
+mod native_build;
+mod native_configs;
 mod new_filter;
 mod package;
 mod publish;
@@ -41,7 +44,8 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match cmd {
-        "build" => wasm_build::build(rest),
+        "build" => wasm_build::build(rest).and_then(|()| native_build::build(rest)),
+        "native-configs" => native_configs::run(rest),
         "new-filter" => new_filter::run(rest),
         "new-filter-check" => new_filter::check(rest),
         "bench" => bench::run(rest),
@@ -50,7 +54,7 @@ fn main() -> ExitCode {
         "wasmplugins" => publish::run_wasmplugins(rest),
         "test-each" => test_each::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | new-filter NAME [--out DIR] | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
+            eprintln!("usage: cargo xtask <build [NAME...] | native-configs [--check] | new-filter NAME [--out DIR] | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
             return ExitCode::from(2);
         }
     };

@@ -9,7 +9,8 @@
 //! - `hub-manifest/NAME/` from `hub-manifest/template/` (`name` = `NAME`, the same
 //!   description, so the crate's schema test agrees with it);
 //! - `envoy-configs/NAME.yaml` from `envoy-configs/template.yaml`: an Envoy config loading
-//!   `dist/NAME.wasm` (validated with every other config by `integration/tests/configs.rs`);
+//!   `dist/NAME.wasm` (validated with every other config by `integration/tests/configs.rs`),
+//!   and `envoy-configs/native/NAME.yaml`, the same with `dist/libNAME.so` (the dynamic module);
 //! - `integration/tests/NAME.rs` from `integration/tests/template.rs`: real-Envoy tests of the
 //!   new filter through the harness.
 //!
@@ -31,6 +32,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("filters/template", "filters/{}"),
     ("hub-manifest/template", "hub-manifest/{}"),
     ("envoy-configs/template.yaml", "envoy-configs/{}.yaml"),
+    (
+        "envoy-configs/native/template.yaml",
+        "envoy-configs/native/{}.yaml",
+    ),
     ("integration/tests/template.rs", "integration/tests/{}.rs"),
 ];
 
@@ -88,6 +93,11 @@ pub(crate) fn rename(text: &str, name: &str) -> String {
         .replace("//! template: ", &format!("//! {name}: "))
         .replace("# template\n", &format!("# {name}\n"))
         .replace("dist/template.wasm", &format!("dist/{name}.wasm"))
+        .replace("dist/libtemplate.so", &format!("dist/lib{name}.so"))
+        .replace(
+            "envoy-configs/native/template.yaml",
+            &format!("envoy-configs/native/{name}.yaml"),
+        )
         .replace(
             "envoy-configs/template.yaml",
             &format!("envoy-configs/{name}.yaml"),

@@ -2,6 +2,7 @@
 
 use sdk_ext::config::{self, join_path, ConfigError};
 use sdk_ext::headers::check_mutable_name;
+use sdk_ext::metrics::check_name_part;
 use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::template::Template;
 use serde::Deserialize;
@@ -170,18 +171,9 @@ impl Config {
         let mut names: Vec<String> = Vec::with_capacity(raw.rules.len());
         let rules = Rules::compile(&raw.rules, "rules", |r: &RawRuleEdits, at| {
             let name = match &r.name {
-                Some(n)
-                    if !n.is_empty()
-                        && n.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
-                {
-                    n.clone()
-                }
                 Some(n) => {
-                    return Err(ConfigError::new(
-                        format!("{at}.name"),
-                        format!("{n:?}: use letters, digits, '_' and '-' (it names a metric)"),
-                    ))
+                    check_name_part(n, &format!("{at}.name"))?;
+                    n.clone()
                 }
                 None => names.len().to_string(),
             };

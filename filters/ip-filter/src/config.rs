@@ -2,6 +2,7 @@
 //! Every CIDR list is built once, here, into `CidrTable`s.
 
 use sdk_ext::config::{self, ConfigError};
+use sdk_ext::metrics::check_name_part;
 use sdk_ext::net::{Cidr, CidrTable};
 use sdk_ext::rules::{RawRule, Rules};
 use serde::Deserialize;
@@ -223,18 +224,9 @@ impl Config {
         let mut names: Vec<String> = Vec::new();
         let rules = Rules::compile(&raw.rules, "rules", |r: &RawRuleLists, at| {
             let name = match &r.name {
-                Some(n)
-                    if !n.is_empty()
-                        && n.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
-                {
-                    n.clone()
-                }
                 Some(n) => {
-                    return Err(ConfigError::new(
-                        format!("{at}.name"),
-                        format!("{n:?}: use letters, digits, '_' and '-' (it names a metric)"),
-                    ))
+                    check_name_part(n, &format!("{at}.name"))?;
+                    n.clone()
                 }
                 None => names.len().to_string(),
             };

@@ -2,6 +2,7 @@
 
 use sdk_ext::config::{self, ConfigError};
 use sdk_ext::matching::{RegexMode, StringMatchSpec, StringMatcherSet};
+use sdk_ext::metrics::check_name_part;
 use sdk_ext::path::{EscapedSlashes, PathOptions};
 use serde::Deserialize;
 
@@ -248,20 +249,7 @@ impl Config {
         let mut headers: Vec<(String, Vec<(usize, StringMatchSpec)>)> = Vec::new();
         for (i, r) in raw.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
-            if r.name.is_empty()
-                || !r
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
-                return Err(ConfigError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "{:?}: use letters, digits, '_' and '-' (it names a metric)",
-                        r.name
-                    ),
-                ));
-            }
+            check_name_part(&r.name, &format!("{at}.name"))?;
             if rules.iter().any(|x: &Rule| x.name == r.name) {
                 return Err(ConfigError::new(
                     format!("{at}.name"),

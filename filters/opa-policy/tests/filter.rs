@@ -1,0 +1,645 @@
+//! The whole filter in the host emulator, with real Rego: OPA's Envoy examples (method/path
+//! rules with data lookups, JWT claims, bodies), decisions with headers and statuses, refused
+//! configs, limits, non-UTF-8 and huge inputs, and the remote mode.
+
+// Test code: unwrap, expect, panic and indexing are allowed here (the lints guard filter code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use sdk_ext::testing::{Action, Emulator, HttpStream};
+
+/// Counted, as sdk-ext's allocator is on wasm: `limits.max_eval_memory_bytes` works natively.
+#[global_allocator]
+static ALLOCATOR: sdk_ext::memory::Counting<std::alloc::System> =
+    sdk_ext::memory::Counting(std::alloc::System);
+
+const AUTHZ: &str = include_str!("../examples/envoy-authz.json");
+const JWT: &str = include_str!("../examples/jwt-claims.json");
+const DECISIONS: &str = include_str!("../examples/decisions.json");
+const REMOTE: &str = include_str!("../examples/remote.json");
+const RBAC: &str = include_str!("../examples/rbac-10.json");
+
+fn start(config: &str) -> Emulator {
+    let mut emu = Emulator::native(&opa_policy::EXPORTS);
+    if let Err(e) = emu.start(config) {
+        panic!("{e}");
+    }
+    emu
+}
+
+fn refused(config: &str) -> String {
+    Emulator::native(&opa_policy::EXPORTS)
+        .start(config)
+        .expect_err("the config must be refused")
+}
+
+fn get(emu: &mut Emulator, path: &str, headers: &[(&str, &str)]) -> (Action, HttpStream) {
+    let mut all = vec![
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "example.com"),
+        (":scheme", "http"),
+    ];
+    all.extend_from_slice(headers);
+    let mut s = emu.http();
+    let a = s.request_headers(&all, true);
+    (a, s)
+}
+
+fn status(s: &HttpStream) -> Option<u32> {
+    s.local_response().map(|r| r.status_code)
+}
+
+/// `Basic base64(user:password)`.
+fn basic(user: &str) -> String {
+    let raw = format!("{user}:password");
+    format!("Basic {}", b64url(raw.as_bytes()))
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn jwt(payload: &serde_json::Value) -> String {
+    format!(
+        "{}.{}.c2ln",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(payload.to_string().as_bytes())
+    )
+}
+
+#[test]
+fn opa_envoy_tutorial_rbac_with_data_lookups() {
+    let mut emu = start(AUTHZ);
+    let alice = basic("alice");
+    let bob = basic("bob");
+    let (a, s) = get(&mut emu, "/productpage", &[("authorization", &alice)]);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Continue, None),
+        "guest reads the product page"
+    );
+    let (a, s) = get(&mut emu, "/api/v1/products", &[("authorization", &alice)]);
+    assert_eq!(a, Action::Pause);
+    let r = s.local_response().unwrap();
+    assert_eq!(r.status_code, 403);
+    assert_eq!(r.details, "opa_policy_denied");
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "forbidden");
+    let (a, _) = get(&mut emu, "/api/v1/products", &[("authorization", &bob)]);
+    assert_eq!(a, Action::Continue, "admin reads the API");
+    let (a, _) = get(&mut emu, "/health/x", &[]);
+    assert_eq!(a, Action::Continue, "parsed_path[0] == health");
+    let (a, _) = get(&mut emu, "/productpage", &[]);
+    assert_eq!(a, Action::Pause, "no credentials");
+    let (a, _) = get(&mut emu, "/ready", &[]);
+    assert_eq!(a, Action::Continue, "the skip rule");
+    let mut s = emu.http();
+    let a = s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/productpage"),
+            ("authorization", &bob),
+        ],
+        true,
+    );
+    assert_eq!(a, Action::Pause, "method matters");
+    assert_eq!(emu.metric("opa_policy.allowed"), Some(3));
+    assert_eq!(emu.metric("opa_policy.denied"), Some(3));
+    assert_eq!(emu.metric("opa_policy.skipped"), Some(1));
+    assert_eq!(emu.metric("opa_policy.error"), Some(0));
+    assert_eq!(
+        emu.histogram("opa_policy.eval_us").map(|h| h.len()),
+        Some(6)
+    );
+}
+
+#[test]
+fn jwt_claims_with_io_jwt_decode_and_the_body() {
+    let mut emu = start(JWT);
+    let now = emu
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |role: &str, sub: &str| {
+        jwt(
+            &serde_json::json!({"role": role, "sub": b64url(sub.as_bytes()), "nbf": now - 10, "exp": now + 600}),
+        )
+    };
+    let guest = format!("Bearer {}", token("guest", "alice"));
+    let admin = format!("Bearer {}", token("admin", "bob"));
+    let expired = format!(
+        "Bearer {}",
+        jwt(&serde_json::json!({"role": "admin", "nbf": now - 100, "exp": now - 1}))
+    );
+    let (a, _) = get(&mut emu, "/people", &[("authorization", &guest)]);
+    assert_eq!(a, Action::Continue);
+    let (a, _) = get(&mut emu, "/people/1", &[("authorization", &expired)]);
+    assert_eq!(a, Action::Pause, "expired");
+    let (a, _) = get(
+        &mut emu,
+        "/people",
+        &[("authorization", "Bearer not.a.jwt")],
+    );
+    assert_eq!(
+        a,
+        Action::Pause,
+        "a malformed token is undefined, not an error"
+    );
+    assert_eq!(emu.metric("opa_policy.error"), Some(0));
+
+    // POST with a JSON body: the headers wait for the body.
+    let post = |emu: &mut Emulator, auth: &str, body: &str| {
+        let mut s = emu.http();
+        let len = body.len().to_string();
+        let a = s.request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/people"),
+                ("authorization", auth),
+                ("content-type", "application/json"),
+                ("content-length", &len),
+            ],
+            false,
+        );
+        assert_eq!(a, Action::Pause, "headers held for the body");
+        let half = body.len() / 2;
+        assert_eq!(
+            s.request_body(&body.as_bytes()[..half], false),
+            Action::Pause
+        );
+        let a = s.request_body(&body.as_bytes()[half..], true);
+        (a, s)
+    };
+    let (a, s) = post(&mut emu, &admin, r#"{"firstname": "Charlie"}"#);
+    assert_eq!((a, status(&s)), (Action::Continue, None));
+    let (a, s) = post(&mut emu, &admin, r#"{"firstname": "Bob"}"#);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(403)),
+        "admins cannot add themselves"
+    );
+    let (a, s) = post(&mut emu, &guest, r#"{"firstname": "Zed"}"#);
+    assert_eq!((a, status(&s)), (Action::Pause, Some(403)));
+    let (a, s) = post(&mut emu, &admin, r#"{"firstname": "#);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(403)),
+        "a broken JSON body fails closed"
+    );
+    assert_eq!(emu.metric("opa_policy.error"), Some(1));
+}
+
+#[test]
+fn decisions_with_headers_status_and_body() {
+    let mut emu = start(DECISIONS);
+    let mut s = emu.http();
+    let a = s.request_headers(
+        &[
+            (":method", "GET"),
+            (":path", "/api/x"),
+            ("x-api-key", "k-alice"),
+            ("x-user", "forged"),
+        ],
+        true,
+    );
+    assert_eq!(a, Action::Continue);
+    assert_eq!(
+        s.request_header_str("x-user").as_deref(),
+        Some("alice"),
+        "set, replacing the forged one"
+    );
+    assert_eq!(s.request_header_values("x-user").len(), 1);
+    assert_eq!(
+        s.request_header_str("x-policy-version").as_deref(),
+        Some("7")
+    );
+    assert_eq!(s.request_header("x-api-key"), None, "removed");
+    s.response_headers(&[(":status", "200")], true);
+    assert_eq!(
+        s.response_header_str("x-checked-by").as_deref(),
+        Some("opa-policy")
+    );
+
+    let (a, s) = get(&mut emu, "/api/x", &[]);
+    assert_eq!(a, Action::Pause);
+    let r = s.local_response().unwrap();
+    assert_eq!(r.status_code, 401);
+    assert_eq!(r.body_str(), r#"{"reason":"api key required"}"#);
+    assert_eq!(
+        r.header_str("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        r.headers
+            .iter()
+            .filter(|(n, _)| n == "content-type")
+            .count(),
+        1
+    );
+    assert_eq!(r.header_str("www-authenticate").as_deref(), Some("ApiKey"));
+
+    let (a, s) = get(&mut emu, "/api/x", &[("x-api-key", "k-nobody")]);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(403)),
+        "the default decision"
+    );
+    assert_eq!(emu.metric("opa_policy.denied"), Some(2));
+    assert_eq!(emu.metric("opa_policy.allowed"), Some(1));
+}
+
+fn one_policy(rego: &str, query: &str) -> String {
+    serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": rego}], "query": query}},
+        "limits": {"eval_timeout": "0.02s"}
+    })
+    .to_string()
+}
+
+#[test]
+fn syntax_and_compile_errors_are_refused_with_module_and_line() {
+    let e = refused(&one_policy(
+        "package envoy.authz\n\ndefault allow := false\n\nallow if {\n  input.x ==\n}\n",
+        "data.envoy.authz.allow",
+    ));
+    assert!(
+        e.starts_with("invalid config at policies.p.modules[0].rego: p.rego:"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "one line: {e}");
+    let line: u32 = e
+        .split("p.rego:")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((6..=7).contains(&line), "the error's line: {e}");
+    // Compile errors too (regorus's analysis: unsafe variables, recursion, ...).
+    let e = refused(&one_policy("package x\nallow if x > 1\n", "data.x.allow"));
+    assert!(
+        e.starts_with("invalid config at policies.p.modules[0].rego: p.rego:2:10: error: use of undefined variable `x` is unsafe"),
+        "{e}"
+    );
+    // regorus resolves functions when it reaches them: an unknown one is an evaluation error
+    // (the request fails closed, the log names it and its line).
+    let mut emu = start(&one_policy(
+        "package x\nallow if undefined_fn(1)\n",
+        "data.x.allow",
+    ));
+    let (a, s) = get(&mut emu, "/", &[]);
+    assert_eq!((a, status(&s)), (Action::Pause, Some(403)));
+    assert!(
+        emu.has_log("could not find function undefined_fn"),
+        "{:?}",
+        emu.logs()
+    );
+    let e = refused(&one_policy("package x\nallow := true\n", "data.x.nope"));
+    assert!(e.contains("policies.p.query"), "{e}");
+    let e = refused(r#"{"policies": {}, "rules": [{"policy": "missing"}]}"#);
+    assert!(e.contains("rules[0].policy: no policy \"missing\""), "{e}");
+    let e = refused(r#"{}"#);
+    assert!(e.contains("at rules:"), "{e}");
+    let e = refused(&serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": "package x\nallow := true\n"}], "query": "data.x.allow"}},
+        "rules": [{"policy": "p", "skip": true}]
+    }).to_string());
+    assert!(e.contains("rules[0]: a rule names exactly one"), "{e}");
+}
+
+#[test]
+fn a_runaway_policy_is_stopped_by_the_time_limit() {
+    let mut emu = start(&one_policy(
+        "package x\ndefault allow := false\nallow if { count([y | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); y := a + b]) > 1 }\n",
+        "data.x.allow",
+    ));
+    let started = std::time::Instant::now();
+    let (a, s) = get(&mut emu, "/", &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(a, Action::Pause);
+    let r = s.local_response().unwrap();
+    assert_eq!(
+        (r.status_code, r.details.as_str()),
+        (403, "opa_policy_limit")
+    );
+    assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(1));
+    // The worker is not stuck: the next request is evaluated (and stopped) again.
+    let (a, _) = get(&mut emu, "/", &[]);
+    assert_eq!(a, Action::Pause);
+    assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(2));
+}
+
+#[test]
+fn an_evaluation_over_the_memory_cap_is_denied() {
+    let rego = "package x\ndefault allow := false\nallow if { input.parsed_path[0] == \"big\"; count([x | some x in numbers.range(1, 200000)]) > 0 }\nallow if input.parsed_path[0] == \"small\"\n";
+    let config = serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": rego}], "query": "data.x.allow"}},
+        "limits": {"eval_timeout": "5s", "max_eval_memory_bytes": 1048576}
+    })
+    .to_string();
+    let mut emu = start(&config);
+    let (a, s) = get(&mut emu, "/big", &[]);
+    assert_eq!(a, Action::Pause);
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_limit");
+    assert!(
+        emu.has_log("over limits.max_eval_memory_bytes (1048576)"),
+        "{:?}",
+        emu.logs()
+    );
+    assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(1));
+    assert_eq!(get(&mut emu, "/small", &[]).0, Action::Continue);
+}
+
+#[test]
+fn evaluation_errors_fail_closed() {
+    // Two complete rules with different values: an evaluation-time conflict.
+    let mut emu = start(&one_policy(
+        "package x\nallow := true if input.attributes.request.http.method == \"GET\"\nallow := false if input.attributes.request.http.path == \"/\"\n",
+        "data.x.allow",
+    ));
+    let (a, s) = get(&mut emu, "/", &[]);
+    assert_eq!((a, status(&s)), (Action::Pause, Some(403)));
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_error");
+    // Undefined (no default) and non-decisions are errors too.
+    let (a, _) = get(&mut emu, "/other", &[("x", "y")]);
+    assert_eq!(a, Action::Continue, "only the GET rule applies: allowed");
+    let mut emu = start(&one_policy(
+        "package x\nallow if input.nothing\n",
+        "data.x.allow",
+    ));
+    let (_, s) = get(&mut emu, "/", &[]);
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_error");
+    let mut emu = start(&one_policy("package x\nallow := \"yes\"\n", "data.x.allow"));
+    let (_, s) = get(&mut emu, "/", &[]);
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_error");
+    assert_eq!(emu.metric("opa_policy.error"), Some(1));
+}
+
+#[test]
+fn non_utf8_headers_and_huge_inputs() {
+    let mut emu = start(&one_policy(
+        "package x\ndefault allow := false\nallow if input.attributes.request.http.headers[\"x-user\"] == \"caf\u{fffd}\"\n",
+        "data.x.allow",
+    ));
+    let mut s = emu.http();
+    let a = s.request_headers_bytes(
+        &[(":method", b"GET"), (":path", b"/"), ("x-user", b"caf\xe9")],
+        true,
+    );
+    assert_eq!(
+        a,
+        Action::Continue,
+        "invalid UTF-8 is U+FFFD, never a crash"
+    );
+    let mut s = emu.http();
+    let big = vec![b'a'; 100_000];
+    let a = s.request_headers_bytes(
+        &[(":method", b"GET"), (":path", b"/"), ("x-big", &big)],
+        true,
+    );
+    assert_eq!(a, Action::Pause);
+    assert_eq!(s.local_response().unwrap().details, "opa_policy_limit");
+    assert_eq!(emu.metric("opa_policy.limit_exceeded"), Some(1));
+}
+
+#[test]
+fn bodies_over_the_limit() {
+    let strict = serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": "package x\nallow := true\n"}], "query": "data.x.allow"}},
+        "with_request_body": {"max_request_bytes": 16}
+    })
+    .to_string();
+    let mut emu = start(&strict);
+    let mut s = emu.http();
+    let a = s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/"),
+            ("content-length", "100"),
+        ],
+        false,
+    );
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(413)),
+        "declared too large"
+    );
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(&[(":method", "POST"), (":path", "/")], false),
+        Action::Pause
+    );
+    let a = s.request_body(&[b'x'; 40], false);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(413)),
+        "chunked, too large"
+    );
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(&[(":method", "POST"), (":path", "/")], false),
+        Action::Pause
+    );
+    assert_eq!(s.request_body(b"small", true), Action::Continue);
+    // JWT example: partial messages allowed, the policy sees truncated_body.
+    let mut emu = start(JWT);
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/people"),
+                ("content-type", "application/json")
+            ],
+            false
+        ),
+        Action::Pause
+    );
+    let a = s.request_body(&vec![b' '; 9000], false);
+    assert_eq!(
+        (a, status(&s)),
+        (Action::Pause, Some(403)),
+        "decided on the first 8192 bytes"
+    );
+}
+
+#[test]
+fn per_route_rules_pick_policies_and_queries() {
+    let rego = "package envoy.authz\ndefault allow := false\ndefault admin := false\nallow if input.attributes.request.http.method == \"GET\"\nadmin if input.attributes.request.http.headers[\"x-admin\"] == \"yes\"\n";
+    let config = serde_json::json!({
+        "policies": {"p": {"modules": [{"name": "p.rego", "rego": rego}], "query": "data.envoy.authz.allow"}},
+        "rules": [
+            {"match": {"prefix": "/health"}, "skip": true},
+            {"match": {"prefix": "/admin"}, "policy": "p", "query": "data.envoy.authz.admin"},
+            {"match": {"prefix": "/api"}, "policy": "p"}
+        ]
+    })
+    .to_string();
+    let mut emu = start(&config);
+    assert_eq!(get(&mut emu, "/health", &[]).0, Action::Continue);
+    assert_eq!(get(&mut emu, "/admin", &[]).0, Action::Pause);
+    assert_eq!(
+        get(&mut emu, "/admin", &[("x-admin", "yes")]).0,
+        Action::Continue
+    );
+    assert_eq!(get(&mut emu, "/api", &[]).0, Action::Continue);
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(&[(":method", "POST"), (":path", "/api")], true),
+        Action::Pause
+    );
+    assert_eq!(
+        get(&mut emu, "/elsewhere", &[]).0,
+        Action::Continue,
+        "no rule: unchecked"
+    );
+    assert_eq!(emu.metric("opa_policy.skipped"), Some(2));
+    let e = refused(&config.replace("data.envoy.authz.admin", "data.envoy.authz.root"));
+    assert!(e.contains("rules[1].query"), "{e}");
+}
+
+#[test]
+fn the_bench_policy_decides_as_its_rules_say() {
+    let mut emu = start(RBAC);
+    assert_eq!(
+        get(&mut emu, "/svc3/x", &[("x-role", "role-3")]).0,
+        Action::Continue
+    );
+    assert_eq!(
+        get(&mut emu, "/svc3/x", &[("x-role", "role-4")]).0,
+        Action::Pause
+    );
+    let mut s = emu.http();
+    fn post<'a>(path: &'a str, role: &'a str) -> [(&'a str, &'a str); 3] {
+        [(":method", "POST"), (":path", path), ("x-role", role)]
+    }
+    assert_eq!(
+        s.request_headers(&post("/svc2/x", "role-2"), true),
+        Action::Pause
+    );
+    let mut s = emu.http();
+    assert_eq!(
+        s.request_headers(&post("/svc7/x", "role-7"), true),
+        Action::Continue
+    );
+    // The benchmark's requests: allowed by the tenth rule, denied without its header.
+    assert_eq!(
+        get(&mut emu, "/", &[("x-remove-me", "1")]).0,
+        Action::Continue
+    );
+    assert_eq!(get(&mut emu, "/denied", &[]).0, Action::Pause);
+}
+
+#[test]
+fn remote_mode_posts_the_input_and_applies_the_result() {
+    let mut emu = start(REMOTE);
+    emu.set_property(&["source", "address"], "203.0.113.9:4000");
+    let (a, s) = get(&mut emu, "/api/people?x=1", &[("x-tenant", "t1")]);
+    assert_eq!(a, Action::Pause, "waiting for OPA");
+    let calls = emu.http_calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.upstream, "opa");
+    assert_eq!(call.header_str(":method").as_deref(), Some("POST"));
+    assert_eq!(
+        call.header_str(":path").as_deref(),
+        Some("/v1/data/envoy/authz/allow")
+    );
+    assert_eq!(
+        call.header_str(":authority").as_deref(),
+        Some("opa.internal:8181")
+    );
+    assert_eq!(call.timeout, std::time::Duration::from_millis(250));
+    let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    let input = &body["input"];
+    assert_eq!(
+        input["attributes"]["request"]["http"]["path"],
+        "/api/people?x=1"
+    );
+    assert_eq!(
+        input["attributes"]["request"]["http"]["headers"]["x-tenant"],
+        "t1"
+    );
+    assert_eq!(
+        input["attributes"]["source"]["address"]["socketAddress"]["address"],
+        "203.0.113.9"
+    );
+    assert_eq!(input["parsed_path"], serde_json::json!(["api", "people"]));
+    assert_eq!(input["parsed_query"], serde_json::json!({"x": ["1"]}));
+    emu.respond_http_call(
+        call.token,
+        &[(":status", "200")],
+        br#"{"result": {"allowed": true, "headers": {"x-tenant-checked": "t1"}}}"#,
+    );
+    assert!(s.request_resumed());
+    assert_eq!(
+        s.request_header_str("x-tenant-checked").as_deref(),
+        Some("t1")
+    );
+    assert_eq!(emu.metric("opa_policy.allowed"), Some(1));
+
+    // A denial, a timeout, a bad answer, an undefined rule: all answered locally.
+    for (answer, details) in [
+        (
+            Some((200, &br#"{"result": false}"#[..])),
+            "opa_policy_denied",
+        ),
+        (None, "opa_policy_remote_failed"),
+        (Some((200, &b"<html>"[..])), "opa_policy_remote_failed"),
+        (Some((200, &b"{}"[..])), "opa_policy_remote_failed"),
+        (Some((500, &b"{}"[..])), "opa_policy_remote_failed"),
+    ] {
+        let (a, s) = get(&mut emu, "/api", &[]);
+        assert_eq!(a, Action::Pause);
+        let token = emu.http_calls()[0].token;
+        match answer {
+            Some((code, body)) => {
+                emu.respond_http_call(token, &[(":status", &code.to_string())], body)
+            }
+            None => emu.fail_http_call(token),
+        };
+        let r = s.local_response().expect("answered locally");
+        assert_eq!((r.status_code, r.details.as_str()), (403, details));
+        assert!(!s.request_resumed());
+    }
+    assert_eq!(emu.metric("opa_policy.remote_failed"), Some(4));
+    assert_eq!(get(&mut emu, "/health", &[]).0, Action::Continue);
+
+    // An unknown cluster fails at dispatch.
+    let mut emu = start(REMOTE);
+    emu.set_known_clusters(&["other"]);
+    let (a, s) = get(&mut emu, "/api", &[]);
+    assert_eq!((a, status(&s)), (Action::Pause, Some(403)));
+}
+
+#[test]
+fn bad_config_is_refused_naming_the_field() {
+    let e = refused(r#"{"status_on_error": 200}"#);
+    assert_eq!(
+        e,
+        "invalid config at status_on_error: 200 is not a 4xx or 5xx status"
+    );
+    let e = refused(r#"{"polices": {}}"#);
+    assert!(
+        e.contains("invalid config at polices: unknown field"),
+        "{e}"
+    );
+    let e = refused(&REMOTE.replace("http://opa.internal", "ftp://opa.internal"));
+    assert!(e.contains("remotes.central.http_uri.uri"), "{e}");
+    let e = refused(&RBAC.replace("\"query\"", "\"limits\": 1, \"query\""));
+    assert!(e.contains("policies.rbac.limits"), "{e}");
+}

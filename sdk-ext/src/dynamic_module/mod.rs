@@ -1,0 +1,1452 @@
+//! The same filters as native Envoy dynamic modules (feature `dynamic-module`).
+//!
+//! Envoy (1.34+; this targets 1.40) loads *dynamic modules*: shared libraries that export
+//! `envoy_dynamic_module_on_*` event hooks and call back into Envoy through
+//! `envoy_dynamic_module_callback_*` functions ([`abi`]). This module is a second adapter
+//! beside the proxy-wasm one: it drives an unmodified filter crate (its [`Plugin`],
+//! [`HttpFilter`], [`NetworkFilter`]) through that ABI, with the same current-context model
+//! as proxy-wasm: the dispatch records which Envoy object (filter config, stream,
+//! connection) entered the module,
+//! and `sdk_ext::host`'s functions act on it (`shim.rs` implements the proxy-wasm host calls
+//! over the dynamic-module callbacks). Nothing in a filter crate changes.
+//!
+//! # Building a `.so`
+//!
+//! `sdk_ext::main!` writes the exports when the crate is compiled with
+//! `--cfg sdk_ext_dynamic_module` and sdk-ext's feature `dynamic-module`:
+//!
+//! ```text
+//! cargo rustc -p header-rules --lib --crate-type cdylib --profile native \
+//!     --features sdk-ext/dynamic-module -- --cfg sdk_ext_dynamic_module
+//! ```
+//!
+//! (`make build` does this for every filter and writes `dist/lib<filter>.so`.) The `--cfg`
+//! marks the one crate being linked into the `.so`: the feature alone must stay additive
+//! (`cargo test --all-features` links several filter crates into one test binary, and two
+//! sets of the same `#[no_mangle]` hooks would not link).
+//!
+//! # The model
+//!
+//! - **Configuration**: `on_http_filter_config_new` (main thread) parses the filter config
+//!   with `Plugin::configure` and defines the metrics it asks for; a refusal logs
+//!   `"<NAME>: invalid config at <field>: <reason>"` and Envoy refuses the configuration.
+//! - **One plugin per worker thread**: Envoy shares one configuration object between its
+//!   workers, while a [`Plugin`] may hold `Rc`/`RefCell` state (caches). As Envoy's wasm
+//!   gives each worker its own VM, each thread builds its own plugin from the same bytes at
+//!   its first stream (metric names resolve to the ids defined at config time, as Envoy
+//!   freezes metric creation after config).
+//! - **Streams**: `on_http_filter_new` creates the [`HttpFilter`]; each `on_http_filter_*`
+//!   phase calls the filter's method only when it implements that phase (`PHASES`);
+//!   `stream_complete` is `on_log`; `http_callout_done` is `on_http_call_response`. A body
+//!   phase sees what Envoy buffered so far plus the chunk in flight, as in proxy-wasm.
+//! - **Connections** (`envoy.filters.network.dynamic_modules`): `on_network_filter_new`
+//!   creates the [`NetworkFilter`]; `new_connection`, `read` (bytes from the client:
+//!   `on_downstream_data`), `write` (towards it: `on_upstream_data`) and the close events
+//!   (`on_downstream_close`; a close reported while a callback runs is delivered when it
+//!   returns). The ABI reports no upstream close.
+//! - **Re-entry**: Envoy may enter the module again from inside a host call (a local reply
+//!   runs the encoder path); the stream's filter is taken out while a phase runs, so a
+//!   nested hook of the same stream passes through instead of aliasing it.
+//! - **Panics**: the `.so` is built with `panic = "unwind"` (profile `native`) and every
+//!   hook runs under `catch_unwind`: a panic never unwinds into Envoy. It is logged
+//!   (critical), the stream's filter is dropped, and a request phase answers 500
+//!   (`<NAME>_panic`), a connection is closed; later phases of that stream pass through.
+//!   What `catch_unwind` cannot catch (an abort, a stack overflow) ends Envoy: unlike a wasm
+//!   trap, which ends one VM.
+//!
+//! # Not available in this build (Envoy 1.40's dynamic-module HTTP ABI)
+//!
+//! - **Root-context callouts** (callouts from `on_start` / `on_tick`): the ABI runs
+//!   config-level callouts on the main thread only, so a worker's plugin cannot make them.
+//!   `on_start` is tried once at config time; a configuration whose plugin makes one there
+//!   is refused, saying so (jwt-auth: `remote_jwks`). Stream callouts work.
+//! - **Ticks** have no per-worker timer in the ABI: a thread's plugin ticks when a stream
+//!   starts on that thread and a tick is due (at most every `tick_period`; an idle worker
+//!   does not tick).
+//! - **Shared data** is in-process (`shim.rs`): one store with proxy-wasm's CAS semantics for
+//!   every worker of the module (as one wasm `vm_id`). Shared queues, `set_property`, reading
+//!   a metric's value and resetting an HTTP stream answer `Unimplemented`.
+//! - **Foreign functions**: none, except `verify_signature`, which this build implements
+//!   in-process (see `crypto.rs`) so jwt-auth keeps its fast path.
+
+// Under the emulator (`testing`, e.g. `cargo test --all-features`) the emulator is the host and
+// `shim.rs` is not compiled, so the context the dispatch records goes unread there.
+#![cfg_attr(feature = "testing", allow(dead_code))]
+
+pub mod abi;
+#[cfg(not(feature = "testing"))]
+mod crypto;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod shim;
+
+use crate::exports::{NoFilter, Phases};
+use crate::host::PeerType;
+use crate::http::{HttpFilter, HttpHost};
+use crate::network::{NetworkFilter, NetworkHost};
+use crate::plugin::Plugin;
+use abi::{EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+// ----- the current context ------------------------------------------------------------
+
+/// Which body a phase has in flight (its received chunk is part of the body the filter
+/// sees, as in proxy-wasm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    None,
+    Request,
+    Response,
+}
+
+/// A callout's answer, during `on_http_call_response`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer {
+    pub headers: *const EnvoyHttpHeader,
+    pub headers_len: usize,
+    pub chunks: *const EnvoyBuffer,
+    pub chunks_len: usize,
+}
+
+/// What entered the module: host calls act on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Current {
+    /// Outside any hook.
+    None,
+    /// `on_http_filter_config_new` (main thread): metrics are defined here.
+    Config {
+        envoy: EnvoyPtr,
+        config: *const ModuleConfig,
+    },
+    /// A worker building its own plugin: metric names resolve to the ids defined at
+    /// config time.
+    Plugin { config: *const ModuleConfig },
+    /// A stream hook.
+    Stream {
+        envoy: EnvoyPtr,
+        config: *const ModuleConfig,
+        body: Body,
+        answer: Option<Answer>,
+    },
+    /// A connection hook (network filter).
+    Connection {
+        envoy: EnvoyPtr,
+        config: *const ModuleConfig,
+        answer: Option<Answer>,
+    },
+}
+
+thread_local! {
+    static CURRENT: Cell<Current> = const { Cell::new(Current::None) };
+}
+
+pub(crate) fn current() -> Current {
+    CURRENT.try_with(Cell::get).unwrap_or(Current::None)
+}
+
+/// Sets the current context for the life of the guard (hooks nest: Envoy may re-enter the
+/// module from inside a host call, e.g. a local reply running the response phases).
+struct Entered(Current);
+
+fn enter(now: Current) -> Entered {
+    Entered(
+        CURRENT
+            .try_with(|c| c.replace(now))
+            .unwrap_or(Current::None),
+    )
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.0));
+    }
+}
+
+// ----- configurations ------------------------------------------------------------------
+
+/// A metric defined at config time.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricDef {
+    pub kind: u32,
+    pub name: String,
+    pub id: u32,
+}
+
+/// One Envoy filter configuration (HTTP or network): what Envoy holds as the in-module config
+/// (shared by every worker, so only `Send + Sync` data; each thread builds its own plugin).
+#[derive(Debug)]
+pub struct ModuleConfig {
+    id: u64,
+    /// A network filter's (`envoy.filters.network.dynamic_modules`): its metric callbacks
+    /// are the network ones.
+    network: bool,
+    /// Envoy's `DynamicModuleHttpFilterConfig` (valid while this config lives).
+    envoy: usize,
+    bytes: Vec<u8>,
+    metrics: Mutex<Vec<MetricDef>>,
+    /// The plugin asked for an HTTP callout from its own (root) context.
+    root_callout: AtomicBool,
+}
+
+impl ModuleConfig {
+    /// Records that the plugin asked for a callout from its own context (refused here).
+    pub(crate) fn root_callout_attempted(&self) {
+        self.root_callout.store(true, Ordering::Relaxed);
+    }
+    pub(crate) fn is_network(&self) -> bool {
+        self.network
+    }
+    pub(crate) fn envoy(&self) -> EnvoyPtr {
+        self.envoy as EnvoyPtr
+    }
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub(crate) fn find_metric(&self, kind: u32, name: &str) -> Option<u32> {
+        let defs = self.metrics.lock().ok()?;
+        defs.iter()
+            .find(|d| d.kind == kind && d.name == name)
+            .map(|d| d.id)
+    }
+    pub(crate) fn record_metric(&self, def: MetricDef) {
+        if let Ok(mut defs) = self.metrics.lock() {
+            defs.push(def);
+        }
+    }
+}
+
+static NEXT_CONFIG: AtomicU64 = AtomicU64::new(1);
+
+struct PluginSlot {
+    id: u64,
+    config: Weak<ModuleConfig>,
+    plugin: Rc<dyn Any>,
+    /// `tick_period` and when the next tick is due.
+    tick: Option<(Duration, Cell<Instant>)>,
+}
+
+thread_local! {
+    /// This thread's plugin of each live configuration.
+    static PLUGINS: RefCell<Vec<PluginSlot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether a tick is due now (and if so, schedules the next one).
+fn tick_due(tick: &Option<(Duration, Cell<Instant>)>) -> bool {
+    let Some((period, next)) = tick else {
+        return false;
+    };
+    let now = Instant::now();
+    if now < next.get() {
+        return false;
+    }
+    next.set(now + *period);
+    true
+}
+
+/// This thread's plugin for `config`, built at its first use. Its ticks run here too: the
+/// ABI has no per-worker timer, so a thread's plugin ticks when a stream of that thread
+/// starts and a tick is due (never more often than `tick_period`; an idle worker does not
+/// tick, and has nothing to tick for).
+fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
+    let found = PLUGINS
+        .try_with(|t| {
+            t.try_borrow().ok().and_then(|slots| {
+                slots
+                    .iter()
+                    .find(|s| s.id == config.id)
+                    .map(|s| (Rc::clone(&s.plugin), tick_due(&s.tick)))
+            })
+        })
+        .ok()
+        .flatten();
+    if let Some((p, due)) = found {
+        let p = p.downcast::<P>().ok()?;
+        if due {
+            let _in = enter(Current::Plugin {
+                config: Arc::as_ptr(config),
+            });
+            p.on_tick();
+        }
+        return Some(p);
+    }
+    let built = {
+        let _in = enter(Current::Plugin {
+            config: Arc::as_ptr(config),
+        });
+        P::configure(config.bytes())
+    };
+    let plugin = match built {
+        Ok(p) => Rc::new(p),
+        Err(e) => {
+            log_line(
+                abi::LOG_CRITICAL - 1,
+                &format!("{}: worker configuration failed: {e}", P::NAME),
+            );
+            return None;
+        }
+    };
+    let stored: Rc<dyn Any> = plugin.clone();
+    let _ = PLUGINS.try_with(|t| {
+        if let Ok(mut slots) = t.try_borrow_mut() {
+            // Plugins of configurations Envoy has since destroyed go with this one's arrival.
+            slots.retain(|s| s.config.strong_count() > 0);
+            let tick = plugin
+                .tick_period()
+                .filter(|p| !p.is_zero())
+                .map(|p| (p, Cell::new(Instant::now() + p)));
+            slots.push(PluginSlot {
+                id: config.id,
+                config: Arc::downgrade(config),
+                plugin: stored,
+                tick,
+            });
+        }
+    });
+    {
+        let _in = enter(Current::Plugin {
+            config: Arc::as_ptr(config),
+        });
+        plugin.on_start();
+    }
+    Some(plugin)
+}
+
+// ----- hooks ------------------------------------------------------------------------------
+
+/// Writes a line to Envoy's log (`[dynamic_modules]`), whatever the context.
+pub(crate) fn log_line(level: u32, message: &str) {
+    // SAFETY: the buffer describes a live &str for the duration of the call.
+    unsafe { abi::envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes())) }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Runs a hook's body; a panic is logged and answered with `on_panic`, never unwound into
+/// Envoy.
+fn shielded<R>(name: &str, hook: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(payload) => {
+            log_line(
+                abi::LOG_CRITICAL,
+                &format!(
+                    "{name}: panic in {hook}: {} (the stream's filter is dropped)",
+                    panic_message(&*payload)
+                ),
+            );
+            on_panic
+        }
+    }
+}
+
+/// `envoy_dynamic_module_on_program_init`: routes the `log` crate to Envoy and reports the
+/// ABI version.
+pub fn program_init() -> *const c_char {
+    crate::logging::init();
+    abi::ABI_VERSION.as_ptr().cast()
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_new`.
+///
+/// # Safety
+/// Envoy's contract: `envoy` is its config object; `config` a valid buffer for the call.
+pub unsafe fn http_filter_config_new<P: Plugin, H: HttpFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    // SAFETY: Envoy's contract for `config`.
+    let bytes = unsafe { config.bytes() }.to_vec();
+    shielded(P::NAME, "http_filter_config_new", null(), || {
+        if TypeId::of::<H>() == TypeId::of::<NoFilter<P>>() {
+            log_line(
+                abi::LOG_CRITICAL - 1,
+                &format!("{}: this module has no HTTP filter", P::NAME),
+            );
+            return null();
+        }
+        configure::<P>(envoy, bytes, false)
+    })
+}
+
+/// Parses a configuration on the main thread (defining its metrics); answers the in-module
+/// config for Envoy, or null after logging why it is refused.
+fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *const c_void {
+    {
+        let shared = Arc::new(ModuleConfig {
+            id: NEXT_CONFIG.fetch_add(1, Ordering::Relaxed),
+            network,
+            envoy: envoy as usize,
+            bytes,
+            metrics: Mutex::new(Vec::new()),
+            root_callout: AtomicBool::new(false),
+        });
+        let plugin = {
+            let _in = enter(Current::Config {
+                envoy,
+                config: Arc::as_ptr(&shared),
+            });
+            crate::logging::follow_host_level();
+            P::configure(shared.bytes())
+        };
+        match plugin {
+            Err(e) => {
+                log_line(abi::LOG_CRITICAL - 1, &format!("{}: {e}", P::NAME));
+                null()
+            }
+            Ok(p) => {
+                // What the plugin does at start, tried here once: a callout from its own
+                // context (e.g. fetching a remote JWKS) cannot be served to a worker's
+                // plugin by this ABI, so such a configuration is refused now, saying why,
+                // rather than loaded to fail every request.
+                {
+                    let _in = enter(Current::Config {
+                        envoy,
+                        config: Arc::as_ptr(&shared),
+                    });
+                    p.on_start();
+                }
+                if shared.root_callout.load(Ordering::Relaxed) {
+                    log_line(
+                        abi::LOG_CRITICAL - 1,
+                        &format!(
+                            "{}: this configuration makes HTTP callouts from the plugin's own \
+                             context (e.g. fetching a remote JWKS), which Envoy 1.40's \
+                             dynamic-module ABI offers to the main thread only, not to the \
+                             workers' plugins; use the .wasm build for it",
+                            P::NAME
+                        ),
+                    );
+                    return null();
+                }
+                log::info!("{}: configured (dynamic module)", P::NAME);
+                Arc::into_raw(shared).cast()
+            }
+        }
+    }
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_destroy`.
+///
+/// # Safety
+/// `config` was returned by [`http_filter_config_new`] and is not used again.
+pub unsafe fn http_filter_config_destroy(config: *const c_void) {
+    if !config.is_null() {
+        // SAFETY: the caller's contract: one reference, handed back once.
+        drop(unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) });
+    }
+}
+
+/// `envoy_dynamic_module_on_http_filter_per_route_config_new`: per-route behaviour comes
+/// from the filter's own `rules` (or Envoy's `FilterConfig` with `disabled`), so a
+/// dynamic-module per-route config is refused, saying so.
+pub fn http_filter_per_route_config_new(name: &str) -> *const c_void {
+    log_line(
+        abi::LOG_CRITICAL - 1,
+        &format!(
+            "{name}: per-route DynamicModuleFilterPerRoute configs are not supported; use the \
+             filter's rules, or envoy.config.route.v3.FilterConfig to enable it per route"
+        ),
+    );
+    null()
+}
+
+/// One stream: its configuration, this thread's plugin and the filter value (`None` while a
+/// phase runs, or after a panic).
+struct Stream<P, H> {
+    config: Arc<ModuleConfig>,
+    plugin: Rc<P>,
+    filter: Option<H>,
+    /// A connection close Envoy reported while a callback of this connection ran (e.g. the
+    /// filter closed it): delivered when that callback returns.
+    closed_during: Option<PeerType>,
+}
+
+/// `envoy_dynamic_module_on_http_filter_new`.
+///
+/// # Safety
+/// `config` was returned by [`http_filter_config_new`] and is alive; `envoy` is the stream.
+pub unsafe fn http_filter_new<P: Plugin, H: HttpFilter<Plugin = P>>(
+    config: *const c_void,
+    envoy: EnvoyPtr,
+) -> *const c_void {
+    if config.is_null() {
+        return null();
+    }
+    shielded(P::NAME, "http_filter_new", null(), || {
+        let ptr = config.cast::<ModuleConfig>();
+        // SAFETY: Envoy keeps the config alive while it creates streams; one more count for
+        // the stream, released when the stream is destroyed.
+        let config = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        let Some(plugin) = plugin_for::<P>(&config) else {
+            return null();
+        };
+        let filter = {
+            let _in = enter(Current::Stream {
+                envoy,
+                config: ptr,
+                body: Body::None,
+                answer: None,
+            });
+            H::create(&plugin)
+        };
+        let stream = Box::new(Stream {
+            config,
+            plugin,
+            filter: Some(filter),
+            closed_during: None,
+        });
+        Box::into_raw(stream).cast_const().cast()
+    })
+}
+
+/// `envoy_dynamic_module_on_http_filter_destroy`.
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for the same `P`, `H`, and is not used
+/// again.
+pub unsafe fn http_filter_destroy<P: Plugin, H: HttpFilter<Plugin = P>>(stream: *const c_void) {
+    if stream.is_null() {
+        return;
+    }
+    shielded(P::NAME, "http_filter_destroy", (), || {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Box::from_raw(stream.cast_mut().cast::<Stream<P, H>>()) });
+    });
+}
+
+fn act(action: crate::host::Action) -> u32 {
+    match action {
+        crate::host::Action::Continue => abi::STATUS_CONTINUE,
+        crate::host::Action::Pause => abi::STATUS_STOP,
+    }
+}
+
+/// Runs one phase of stream `stream` (no reference into the stream is held while filter
+/// code runs, since Envoy may re-enter the module for the same stream).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] (or [`network_filter_new`]) for `P`, `F`.
+unsafe fn run_as<P: Plugin, F: 'static, R>(
+    stream: *const c_void,
+    hook: &str,
+    context: impl FnOnce(*const ModuleConfig) -> Current,
+    on_panic: impl FnOnce() -> R,
+    phase: impl FnOnce(&mut F, &P) -> R,
+) -> Option<R> {
+    if stream.is_null() {
+        return None;
+    }
+    let state = stream.cast_mut().cast::<Stream<P, F>>();
+    // SAFETY: the caller's contract; each access is one field, no reference kept.
+    let (mut filter, plugin, config) = unsafe {
+        (
+            (*state).filter.take()?,
+            Rc::clone(&(*state).plugin),
+            Arc::as_ptr(&(*state).config),
+        )
+    };
+    let _in = enter(context(config));
+    match catch_unwind(AssertUnwindSafe(|| phase(&mut filter, &plugin))) {
+        Ok(r) => {
+            // SAFETY: as above.
+            unsafe { (*state).filter = Some(filter) };
+            Some(r)
+        }
+        Err(payload) => {
+            log_line(
+                abi::LOG_CRITICAL,
+                &format!(
+                    "{}: panic in {hook}: {} (the stream's filter is dropped)",
+                    P::NAME,
+                    panic_message(&*payload)
+                ),
+            );
+            // Its state may be broken mid-update: never run it again (nor its Drop).
+            std::mem::forget(filter);
+            Some(on_panic())
+        }
+    }
+}
+
+/// One HTTP phase of stream `stream` ([`run_as`] with the stream as the current context).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    hook: &str,
+    body: Body,
+    answer: Option<Answer>,
+    on_panic: impl FnOnce() -> R,
+    phase: impl FnOnce(&mut H, &P, &mut HttpHost) -> R,
+) -> Option<R> {
+    let context = |config| Current::Stream {
+        envoy,
+        config,
+        body,
+        answer,
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_as::<P, H, R>(stream, hook, context, on_panic, |f, p| {
+            phase(f, p, &mut HttpHost::new())
+        })
+    }
+}
+
+/// A panic in a request phase: answer 500 (the request may not have been checked).
+fn fail_request(envoy: EnvoyPtr, name: &str) -> u32 {
+    let details = format!("{}_panic", name.replace('-', "_"));
+    let body = br#"{"status":500,"error":"internal_error","message":"internal error"}"#;
+    let ct = b"application/json";
+    let name_ct = b"content-type";
+    let headers = [ModuleHttpHeader {
+        key_ptr: name_ct.as_ptr(),
+        key_length: name_ct.len(),
+        value_ptr: ct.as_ptr(),
+        value_length: ct.len(),
+    }];
+    // SAFETY: live buffers for the call; `envoy` is the stream the hook was given.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_send_response(
+            envoy,
+            500,
+            headers.as_ptr(),
+            headers.len(),
+            ModuleBuffer::of(body),
+            ModuleBuffer::of(details.as_bytes()),
+        )
+    };
+    abi::STATUS_STOP
+}
+
+macro_rules! phase_fn {
+    ($(#[$doc:meta])* $fn:ident, $bit:ident, $body:expr, request: $req:expr, |$f:ident, $p:ident, $h:ident $(, $eos:ident)?| $call:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+        pub unsafe fn $fn<P: Plugin, H: HttpFilter<Plugin = P>>(
+            envoy: EnvoyPtr,
+            stream: *const c_void,
+            $($eos: bool,)?
+        ) -> u32 {
+            if !H::PHASES.has(Phases::$bit) {
+                return abi::STATUS_CONTINUE;
+            }
+            let on_panic = || if $req { fail_request(envoy, P::NAME) } else { abi::STATUS_CONTINUE };
+            // SAFETY: forwarded contract.
+            unsafe {
+                run::<P, H, u32>(envoy, stream, stringify!($fn), $body, None, on_panic, |$f, $p, $h| act($call))
+            }
+            .unwrap_or(abi::STATUS_CONTINUE)
+        }
+    };
+}
+
+fn body_size(envoy: EnvoyPtr, buffered: u32, received: u32, buffered_is_received: bool) -> usize {
+    // SAFETY: plain calls on the stream the hook was given.
+    unsafe {
+        let got = abi::envoy_dynamic_module_callback_http_get_body_size(envoy, received);
+        if buffered_is_received {
+            got
+        } else {
+            got.saturating_add(abi::envoy_dynamic_module_callback_http_get_body_size(
+                envoy, buffered,
+            ))
+        }
+    }
+}
+
+phase_fn!(
+    /// `envoy_dynamic_module_on_http_filter_request_headers`.
+    request_headers, REQUEST_HEADERS, Body::None, request: true,
+    |f, p, h, end_of_stream| f.on_request_headers(p, h, end_of_stream)
+);
+phase_fn!(
+    /// `envoy_dynamic_module_on_http_filter_request_trailers`.
+    request_trailers, REQUEST_TRAILERS, Body::None, request: true,
+    |f, p, h| f.on_request_trailers(p, h)
+);
+phase_fn!(
+    /// `envoy_dynamic_module_on_http_filter_response_headers`.
+    response_headers, RESPONSE_HEADERS, Body::None, request: false,
+    |f, p, h, end_of_stream| f.on_response_headers(p, h, end_of_stream)
+);
+phase_fn!(
+    /// `envoy_dynamic_module_on_http_filter_response_trailers`.
+    response_trailers, RESPONSE_TRAILERS, Body::None, request: false,
+    |f, p, h| f.on_response_trailers(p, h)
+);
+
+/// `envoy_dynamic_module_on_http_filter_request_body`: `body_size` is what is buffered so
+/// far plus the chunk that arrived (proxy-wasm's view).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+pub unsafe fn request_body<P: Plugin, H: HttpFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    if !H::PHASES.has(Phases::REQUEST_BODY) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: a plain call on the stream.
+    let same =
+        unsafe { abi::envoy_dynamic_module_callback_http_received_buffered_request_body(envoy) };
+    let size = body_size(
+        envoy,
+        abi::BODY_BUFFERED_REQUEST,
+        abi::BODY_RECEIVED_REQUEST,
+        same,
+    );
+    let on_panic = || fail_request(envoy, P::NAME);
+    // SAFETY: forwarded contract.
+    unsafe {
+        run::<P, H, u32>(
+            envoy,
+            stream,
+            "request_body",
+            Body::Request,
+            None,
+            on_panic,
+            |f, p, h| act(f.on_request_body(p, h, size, end_of_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_http_filter_response_body` (see [`request_body`]).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+pub unsafe fn response_body<P: Plugin, H: HttpFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    if !H::PHASES.has(Phases::RESPONSE_BODY) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: a plain call on the stream.
+    let same =
+        unsafe { abi::envoy_dynamic_module_callback_http_received_buffered_response_body(envoy) };
+    let size = body_size(
+        envoy,
+        abi::BODY_BUFFERED_RESPONSE,
+        abi::BODY_RECEIVED_RESPONSE,
+        same,
+    );
+    // SAFETY: forwarded contract.
+    unsafe {
+        run::<P, H, u32>(
+            envoy,
+            stream,
+            "response_body",
+            Body::Response,
+            None,
+            || abi::STATUS_CONTINUE,
+            |f, p, h| act(f.on_response_body(p, h, size, end_of_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_http_filter_stream_complete`: the filter's `on_log`.
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream.
+pub unsafe fn stream_complete<P: Plugin, H: HttpFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+) {
+    if !H::PHASES.has(Phases::LOG) {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run::<P, H, ()>(
+            envoy,
+            stream,
+            "stream_complete",
+            Body::None,
+            None,
+            || (),
+            |f, p, h| f.on_log(p, h),
+        )
+    };
+}
+
+/// `envoy_dynamic_module_on_http_filter_http_callout_done`: the filter's
+/// `on_http_call_response` (a failed callout has no headers, so its `:status` is absent).
+///
+/// # Safety
+/// `stream` was returned by [`http_filter_new`] for `P`, `H`; `envoy` is its stream; the
+/// header and chunk arrays are Envoy's, valid for the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn http_callout_done<P: Plugin, H: HttpFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) {
+    if !H::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
+        return;
+    }
+    let answer = answer_of(result, headers, headers_len, chunks, chunks_len);
+    let body_size = answer_size(&answer);
+    let token = u32::try_from(callout_id).unwrap_or(u32::MAX);
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run::<P, H, ()>(
+            envoy,
+            stream,
+            "http_callout_done",
+            Body::None,
+            Some(answer),
+            || (),
+            |f, p, h| f.on_http_call_response(p, h, token, body_size),
+        )
+    };
+}
+
+// ----- network filters ------------------------------------------------------------------
+
+/// `envoy_dynamic_module_on_network_filter_config_new`.
+///
+/// # Safety
+/// Envoy's contract: `envoy` is its config object; `config` a valid buffer for the call.
+pub unsafe fn network_filter_config_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    // SAFETY: Envoy's contract for `config`.
+    let bytes = unsafe { config.bytes() }.to_vec();
+    shielded(P::NAME, "network_filter_config_new", null(), || {
+        if TypeId::of::<N>() == TypeId::of::<NoFilter<P>>() {
+            log_line(
+                abi::LOG_CRITICAL - 1,
+                &format!("{}: this module has no network filter", P::NAME),
+            );
+            return null();
+        }
+        configure::<P>(envoy, bytes, true)
+    })
+}
+
+/// `envoy_dynamic_module_on_network_filter_new`.
+///
+/// # Safety
+/// `config` was returned by [`network_filter_config_new`] and is alive; `envoy` is the
+/// connection's filter.
+pub unsafe fn network_filter_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    config: *const c_void,
+    envoy: EnvoyPtr,
+) -> *const c_void {
+    if config.is_null() {
+        return null();
+    }
+    shielded(P::NAME, "network_filter_new", null(), || {
+        let ptr = config.cast::<ModuleConfig>();
+        // SAFETY: as in `http_filter_new`.
+        let config = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        let Some(plugin) = plugin_for::<P>(&config) else {
+            return null();
+        };
+        let filter = {
+            let _in = enter(Current::Connection {
+                envoy,
+                config: ptr,
+                answer: None,
+            });
+            N::create(&plugin)
+        };
+        let stream = Box::new(Stream {
+            config,
+            plugin,
+            filter: Some(filter),
+            closed_during: None,
+        });
+        Box::into_raw(stream).cast_const().cast()
+    })
+}
+
+/// `envoy_dynamic_module_on_network_filter_destroy`.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for the same `P`, `N`, and is not used
+/// again.
+pub unsafe fn network_filter_destroy<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    stream: *const c_void,
+) {
+    if stream.is_null() {
+        return;
+    }
+    shielded(P::NAME, "network_filter_destroy", (), || {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Box::from_raw(stream.cast_mut().cast::<Stream<P, N>>()) });
+    });
+}
+
+/// One callback of connection `stream`, with it as the current context.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+unsafe fn run_net<P: Plugin, N: NetworkFilter<Plugin = P>, R>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    hook: &str,
+    answer: Option<Answer>,
+    on_panic: impl FnOnce() -> R,
+    phase: impl FnOnce(&mut N, &P, &mut NetworkHost) -> R,
+) -> Option<R> {
+    let context = |config| Current::Connection {
+        envoy,
+        config,
+        answer,
+    };
+    // SAFETY: forwarded contract.
+    let result = unsafe {
+        run_as::<P, N, R>(stream, hook, context, on_panic, |f, p| {
+            phase(f, p, &mut NetworkHost::new())
+        })
+    };
+    // A close reported while that callback ran, now that the filter is back.
+    let state = stream.cast_mut().cast::<Stream<P, N>>();
+    // SAFETY: as in `run_as` (one field, no reference kept); `stream` is non-null when
+    // `run_as` ran.
+    let closed = (!stream.is_null())
+        .then(|| unsafe { (*state).closed_during.take() })
+        .flatten();
+    if let Some(peer) = closed {
+        // SAFETY: forwarded contract.
+        let _ = unsafe {
+            run_as::<P, N, ()>(
+                stream,
+                "network_event",
+                context,
+                || (),
+                |f, p| f.on_downstream_close(p, &mut NetworkHost::new(), peer),
+            )
+        };
+    }
+    result
+}
+
+/// A panic in a connection callback: close the connection (it may not have been checked).
+fn fail_connection(envoy: EnvoyPtr) -> u32 {
+    // SAFETY: a plain call on the connection the hook was given.
+    unsafe {
+        abi::envoy_dynamic_module_callback_network_filter_close(envoy, abi::CLOSE_FLUSH_WRITE)
+    };
+    abi::STATUS_STOP
+}
+
+/// `envoy_dynamic_module_on_network_filter_new_connection`: `on_new_connection`.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn new_connection<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+) -> u32 {
+    if !N::PHASES.has(Phases::NEW_CONNECTION) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "new_connection",
+            None,
+            || fail_connection(envoy),
+            |f, p, h| act(f.on_new_connection(p, h)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_read`: `on_downstream_data` (bytes from the
+/// client, `DownstreamData`).
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_read<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    data_length: usize,
+    end_stream: bool,
+) -> u32 {
+    if !N::PHASES.has(Phases::DOWNSTREAM_DATA) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "network_read",
+            None,
+            || fail_connection(envoy),
+            |f, p, h| act(f.on_downstream_data(p, h, data_length, end_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_write`: `on_upstream_data` (bytes from the
+/// upstream towards the client, `UpstreamData`).
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_write<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    data_length: usize,
+    end_stream: bool,
+) -> u32 {
+    if !N::PHASES.has(Phases::UPSTREAM_DATA) {
+        return abi::STATUS_CONTINUE;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_net::<P, N, u32>(
+            envoy,
+            stream,
+            "network_write",
+            None,
+            || abi::STATUS_CONTINUE,
+            |f, p, h| act(f.on_upstream_data(p, h, data_length, end_stream)),
+        )
+    }
+    .unwrap_or(abi::STATUS_CONTINUE)
+}
+
+/// `envoy_dynamic_module_on_network_filter_event`: the downstream connection closing is
+/// `on_downstream_close` (remote or local). Envoy's dynamic-module network ABI reports no
+/// upstream close: `on_upstream_close` is not called in this build.
+///
+/// # Safety
+/// `stream` was returned by [`network_filter_new`] for `P`, `N`; `envoy` is its filter.
+pub unsafe fn network_event<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    event: u32,
+) {
+    let peer = match event {
+        abi::EVENT_REMOTE_CLOSE => PeerType::Remote,
+        abi::EVENT_LOCAL_CLOSE => PeerType::Local,
+        _ => return,
+    };
+    if !N::PHASES.has(Phases::DOWNSTREAM_CLOSE) || stream.is_null() {
+        return;
+    }
+    let state = stream.cast_mut().cast::<Stream<P, N>>();
+    // SAFETY: Envoy's contract; one field, no reference kept.
+    if unsafe { (*state).filter.is_none() } {
+        // Reported from inside another callback of this connection: delivered when it
+        // returns (see `run_net`).
+        // SAFETY: as above.
+        unsafe { (*state).closed_during = Some(peer) };
+        return;
+    }
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run_net::<P, N, ()>(
+            envoy,
+            stream,
+            "network_event",
+            None,
+            || (),
+            |f, p, h| f.on_downstream_close(p, h, peer),
+        )
+    };
+}
+
+/// `envoy_dynamic_module_on_network_filter_http_callout_done`: `on_http_call_response`.
+///
+/// # Safety
+/// As [`http_callout_done`], for a connection.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn network_callout_done<P: Plugin, N: NetworkFilter<Plugin = P>>(
+    envoy: EnvoyPtr,
+    stream: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) {
+    if !N::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
+        return;
+    }
+    let answer = answer_of(result, headers, headers_len, chunks, chunks_len);
+    let body_size = answer_size(&answer);
+    let token = u32::try_from(callout_id).unwrap_or(u32::MAX);
+    // SAFETY: forwarded contract.
+    let _ = unsafe {
+        run_net::<P, N, ()>(
+            envoy,
+            stream,
+            "network_callout_done",
+            Some(answer),
+            || (),
+            |f, p, h| f.on_http_call_response(p, h, token, body_size),
+        )
+    };
+}
+
+fn answer_of(
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) -> Answer {
+    let ok = result == abi::CALLOUT_SUCCESS;
+    Answer {
+        headers: if ok { headers } else { null() },
+        headers_len: if ok { headers_len } else { 0 },
+        chunks: if ok { chunks } else { null() },
+        chunks_len: if ok { chunks_len } else { 0 },
+    }
+}
+
+fn answer_size(answer: &Answer) -> usize {
+    answer_chunks(answer)
+        .iter()
+        .map(|c| c.length)
+        .fold(0usize, usize::saturating_add)
+}
+
+/// The chunks of a callout answer.
+pub(crate) fn answer_chunks(answer: &Answer) -> &[EnvoyBuffer] {
+    if answer.chunks.is_null() || answer.chunks_len == 0 {
+        &[]
+    } else {
+        // SAFETY: Envoy's array, valid during the callout hook this answer belongs to.
+        unsafe { std::slice::from_raw_parts(answer.chunks, answer.chunks_len) }
+    }
+}
+
+/// The headers of a callout answer.
+pub(crate) fn answer_headers(answer: &Answer) -> &[EnvoyHttpHeader] {
+    if answer.headers.is_null() || answer.headers_len == 0 {
+        &[]
+    } else {
+        // SAFETY: as in `answer_chunks`.
+        unsafe { std::slice::from_raw_parts(answer.headers, answer.headers_len) }
+    }
+}
+
+/// The dynamic-module exports of a module: written by `sdk_ext::main!` when the crate is
+/// compiled with `--cfg sdk_ext_dynamic_module` (never by hand).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dynamic_module_exports {
+    ($p:ty, $h:ty, $n:ty) => {
+        const _: () = {
+            use $crate::dynamic_module::abi::{EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr};
+            use $crate::dynamic_module as dm;
+            use ::std::ffi::{c_char, c_void};
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+                dm::program_init()
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+                envoy: EnvoyPtr,
+                name: EnvoyBuffer,
+                config: EnvoyBuffer,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_config_new::<$p, $h>(envoy, name, config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
+                config: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_config_destroy(config) }
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+                _name: EnvoyBuffer,
+                _config: EnvoyBuffer,
+            ) -> *const c_void {
+                dm::http_filter_per_route_config_new(<$p as $crate::Plugin>::NAME)
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
+                _config: *const c_void,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+                config: *const c_void,
+                envoy: EnvoyPtr,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_new::<$p, $h>(config, envoy) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
+                stream: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_destroy::<$p, $h>(stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                end_of_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::request_headers::<$p, $h>(envoy, stream, end_of_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                end_of_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::request_body::<$p, $h>(envoy, stream, end_of_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::request_trailers::<$p, $h>(envoy, stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                end_of_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::response_headers::<$p, $h>(envoy, stream, end_of_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                end_of_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::response_body::<$p, $h>(envoy, stream, end_of_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::response_trailers::<$p, $h>(envoy, stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::stream_complete::<$p, $h>(envoy, stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                callout_id: u64,
+                result: u32,
+                headers: *const EnvoyHttpHeader,
+                headers_len: usize,
+                chunks: *const EnvoyBuffer,
+                chunks_len: usize,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe {
+                    dm::http_callout_done::<$p, $h>(
+                        envoy, stream, callout_id, result, headers, headers_len, chunks, chunks_len,
+                    )
+                }
+            }
+            // Hooks Envoy requires that sdk-ext's filters have no use for.
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+                _: EnvoyPtr, _: *const c_void, _: u64, _: *const EnvoyHttpHeader, _: usize, _: bool,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+                _: EnvoyPtr, _: *const c_void, _: u64, _: *const EnvoyBuffer, _: usize, _: bool,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+                _: EnvoyPtr, _: *const c_void, _: u64, _: *const EnvoyHttpHeader, _: usize,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+                _: EnvoyPtr, _: *const c_void, _: u64,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+                _: EnvoyPtr, _: *const c_void, _: u64, _: u32,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+                _: EnvoyPtr, _: *const c_void, _: u64,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
+            // The network filter (`envoy.filters.network.dynamic_modules`).
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
+                envoy: EnvoyPtr,
+                name: EnvoyBuffer,
+                config: EnvoyBuffer,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_config_new::<$p, $n>(envoy, name, config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_destroy(
+                config: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_config_destroy(config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_new(
+                config: *const c_void,
+                envoy: EnvoyPtr,
+            ) -> *const c_void {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_new::<$p, $n>(config, envoy) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_new_connection(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::new_connection::<$p, $n>(envoy, stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_read(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                data_length: usize,
+                end_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_read::<$p, $n>(envoy, stream, data_length, end_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_write(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                data_length: usize,
+                end_stream: bool,
+            ) -> u32 {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_write::<$p, $n>(envoy, stream, data_length, end_stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_event(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                event: u32,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_event::<$p, $n>(envoy, stream, event) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_destroy(
+                stream: *const c_void,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::network_filter_destroy::<$p, $n>(stream) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_http_callout_done(
+                envoy: EnvoyPtr,
+                stream: *const c_void,
+                callout_id: u64,
+                result: u32,
+                headers: *const EnvoyHttpHeader,
+                headers_len: usize,
+                chunks: *const EnvoyBuffer,
+                chunks_len: usize,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe {
+                    dm::network_callout_done::<$p, $n>(
+                        envoy, stream, callout_id, result, headers, headers_len, chunks, chunks_len,
+                    )
+                }
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_scheduled(
+                _: EnvoyPtr, _: *const c_void, _: u64,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_above_write_buffer_high_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
+            #[unsafe(no_mangle)]
+            pub extern "C" fn envoy_dynamic_module_on_network_filter_below_write_buffer_low_watermark(
+                _: EnvoyPtr, _: *const c_void,
+            ) {
+            }
+        };
+    };
+}
