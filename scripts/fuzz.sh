@@ -32,7 +32,7 @@ for t in $targets; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" fuzz/logs
   log="fuzz/logs/$t.log"
   if ! cargo +nightly fuzz run --fuzz-dir fuzz -O "$t" "fuzz/corpus/$t" -- \
-      -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$seconds" -timeout=10 -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
       >"$log" 2>&1; then
     grep -E -A3 "panicked at|ERROR: libFuzzer|SUMMARY|Failing input" "$log" | cut -c1-400 | head -30
     echo "fuzz: $t FAILED (reproducer in fuzz/artifacts/$t/; log $log)"

@@ -82,6 +82,16 @@ impl Policy {
                     "must not be empty",
                 ));
             }
+            if let Some((line, depth)) = too_deep(&m.rego) {
+                return Err(ConfigError::new(
+                    format!("modules[{i}].rego"),
+                    format!(
+                        "{}:{line}: brackets nested {depth} deep; at most {MAX_NESTING} \
+                         (regorus's parser takes time exponential in the nesting)",
+                        m.name
+                    ),
+                ));
+            }
             engine
                 .add_policy(m.name.clone(), m.rego.clone())
                 .map_err(|e| ConfigError::new(format!("modules[{i}].rego"), rego_error(&e)))?;
@@ -167,6 +177,66 @@ impl Policy {
             _ => EvalError::Failed(one_line(&e.to_string())),
         })
     }
+}
+
+/// How deep `[` and `{` may nest in a module. regorus (0.14) parses each `[`/`{` first as a
+/// comprehension and, when that fails, again as an array, set or object: the time doubles with
+/// every level (found by the `config_opa_policy` fuzz target: 70 nested `[` held `on_configure`
+/// for minutes). Real policies nest a few levels; 12 levels parse in well under a millisecond.
+pub const MAX_NESTING: usize = 12;
+
+/// The first line where `[`/`{` nesting exceeds [`MAX_NESTING`], and that depth; brackets in
+/// strings, raw strings and comments do not count.
+fn too_deep(rego: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut chars = rego.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            let _ = chars.next();
+                        }
+                        '"' | '\n' => {
+                            if c == '\n' {
+                                line += 1;
+                            }
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    match c {
+                        '`' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((line, depth));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn timer(limit: Duration) -> ExecutionTimerConfig {
@@ -281,6 +351,34 @@ mod tests {
         let e = policy("package x\nallow := 1\n", "data.x.nope").unwrap_err();
         assert_eq!(e.field, "query");
         assert!(e.reason.contains("not a rule"), "{}", e.reason);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_regorus_parses_it() {
+        let nested = |d: usize| {
+            format!(
+                "package x\n# [[[[[[[[[[[[[[[[[[[[ in a comment\ns := \"{{{{{{{{{{{{{{{{\"\nallow if {{\n  x := {}1{}\n  x != 2\n}}\n",
+                "[".repeat(d),
+                "]".repeat(d)
+            )
+        };
+        // Up to the bound (the rule's braces count: 1 + 11), it compiles.
+        assert!(policy(&nested(MAX_NESTING - 1), "data.x.allow").is_ok());
+        let e = policy(&nested(MAX_NESTING), "data.x.allow").unwrap_err();
+        assert_eq!(e.field, "modules[0].rego");
+        assert!(
+            e.reason
+                .starts_with("authz.rego:5: brackets nested 13 deep"),
+            "{}",
+            e.reason
+        );
+        // The fuzz finding: 70 unclosed `[`, refused at once.
+        let e = policy(
+            &format!("package x\nallow if {{ t{} }}\n", "[".repeat(70)),
+            "data.x.allow",
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("nested 13 deep"), "{}", e.reason);
     }
 
     #[test]

@@ -82,7 +82,8 @@
 //!   filter built without `regex` may see it on); each `.wasm` has exactly its own.
 //!   [`Engine::is_wasm`] lets a test tell.
 //! - **WASI**: `random_get` is a fixed-seed generator and `clock_time_get` answers the
-//!   emulated clock (Envoy: real randomness and time); no arguments, environment or
+//!   emulated clock for realtime and the real monotonic clock (what `Instant` reads, as
+//!   natively) for monotonic (Envoy: real randomness and time); no arguments, environment or
 //!   preopened files (as Envoy); `proc_exit` traps.
 //! - **Pointers**: a pointer the host cannot read answers `BadArgument` (natively) or,
 //!   for a value the guest cannot allocate, `InvalidMemoryAccess` (both), as Envoy.

@@ -395,9 +395,16 @@ fn define_wasi(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         linker.func_wrap(
             module,
             "clock_time_get",
-            |mut caller: Caller<'_, Guest>, _clock: u32, _precision: u64, time: u32| {
+            |mut caller: Caller<'_, Guest>, clock: u32, _precision: u64, time: u32| {
                 // WASI calls are not host calls: allowed even where proxy_* calls are refused.
-                let now = super::state::now_nanos().unwrap_or(DEFAULT_TIME_NANOS);
+                // The realtime clock is the emulated one; the monotonic clock (what
+                // `std::time::Instant` reads) runs for real, as it does in Envoy and natively,
+                // so in-guest time limits fire.
+                let now = if clock == CLOCK_MONOTONIC {
+                    monotonic_nanos()
+                } else {
+                    super::state::now_nanos().unwrap_or(DEFAULT_TIME_NANOS)
+                };
                 let mut memory = GuestMemory::new(&mut caller);
                 if memory.write(word(time), &now.to_le_bytes()) {
                     ERRNO_SUCCESS
@@ -438,4 +445,14 @@ fn define_wasi(linker: &mut Linker<Guest>) -> wasmtime::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// WASI's `CLOCKID_MONOTONIC`.
+const CLOCK_MONOTONIC: u32 = 1;
+
+/// Nanoseconds of the process's monotonic clock since the first reading.
+fn monotonic_nanos() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
