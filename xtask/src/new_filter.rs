@@ -235,7 +235,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             at.display()
         );
         println!(
-            "  next: cd {} && cargo test --all-features && ./build-wasm.sh   → dist/{name}.wasm",
+            "  next: cd {} && ./build-wasm.sh && cargo test --all-features   (dist/{name}.wasm, then the suite natively and on it)",
             at.display()
         );
         return Ok(());

@@ -369,6 +369,48 @@ pub fn requests() -> usize {
         .unwrap_or(100_000)
 }
 
+/// A hostile request from a varied client, for filters that decide by who asks: the client
+/// address (`source.address`) from everywhere (IPv4 changing with `n`, IPv6, garbage bytes, one
+/// fixed address), and sometimes an `x-forwarded-for` chain, an `x-api-key` of random bytes and
+/// a CORS preflight's `origin` + `access-control-request-method`. A `make` for [`run`].
+pub fn varied_client(g: &mut Hostile, n: usize, emu: &mut Emulator) -> Request {
+    let mut r = g.request();
+    let source = match g.below(4) {
+        0 => format!(
+            "10.{}.{}.{}:{}",
+            n % 251,
+            g.below(256),
+            g.below(256),
+            g.below(65536)
+        ),
+        1 => format!("[2001:db8::{:x}]:443", g.next_u64() & 0xffff),
+        2 => String::from_utf8_lossy(&g.bytes(40)).into_owned(),
+        _ => "203.0.113.7:5000".to_string(),
+    };
+    emu.set_property(&["source", "address"], source);
+    if g.one_in(3) {
+        let xff = format!("{}.{}.0.1, {}", g.below(256), g.below(256), g.below(1000));
+        r.header("x-forwarded-for", xff);
+    }
+    if g.one_in(3) {
+        let key = g.bytes(32);
+        r.header("x-api-key", key);
+    }
+    if g.one_in(4) {
+        let origin = *g
+            .pick(&[
+                "https://app.example.com",
+                "null",
+                "https://evil.example",
+                "",
+            ])
+            .unwrap_or(&"null");
+        r.header("origin", origin);
+        r.header("access-control-request-method", "PUT");
+    }
+    r
+}
+
 /// Sends `count` requests made by `make(generator, n, emu)` through `emu` (started),
 /// recording the answers and the module's memory; `make` may also set host state for the
 /// request (e.g. the client's `source.address`). A trap fails the test inside (naming the
