@@ -773,7 +773,7 @@ mod tests {
         }
         // A different module gives a different image.
         let mut other = fake_wasm();
-        other.push(0);
+        other.extend_from_slice(&[0, 1, 0]); // an empty custom section
         fs::write(dir.join("m.wasm"), other).unwrap();
         let c = package_filter(
             meta(),
