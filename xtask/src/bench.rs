@@ -4160,7 +4160,11 @@ mod policy_tests {
         let ip: serde_json::Value = serde_json::from_str(&ip_filter_config()).unwrap();
         let allow = ip["allow"].as_array().unwrap();
         assert_eq!(allow.len(), CIDRS);
-        assert_eq!(allow.last().unwrap(), "127.0.0.0/8", "the bench client's range");
+        assert_eq!(
+            allow.last().unwrap(),
+            "127.0.0.0/8",
+            "the bench client's range"
+        );
         // The native rows carry the same ranges.
         assert_eq!(native_rbac_cidr_filter_count(), CIDRS);
     }
@@ -4173,7 +4177,9 @@ mod policy_tests {
             },
             jwks: String::new(),
         };
-        native_rbac_cidr_filter(&inputs).matches("remote_ip:").count()
+        native_rbac_cidr_filter(&inputs)
+            .matches("remote_ip:")
+            .count()
     }
 
     #[test]
@@ -4195,7 +4201,14 @@ mod policy_tests {
             .filter(|v| policy_load(v) == PolicyLoad::Preflight)
             .map(|v| v.name)
             .collect();
-        assert_eq!(preflights, ["native-cors-preflight", "cors-preflight", "raw-cors-preflight"]);
+        assert_eq!(
+            preflights,
+            [
+                "native-cors-preflight",
+                "cors-preflight",
+                "raw-cors-preflight"
+            ]
+        );
     }
 }
 

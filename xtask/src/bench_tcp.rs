@@ -41,6 +41,9 @@ pub struct TcpVariant {
 
 pub const TCP_BASELINE: &str = "tcp-no-filter";
 
+/// The load generator's file under the run directory (a copy of this binary).
+const CLIENT_COPY: &str = "bench-tcp-client";
+
 pub const TCP_VARIANTS: &[TcpVariant] = &[
     TcpVariant {
         name: TCP_BASELINE,
@@ -430,7 +433,8 @@ fn bulk_load(addr: SocketAddr, deadline: Instant, connections: usize) -> ClientR
 
 /// Runs the client against `addr`, pinned to the load CPU.
 fn run_client(env: &Env, mode: Mode, addr: SocketAddr, secs: u64) -> Result<ClientResult, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // A copy made when the L4 rows start (a `cargo build` during the run replaces the binary).
+    let exe = env.work.join(CLIENT_COPY);
     let out = env
         .pinned(env.pin.map(|p| p.1), &exe)
         .args([
@@ -492,6 +496,9 @@ pub fn run(env: &Env, opts: &Opts, rows: &[&'static TcpVariant]) -> Result<Vec<T
     if rows.is_empty() {
         return Ok(samples);
     }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    std::fs::copy(&exe, env.work.join(CLIENT_COPY))
+        .map_err(|e| format!("copying {} for the TCP client: {e}", exe.display()))?;
     let echo = start_envoy(env, "tcp-echo", &echo_config(), env.pin.map(|p| p.1))?;
     let modules = &env.inputs.modules;
     for round in 1..=opts.rounds {
