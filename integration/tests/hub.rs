@@ -112,13 +112,51 @@ fn read_yaml(path: &Path) -> Value {
     yaml_to_json(&docs[0])
 }
 
+/// The Istio `WasmPlugin`s a filter gets, as (file stem, `type`, the example file its
+/// `pluginConfig` must be, relative to `filters/<name>/`, or `None` for the hub manifest's
+/// `example`): one per context its manifest lists (`-tcp` for the L4 one beside an HTTP one).
+fn expected_wasmplugins(
+    name: &str,
+    manifest: &Value,
+) -> Vec<(String, &'static str, Option<String>)> {
+    let contexts = manifest["contexts"].as_array().unwrap();
+    let http = contexts.contains(&json!("http"));
+    let network = contexts.contains(&json!("network"));
+    let mut out = Vec::new();
+    if http {
+        let config = manifest["kubernetes"]["example"]
+            .as_str()
+            .map(str::to_string);
+        out.push((name.to_string(), "HTTP", config));
+    }
+    if network {
+        let config = manifest["network"]["example"].as_str().map(str::to_string);
+        assert!(
+            config.is_some(),
+            "{name}: contexts has network but no network.example"
+        );
+        let stem = if http {
+            format!("{name}-tcp")
+        } else {
+            name.to_string()
+        };
+        out.push((stem, "NETWORK", config));
+    }
+    out
+}
+
 /// Checks a `WasmPlugin` against the filter's hub manifest; returns (url, sha256).
 fn check_wasmplugin(path: &Path, name: &str, manifest: &Value) -> (String, String) {
     let y = read_yaml(path);
     let at = path.display();
+    let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let (_, plugin_type, config_file) = expected_wasmplugins(name, manifest)
+        .into_iter()
+        .find(|(s, _, _)| *s == stem)
+        .unwrap_or_else(|| panic!("{at}: filter {name} gets no WasmPlugin named {stem}"));
     assert_eq!(y["apiVersion"], "extensions.istio.io/v1alpha1", "{at}");
     assert_eq!(y["kind"], "WasmPlugin", "{at}");
-    assert_eq!(y["metadata"]["name"], name, "{at}");
+    assert_eq!(y["metadata"]["name"], stem.as_str(), "{at}");
     let spec = &y["spec"];
     let url = spec["url"].as_str().unwrap_or_default().to_string();
     assert!(url.starts_with("oci://"), "{at}: url {url}");
@@ -154,12 +192,7 @@ fn check_wasmplugin(path: &Path, name: &str, manifest: &Value) -> (String, Strin
         spec["pluginName"], manifest["rootId"],
         "{at}: pluginName is the root id"
     );
-    let network_only = manifest["contexts"] == json!(["network"]);
-    assert_eq!(
-        spec["type"],
-        if network_only { "NETWORK" } else { "HTTP" },
-        "{at}: type"
-    );
+    assert_eq!(spec["type"], plugin_type, "{at}: type");
     // Safe defaults: inbound traffic only, a selector that must be edited.
     assert_eq!(
         spec["match"],
@@ -171,8 +204,9 @@ fn check_wasmplugin(path: &Path, name: &str, manifest: &Value) -> (String, Strin
         json!({"matchLabels": {"app": "REPLACE-ME"}}),
         "{at}: selector"
     );
-    // The config is the one fit to deploy (kubernetes.example), else the example.
-    let expected = match manifest["kubernetes"]["example"].as_str() {
+    // The config is the one fit to deploy (kubernetes.example, or for L4 network.example),
+    // else the example.
+    let expected = match config_file {
         Some(rel) => serde_json::from_slice::<Value>(
             &fs::read(repo_root().join("filters").join(name).join(rel)).unwrap(),
         )
@@ -264,14 +298,31 @@ fn checked_in_wasmplugins_have_the_right_shape() {
         if path.extension().is_none_or(|x| x != "yaml") {
             continue;
         }
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let name = if manifests.contains_key(&stem) {
+            stem.clone()
+        } else {
+            stem.strip_suffix("-tcp").unwrap_or(&stem).to_string()
+        };
         let manifest = manifests
             .get(&name)
             .unwrap_or_else(|| panic!("{}: no filter named {name}", path.display()));
         check_wasmplugin(&path, &name, manifest);
         seen += 1;
     }
-    assert!(seen > 0, "no WasmPlugin in {}", dir.display());
+    // Every filter has one WasmPlugin per context (the L4 ones: `type: NETWORK`).
+    let want: usize = manifests
+        .iter()
+        .map(|(n, m)| expected_wasmplugins(n, m).len())
+        .sum();
+    assert_eq!(seen, want, "WasmPlugins in {}", dir.display());
+    assert!(
+        manifests.values().any(|m| m["contexts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("network"))),
+        "no filter with an L4 context: the NETWORK manifests are untested"
+    );
 }
 
 /// One pulled-back image: its manifest and digest.
@@ -456,14 +507,16 @@ fn publish_pull_back_and_serve_from_the_hub() {
             stdout.contains(&compat_digest) && stdout.contains(&oci_digest),
             "{stdout}"
         );
-        let (url, sha) =
-            check_wasmplugin(&istio.join(format!("istio/{name}.yaml")), &name, &manifest);
-        assert_eq!(url, format!("oci://{registry}/{name}:{version}"));
-        assert_eq!(
-            format!("sha256:{sha}"),
-            compat_digest,
-            "WasmPlugin sha256 = manifest digest"
-        );
+        for (stem, _, _) in expected_wasmplugins(&name, &manifest) {
+            let (url, sha) =
+                check_wasmplugin(&istio.join(format!("istio/{stem}.yaml")), &name, &manifest);
+            assert_eq!(url, format!("oci://{registry}/{name}:{version}"));
+            assert_eq!(
+                format!("sha256:{sha}"),
+                compat_digest,
+                "{stem}: WasmPlugin sha256 = manifest digest"
+            );
+        }
 
         // Envoy loads the module from the registry blob URL and behaves exactly like the
         // same filter from dist/, and the filter visibly acts.

@@ -333,14 +333,19 @@ fn hub_manifest(name: &str) -> Value {
         .unwrap()
 }
 
-/// The filter a manifest file belongs to (`<filter>.yaml`, `<filter>-http.yaml`).
+/// The filter a manifest file belongs to (`<filter>.yaml`, `<filter>-http.yaml`, the L4
+/// `<filter>-tcp.yaml`).
 fn filter_of(path: &Path) -> String {
     let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
     let filters = repo_root().join("filters");
     if filters.join(&stem).is_dir() {
         return stem;
     }
-    let base = stem.strip_suffix("-http").unwrap_or(&stem).to_string();
+    let base = stem
+        .strip_suffix("-http")
+        .or_else(|| stem.strip_suffix("-tcp"))
+        .unwrap_or(&stem)
+        .to_string();
     assert!(
         filters.join(&base).is_dir(),
         "{}: no filter named {base}",
@@ -396,6 +401,19 @@ fn the_validator_refuses_what_the_api_server_would() {
         let (v, _) = violations(plane, &base(plane));
         assert!(v.is_empty(), "{}: {v:#?}", plane.dir);
     }
+
+    // Istio's plugin type is an enum: NETWORK (the L4 manifests) passes, a misspelling not.
+    let l4 = manifests(istio)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-tcp.yaml"))
+        .expect("an L4 (type: NETWORK) WasmPlugin");
+    let m = read_yaml(&l4);
+    assert_eq!(m["spec"]["type"], "NETWORK");
+    let (v, _) = violations(istio, &m);
+    assert!(v.is_empty(), "{}: {v:#?}", l4.display());
+    let mut m = read_yaml(&l4);
+    m["spec"]["type"] = json!("TCP");
+    refused(istio, m, "/spec/type");
 
     // Istio: CEL on spec, on selector labels, on the URL; keywords: pattern, enum, unknown field.
     let mut m = base(istio);
@@ -577,6 +595,24 @@ fn generated_manifests_have_safe_defaults() {
                     if !spec["url"].as_str().unwrap().starts_with("oci://") {
                         problem("url is not an oci:// image".into());
                     }
+                    // An L4 plugin is `type: NETWORK` and carries the L4 config.
+                    let l4 = path.to_string_lossy().ends_with("-tcp.yaml");
+                    let want = if l4 { "NETWORK" } else { "HTTP" };
+                    if spec["type"] != want {
+                        problem(format!("type {}, expected {want}", spec["type"]));
+                    }
+                    if l4 {
+                        let rel = hub["network"]["example"].as_str().unwrap_or_default();
+                        let file = repo_root().join("filters").join(&name).join(rel);
+                        let config: Value = serde_json::from_slice(&fs::read(&file).unwrap())
+                            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                        if spec["pluginConfig"] != config {
+                            problem(format!("pluginConfig is not {name}'s network.example"));
+                        }
+                    }
+                }
+                "envoy-gateway" | "higress" if path.to_string_lossy().ends_with("-tcp.yaml") => {
+                    problem("an L4 manifest for a control plane without network wasm".into());
                 }
                 "envoy-gateway" => {
                     let want = json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": PLACEHOLDER}]);

@@ -145,21 +145,25 @@ fn every_filter_has_one_name_everywhere() {
         ("envoy-gateway", "rootID"),
     ] {
         for name in filters() {
-            let text = read(
-                &repo_root()
-                    .join("envoy-configs")
-                    .join(dir)
-                    .join(format!("{name}.yaml")),
-            );
-            if !text.contains(&format!("{key}: \"{name}\"")) {
-                problems.push(format!(
-                    "envoy-configs/{dir}/{name}.yaml: {key} is not {name:?}"
-                ));
+            // The L4 WasmPlugin (`<name>-tcp.yaml`, where the filter has one) too.
+            let l4 = repo_root()
+                .join("envoy-configs")
+                .join(dir)
+                .join(format!("{name}-tcp.yaml"));
+            let mut files = vec![format!("{name}.yaml")];
+            if l4.is_file() {
+                files.push(format!("{name}-tcp.yaml"));
             }
-            if !text.contains(&format!("/{name}:")) {
-                problems.push(format!(
-                    "envoy-configs/{dir}/{name}.yaml: the image is not {name}"
-                ));
+            for file in files {
+                let text = read(&repo_root().join("envoy-configs").join(dir).join(&file));
+                if !text.contains(&format!("{key}: \"{name}\"")) {
+                    problems.push(format!("envoy-configs/{dir}/{file}: {key} is not {name:?}"));
+                }
+                if !text.contains(&format!("/{name}:")) {
+                    problems.push(format!(
+                        "envoy-configs/{dir}/{file}: the image is not {name}"
+                    ));
+                }
             }
         }
     }

@@ -983,9 +983,12 @@ impl RequestMatcher {
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
-        if !one_of(&self.route_names, req.route_name())
-            || !one_of(&self.virtual_hosts, req.virtual_host_name())
-            || !one_of(&self.clusters, req.cluster_name())
+        // Each name list is checked only when set: an argument is evaluated before the call,
+        // so `one_of(&[], req.route_name())` would still read the property from the host.
+        if (!self.route_names.is_empty() && !one_of(&self.route_names, req.route_name()))
+            || (!self.virtual_hosts.is_empty()
+                && !one_of(&self.virtual_hosts, req.virtual_host_name()))
+            || (!self.clusters.is_empty() && !one_of(&self.clusters, req.cluster_name()))
         {
             return false;
         }
@@ -1056,6 +1059,49 @@ mod tests {
     #[test]
     fn empty_match_matches_everything() {
         assert!(m("{}").matches(&mut RequestData::default()));
+    }
+
+    /// A request that counts what it is asked for (each read is a host call in a filter).
+    #[derive(Default)]
+    struct Counting {
+        reads: Vec<&'static str>,
+        data: RequestData,
+    }
+    impl Request for Counting {
+        fn header(&mut self, name: &str) -> Option<&[u8]> {
+            self.reads.push("header");
+            self.data.header(name)
+        }
+        fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
+            self.reads.push("header_values");
+            self.data.header_values(name)
+        }
+        fn source_address(&mut self) -> Option<&[u8]> {
+            self.reads.push("source_address");
+            None
+        }
+        fn route_name(&mut self) -> Option<&[u8]> {
+            self.reads.push("route_name");
+            Some(b"r")
+        }
+        fn virtual_host_name(&mut self) -> Option<&[u8]> {
+            self.reads.push("virtual_host_name");
+            Some(b"v")
+        }
+        fn cluster_name(&mut self) -> Option<&[u8]> {
+            self.reads.push("cluster_name");
+            Some(b"c")
+        }
+    }
+
+    #[test]
+    fn a_match_reads_only_what_its_conditions_need() {
+        let mut req = Counting::default();
+        assert!(m("{}").matches(&mut req));
+        assert!(req.reads.is_empty(), "{:?}", req.reads);
+        let mut req = Counting::default();
+        assert!(m(r#"{"route_names":["r"]}"#).matches(&mut req));
+        assert_eq!(req.reads, ["route_name"]);
     }
 
     #[test]

@@ -230,6 +230,16 @@ pub struct KubernetesExample {
     pub note: String,
 }
 
+/// The L4 side of a filter that registers a network context: the plugin config its
+/// network filter (`envoy.filters.network.wasm`, Istio `type: NETWORK`) is deployed with.
+/// An HTTP example seldom fits there (per-route rules need a request), so it is its own file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkExample {
+    /// The L4 plugin config: a file under the crate's `examples/` (checked like the others).
+    pub example: String,
+}
+
 /// What happens when the VM fails (Envoy's `failure_policy`; Istio's `failStrategy` is
 /// `FAIL_CLOSE` / `FAIL_OPEN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -274,6 +284,10 @@ pub struct HubManifest {
     /// The config for the Kubernetes manifests, when `example` is not fit to deploy.
     #[serde(default)]
     pub kubernetes: Option<KubernetesExample>,
+    /// The L4 config (required when `contexts` has `network`): what the generated Istio
+    /// `WasmPlugin` of `type: NETWORK` carries.
+    #[serde(default)]
+    pub network: Option<NetworkExample>,
 }
 
 /// The ABI versions the proxy-wasm Rust SDK can export.
@@ -340,6 +354,25 @@ pub fn load_manifest(pkg: &PackageInfo, root_id: &str) -> Result<HubManifest, St
     }
     if m.contexts.is_empty() {
         problems.push("contexts must list http and/or network".into());
+    }
+    match (&m.network, m.contexts.contains(&Context::Network)) {
+        (Some(n), true) => {
+            let file = crate_dir.join(&n.example);
+            if !n.example.starts_with("examples/") || n.example.contains("..") || !file.is_file() {
+                problems.push(format!(
+                    "network.example {:?} is not a file under examples/",
+                    n.example
+                ));
+            }
+        }
+        (None, true) => problems.push(
+            "contexts has network: name its L4 config in network.example (a file under examples/)"
+                .into(),
+        ),
+        (Some(_), false) => {
+            problems.push("network.example is set but contexts has no network".into())
+        }
+        (None, false) => {}
     }
     if !KNOWN_ABI_VERSIONS.contains(&m.abi_version.as_str()) {
         problems.push(format!(

@@ -68,6 +68,14 @@
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
 //! Ctrl-C.
 
+#[path = "bench_tcp.rs"]
+mod tcp;
+
+/// `xtask bench-tcp-client`: the L4 rows' load generator (see `bench_tcp.rs`).
+pub fn tcp_client(args: &[String]) -> Result<(), String> {
+    tcp::client(args)
+}
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
@@ -96,6 +104,10 @@ const USAGE: &str =
                 budget that never limits: one bucket, and a per-client descriptor (-client)
     route       the per-route rows (filter disabled in the chain, enabled on one route)
     opa         the OPA rows (native rbac, opa-policy and ext_authz with the same 10 rules)
+    policy      cors vs native cors (actual cross-origin request, preflight), ip-filter with
+                10 000 CIDRs vs native rbac (HTTP) and, at L4, vs the network rbac before
+                tcp_proxy (connections/s, bulk MB/s), request-block with 50 patterns; each
+                with its raw-ABI floor
     jwt         the JWT rows (native jwt_authn vs jwt-auth, RS256/ES256, same token/pool of 1000)
     dynmod      the dynamic-module rows (*-dynmod*) and the native rows they are held to
                 (native-header_mutation, native-jwt-*)
@@ -272,6 +284,179 @@ const OPA_RBAC_CONFIG: &str = include_str!("../../filters/opa-policy/examples/rb
 const OPA_POLICY_SIZE_TARGET: u64 = 1_500_000;
 /// The path the OPA rows deny (no rule matches it: no `x-remove-me`).
 const OPA_DENIED: (&str, u16) = ("/denied", 403);
+
+/// The `policy` group (issue 13): cors, ip-filter and request-block against Envoy's native
+/// equivalents and their raw-ABI floors; the L4 rows are in `bench_tcp.rs`.
+const POLICY_GROUP: &str = "policy";
+const POLICY_ROWS: &[&str] = &[
+    "native-cors",
+    "cors",
+    "raw-cors",
+    "native-cors-preflight",
+    "cors-preflight",
+    "raw-cors-preflight",
+    "native-rbac-cidr10k",
+    "native-rbac-matcher-cidr10k",
+    "ip-filter-cidr10k",
+    "raw-ipfilter",
+    "request-block-50",
+    "raw-requestblock",
+];
+/// The origin of every CORS request of the bench (allowed by every CORS row's policy).
+const CORS_ORIGIN: &str = "https://app.example.com";
+/// The CORS policy of the cors rows (Envoy's `CorsPolicy` fields, the same for native).
+const CORS_CONFIG: &str = r#"{"rules":[{"name":"bench","allow_origin_string_match":[{"exact":"https://app.example.com"}],"allow_methods":"GET, POST, PUT","allow_headers":"content-type, x-request-id","expose_headers":"x-request-id","max_age":"600","allow_credentials":true}]}"#;
+/// The CIDR count of the ip-filter rows.
+const CIDRS: usize = 10_000;
+/// The request-block rows' pattern count.
+const REQUEST_BLOCK_PATTERNS: usize = 50;
+/// Size targets of the policy filters' `.wasm` (bytes).
+const POLICY_SIZE_TARGETS: &[(&str, u64)] = &[
+    ("cors.wasm", 100_000),
+    ("ip-filter.wasm", 100_000),
+    ("request-block.wasm", 400_000),
+];
+
+/// How a policy row's requests look.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PolicyLoad {
+    /// GET / (the other rows' load).
+    Plain,
+    /// GET / with `Origin` (an actual cross-origin request: the response gets CORS headers).
+    Cors,
+    /// A CORS preflight: OPTIONS with `Origin`, `Access-Control-Request-Method` and
+    /// `-Headers` (wrk script; h2load sends only GET, so these rows have no moderate samples).
+    Preflight,
+}
+
+fn policy_load(v: &Variant) -> PolicyLoad {
+    match v.name {
+        "native-cors" | "cors" | "raw-cors" => PolicyLoad::Cors,
+        "native-cors-preflight" | "cors-preflight" | "raw-cors-preflight" => PolicyLoad::Preflight,
+        _ => PolicyLoad::Plain,
+    }
+}
+
+/// The preflight rows' wrk script, under `target/bench/`.
+const PREFLIGHT_SCRIPT: &str = "cors-preflight.lua";
+
+/// The wrk script of the preflight rows.
+fn preflight_script() -> String {
+    format!(
+        "wrk.method = \"OPTIONS\"\nwrk.headers[\"Origin\"] = \"{CORS_ORIGIN}\"\n\
+         wrk.headers[\"Access-Control-Request-Method\"] = \"POST\"\n\
+         wrk.headers[\"Access-Control-Request-Headers\"] = \"content-type\"\n\
+         wrk.headers[\"x-remove-me\"] = \"1\"\n"
+    )
+}
+
+/// What the front's `plain` route carries for a row (native cors: its `CorsPolicy`, per
+/// route, as Envoy's cors filter reads it).
+fn route_extra(v: &Variant) -> String {
+    if !v.name.starts_with("native-cors") {
+        return String::new();
+    }
+    r#"                typed_per_filter_config:
+                  envoy.filters.http.cors:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                    allow_origin_string_match: [{ exact: "https://app.example.com" }]
+                    allow_methods: "GET, POST, PUT"
+                    allow_headers: "content-type, x-request-id"
+                    expose_headers: "x-request-id"
+                    max_age: "600"
+                    allow_credentials: true
+"#
+    .to_string()
+}
+
+/// The 10 000 ranges of the ip-filter rows, in address order: 9 999 `/24`s of 10.0.0.0/8
+/// (10.0.0.0/24, 10.0.1.0/24, ...) and, last, 127.0.0.0/8: the bench client's. A list ordered
+/// by address puts it there; a linear matcher (native rbac's policy principals) walks every
+/// range before it, a trie (rbac's `matcher`, ip-filter's table) does not.
+fn cidrs() -> Vec<(String, u8)> {
+    let mut out: Vec<(String, u8)> = (0..CIDRS as u32 - 1)
+        .map(|i| (format!("10.{}.{}.0", (i >> 8) & 255, i & 255), 24))
+        .collect();
+    out.push(("127.0.0.0".to_string(), 8));
+    out
+}
+
+/// The ip-filter bench config: allow the 10 000 ranges, deny the rest.
+fn ip_filter_config() -> String {
+    let allow: Vec<String> = cidrs().iter().map(|(a, n)| format!("{a}/{n}")).collect();
+    serde_json::json!({ "allow": allow }).to_string()
+}
+
+/// The address a policy check sends as `X-Forwarded-For` to be refused: with the front's
+/// `use_remote_address: false` (Envoy's default) it is the downstream remote address, which
+/// both ip-filter (`source.address`) and rbac's `remote_ip` judge.
+const OUTSIDE_CLIENT: &str = "192.0.2.1";
+
+/// request-block's 50 patterns: 20 on the path, 15 on the query, 15 on three headers; none
+/// matches the load (GET / with `x-remove-me`), `/admin` is blocked (the check).
+fn request_block_config() -> String {
+    let mut rules =
+        vec![serde_json::json!({"name": "r00", "in": "path", "pattern": {"prefix": "/admin"}})];
+    let mut add = |location: &str, header: Option<&str>, pattern: serde_json::Value| {
+        let mut r = serde_json::json!({"name": format!("r{:02}", rules.len()), "in": location, "pattern": pattern});
+        if let Some(h) = header {
+            r["header"] = serde_json::json!(h);
+        }
+        rules.push(r);
+    };
+    for i in 0..7 {
+        add(
+            "path",
+            None,
+            serde_json::json!({"prefix": format!("/internal-{i}/")}),
+        );
+        add(
+            "path",
+            None,
+            serde_json::json!({"suffix": format!(".bak{i}")}),
+        );
+    }
+    for i in 0..5 {
+        add(
+            "path",
+            None,
+            serde_json::json!({"safe_regex": {"regex": format!("/\\.(git|env|svn){i}(/|$)")}}),
+        );
+    }
+    for i in 0..8 {
+        add(
+            "query",
+            None,
+            serde_json::json!({"contains": format!("../{i}")}),
+        );
+    }
+    for i in 0..7 {
+        add(
+            "query",
+            None,
+            serde_json::json!({"safe_regex": {"regex": format!("(?i)union\\s+select{i}")}}),
+        );
+    }
+    for i in 0..5 {
+        add(
+            "header",
+            Some("user-agent"),
+            serde_json::json!({"safe_regex": {"regex": format!("(?i)sqlmap{i}|nikto{i}")}}),
+        );
+        add(
+            "header",
+            Some("x-api-version"),
+            serde_json::json!({"contains": format!("${{jndi:{i}")}),
+        );
+        add(
+            "header",
+            Some("referer"),
+            serde_json::json!({"prefix": format!("http://evil-{i}.example")}),
+        );
+    }
+    rules.truncate(REQUEST_BLOCK_PATTERNS);
+    serde_json::json!({"rules": rules, "status": 403, "message": "request blocked"}).to_string()
+}
 
 const NATIVE_JWT_STATS: &[&str] = &["http.front.jwt_authn.allowed"];
 const JWT_AUTH_STATS: &[&str] = &[
@@ -575,6 +760,95 @@ const VARIANTS: &[Variant] = &[
         route: None,
         floor: None,
     },
+    policy_variant("native-cors", native_cors_filter, &[], None, None, None),
+    policy_variant(
+        "cors",
+        cors_filter,
+        &["wasmcustom.cors.origin_valid"],
+        Some(Module::Dist("cors.wasm")),
+        None,
+        Some("raw-cors"),
+    ),
+    policy_variant(
+        "raw-cors",
+        raw_cors_filter,
+        &["wasmcustom.raw_cors.origin_valid"],
+        Some(Module::Bench("raw-cors")),
+        None,
+        None,
+    ),
+    policy_variant(
+        "native-cors-preflight",
+        native_cors_filter,
+        &[],
+        None,
+        None,
+        None,
+    ),
+    policy_variant(
+        "cors-preflight",
+        cors_filter,
+        &["wasmcustom.cors.preflight"],
+        Some(Module::Dist("cors.wasm")),
+        None,
+        Some("raw-cors-preflight"),
+    ),
+    policy_variant(
+        "raw-cors-preflight",
+        raw_cors_filter,
+        &["wasmcustom.raw_cors.preflight"],
+        Some(Module::Bench("raw-cors")),
+        None,
+        None,
+    ),
+    policy_variant(
+        "native-rbac-cidr10k",
+        native_rbac_cidr_filter,
+        &["http.front.rbac.allowed"],
+        None,
+        None,
+        None,
+    ),
+    policy_variant(
+        "native-rbac-matcher-cidr10k",
+        native_rbac_matcher_filter,
+        &["http.front.rbac.allowed"],
+        None,
+        None,
+        None,
+    ),
+    policy_variant(
+        "ip-filter-cidr10k",
+        ip_filter_filter,
+        &["wasmcustom.ip_filter.allowed"],
+        Some(Module::Dist("ip-filter.wasm")),
+        None,
+        Some("raw-ipfilter"),
+    ),
+    policy_variant(
+        "raw-ipfilter",
+        raw_ipfilter_filter,
+        &["wasmcustom.raw_ipfilter.allowed"],
+        Some(Module::Bench("raw-ipfilter")),
+        None,
+        None,
+    ),
+    policy_variant(
+        "request-block-50",
+        request_block_filter,
+        &["wasmcustom.request_block.allowed"],
+        Some(Module::Dist("request-block.wasm")),
+        Some(("/admin", 403)),
+        Some("raw-requestblock"),
+    ),
+    policy_variant(
+        "raw-requestblock",
+        raw_requestblock_filter,
+        &["wasmcustom.raw_requestblock.allowed"],
+        Some(Module::Bench("raw-requestblock")),
+        Some(("/admin", 403)),
+        None,
+    ),
     native_jwt_variant("native-jwt-rs256-same", Alg::Rs256, false),
     jwt_auth_variant("jwt-auth-rs256-same", Alg::Rs256, false),
     native_jwt_variant("native-jwt-es256-same", Alg::Es256, false),
@@ -692,6 +966,165 @@ fn raw_ratelimit_client_filter(i: &Inputs) -> String {
         "",
         "per-client",
         &i.modules.path(Module::Bench("raw-ratelimit")),
+    )
+}
+
+/// A `policy` row (see [`POLICY_ROWS`]).
+const fn policy_variant(
+    name: &'static str,
+    filters: fn(&Inputs) -> String,
+    stats: &'static [&'static str],
+    wasm: Option<Module>,
+    denied: Option<(&'static str, u16)>,
+    floor: Option<&'static str>,
+) -> Variant {
+    Variant {
+        name,
+        filters,
+        edits: Edits::None,
+        stats,
+        wasm,
+        denied,
+        jwt: None,
+        route: None,
+        floor,
+    }
+}
+
+/// Envoy's `cors` filter; the policy is on the route ([`route_extra`]).
+fn native_cors_filter(_: &Inputs) -> String {
+    r#"          - name: envoy.filters.http.cors
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors
+"#
+    .to_string()
+}
+
+fn cors_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "cors",
+        "cors",
+        CORS_CONFIG,
+        &i.modules.path(Module::Dist("cors.wasm")),
+    )
+}
+
+/// cors' host calls through the bare ABI (`bench/raw-cors`).
+fn raw_cors_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-cors",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-cors")),
+    )
+}
+
+/// Envoy's `rbac` (HTTP), ALLOW: one policy whose principals are the 10 000 ranges
+/// (`remote_ip`, the downstream remote address, as ip-filter's `source.address`), any
+/// permission. Envoy checks the principals in order.
+fn native_rbac_cidr_filter(_: &Inputs) -> String {
+    let mut ids = String::new();
+    for (a, n) in cidrs() {
+        let _ = write!(
+            ids,
+            "\n                        - remote_ip: {{ address_prefix: \"{a}\", prefix_len: {n} }}"
+        );
+    }
+    format!(
+        r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  cidrs:
+                    permissions: [{{ any: true }}]
+                    principals:
+                    - or_ids:
+                        ids:{ids}
+"#
+    )
+}
+
+/// The same ranges through rbac's `matcher` (the unified matcher API): one IP range matcher
+/// (`xds.type.matcher.v3.IPMatcher`, a trie) on the downstream remote address.
+fn native_rbac_matcher_filter(_: &Inputs) -> String {
+    let mut ranges = String::new();
+    for (a, n) in cidrs() {
+        let _ = write!(
+            ranges,
+            "\n                        - {{ address_prefix: \"{a}\", prefix_len: {n} }}"
+        );
+    }
+    format!(
+        r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              matcher:
+                matcher_tree:
+                  input:
+                    name: remote-ip
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.SourceIPInput
+                  custom_match:
+                    name: ip-ranges
+                    typed_config:
+                      "@type": type.googleapis.com/xds.type.matcher.v3.IPMatcher
+                      range_matchers:
+                      - ranges:{ranges}
+                        on_match:
+                          action:
+                            name: allow
+                            typed_config:
+                              "@type": type.googleapis.com/envoy.config.rbac.v3.Action
+                              name: allow
+                              action: ALLOW
+                on_no_match:
+                  action:
+                    name: deny
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.config.rbac.v3.Action
+                      name: deny
+                      action: DENY
+"#
+    )
+}
+
+fn ip_filter_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "ip-filter",
+        "ip-filter",
+        &ip_filter_config(),
+        &i.modules.path(Module::Dist("ip-filter.wasm")),
+    )
+}
+
+/// ip-filter's host calls through the bare ABI (`bench/raw-ipfilter`).
+fn raw_ipfilter_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-ipfilter",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-ipfilter")),
+    )
+}
+
+fn request_block_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "request-block",
+        "request-block",
+        &request_block_config(),
+        &i.modules.path(Module::Dist("request-block.wasm")),
+    )
+}
+
+/// request-block's host calls through the bare ABI (`bench/raw-requestblock`).
+fn raw_requestblock_filter(i: &Inputs) -> String {
+    wasm_filter(
+        "raw-requestblock",
+        "",
+        "",
+        &i.modules.path(Module::Bench("raw-requestblock")),
     )
 }
 
@@ -1092,6 +1525,17 @@ static_resources:
 /// the name of a (disabled) filter entry that the `filtered` route, selected by
 /// [`ROUTE_HEADER`], enables with `typed_per_filter_config` (`FilterConfig`, `config: {}`).
 fn front_config(filters: &str, upstream: SocketAddr, enable_on_route: Option<&str>) -> String {
+    front_config_with(filters, upstream, enable_on_route, "")
+}
+
+/// [`front_config`] with `plain_extra` (YAML at the `plain` route's field indentation) added
+/// to the `plain` route.
+fn front_config_with(
+    filters: &str,
+    upstream: SocketAddr,
+    enable_on_route: Option<&str>,
+    plain_extra: &str,
+) -> String {
     let filtered = match enable_on_route {
         Some(entry) => format!(
             r#"              - name: filtered
@@ -1133,7 +1577,7 @@ static_resources:
 {filtered}              - name: plain
                 match: {{ prefix: "/" }}
                 route: {{ cluster: upstream }}
-          http_filters:
+{plain_extra}          http_filters:
 {filters}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
@@ -1249,11 +1693,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     .filter(|s| !s.is_empty())
                     .collect();
                 for n in &names {
-                    if !VARIANTS.iter().any(|v| selects(n, v)) {
+                    if !VARIANTS.iter().any(|v| selects(n, v))
+                        && !tcp::TCP_VARIANTS.iter().any(|v| tcp::selects(n, v))
+                    {
                         let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
                         return Err(format!(
                             "--only: {n:?} names no variant (groups: {HEADERS_GROUP}, {FLOORS_GROUP}, \
-                             {ROUTE_GROUP}, {OPA_GROUP}, {JWT_GROUP}; \
+                             {ROUTE_GROUP}, {OPA_GROUP}, {JWT_GROUP}, {RATELIMIT_GROUP}, {DYNMOD_GROUP}, {POLICY_GROUP}; \
                              `*` matches any characters; variants: {})",
                             known.join(", ")
                         ));
@@ -1279,6 +1725,7 @@ fn selects(item: &str, v: &Variant) -> bool {
                 && v.name != BASELINE
                 && !RATELIMIT_ROWS.contains(&v.name)
                 && !OPA_ROWS.contains(&v.name)
+                && !POLICY_ROWS.contains(&v.name)
                 && !is_dynmod(v)
         }
         RATELIMIT_GROUP => RATELIMIT_ROWS.contains(&v.name),
@@ -1288,6 +1735,7 @@ fn selects(item: &str, v: &Variant) -> bool {
             is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
         }
         OPA_GROUP => OPA_ROWS.contains(&v.name),
+        POLICY_GROUP => POLICY_ROWS.contains(&v.name),
         _ if item.contains('*') => glob_match(item, v.name),
         _ => item == v.name,
     }
@@ -1588,11 +2036,20 @@ impl Response {
 }
 
 fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
-    let err = |e: std::io::Error| format!("GET http://{addr}{path}: {e}");
+    http_request(addr, "GET", path, headers)
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, String> {
+    let err = |e: std::io::Error| format!("{method} http://{addr}{path}: {e}");
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(err)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(err)?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n");
     for (k, v) in headers {
         let _ = write!(req, "{k}: {v}\r\n");
     }
@@ -1791,6 +2248,78 @@ fn verify_as(
                 )))
             }
         }
+    }
+    Ok(())
+}
+
+/// The policy rows' own checks, before [`verify`] (whose counters they move): a cors row
+/// answers an actual cross-origin request with its CORS headers and a preflight locally
+/// (200, the CORS headers, not proxied: no upstream echo); an ip-filter / rbac row answers 200
+/// to the bench client and 403 to a client outside its ranges.
+fn verify_policy(v: &Variant, front: &Envoy) -> Result<(), String> {
+    let ctx = |what: String| format!("variant {}: {what}", v.name);
+    match v.name {
+        "native-cors"
+        | "cors"
+        | "raw-cors"
+        | "native-cors-preflight"
+        | "cors-preflight"
+        | "raw-cors-preflight" => {
+            let r = http_get(front.listener, "/check", &[("origin", CORS_ORIGIN)]).map_err(ctx)?;
+            let want = [
+                ("access-control-allow-origin", CORS_ORIGIN),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-expose-headers", "x-request-id"),
+            ];
+            for (h, value) in want {
+                if r.status != 200 || r.header(h) != Some(value) {
+                    return Err(ctx(format!(
+                        "a cross-origin GET answered {} with {h} = {:?}, want 200 and {value:?}",
+                        r.status,
+                        r.header(h)
+                    )));
+                }
+            }
+            let r = http_request(
+                front.listener,
+                "OPTIONS",
+                "/check",
+                &[
+                    ("origin", CORS_ORIGIN),
+                    ("access-control-request-method", "POST"),
+                    ("access-control-request-headers", "content-type"),
+                ],
+            )
+            .map_err(ctx)?;
+            let methods = r.header("access-control-allow-methods").unwrap_or("");
+            if r.status != 200
+                || r.header("access-control-allow-origin") != Some(CORS_ORIGIN)
+                || !methods.contains("POST")
+                || r.header("x-seen-remove").is_some()
+                || !r.body.is_empty()
+            {
+                return Err(ctx(format!(
+                    "a preflight answered {} (allow-origin {:?}, allow-methods {methods:?}, \
+                     body {:?}, upstream echo {:?}); want 200, the CORS headers, answered locally",
+                    r.status,
+                    r.header("access-control-allow-origin"),
+                    r.body,
+                    r.header("x-seen-remove")
+                )));
+            }
+        }
+        "native-rbac-cidr10k" | "native-rbac-matcher-cidr10k" | "ip-filter-cidr10k" => {
+            let r = http_get(front.listener, "/", &[]).map_err(ctx)?;
+            let outside = http_get(front.listener, "/", &[("x-forwarded-for", OUTSIDE_CLIENT)])
+                .map_err(ctx)?;
+            if r.status != 200 || outside.status != 403 {
+                return Err(ctx(format!(
+                    "the bench client got {}, a client at {OUTSIDE_CLIENT} got {}; want 200 and 403",
+                    r.status, outside.status
+                )));
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -2416,6 +2945,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let root = crate::repo_root();
 
     let selected = selected_variants(opts.only.as_deref());
+    let tcp_rows = tcp::selected(opts.only.as_deref());
 
     // Tools and inputs.
     let envoy = std::env::var_os("ENVOY_BIN")
@@ -2447,13 +2977,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
         bench: out_dir.clone(),
     };
     fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
-    for v in &selected {
-        match v.wasm {
+    let tcp_modules = tcp_rows.iter().filter_map(|v| v.wasm.map(|m| (v.name, m)));
+    let http_modules = selected.iter().filter_map(|v| v.wasm.map(|m| (v.name, m)));
+    let mut built: Vec<&str> = Vec::new();
+    for (name, wasm) in http_modules.chain(tcp_modules) {
+        // One build per bench package, whichever rows use it.
+        if let Module::Bench(package) | Module::BenchNative(package) = wasm {
+            if built.contains(&package) {
+                continue;
+            }
+            built.push(package);
+        }
+        match Some(wasm) {
             Some(m @ Module::Dist(_)) if !modules.path(m).is_file() => {
                 return Err(format!(
                     "{} missing (variant {}): build the filters first (`cargo run -p xtask -- build`)",
                     modules.path(m).display(),
-                    v.name
+                    name
                 ));
             }
             Some(m @ Module::BenchNative(package)) => {
@@ -2464,7 +3004,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 }
                 fs::copy(&built, &dest).map_err(|e| format!("copying {}: {e}", built.display()))?;
-                eprintln!("bench: built {} for variant {}", dest.display(), v.name);
+                eprintln!("bench: built {} for variant {}", dest.display(), name);
             }
             Some(m @ Module::Bench(package)) => {
                 let manifest = root.join("bench").join(package).join("Cargo.toml");
@@ -2472,7 +3012,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 eprintln!(
                     "bench: built {} ({size} bytes) for variant {}",
                     modules.path(m).display(),
-                    v.name
+                    name
                 );
             }
             _ => {}
@@ -2554,6 +3094,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    if selected
+        .iter()
+        .any(|v| policy_load(v) == PolicyLoad::Preflight)
+    {
+        let script = out_dir.join(PREFLIGHT_SCRIPT);
+        fs::write(&script, preflight_script())
+            .map_err(|e| format!("writing {}: {e}", script.display()))?;
+    }
     let work = out_dir.join("run");
     fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let env = Env {
@@ -2600,10 +3148,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let Some(&v) = selected.get((k + round - 1) % selected.len()) else {
                 continue;
             };
-            let config = front_config(
+            let config = front_config_with(
                 &(v.filters)(&env.inputs),
                 upstream.listener,
                 v.route.map(|r| r.filter),
+                &route_extra(v),
             );
             let front = start_envoy(
                 &env,
@@ -2621,8 +3170,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             if v.jwt.is_some() && token.is_none() {
                 return Err(format!("variant {}: no token minted", v.name));
             }
+            verify_policy(v, &front)?;
             verify(v, &front, token)?;
-            let script = v.jwt.map(|l| l.script(&out_dir));
+            let preflight = policy_load(v) == PolicyLoad::Preflight;
+            let script = v
+                .jwt
+                .map(|l| l.script(&out_dir))
+                .or_else(|| preflight.then(|| out_dir.join(PREFLIGHT_SCRIPT)));
             // Per-route rows whose load avoids the filter: its counter must not move.
             let quiet_stat = match v.route {
                 Some(r) if !r.load_on => v
@@ -2647,6 +3201,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             if v.route.is_some_and(|r| r.load_on) {
                 headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
             }
+            if policy_load(v) == PolicyLoad::Cors {
+                headers.push(("origin", CORS_ORIGIN.to_string()));
+            }
             let load = Load {
                 script: script.as_deref(),
                 headers,
@@ -2665,7 +3222,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             for kind in [Kind::Saturated, Kind::Moderate] {
                 // h2load sends fixed headers: a pool of tokens cannot be paced this way.
-                let pool = v.jwt.is_some_and(|l| l.pool);
+                let pool = v.jwt.is_some_and(|l| l.pool) || preflight;
                 if kind == Kind::Moderate && (opts.rate == 0 || pool) {
                     continue;
                 }
@@ -2706,6 +3263,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     drop(upstream);
+    let tcp_samples = tcp::run(&env, &opts, &tcp_rows)?;
     let leftovers: Vec<u32> = started_pids
         .iter()
         .copied()
@@ -2762,6 +3320,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         dist: &dist,
         exports: &exports,
     });
+    let mut report = report;
+    tcp::render(&mut report, &tcp_samples, &tcp_rows);
     print!("{report}");
     let results = out_dir.join("results.md");
     fs::write(&results, &report).map_err(|e| format!("writing {}: {e}", results.display()))?;
@@ -3270,6 +3830,9 @@ fn render(r: &RunInfo) -> String {
         ("rate-limit", "raw-ratelimit"),
         ("rate-limit-client", "raw-ratelimit-client"),
         ("header-rules-dynmod", "raw-dynmod"),
+        ("cors", "raw-cors"),
+        ("ip-filter-cidr10k", "raw-ipfilter"),
+        ("request-block-50", "raw-requestblock"),
     ] {
         let Some(v) = find(filter) else { continue };
         if find(floor).is_none() {
@@ -3377,6 +3940,62 @@ fn render(r: &RunInfo) -> String {
                     yes(ratio >= 0.97)
                 );
             }
+        }
+    }
+
+    // The policy rows: against Envoy's native filters, the preflights whole, the sizes.
+    for (ours, native) in [
+        ("cors", "native-cors"),
+        ("ip-filter-cidr10k", "native-rbac-cidr10k"),
+        ("ip-filter-cidr10k", "native-rbac-matcher-cidr10k"),
+    ] {
+        let (Some(o), Some(n)) = (find(ours), find(native)) else {
+            continue;
+        };
+        for kind in [Kind::Moderate, Kind::Saturated] {
+            if let (Some(op), Some(np)) = (view(o, kind), view(n, kind)) {
+                let _ = writeln!(
+                    md,
+                    "| {ours} vs {native} ({}) | | | capacity {:.3} × native's (CPU-bound; added {:+.2} vs {:+.2} µs) | (reference) |",
+                    kind.label(),
+                    op.capacity / np.capacity,
+                    op.added_us,
+                    np.added_us
+                );
+            }
+        }
+    }
+    // A preflight is answered locally by all three (the no-filter twin proxies it), so the
+    // added CPU is negative: they are compared whole (paired CPU per request).
+    if let Some(c) = find("cors-preflight") {
+        for other in ["raw-cors-preflight", "native-cors-preflight"] {
+            let (Some(f), Some(cp)) = (find(other), view(c, Kind::Saturated)) else {
+                continue;
+            };
+            if let Some(fp) = view(f, Kind::Saturated) {
+                let ratio = cp.cpu_ratio / fp.cpu_ratio;
+                let (target, status) = if other.starts_with("raw") {
+                    ("≤ 1.10 ×", yes(ratio <= 1.10))
+                } else {
+                    ("(reference)", "")
+                };
+                let _ = writeln!(
+                    md,
+                    "| cors-preflight whole-request CPU vs {other}'s (both answer locally) {target} | | | {ratio:.3} × | {status} |"
+                );
+            }
+        }
+    }
+    if r.selected.iter().any(|v| POLICY_ROWS.contains(&v.name)) {
+        for (file, limit) in POLICY_SIZE_TARGETS {
+            let size = fs::metadata(r.dist.join(file)).map(|m| m.len()).ok();
+            let _ = writeln!(
+                md,
+                "| dist/{file} ≤ {} KB | | | {} | {} |",
+                limit / 1000,
+                size.map_or("missing".to_string(), |b| format!("{b} bytes")),
+                size.map_or("n/a", |b| yes(b <= *limit))
+            );
         }
     }
 
@@ -3522,6 +4141,73 @@ mod opa_tests {
         assert!(
             yaml.contains(r#"name: "x-remove-me", string_match: { exact: "1" }"#),
             "{yaml}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_configs_have_the_sizes_the_rows_name() {
+        let rb: serde_json::Value = serde_json::from_str(&request_block_config()).unwrap();
+        let rules = rb["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), REQUEST_BLOCK_PATTERNS);
+        let names: std::collections::BTreeSet<&str> =
+            rules.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names.len(), rules.len(), "rule names are distinct");
+        let ip: serde_json::Value = serde_json::from_str(&ip_filter_config()).unwrap();
+        let allow = ip["allow"].as_array().unwrap();
+        assert_eq!(allow.len(), CIDRS);
+        assert_eq!(
+            allow.last().unwrap(),
+            "127.0.0.0/8",
+            "the bench client's range"
+        );
+        // The native rows carry the same ranges.
+        assert_eq!(native_rbac_cidr_filter_count(), CIDRS);
+    }
+
+    fn native_rbac_cidr_filter_count() -> usize {
+        let inputs = Inputs {
+            modules: Modules {
+                dist: PathBuf::new(),
+                bench: PathBuf::new(),
+            },
+            jwks: String::new(),
+        };
+        native_rbac_cidr_filter(&inputs)
+            .matches("remote_ip:")
+            .count()
+    }
+
+    #[test]
+    fn policy_rows_are_one_group_with_their_floors() {
+        let rows = selected_variants(Some(&["policy".to_string()]));
+        for name in POLICY_ROWS {
+            assert!(rows.iter().any(|v| v.name == *name), "{name}");
+        }
+        for v in rows.iter().filter_map(|v| v.floor) {
+            assert!(POLICY_ROWS.contains(&v), "{v} is measured with its filter");
+        }
+        let tcp = tcp::selected(Some(&["policy".to_string()]));
+        assert_eq!(tcp.first().map(|v| v.name), Some(tcp::TCP_BASELINE));
+        assert!(tcp.len() > 1);
+        assert!(tcp::selected(Some(&["floors".to_string()])).is_empty());
+        // The preflight rows are the only ones without a GET load.
+        let preflights: Vec<&str> = rows
+            .iter()
+            .filter(|v| policy_load(v) == PolicyLoad::Preflight)
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(
+            preflights,
+            [
+                "native-cors-preflight",
+                "cors-preflight",
+                "raw-cors-preflight"
+            ]
         );
     }
 }

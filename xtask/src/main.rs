@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         "new-filter" => new_filter::run(rest),
         "new-filter-check" => new_filter::check(rest),
         "bench" => bench::run(rest),
+        "bench-tcp-client" => bench::tcp_client(rest),
         "package" => package::run(rest),
         "publish" => publish::run(rest),
         "wasmplugins" => publish::run_wasmplugins(rest),

@@ -21,8 +21,13 @@
 //!   Envoy Gateway and Higress compare for an OCI URL), or the module's own sha256 for the
 //!   HTTP source.
 //!
-//! Envoy Gateway and Higress load HTTP filters only, so an L4 (network) filter gets the Istio
-//! manifest alone. The output is a pure function of the inputs (no dates, sorted keys), so
+//! A filter whose module serves L4 (`network` in its manifest's contexts, checked against the
+//! module's exports when it is packaged) also gets `istio/<filter>-tcp.yaml`: a `WasmPlugin` of
+//! `type: NETWORK` (Istio puts it in the listener's network filter chain, before `tcp_proxy`
+//! or the HTTP connection manager) carrying the manifest's L4 config (`network.example`). A
+//! filter that serves only L4 gets that plugin as `istio/<filter>.yaml`. Envoy Gateway and
+//! Higress load HTTP filters only (Envoy Gateway adds every `wasm` entry to the HTTP
+//! connection manager; Higress' `WasmPlugin` has no `type`), so they get no L4 manifest. The output is a pure function of the inputs (no dates, sorted keys), so
 //! `integration/tests/hub.rs` regenerates the checked-in copies and compares them byte for byte.
 
 use crate::package::{FilterMeta, Packaged, Variant};
@@ -99,16 +104,45 @@ fn note_lines(meta: &FilterMeta, out: &mut String) {
     let _ = writeln!(out, "{line}");
 }
 
-/// Istio `WasmPlugin`.
-pub fn istio(t: &Target<'_>) -> String {
+/// Which of a filter's contexts an Istio `WasmPlugin` deploys.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PluginType {
+    /// `type: HTTP`: `envoy.filters.http.wasm` in the HTTP connection manager.
+    Http,
+    /// `type: NETWORK`: `envoy.filters.network.wasm` in the listener's filter chain.
+    Network,
+}
+
+/// Istio `WasmPlugin` of the given type; `name` is its `metadata.name`.
+pub fn istio(t: &Target<'_>, kind: PluginType, name: &str) -> String {
     let m = t.meta;
     let mut y = String::new();
-    t.header("Istio (WasmPlugin)", &mut y);
+    let what = match kind {
+        PluginType::Http => "Istio (WasmPlugin)",
+        PluginType::Network => "Istio (WasmPlugin, type NETWORK: the L4 filter)",
+    };
+    t.header(what, &mut y);
     let _ = writeln!(
         y,
         "#   - spec.selector.matchLabels: the workloads to run it on (or use spec.targetRefs)."
     );
-    note_lines(m, &mut y);
+    let config = match kind {
+        PluginType::Http => {
+            note_lines(m, &mut y);
+            m.kubernetes_config.clone()
+        }
+        PluginType::Network => {
+            let _ = writeln!(
+                y,
+                "#   - match[].ports (optional): a NETWORK plugin runs on every inbound connection of
+#     the selected workloads, HTTP ones too (before the HTTP connection manager); list your
+#     TCP ports to keep it to them."
+            );
+            m.network_config
+                .clone()
+                .unwrap_or_else(|| m.kubernetes_config.clone())
+        }
+    };
     let _ = writeln!(
         y,
         "# sha256 is the image manifest digest (Istio compares it with the pulled image's).
@@ -126,17 +160,23 @@ pub fn istio(t: &Target<'_>) -> String {
         ("sha256", json!(t.digest_hex())),
         ("imagePullPolicy", json!("IfNotPresent")),
         ("pluginName", json!(m.root_id)),
-        ("type", json!(if m.network { "NETWORK" } else { "HTTP" })),
+        (
+            "type",
+            json!(match kind {
+                PluginType::Http => "HTTP",
+                PluginType::Network => "NETWORK",
+            }),
+        ),
         ("phase", json!(m.phase)),
         ("priority", json!(m.priority)),
         ("failStrategy", json!(fail_strategy(t))),
         ("match", json!([{"mode": m.traffic_mode}])),
-        ("pluginConfig", m.kubernetes_config.clone()),
+        ("pluginConfig", config),
     ];
     document(
         "extensions.istio.io/v1alpha1",
         "WasmPlugin",
-        json!({"name": m.name}),
+        json!({"name": name}),
         &spec,
         &mut y,
     );
@@ -406,8 +446,25 @@ pub fn write_all(
             tag: tag.clone(),
         };
         let name = &p.meta.name;
-        write(format!("istio/{name}.yaml"), istio(&t))?;
-        if !p.meta.network {
+        if p.meta.http {
+            write(
+                format!("istio/{name}.yaml"),
+                istio(&t, PluginType::Http, name),
+            )?;
+        }
+        if p.meta.network {
+            // Beside the HTTP plugin, or alone for an L4-only filter.
+            let l4 = if p.meta.http {
+                format!("{name}-tcp")
+            } else {
+                name.clone()
+            };
+            write(
+                format!("istio/{l4}.yaml"),
+                istio(&t, PluginType::Network, &l4),
+            )?;
+        }
+        if p.meta.http {
             write(
                 format!("envoy-gateway/{name}.yaml"),
                 envoy_gateway(&t, false),

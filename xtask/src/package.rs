@@ -74,8 +74,14 @@ pub struct FilterMeta {
     pub license: String,
     pub root_id: String,
     pub abi_version: String,
-    /// `true` for an L4 filter (contexts contain `network` and not `http`).
+    /// The manifest's `contexts` has `http` (an HTTP filter: Istio `type: HTTP`).
+    pub http: bool,
+    /// The manifest's `contexts` has `network` (an L4 filter: Istio `type: NETWORK`). Both
+    /// are checked against the module's exports when it is packaged.
     pub network: bool,
+    /// The L4 plugin config (`network.example`, a file under `filters/<name>/examples/`):
+    /// required when `network` is.
+    pub network_config: Option<Value>,
     pub phase: String,
     pub priority: i64,
     pub failure_policy: String,
@@ -201,20 +207,25 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
     let kubernetes = m.get("kubernetes");
     let kubernetes_config = match kubernetes.and_then(|k| k.get("example")) {
         None => example,
-        Some(rel) => {
-            let rel = rel
-                .as_str()
-                .filter(|r| r.starts_with("examples/") && !r.contains(".."))
-                .ok_or_else(|| {
-                    format!(
-                        "{}: kubernetes.example must name a file under examples/",
-                        file.display()
-                    )
-                })?;
-            let path = repo_root().join("filters").join(dir).join(rel);
-            serde_json::from_slice(&read(&path)?)
-                .map_err(|e| format!("{}: not JSON: {e}", path.display()))?
+        Some(rel) => example_file(dir, rel, "kubernetes.example", &file)?,
+    };
+    let network = contexts.contains(&"network");
+    let network_config = match m.get("network").and_then(|n| n.get("example")) {
+        None if network => {
+            return Err(format!(
+                "{}: contexts has \"network\": name the L4 config in network.example \
+                 (a file under examples/)",
+                file.display()
+            ))
         }
+        None => None,
+        Some(_) if !network => {
+            return Err(format!(
+                "{}: network.example is set but contexts has no \"network\"",
+                file.display()
+            ))
+        }
+        Some(rel) => Some(example_file(dir, rel, "network.example", &file)?),
     };
     let kubernetes_note = kubernetes
         .and_then(|k| k.get("note"))
@@ -234,7 +245,9 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
         license: str_field(&m, "license", &file)?.to_string(),
         root_id: str_field(&m, "rootId", &file)?.to_string(),
         abi_version: str_field(&m, "abiVersion", &file)?.to_string(),
-        network: contexts.contains(&"network") && !contexts.contains(&"http"),
+        http: contexts.contains(&"http"),
+        network,
+        network_config,
         phase: phase.to_string(),
         priority,
         failure_policy: failure_policy.to_string(),
@@ -245,18 +258,120 @@ pub fn load_meta(dir: &str) -> Result<FilterMeta, String> {
     })
 }
 
-/// Checks the module: wasm magic, and it exports `proxy_abi_version_<abi with _>`.
-fn check_wasm(wasm: &[u8], meta: &FilterMeta, path: &Path) -> Result<(), String> {
-    if wasm.len() < 8 || wasm.get(..4) != Some(b"\0asm".as_slice()) {
-        return Err(format!("{} is not a wasm module", path.display()));
+/// A JSON file named by the manifest field `what` (`examples/<file>` of `filters/<dir>/`).
+fn example_file(dir: &str, rel: &Value, what: &str, manifest: &Path) -> Result<Value, String> {
+    let rel = rel
+        .as_str()
+        .filter(|r| r.starts_with("examples/") && !r.contains(".."))
+        .ok_or_else(|| {
+            format!(
+                "{}: {what} must name a file under examples/",
+                manifest.display()
+            )
+        })?;
+    let path = repo_root().join("filters").join(dir).join(rel);
+    serde_json::from_slice(&read(&path)?).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+/// The export names of a wasm module (its export section, id 7).
+pub fn wasm_exports(wasm: &[u8]) -> Result<Vec<String>, String> {
+    fn leb(b: &[u8], i: &mut usize) -> Result<usize, String> {
+        let (mut v, mut shift) = (0usize, 0u32);
+        loop {
+            let x = *b.get(*i).ok_or("truncated")?;
+            *i += 1;
+            if shift > 28 {
+                return Err("LEB128 too long".into());
+            }
+            v |= usize::from(x & 0x7f) << shift;
+            shift += 7;
+            if x < 0x80 {
+                return Ok(v);
+            }
+        }
     }
+    if wasm.get(..4) != Some(b"\0asm".as_slice()) || wasm.len() < 8 {
+        return Err("not a wasm module".into());
+    }
+    let mut i = 8;
+    let mut names = Vec::new();
+    while i < wasm.len() {
+        let id = wasm.get(i).copied().ok_or("truncated")?;
+        i += 1;
+        let size = leb(wasm, &mut i)?;
+        let end = i
+            .checked_add(size)
+            .filter(|e| *e <= wasm.len())
+            .ok_or("truncated section")?;
+        if id == 7 {
+            let mut j = i;
+            for _ in 0..leb(wasm, &mut j)? {
+                let len = leb(wasm, &mut j)?;
+                let name = wasm.get(j..j + len).ok_or("truncated export name")?;
+                names.push(String::from_utf8_lossy(name).into_owned());
+                j += len + 1; // the name, then the kind
+                leb(wasm, &mut j)?; // the index
+            }
+        }
+        i = end;
+    }
+    Ok(names)
+}
+
+/// The phases that make a module an HTTP filter / an L4 filter.
+const HTTP_PHASES: [&str; 6] = [
+    "proxy_on_request_headers",
+    "proxy_on_request_body",
+    "proxy_on_request_trailers",
+    "proxy_on_response_headers",
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+];
+const NETWORK_PHASES: [&str; 5] = [
+    "proxy_on_new_connection",
+    "proxy_on_downstream_data",
+    "proxy_on_upstream_data",
+    "proxy_on_downstream_connection_close",
+    "proxy_on_upstream_connection_close",
+];
+
+/// Checks the module: wasm, it exports `proxy_abi_version_<abi with _>`, and the contexts its
+/// phases serve (an HTTP phase: `http`; an L4 phase: `network`; sdk-ext exports exactly the
+/// phases a filter implements) are the manifest's `contexts`, so the generated manifests
+/// (one Istio `WasmPlugin` per context) follow the build.
+fn check_wasm(wasm: &[u8], meta: &FilterMeta, path: &Path) -> Result<(), String> {
+    let exports = wasm_exports(wasm).map_err(|e| format!("{}: {e}", path.display()))?;
     let export = format!("proxy_abi_version_{}", meta.abi_version.replace('.', "_"));
-    if !wasm.windows(export.len()).any(|w| w == export.as_bytes()) {
+    if !exports.contains(&export) {
         return Err(format!(
             "{} does not export {export} (manifest abiVersion {})",
             path.display(),
             meta.abi_version
         ));
+    }
+    let serves = |phases: &[&str]| exports.iter().find(|e| phases.contains(&e.as_str()));
+    for (context, declared, phase) in [
+        ("http", meta.http, serves(&HTTP_PHASES)),
+        ("network", meta.network, serves(&NETWORK_PHASES)),
+    ] {
+        match (declared, phase) {
+            (true, None) => {
+                return Err(format!(
+                    "hub-manifest/{}/manifest.json: contexts has {context:?} but {} exports no \
+                     {context} phase",
+                    meta.name,
+                    path.display()
+                ))
+            }
+            (false, Some(p)) => {
+                return Err(format!(
+                    "hub-manifest/{}/manifest.json: contexts lacks {context:?} but {} exports {p}",
+                    meta.name,
+                    path.display()
+                ))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -586,7 +701,9 @@ mod tests {
             license: "Apache-2.0".into(),
             root_id: "demo-root".into(),
             abi_version: "0.2.1".into(),
+            http: true,
             network: false,
+            network_config: None,
             phase: "AUTHZ".into(),
             priority: 5,
             failure_policy: "FAIL_CLOSED".into(),
@@ -597,10 +714,23 @@ mod tests {
         }
     }
 
-    fn fake_wasm() -> Vec<u8> {
+    /// A module with an export section naming `exports` (function 0 each).
+    fn module(exports: &[&str]) -> Vec<u8> {
+        let mut section = vec![u8::try_from(exports.len()).unwrap()];
+        for e in exports {
+            section.push(u8::try_from(e.len()).unwrap());
+            section.extend_from_slice(e.as_bytes());
+            section.extend_from_slice(&[0, 0]);
+        }
         let mut w = b"\0asm\x01\0\0\0".to_vec();
-        w.extend_from_slice(b"....proxy_abi_version_0_2_1....");
+        w.push(7);
+        w.push(u8::try_from(section.len()).unwrap());
+        w.extend_from_slice(&section);
         w
+    }
+
+    fn fake_wasm() -> Vec<u8> {
+        module(&["proxy_abi_version_0_2_1", "proxy_on_request_headers"])
     }
 
     fn tmp(name: &str) -> PathBuf {
@@ -643,7 +773,7 @@ mod tests {
         }
         // A different module gives a different image.
         let mut other = fake_wasm();
-        other.push(0);
+        other.extend_from_slice(&[0, 1, 0]); // an empty custom section
         fs::write(dir.join("m.wasm"), other).unwrap();
         let c = package_filter(
             meta(),
@@ -711,7 +841,7 @@ mod tests {
     #[test]
     fn a_module_without_the_abi_export_is_refused() {
         let dir = tmp("abi");
-        fs::write(dir.join("m.wasm"), b"\0asm\x01\0\0\0nothing").unwrap();
+        fs::write(dir.join("m.wasm"), module(&["proxy_on_request_headers"])).unwrap();
         fs::write(dir.join("README.md"), "x").unwrap();
         let err =
             package_filter(meta(), &dir.join("m.wasm"), &dir.join("README.md"), &dir).unwrap_err();
@@ -720,6 +850,45 @@ mod tests {
         let err =
             package_filter(meta(), &dir.join("m.wasm"), &dir.join("README.md"), &dir).unwrap_err();
         assert!(err.contains("not a wasm module"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_manifest_contexts_must_be_what_the_module_serves() {
+        let dir = tmp("contexts");
+        fs::write(dir.join("README.md"), "x").unwrap();
+        let pkg = |wasm: Vec<u8>, m: FilterMeta| {
+            fs::write(dir.join("m.wasm"), wasm).unwrap();
+            package_filter(
+                m,
+                &dir.join("m.wasm"),
+                &dir.join("README.md"),
+                &dir.join("o"),
+            )
+        };
+        let abi = "proxy_abi_version_0_2_1";
+        // An L4 phase the manifest does not declare.
+        let err = pkg(
+            module(&[abi, "proxy_on_request_headers", "proxy_on_new_connection"]),
+            meta(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("contexts lacks \"network\"") && err.contains("proxy_on_new_connection"),
+            "{err}"
+        );
+        // A declared context the module does not serve.
+        let mut both = meta();
+        both.network = true;
+        both.network_config = Some(json!({}));
+        let err = pkg(module(&[abi, "proxy_on_request_headers"]), both.clone()).unwrap_err();
+        assert!(err.contains("contexts has \"network\""), "{err}");
+        // Both served, both declared.
+        assert!(pkg(
+            module(&[abi, "proxy_on_request_headers", "proxy_on_new_connection"]),
+            both
+        )
+        .is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
 

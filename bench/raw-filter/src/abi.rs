@@ -73,6 +73,7 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, value: *mut *mut u8, value_len: *mut usize) -> u32;
     fn proxy_send_local_response(
         status: u32,
         details: *const u8,
@@ -120,6 +121,20 @@ pub fn get(map: u32, key: &[u8]) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: the host wrote `len` bytes at `data`, which is the scratch area it was given.
+    Some(unsafe { core::slice::from_raw_parts(data, len) })
+}
+
+/// The whole header map, serialised by the host (the pair count, the lengths, then the
+/// NUL-terminated names and values), copied into the scratch area like `get`.
+pub fn pairs(map: u32) -> Option<&'static [u8]> {
+    let mut data: *mut u8 = core::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: the out-pointers are live locals.
+    let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut len) };
+    if status != 0 || data.is_null() || len > SCRATCH_SIZE {
+        return None;
+    }
+    // SAFETY: as in `get`.
     Some(unsafe { core::slice::from_raw_parts(data, len) })
 }
 
@@ -199,7 +214,12 @@ impl Counter {
 /// Answers the request locally with `status` and a fixed JSON body, no extra headers.
 pub fn send_local_response(status: u32, details: &[u8], body: &[u8]) {
     // An encoded header map with no pairs: the pair count, 0.
-    let no_headers = [0u8; 4];
+    send_local_response_encoded(status, details, body, &[0u8; 4]);
+}
+
+/// Answers the request locally with `status`, `body` and the header map `headers` already
+/// in the ABI's serialised form (see [`encode_pairs`]).
+pub fn send_local_response_encoded(status: u32, details: &[u8], body: &[u8], headers: &[u8]) {
     // SAFETY: every slice is valid for its length during the call.
     unsafe {
         proxy_send_local_response(
@@ -208,11 +228,35 @@ pub fn send_local_response(status: u32, details: &[u8], body: &[u8]) {
             details.len(),
             body.as_ptr(),
             body.len(),
-            no_headers.as_ptr(),
-            no_headers.len(),
+            headers.as_ptr(),
+            headers.len(),
             -1,
         )
     };
+}
+
+/// Serialises `pairs` as the ABI's header map into `out`: the pair count and each name's
+/// and value's length (u32 little endian), then each name and value followed by a NUL. The
+/// bytes written, or `None` when `out` is too small.
+pub fn encode_pairs(pairs: &[(&[u8], &[u8])], out: &mut [u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut put = |bytes: &[u8], at: &mut usize| -> Option<()> {
+        out.get_mut(*at..*at + bytes.len())?.copy_from_slice(bytes);
+        *at += bytes.len();
+        Some(())
+    };
+    put(&(pairs.len() as u32).to_le_bytes(), &mut at)?;
+    for (k, v) in pairs {
+        put(&(k.len() as u32).to_le_bytes(), &mut at)?;
+        put(&(v.len() as u32).to_le_bytes(), &mut at)?;
+    }
+    for (k, v) in pairs {
+        put(k, &mut at)?;
+        put(&[0], &mut at)?;
+        put(v, &mut at)?;
+        put(&[0], &mut at)?;
+    }
+    Some(at)
 }
 
 /// Called once by the host when the module is instantiated (a Rust module's comes from the

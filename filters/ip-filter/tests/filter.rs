@@ -161,6 +161,32 @@ fn l4_denied_connections_are_closed_before_any_byte(engine: Engine) {
     assert_eq!(emu.metric("ip_filter.allowed"), Some(2));
 }
 
+/// `examples/tcp.json`, the L4 config the Istio `WasmPlugin` of `type: NETWORK` carries
+/// (hub manifest `network.example`): its blocklist closes connections, anyone else passes.
+#[engines]
+fn the_l4_example_blocks_its_ranges_and_passes_the_rest(engine: Engine) {
+    let mut emu = start(engine, include_str!("../examples/tcp.json"));
+    for (addr, denied) in [
+        ("198.51.100.77:4000", true),
+        ("[2001:db8:bad::1]:4000", true),
+        ("203.0.113.5:4000", false),
+        ("[2001:db8::1]:4000", false),
+    ] {
+        emu.set_property(&["source", "address"], addr);
+        let c = emu.tcp();
+        let want = if denied {
+            Action::Pause
+        } else {
+            Action::Continue
+        };
+        assert_eq!(c.new_connection_action(), want, "{addr}");
+        assert_eq!(c.closed_downstream(), denied, "{addr}");
+        c.complete();
+    }
+    assert_eq!(emu.metric("ip_filter.denied"), Some(2));
+    assert_eq!(emu.metric("ip_filter.allowed"), Some(2));
+}
+
 #[engines]
 fn ten_thousand_ranges(engine: Engine) {
     let mut deny = Vec::new();
