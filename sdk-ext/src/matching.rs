@@ -841,9 +841,15 @@ pub struct RequestMatcher {
     clusters: Vec<Vec<u8>>,
 }
 
-/// Whether `value` is one of `names` (an empty list allows anything).
-fn one_of(names: &[Vec<u8>], value: Option<&[u8]>) -> bool {
-    names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
+/// Whether the value `read` fetches is one of `names`. An empty list allows anything and
+/// reads nothing: each name read is a host call (`get_property`), so a rule without the
+/// condition must not pay for it.
+fn one_of<R: Request>(
+    names: &[Vec<u8>],
+    req: &mut R,
+    read: impl FnOnce(&mut R) -> Option<&[u8]>,
+) -> bool {
+    names.is_empty() || read(req).is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
 }
 
 fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
@@ -983,9 +989,9 @@ impl RequestMatcher {
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
-        if !one_of(&self.route_names, req.route_name())
-            || !one_of(&self.virtual_hosts, req.virtual_host_name())
-            || !one_of(&self.clusters, req.cluster_name())
+        if !one_of(&self.route_names, req, |r| r.route_name())
+            || !one_of(&self.virtual_hosts, req, |r| r.virtual_host_name())
+            || !one_of(&self.clusters, req, |r| r.cluster_name())
         {
             return false;
         }
@@ -1056,6 +1062,61 @@ mod tests {
     #[test]
     fn empty_match_matches_everything() {
         assert!(m("{}").matches(&mut RequestData::default()));
+    }
+
+    /// A request that records what the matcher read (each read is a host call in Envoy).
+    struct Reads(RequestData, Vec<&'static str>);
+    impl Request for Reads {
+        fn header(&mut self, name: &str) -> Option<&[u8]> {
+            self.1.push(match name {
+                ":path" => ":path",
+                ":method" => ":method",
+                ":authority" => ":authority",
+                _ => "header",
+            });
+            self.0.header(name)
+        }
+        fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
+            self.1.push("header_values");
+            self.0.header_values(name)
+        }
+        fn source_address(&mut self) -> Option<&[u8]> {
+            self.1.push("source_address");
+            self.0.source_address()
+        }
+        fn route_name(&mut self) -> Option<&[u8]> {
+            self.1.push("route_name");
+            self.0.route_name()
+        }
+        fn virtual_host_name(&mut self) -> Option<&[u8]> {
+            self.1.push("virtual_host_name");
+            self.0.virtual_host_name()
+        }
+        fn cluster_name(&mut self) -> Option<&[u8]> {
+            self.1.push("cluster_name");
+            self.0.cluster_name()
+        }
+    }
+
+    /// Fault: the route, virtual host and cluster names were read for every match, with or
+    /// without a condition on them: three host property reads per request for nothing.
+    #[test]
+    fn reads_only_what_the_conditions_need() {
+        let reads = |json: &str| {
+            let mut r = Reads(
+                RequestData::new("GET", "/admin/x", "h").with_route_name("r1"),
+                Vec::new(),
+            );
+            m(json).matches(&mut r);
+            r.1
+        };
+        assert_eq!(reads("{}"), Vec::<&str>::new());
+        assert_eq!(reads(r#"{"prefix":"/admin"}"#), vec![":path"]);
+        assert_eq!(reads(r#"{"route_names":["r1"]}"#), vec!["route_name"]);
+        assert_eq!(
+            reads(r#"{"clusters":["c"],"methods":["GET"]}"#),
+            vec!["cluster_name"]
+        );
     }
 
     #[test]
