@@ -29,6 +29,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+mod id_map;
+use id_map::IdMap;
+
 /// Which per-stream callbacks a filter implements: written by `#[sdk_ext::filter]` from the
 /// methods of the `impl` block (never by hand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,9 +302,8 @@ impl Instances {
     }
 }
 
-#[derive(Default)]
 struct Table {
-    contexts: HashMap<u32, Context, BuildHasherDefault<IdHasher>>,
+    contexts: IdMap<Context>,
     /// The stream context a filter phase is running for (0: none, e.g. the root).
     current_stream: u32,
     /// Callouts dispatched from a stream, by token: Envoy answers them at the root context
@@ -319,8 +321,19 @@ pub(crate) fn callout_dispatched(token: u32) {
     });
 }
 
+impl Table {
+    const fn new() -> Self {
+        Table {
+            contexts: IdMap::new(),
+            current_stream: 0,
+            callouts: HashMap::with_hasher(BuildHasherDefault::new()),
+        }
+    }
+}
+
 thread_local! {
-    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+    // Const-initialised: an access is a plain address, with no lazy-init check.
+    static TABLE: RefCell<Table> = const { RefCell::new(Table::new()) };
 }
 
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
@@ -331,7 +344,7 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
 }
 
 fn root_instances(root: u32) -> Option<Rc<Instances>> {
-    with_table(|t| match t.contexts.get(&root) {
+    with_table(|t| match t.contexts.get(root) {
         Some(Context::Root { instances }) => instances.clone(),
         _ => None,
     })
@@ -362,26 +375,38 @@ pub fn memory_allocate(size: usize) -> *mut u8 {
     host::allocate(size)
 }
 
-/// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`.
+/// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`. One table access
+/// (this runs for every stream).
 pub fn context_create(context: u32, root: u32) {
-    let entry = if root == 0 {
-        Context::Root { instances: None }
-    } else {
-        match root_instances(root) {
-            // Higress rules: the instance is chosen from the request at the first phase.
-            Some(i) if !i.rules.is_empty() => Context::Stream {
-                plugin: None,
-                select: Some(i),
-                filter: None,
-            },
-            i => Context::Stream {
-                plugin: i.and_then(|i| i.global.clone()),
-                select: None,
-                filter: None,
-            },
-        }
-    };
-    let _ = with_table(|t| t.contexts.insert(context, entry));
+    let _ = with_table(|t| {
+        let entry = if root == 0 {
+            Context::Root { instances: None }
+        } else {
+            match t.contexts.get(root) {
+                // Higress rules: the instance is chosen from the request at the first phase.
+                Some(Context::Root {
+                    instances: Some(i),
+                }) if !i.rules.is_empty() => Context::Stream {
+                    plugin: None,
+                    select: Some(Rc::clone(i)),
+                    filter: None,
+                },
+                Some(Context::Root {
+                    instances: Some(i),
+                }) => Context::Stream {
+                    plugin: i.global.clone(),
+                    select: None,
+                    filter: None,
+                },
+                _ => Context::Stream {
+                    plugin: None,
+                    select: None,
+                    filter: None,
+                },
+            }
+        };
+        t.contexts.insert(context, entry)
+    });
 }
 
 /// `proxy_on_vm_start`.
@@ -487,8 +512,10 @@ pub fn tick<P: Plugin>(root: u32) {
 pub fn delete(context: u32) {
     let gone = with_table(|t| {
         // Its callouts' answers (still due at the root) have no one to go to.
-        t.callouts.retain(|_, stream| *stream != context);
-        t.contexts.remove(&context)
+        if !t.callouts.is_empty() {
+            t.callouts.retain(|_, stream| *stream != context);
+        }
+        t.contexts.remove(context)
     })
     .flatten();
     drop(gone);
@@ -514,7 +541,7 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
         },
         _ => context,
     };
-    let is_root = with_table(|t| matches!(t.contexts.get(&context), Some(Context::Root { .. })))
+    let is_root = with_table(|t| matches!(t.contexts.get(context), Some(Context::Root { .. })))
         .unwrap_or(false);
     if is_root {
         // Every instance is offered the answer; each recognises its own tokens.
@@ -563,45 +590,70 @@ fn with_filter_of<C: Creates, R>(
     create: bool,
     f: impl FnOnce(&mut C, &C::P) -> R,
 ) -> Option<R> {
-    let (plugin, filter, select) = with_table(|t| match t.contexts.get_mut(&context) {
+    // One table access on the way in (the stream's plugin and filter out, the stream made
+    // current) and one on the way out: this runs for every phase of every stream.
+    let (plugin, filter, select, outer) = with_table(|t| match t.contexts.get_mut(context) {
         Some(Context::Stream {
             plugin,
             filter,
             select,
-        }) => Some((plugin.clone(), filter.take(), select.clone())),
+        }) => {
+            let select = if plugin.is_none() { select.clone() } else { None };
+            let taken = (plugin.clone(), filter.take(), select);
+            Some((taken.0, taken.1, taken.2, std::mem::replace(&mut t.current_stream, context)))
+        }
         _ => None,
     })
     .flatten()?;
+    let put_back = |value: Option<Box<dyn Any>>| {
+        let _ = with_table(|t| {
+            t.current_stream = outer;
+            if let (Some(value), Some(Context::Stream { filter, .. })) =
+                (value, t.contexts.get_mut(context))
+            {
+                *filter = Some(value);
+            }
+        });
+    };
     let plugin = match (plugin, select) {
         (Some(p), _) => p,
         (None, Some(instances)) if create => {
             // Higress rules: choose once, from the request, at the first phase.
             let chosen = instances.select(&mut HostRequest::new());
             let _ = with_table(|t| {
-                if let Some(Context::Stream { plugin, select, .. }) = t.contexts.get_mut(&context) {
+                if let Some(Context::Stream { plugin, select, .. }) = t.contexts.get_mut(context) {
                     plugin.clone_from(&chosen);
                     *select = None;
                 }
             });
-            chosen?
+            match chosen {
+                Some(p) => p,
+                None => {
+                    put_back(filter);
+                    return None;
+                }
+            }
         }
         // No instance applies to this stream: every phase continues.
-        _ => return None,
+        _ => {
+            put_back(filter);
+            return None;
+        }
     };
-    let p = (*plugin).downcast_ref::<C::P>()?;
+    let Some(p) = (*plugin).downcast_ref::<C::P>() else {
+        put_back(filter);
+        return None;
+    };
     let mut value: Box<dyn Any> = match filter {
         Some(v) => v,
         None if create => Box::new(C::create_for(p)),
-        None => return None,
-    };
-    let outer = with_table(|t| std::mem::replace(&mut t.current_stream, context)).unwrap_or(0);
-    let result = value.downcast_mut::<C>().map(|c| f(c, p));
-    let _ = with_table(|t| {
-        t.current_stream = outer;
-        if let Some(Context::Stream { filter, .. }) = t.contexts.get_mut(&context) {
-            *filter = Some(value);
+        None => {
+            put_back(None);
+            return None;
         }
-    });
+    };
+    let result = value.downcast_mut::<C>().map(|c| f(c, p));
+    put_back(Some(value));
     result
 }
 
