@@ -95,9 +95,24 @@ pub trait Request {
     fn cluster_name(&mut self) -> Option<&[u8]>;
 }
 
+/// The pseudo-headers matchers read most (`Rules` on a path prefix reads `:path` on every
+/// request): [`HostRequest`] caches them in fixed slots, without storing their names.
+const PSEUDO_HEADERS: [&str; 4] = [":path", ":method", ":authority", ":scheme"];
+
+/// Where `name` is in [`PSEUDO_HEADERS`].
+fn pseudo_index(name: &str) -> Option<usize> {
+    if !name.starts_with(':') {
+        return None;
+    }
+    PSEUDO_HEADERS.iter().position(|p| *p == name)
+}
+
 /// The live request, read through the host, each value fetched at most once.
 #[derive(Debug, Default)]
 pub struct HostRequest {
+    /// Values of [`PSEUDO_HEADERS`], in that order (`None`: not read yet).
+    pseudo: [Option<Option<Vec<u8>>>; 4],
+    /// Other headers read, by name.
     headers: Vec<(String, Option<Vec<u8>>)>,
     /// The whole header map, fetched on the first `header_values` call.
     all: Option<Vec<crate::host::HeaderPair>>,
@@ -115,13 +130,22 @@ impl HostRequest {
 
     /// Forgets what was read of header `name` (after the filter edited it).
     pub fn forget(&mut self, name: &str) {
+        if let Some(slot) = pseudo_index(name).and_then(|i| self.pseudo.get_mut(i)) {
+            *slot = None;
+        }
         self.headers.retain(|(n, _)| n != name);
         self.all = None;
     }
+
 }
 
 impl Request for HostRequest {
     fn header(&mut self, name: &str) -> Option<&[u8]> {
+        if let Some(slot) = pseudo_index(name).and_then(|i| self.pseudo.get_mut(i)) {
+            return slot
+                .get_or_insert_with(|| Headers::REQUEST.get(name))
+                .as_deref();
+        }
         let at = match self.headers.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
