@@ -109,6 +109,9 @@ pub struct Rule {
     pub request: Edits,
     /// Response edits.
     pub response: Edits,
+    /// Whether any value references request attributes (rendered per request); a rule with
+    /// fixed values only is applied straight from the config.
+    pub renders: bool,
 }
 
 /// The validated configuration.
@@ -189,10 +192,18 @@ impl Config {
                 return Err(ConfigError::new(at, "has no request or response edits"));
             }
             names.push(name.clone());
+            let renders = [&request, &response].iter().any(|e| {
+                e.set
+                    .iter()
+                    .chain(&e.append)
+                    .chain(&e.add)
+                    .any(|hv| hv.value.as_static().is_none())
+            });
             Ok(Rule {
                 name,
                 request,
                 response,
+                renders,
             })
         })?;
         Ok(Self { rules })

@@ -75,14 +75,16 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
-    let mut plan = Plan {
-        rules: config.rules.matching(req).map(|(i, _)| i).collect(),
-        ..Plan::default()
-    };
+    let matched: Vec<usize> = config.rules.matching(req).map(|(i, _)| i).collect();
+    let mut plan = Plan::default();
     let mut request_budget = RENDER_BUDGET_BYTES;
     let mut response_budget = RENDER_BUDGET_BYTES;
-    let matched = plan.rules.clone();
-    for rule in matched.iter().filter_map(|&i| config.rules.get(i)) {
+    // Only rules with values to render (set at config time): fixed values cost nothing here.
+    for rule in matched
+        .iter()
+        .filter_map(|&i| config.rules.get(i))
+        .filter(|r| r.renders)
+    {
         for (dir, budget) in [
             (Direction::Request, &mut request_budget),
             (Direction::Response, &mut response_budget),
@@ -122,6 +124,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
             }
         }
     }
+    plan.rules = matched;
     plan
 }
 
