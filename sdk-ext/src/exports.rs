@@ -336,6 +336,7 @@ thread_local! {
     static TABLE: RefCell<Table> = const { RefCell::new(Table::new()) };
 }
 
+#[inline(always)] // a few instructions, on every export's path
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
     TABLE
         .try_with(|t| t.try_borrow_mut().ok().map(|mut t| f(&mut t)))
@@ -384,16 +385,14 @@ pub fn context_create(context: u32, root: u32) {
         } else {
             match t.contexts.get(root) {
                 // Higress rules: the instance is chosen from the request at the first phase.
-                Some(Context::Root {
-                    instances: Some(i),
-                }) if !i.rules.is_empty() => Context::Stream {
-                    plugin: None,
-                    select: Some(Rc::clone(i)),
-                    filter: None,
-                },
-                Some(Context::Root {
-                    instances: Some(i),
-                }) => Context::Stream {
+                Some(Context::Root { instances: Some(i) }) if !i.rules.is_empty() => {
+                    Context::Stream {
+                        plugin: None,
+                        select: Some(Rc::clone(i)),
+                        filter: None,
+                    }
+                }
+                Some(Context::Root { instances: Some(i) }) => Context::Stream {
                     plugin: i.global.clone(),
                     select: None,
                     filter: None,
@@ -598,9 +597,18 @@ fn with_filter_of<C: Creates, R>(
             filter,
             select,
         }) => {
-            let select = if plugin.is_none() { select.clone() } else { None };
+            let select = if plugin.is_none() {
+                select.clone()
+            } else {
+                None
+            };
             let taken = (plugin.clone(), filter.take(), select);
-            Some((taken.0, taken.1, taken.2, std::mem::replace(&mut t.current_stream, context)))
+            Some((
+                taken.0,
+                taken.1,
+                taken.2,
+                std::mem::replace(&mut t.current_stream, context),
+            ))
         }
         _ => None,
     })

@@ -369,13 +369,14 @@ pub fn allocate(size: usize) -> *mut u8 {
     if size == 0 {
         return std::ptr::NonNull::<u8>::dangling().as_ptr();
     }
-    let mut v: Vec<u8> = Vec::new();
-    if v.try_reserve_exact(size).is_err() {
-        return null_mut();
+    // The layout `Vec<u8>` uses for `size` bytes (`take` rebuilds it with that capacity).
+    // Straight to the allocator: this runs for every value the host hands over.
+    match std::alloc::Layout::array::<u8>(size) {
+        // SAFETY: a non-zero size. The host writes every byte before the guest reads any
+        // (the ABI contract); null (out of memory) makes the host fail the call.
+        Ok(layout) => unsafe { std::alloc::alloc(layout) },
+        Err(_) => null_mut(),
     }
-    // The host writes every byte before the guest reads any (the ABI contract).
-    let mut v = std::mem::ManuallyDrop::new(v);
-    v.as_mut_ptr()
 }
 
 fn nullable(bytes: &[u8]) -> *const u8 {

@@ -841,15 +841,9 @@ pub struct RequestMatcher {
     clusters: Vec<Vec<u8>>,
 }
 
-/// Whether the value `read` fetches is one of `names`. An empty list allows anything and
-/// reads nothing: each name read is a host call (`get_property`), so a rule without the
-/// condition must not pay for it.
-fn one_of<R: Request>(
-    names: &[Vec<u8>],
-    req: &mut R,
-    read: impl FnOnce(&mut R) -> Option<&[u8]>,
-) -> bool {
-    names.is_empty() || read(req).is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
+/// Whether `value` is one of `names`.
+fn one_of(names: &[Vec<u8>], value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| names.iter().any(|n| n.as_slice() == v))
 }
 
 fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
@@ -989,9 +983,11 @@ impl RequestMatcher {
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
-        if !one_of(&self.route_names, req, |r| r.route_name())
-            || !one_of(&self.virtual_hosts, req, |r| r.virtual_host_name())
-            || !one_of(&self.clusters, req, |r| r.cluster_name())
+        // Each name is a host property read: read only for a rule that has the condition.
+        if (!self.route_names.is_empty() && !one_of(&self.route_names, req.route_name()))
+            || (!self.virtual_hosts.is_empty()
+                && !one_of(&self.virtual_hosts, req.virtual_host_name()))
+            || (!self.clusters.is_empty() && !one_of(&self.clusters, req.cluster_name()))
         {
             return false;
         }

@@ -101,10 +101,13 @@ const PSEUDO_HEADERS: [&str; 4] = [":path", ":method", ":authority", ":scheme"];
 
 /// Where `name` is in [`PSEUDO_HEADERS`].
 fn pseudo_index(name: &str) -> Option<usize> {
-    if name.as_bytes().first() != Some(&b':') {
-        return None;
+    match name.as_bytes() {
+        b":path" => Some(0),
+        b":method" => Some(1),
+        b":authority" => Some(2),
+        b":scheme" => Some(3),
+        _ => None,
     }
-    PSEUDO_HEADERS.iter().position(|p| *p == name)
 }
 
 /// What a [`HostRequest`] value was read as.
@@ -189,7 +192,11 @@ impl Request for HostRequest {
     fn header(&mut self, name: &str) -> Option<&[u8]> {
         let fetch = || Headers::REQUEST.get(name);
         match pseudo_index(name) {
-            Some(i) => self.cached(|k| *k == Key::Pseudo(i), || Key::Pseudo(i), fetch),
+            Some(i) => self.cached(
+                |k| matches!(k, Key::Pseudo(j) if *j == i),
+                || Key::Pseudo(i),
+                fetch,
+            ),
             None => self.cached(
                 |k| matches!(k, Key::Header(n) if n == name),
                 || Key::Header(name.to_string()),
@@ -206,21 +213,21 @@ impl Request for HostRequest {
             .collect()
     }
     fn source_address(&mut self) -> Option<&[u8]> {
-        self.cached(|k| *k == Key::Source, || Key::Source, source_address)
+        self.cached(|k| matches!(k, Key::Source), || Key::Source, source_address)
     }
     fn route_name(&mut self) -> Option<&[u8]> {
-        self.cached(|k| *k == Key::Route, || Key::Route, route_name)
+        self.cached(|k| matches!(k, Key::Route), || Key::Route, route_name)
     }
     fn virtual_host_name(&mut self) -> Option<&[u8]> {
         self.cached(
-            |k| *k == Key::VirtualHost,
+            |k| matches!(k, Key::VirtualHost),
             || Key::VirtualHost,
             || property(&["xds", "virtual_host_name"]),
         )
     }
     fn cluster_name(&mut self) -> Option<&[u8]> {
         self.cached(
-            |k| *k == Key::Cluster,
+            |k| matches!(k, Key::Cluster),
             || Key::Cluster,
             || property(&["xds", "cluster_name"]),
         )

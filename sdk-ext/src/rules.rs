@@ -116,11 +116,12 @@ impl<T> Rules<T> {
 
     /// The first rule whose match holds, with its index (first match wins).
     pub fn first(&self, req: &mut impl Request) -> Option<(usize, &T)> {
-        self.rules
-            .iter()
-            .enumerate()
-            .find(|(_, (m, _))| m.matches(req))
-            .map(|(i, (_, v))| (i, v))
+        for (i, (m, v)) in self.rules.iter().enumerate() {
+            if m.matches(req) {
+                return Some((i, v));
+            }
+        }
+        None
     }
 
     /// Every rule whose match holds, in order, with its index.
