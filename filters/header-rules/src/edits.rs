@@ -12,7 +12,7 @@
 //! oversized value is never built. A skipped value skips its edit (even with
 //! `keep_empty_value`) and is counted in the [`Plan`].
 
-use crate::config::{Config, Edits, HeaderValue};
+use crate::config::{Config, Edits, HeaderValue, MAX_RULES};
 use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use sdk_ext::request::Request;
 use sdk_ext::template::TooLarge;
@@ -33,11 +33,69 @@ pub enum Direction {
     Response,
 }
 
+/// A set of rule indices (each below [`MAX_RULES`]), as bits: a request's plan allocates
+/// nothing for the rules it matched, and reading it touches only the words in use.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSet {
+    words: [u64; MAX_RULES / 64],
+    /// Words up to the last non-zero one.
+    used: usize,
+}
+
+impl RuleSet {
+    /// Adds rule `i` (an index past [`MAX_RULES`] is not a rule and is ignored).
+    pub fn insert(&mut self, i: usize) {
+        let at = i / 64;
+        if let Some(word) = self.words.get_mut(at) {
+            *word |= 1 << (i % 64);
+            self.used = self.used.max(at + 1);
+        }
+    }
+
+    /// Whether no rule is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    /// The rules, in ascending order (config order).
+    pub fn iter(&self) -> RuleSetIter<'_> {
+        RuleSetIter {
+            words: self.words.get(..self.used).unwrap_or(&[]),
+            at: 0,
+            word: self.words.first().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The rules of a [`RuleSet`], in ascending order.
+#[derive(Debug)]
+pub struct RuleSetIter<'a> {
+    words: &'a [u64],
+    /// The word being read; `word` holds its bits not yet yielded.
+    at: usize,
+    word: u64,
+}
+
+impl Iterator for RuleSetIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.word != 0 {
+                let bit = self.word.trailing_zeros() as usize;
+                self.word &= self.word - 1;
+                return Some(self.at * 64 + bit);
+            }
+            self.at += 1;
+            self.word = *self.words.get(self.at)?;
+        }
+    }
+}
+
 /// What a request's rules will do: the matched rules and their rendered dynamic values.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Indices of matching rules, in config order.
-    pub rules: Vec<usize>,
+    /// The matching rules (applied in config order).
+    pub rules: RuleSet,
     /// Rendered values of dynamic request edits, in application order (`None`: skipped).
     pub request_values: Vec<Option<Vec<u8>>>,
     /// Rendered values of dynamic response edits, in application order (`None`: skipped).
@@ -75,14 +133,17 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
-    let matched: Vec<usize> = config.rules.matching(req).map(|(i, _)| i).collect();
+    let mut matched = RuleSet::default();
+    for (i, _) in config.rules.matching(req) {
+        matched.insert(i);
+    }
     let mut plan = Plan::default();
     let mut request_budget = RENDER_BUDGET_BYTES;
     let mut response_budget = RENDER_BUDGET_BYTES;
     // Only rules with values to render (set at config time): fixed values cost nothing here.
     for rule in matched
         .iter()
-        .filter_map(|&i| config.rules.get(i))
+        .filter_map(|i| config.rules.get(i))
         .filter(|r| r.renders)
     {
         for (dir, budget) in [
@@ -143,14 +204,14 @@ fn value_of<'a>(
 /// Applies one direction's edits of the planned rules to `headers`.
 pub fn apply(
     config: &Config,
-    plan_rules: &[usize],
+    plan_rules: &RuleSet,
     dir: Direction,
     dynamic: &[Option<Vec<u8>>],
     headers: &mut impl HeaderMapMut,
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut dynamic = dynamic.iter();
-    for rule in plan_rules.iter().filter_map(|&i| config.rules.get(i)) {
+    for rule in plan_rules.iter().filter_map(|i| config.rules.get(i)) {
         let edits = edits_of(rule, dir);
         for name in &edits.remove {
             if headers.remove(name).is_err() {
@@ -201,6 +262,18 @@ mod tests {
     }
 
     #[test]
+    fn rule_sets_keep_config_order_across_words() {
+        let mut set = RuleSet::default();
+        assert!(set.is_empty());
+        assert_eq!(set.iter().next(), None);
+        for i in [255, 0, 64, 63, 130, 64, MAX_RULES, usize::MAX] {
+            set.insert(i);
+        }
+        assert!(!set.is_empty());
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 63, 64, 130, 255]);
+    }
+
+    #[test]
     fn set_append_add_remove_semantics() {
         let c = cfg(r#"{"rules":[{"request":{
             "remove":["x-internal"],
@@ -230,7 +303,7 @@ mod tests {
             &c,
             &mut RequestData::new("GET", "/api/x", "admin.example.com"),
         );
-        assert_eq!(p.rules, vec![0, 1]);
+        assert_eq!(p.rules.iter().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(h.values("x-api"), vec![b"admin"]);
         let (h, p) = run(&c, &mut RequestData::new("POST", "/api/x", "other"));
         assert!(p.rules.is_empty());

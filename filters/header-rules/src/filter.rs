@@ -77,15 +77,17 @@ impl HttpFilter for Stream {
             return Action::Continue;
         }
         shared.matched.inc();
-        for (counter, n) in [
-            (shared.invalid_value, self.plan.invalid_values),
-            (shared.value_too_large, self.plan.too_large_values),
-        ] {
-            if n > 0 {
-                counter.add(u64::from(n));
-            }
+        if self.plan.invalid_values > 0 {
+            shared
+                .invalid_value
+                .add(u64::from(self.plan.invalid_values));
         }
-        for &i in &self.plan.rules {
+        if self.plan.too_large_values > 0 {
+            shared
+                .value_too_large
+                .add(u64::from(self.plan.too_large_values));
+        }
+        for i in self.plan.rules.iter() {
             if let Some(c) = shared.rule_matched.get(i) {
                 c.inc();
             }
