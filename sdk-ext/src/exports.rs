@@ -589,79 +589,53 @@ fn with_filter_of<C: Creates, R>(
     create: bool,
     f: impl FnOnce(&mut C, &C::P) -> R,
 ) -> Option<R> {
-    // One table access on the way in (the stream's plugin and filter out, the stream made
-    // current) and one on the way out: this runs for every phase of every stream.
-    let (plugin, filter, select, outer) = with_table(|t| match t.contexts.get_mut(context) {
+    // One table access on the way in and one on the way out: this runs for every phase of
+    // every stream. The stream's plugin and filter are taken out (moved, not cloned) and
+    // put back; if the stream is deleted meanwhile, they are dropped here instead.
+    let (plugin, mut filter, select, outer) = with_table(|t| match t.contexts.get_mut(context) {
         Some(Context::Stream {
             plugin,
             filter,
             select,
         }) => {
-            let select = if plugin.is_none() {
-                select.clone()
+            let plugin = plugin.take();
+            // Higress rules: the instance is chosen once, at the first phase.
+            let select = if plugin.is_none() && create {
+                select.take()
             } else {
                 None
             };
-            let taken = (plugin.clone(), filter.take(), select);
-            Some((
-                taken.0,
-                taken.1,
-                taken.2,
-                std::mem::replace(&mut t.current_stream, context),
-            ))
+            let outer = std::mem::replace(&mut t.current_stream, context);
+            Some((plugin, filter.take(), select, outer))
         }
         _ => None,
     })
     .flatten()?;
-    let put_back = |value: Option<Box<dyn Any>>| {
-        let _ = with_table(|t| {
-            t.current_stream = outer;
-            if let (Some(value), Some(Context::Stream { filter, .. })) =
-                (value, t.contexts.get_mut(context))
-            {
-                *filter = Some(value);
-            }
-        });
-    };
     let plugin = match (plugin, select) {
-        (Some(p), _) => p,
-        (None, Some(instances)) if create => {
-            // Higress rules: choose once, from the request, at the first phase.
-            let chosen = instances.select(&mut HostRequest::new());
-            let _ = with_table(|t| {
-                if let Some(Context::Stream { plugin, select, .. }) = t.contexts.get_mut(context) {
-                    plugin.clone_from(&chosen);
-                    *select = None;
-                }
-            });
-            match chosen {
-                Some(p) => p,
-                None => {
-                    put_back(filter);
-                    return None;
-                }
-            }
-        }
-        // No instance applies to this stream: every phase continues.
-        _ => {
-            put_back(filter);
-            return None;
-        }
+        (None, Some(instances)) => instances.select(&mut HostRequest::new()),
+        // `None`: no instance applies to this stream, every phase continues.
+        (plugin, _) => plugin,
     };
-    let Some(p) = (*plugin).downcast_ref::<C::P>() else {
-        put_back(filter);
-        return None;
-    };
-    let mut value: Box<dyn Any> = match filter {
-        Some(v) => v,
-        None if create => Box::new(C::create_for(p)),
-        None => {
-            put_back(None);
-            return None;
+    let result = plugin.as_ref().and_then(|plugin| {
+        let p = (**plugin).downcast_ref::<C::P>()?;
+        if filter.is_none() && create {
+            filter = Some(Box::new(C::create_for(p)));
         }
-    };
-    let result = value.downcast_mut::<C>().map(|c| f(c, p));
-    put_back(Some(value));
+        let value = filter.as_mut()?.downcast_mut::<C>()?;
+        Some(f(value, p))
+    });
+    let _ = with_table(|t| {
+        t.current_stream = outer;
+        if let Some(Context::Stream {
+            plugin: p,
+            filter: v,
+            ..
+        }) = t.contexts.get_mut(context)
+        {
+            *p = plugin;
+            *v = filter;
+        }
+    });
     result
 }
 

@@ -341,10 +341,12 @@ extern "C" {
 /// A header name and value, as bytes.
 pub type HeaderPair = (Vec<u8>, Vec<u8>);
 
+#[inline(always)] // after every host call
 fn ok(raw: u32) -> Result<(), Status> {
-    match Status::from_raw(raw) {
-        Status::Ok => Ok(()),
-        other => Err(other),
+    if raw == 0 {
+        Ok(())
+    } else {
+        Err(Status::from_raw(raw))
     }
 }
 
@@ -485,6 +487,7 @@ pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
 }
 
 /// Replaces every value of header `name` with `value` (adds it when absent).
+#[inline(always)] // a host call on every request
 pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
@@ -499,6 +502,7 @@ pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 }
 
 /// Adds one more value for header `name`.
+#[inline(always)] // a host call on every request
 pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
@@ -513,6 +517,7 @@ pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 }
 
 /// Removes every value of header `name` (absent is fine).
+#[inline(always)] // a host call on every request
 pub fn remove_header(map: MapType, name: &str) -> Result<(), Status> {
     // SAFETY: pointer and length describe a live &str.
     let raw = unsafe { proxy_remove_header_map_value(map.raw(), name.as_ptr(), name.len()) };
@@ -690,6 +695,7 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
 }
 
 /// Adds `offset` to a counter or gauge.
+#[inline(always)] // a host call on every request
 pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
     // SAFETY: plain values.
     ok(unsafe { proxy_increment_metric(id, offset) })
