@@ -839,6 +839,8 @@ pub struct RequestMatcher {
     route_names: Vec<Vec<u8>>,
     virtual_hosts: Vec<Vec<u8>>,
     clusters: Vec<Vec<u8>>,
+    /// No condition at all: every request matches (checked first, reading nothing).
+    any: bool,
 }
 
 /// Whether `value` is one of `names`.
@@ -874,6 +876,7 @@ impl Default for RequestMatcher {
             route_names: Vec::new(),
             virtual_hosts: Vec::new(),
             clusters: Vec::new(),
+            any: true,
         }
     }
 }
@@ -968,7 +971,7 @@ impl RequestMatcher {
                 QueryMatcher::compile(q, &join_path(field, &format!("query_parameters[{i}]")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self {
+        let mut m = Self {
             path,
             case_sensitive,
             hosts,
@@ -978,11 +981,24 @@ impl RequestMatcher {
             route_names: name_list(&spec.route_names, &join_path(field, "route_names"))?,
             virtual_hosts: name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?,
             clusters: name_list(&spec.clusters, &join_path(field, "clusters"))?,
-        })
+            any: false,
+        };
+        m.any = matches!(m.path, PathMatch::Any)
+            && m.hosts.is_empty()
+            && m.methods.is_empty()
+            && m.headers.is_empty()
+            && m.query.is_empty()
+            && m.route_names.is_empty()
+            && m.virtual_hosts.is_empty()
+            && m.clusters.is_empty();
+        Ok(m)
     }
 
     /// Whether the request matches every condition. Reads only what the conditions need.
     pub fn matches(&self, req: &mut impl Request) -> bool {
+        if self.any {
+            return true;
+        }
         // Each name is a host property read: read only for a rule that has the condition.
         if (!self.route_names.is_empty() && !one_of(&self.route_names, req.route_name()))
             || (!self.virtual_hosts.is_empty()
