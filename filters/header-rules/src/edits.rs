@@ -12,7 +12,7 @@
 //! oversized value is never built. A skipped value skips its edit (even with
 //! `keep_empty_value`) and is counted in the [`Plan`].
 
-use crate::config::{Config, Edits, HeaderValue, MAX_RULES};
+use crate::config::{Config, Edits, Op, Value, MAX_RULES};
 use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use sdk_ext::request::Request;
 use sdk_ext::template::TooLarge;
@@ -116,14 +116,6 @@ pub struct Outcome {
     pub remove_failed: bool,
 }
 
-fn valued(edits: &Edits) -> impl Iterator<Item = &HeaderValue> {
-    edits
-        .set
-        .iter()
-        .chain(edits.append.iter())
-        .chain(edits.add.iter())
-}
-
 fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
     match dir {
         Direction::Request => &rule.request,
@@ -150,11 +142,11 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
             (Direction::Request, &mut request_budget),
             (Direction::Response, &mut response_budget),
         ] {
-            for hv in valued(edits_of(rule, dir)) {
-                if hv.value.as_static().is_some() {
+            for e in &edits_of(rule, dir).0 {
+                let Value::Rendered { template, .. } = &e.value else {
                     continue;
-                }
-                let value = match hv.value.render_within(req, *budget) {
+                };
+                let value = match template.render_within(req, *budget) {
                     Ok(v) if is_valid_value(&v) => {
                         *budget = budget.saturating_sub(v.len());
                         Some(v.into_owned())
@@ -163,7 +155,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
                         log::debug!(
                             "header-rules: rule {}: {} renders an invalid header value; edit skipped",
                             rule.name,
-                            hv.name
+                            e.name
                         );
                         plan.invalid_values += 1;
                         None
@@ -172,7 +164,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
                         log::debug!(
                             "header-rules: rule {}: {} would render over {limit} bytes; edit skipped",
                             rule.name,
-                            hv.name
+                            e.name
                         );
                         plan.too_large_values += 1;
                         None
@@ -189,19 +181,8 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
     plan
 }
 
-/// The value to write for `hv` (`None`: skip, it rendered empty, invalid or too large).
-fn value_of<'a>(
-    hv: &'a HeaderValue,
-    dynamic: &mut impl Iterator<Item = &'a Option<Vec<u8>>>,
-) -> Option<&'a [u8]> {
-    let v = match hv.value.as_static() {
-        Some(s) => s,
-        None => dynamic.next()?.as_deref()?,
-    };
-    (hv.keep_empty_value || !v.is_empty()).then_some(v)
-}
-
-/// Applies one direction's edits of the planned rules to `headers`.
+/// Applies one direction's edits of the planned rules to `headers`; `dynamic` holds the
+/// rendered values of its [`Value::Rendered`] edits, in order.
 pub fn apply(
     config: &Config,
     plan_rules: &RuleSet,
@@ -210,32 +191,34 @@ pub fn apply(
     headers: &mut impl HeaderMapMut,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let mut dynamic = dynamic.iter();
-    for rule in plan_rules.iter().filter_map(|i| config.rules.get(i)) {
-        let edits = edits_of(rule, dir);
-        for name in &edits.remove {
-            if headers.remove(name).is_err() {
-                out.failed += 1;
-                out.remove_failed = true;
-            }
-        }
-        for hv in &edits.set {
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                out.failed += u32::from(headers.set(&hv.name, v).is_err());
-            }
-        }
-        for hv in &edits.append {
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                out.failed += u32::from(headers.add(&hv.name, v).is_err());
-            }
-        }
-        for hv in &edits.add {
-            // Render first: the dynamic value is consumed whether or not it is used.
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                if !headers.contains(&hv.name) {
-                    out.failed += u32::from(headers.add(&hv.name, v).is_err());
+    let mut rendered = dynamic.iter();
+    for i in plan_rules.iter() {
+        let Some(rule) = config.rules.get(i) else {
+            continue;
+        };
+        for e in &edits_of(rule, dir).0 {
+            let value: &[u8] = match &e.value {
+                Value::None => &[],
+                Value::Fixed(v) => v,
+                // Taken in order whether or not it is written (an `add` of a present
+                // header is not).
+                Value::Rendered { keep_empty, .. } => match rendered.next() {
+                    Some(Some(v)) if *keep_empty || !v.is_empty() => v,
+                    // Skipped at render time (invalid, too large) or empty.
+                    _ => continue,
+                },
+            };
+            let failed = match e.op {
+                Op::Remove => {
+                    let failed = headers.remove(&e.name).is_err();
+                    out.remove_failed |= failed;
+                    failed
                 }
-            }
+                Op::Set => headers.set(&e.name, value).is_err(),
+                Op::Append => headers.add(&e.name, value).is_err(),
+                Op::Add => !headers.contains(&e.name) && headers.add(&e.name, value).is_err(),
+            };
+            out.failed += u32::from(failed);
         }
     }
     out
