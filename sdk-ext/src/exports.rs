@@ -584,6 +584,7 @@ struct Net<N>(N);
 
 /// Runs `f` on stream `context`'s filter (creating it at its first phase when `create`),
 /// with the table released during the call.
+#[inline(always)] // one copy per phase the filter implements; the phases' whole path
 fn with_filter_of<C: Creates, R>(
     context: u32,
     create: bool,

@@ -28,15 +28,18 @@ impl<V> IdMap<V> {
         }
     }
 
+    #[inline(always)]
     fn mask(&self) -> usize {
         self.slots.len().wrapping_sub(1)
     }
 
+    #[inline(always)]
     fn home(&self, id: u32) -> usize {
         usize::try_from(id).unwrap_or(usize::MAX) & self.mask()
     }
 
     /// The slot holding `id`.
+    #[inline(always)]
     fn find(&self, id: u32) -> Option<usize> {
         let mask = self.mask();
         let mut i = self.home(id);
@@ -50,11 +53,13 @@ impl<V> IdMap<V> {
         }
     }
 
+    #[inline(always)]
     pub(super) fn get(&self, id: u32) -> Option<&V> {
         let i = self.find(id)?;
         self.slots.get(i)?.as_ref().map(|(_, v)| v)
     }
 
+    #[inline(always)]
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut V> {
         let i = self.find(id)?;
         self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
