@@ -96,6 +96,14 @@ impl Iterator for RuleSetIter<'_> {
 pub struct Plan {
     /// The matching rules (applied in config order).
     pub rules: RuleSet,
+    /// What was rendered; `None` when no matching rule renders a value (a config of fixed
+    /// values: the plan then holds nothing to drop).
+    pub rendered: Option<Box<Rendered>>,
+}
+
+/// The values a request's matching rules rendered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
     /// Rendered values of dynamic request edits, in application order (`None`: skipped).
     pub request_values: Vec<Option<Vec<u8>>>,
     /// Rendered values of dynamic response edits, in application order (`None`: skipped).
@@ -105,6 +113,27 @@ pub struct Plan {
     /// Values skipped because they would pass [`MAX_VALUE_BYTES`] or the request's
     /// [`RENDER_BUDGET_BYTES`].
     pub too_large_values: u32,
+}
+
+impl Plan {
+    /// The rendered values of `dir`'s dynamic edits, in application order.
+    pub fn values(&self, dir: Direction) -> &[Option<Vec<u8>>] {
+        match (&self.rendered, dir) {
+            (Some(r), Direction::Request) => &r.request_values,
+            (Some(r), Direction::Response) => &r.response_values,
+            (None, _) => &[],
+        }
+    }
+
+    /// Values skipped as invalid header values.
+    pub fn invalid_values(&self) -> u32 {
+        self.rendered.as_ref().map_or(0, |r| r.invalid_values)
+    }
+
+    /// Values skipped as too large.
+    pub fn too_large_values(&self) -> u32 {
+        self.rendered.as_ref().map_or(0, |r| r.too_large_values)
+    }
 }
 
 /// The outcome of applying edits.
@@ -129,7 +158,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
     for (i, _) in config.rules.matching(req) {
         matched.insert(i);
     }
-    let mut plan = Plan::default();
+    let mut rendered: Option<Box<Rendered>> = None;
     let mut request_budget = RENDER_BUDGET_BYTES;
     let mut response_budget = RENDER_BUDGET_BYTES;
     // Only rules with values to render (set at config time): fixed values cost nothing here.
@@ -138,6 +167,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
         .filter_map(|i| config.rules.get(i))
         .filter(|r| r.renders)
     {
+        let plan = rendered.get_or_insert_with(Box::default);
         for (dir, budget) in [
             (Direction::Request, &mut request_budget),
             (Direction::Response, &mut response_budget),
@@ -177,8 +207,10 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
             }
         }
     }
-    plan.rules = matched;
-    plan
+    Plan {
+        rules: matched,
+        rendered,
+    }
 }
 
 /// Applies one direction's edits of the planned rules to `headers`; `dynamic` holds the
@@ -238,7 +270,13 @@ mod tests {
         let p = plan(c, req);
         let mut h = HeaderList(req.headers.clone());
         assert_eq!(
-            apply(c, &p.rules, Direction::Request, &p.request_values, &mut h),
+            apply(
+                c,
+                &p.rules,
+                Direction::Request,
+                p.values(Direction::Request),
+                &mut h
+            ),
             Outcome::default()
         );
         (h, p)
@@ -305,13 +343,13 @@ mod tests {
             h.values("x-copy"),
             vec![&b"was orig on /p from 192.0.2.7"[..]]
         );
-        assert_eq!(p.response_values, vec![Some(b"orig".to_vec())]);
+        assert_eq!(p.values(Direction::Response), &[Some(b"orig".to_vec())][..]);
         let mut resp = HeaderList::default();
         apply(
             &c,
             &p.rules,
             Direction::Response,
-            &p.response_values,
+            p.values(Direction::Response),
             &mut resp,
         );
         assert_eq!(resp.values("x-echo-id"), vec![b"orig"]);
@@ -353,15 +391,15 @@ mod tests {
         assert!(h.values("x-huge").is_empty());
         assert_eq!(h.values("x-path"), vec![path.as_bytes()]);
         assert_eq!(h.values("x-fixed"), vec![b"ok"]);
-        assert_eq!(p.too_large_values, 2);
-        assert_eq!(p.request_values[0], None);
-        assert_eq!(p.response_values, vec![None]);
+        assert_eq!(p.too_large_values(), 2);
+        assert_eq!(p.values(Direction::Request).first(), Some(&None));
+        assert_eq!(p.values(Direction::Response), &[None][..]);
         let mut resp = HeaderList::default();
         apply(
             &c,
             &p.rules,
             Direction::Response,
-            &p.response_values,
+            p.values(Direction::Response),
             &mut resp,
         );
         assert!(
@@ -371,7 +409,7 @@ mod tests {
         // A short path renders every copy.
         let (h, p) = run(&c, &mut RequestData::new("GET", "/ab", "h"));
         assert_eq!(h.values("x-huge"), vec!["/ab".repeat(64).as_bytes()]);
-        assert_eq!(p.too_large_values, 0);
+        assert_eq!(p.too_large_values(), 0);
     }
 
     #[test]
@@ -387,7 +425,7 @@ mod tests {
         assert_eq!(h.values("x-a"), vec![path.as_bytes()]);
         assert!(h.values("x-b").is_empty());
         assert_eq!(h.values("x-c"), vec![b"s"], "small values still fit");
-        assert_eq!(p.too_large_values, 1);
+        assert_eq!(p.too_large_values(), 1);
     }
 
     #[test]
@@ -408,7 +446,7 @@ mod tests {
             let (h, p) = run(&c, &mut req);
             assert!(h.values("x-copy").is_empty(), "{bad:?}");
             assert_eq!(h.values("x-other"), vec![&b"fine\there"[..]]);
-            assert_eq!(p.invalid_values, 1, "{bad:?}");
+            assert_eq!(p.invalid_values(), 1, "{bad:?}");
         }
     }
 
