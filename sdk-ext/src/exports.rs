@@ -29,6 +29,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+mod id_map;
+use id_map::IdMap;
+
 /// Which per-stream callbacks a filter implements: written by `#[sdk_ext::filter]` from the
 /// methods of the `impl` block (never by hand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,9 +302,8 @@ impl Instances {
     }
 }
 
-#[derive(Default)]
 struct Table {
-    contexts: HashMap<u32, Context, BuildHasherDefault<IdHasher>>,
+    contexts: IdMap<Context>,
     /// The stream context a filter phase is running for (0: none, e.g. the root).
     current_stream: u32,
     /// Callouts dispatched from a stream, by token: Envoy answers them at the root context
@@ -319,10 +321,22 @@ pub(crate) fn callout_dispatched(token: u32) {
     });
 }
 
-thread_local! {
-    static TABLE: RefCell<Table> = RefCell::new(Table::default());
+impl Table {
+    const fn new() -> Self {
+        Table {
+            contexts: IdMap::new(),
+            current_stream: 0,
+            callouts: HashMap::with_hasher(BuildHasherDefault::new()),
+        }
+    }
 }
 
+thread_local! {
+    // Const-initialised: an access is a plain address, with no lazy-init check.
+    static TABLE: RefCell<Table> = const { RefCell::new(Table::new()) };
+}
+
+#[inline(always)] // a few instructions, on every export's path
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
     TABLE
         .try_with(|t| t.try_borrow_mut().ok().map(|mut t| f(&mut t)))
@@ -331,7 +345,7 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
 }
 
 fn root_instances(root: u32) -> Option<Rc<Instances>> {
-    with_table(|t| match t.contexts.get(&root) {
+    with_table(|t| match t.contexts.get(root) {
         Some(Context::Root { instances }) => instances.clone(),
         _ => None,
     })
@@ -362,26 +376,36 @@ pub fn memory_allocate(size: usize) -> *mut u8 {
     host::allocate(size)
 }
 
-/// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`.
+/// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`. One table access
+/// (this runs for every stream).
 pub fn context_create(context: u32, root: u32) {
-    let entry = if root == 0 {
-        Context::Root { instances: None }
-    } else {
-        match root_instances(root) {
-            // Higress rules: the instance is chosen from the request at the first phase.
-            Some(i) if !i.rules.is_empty() => Context::Stream {
-                plugin: None,
-                select: Some(i),
-                filter: None,
-            },
-            i => Context::Stream {
-                plugin: i.and_then(|i| i.global.clone()),
-                select: None,
-                filter: None,
-            },
-        }
-    };
-    let _ = with_table(|t| t.contexts.insert(context, entry));
+    let _ = with_table(|t| {
+        let entry = if root == 0 {
+            Context::Root { instances: None }
+        } else {
+            match t.contexts.get(root) {
+                // Higress rules: the instance is chosen from the request at the first phase.
+                Some(Context::Root { instances: Some(i) }) if !i.rules.is_empty() => {
+                    Context::Stream {
+                        plugin: None,
+                        select: Some(Rc::clone(i)),
+                        filter: None,
+                    }
+                }
+                Some(Context::Root { instances: Some(i) }) => Context::Stream {
+                    plugin: i.global.clone(),
+                    select: None,
+                    filter: None,
+                },
+                _ => Context::Stream {
+                    plugin: None,
+                    select: None,
+                    filter: None,
+                },
+            }
+        };
+        t.contexts.insert(context, entry)
+    });
 }
 
 /// `proxy_on_vm_start`.
@@ -487,8 +511,10 @@ pub fn tick<P: Plugin>(root: u32) {
 pub fn delete(context: u32) {
     let gone = with_table(|t| {
         // Its callouts' answers (still due at the root) have no one to go to.
-        t.callouts.retain(|_, stream| *stream != context);
-        t.contexts.remove(&context)
+        if !t.callouts.is_empty() {
+            t.callouts.retain(|_, stream| *stream != context);
+        }
+        t.contexts.remove(context)
     })
     .flatten();
     drop(gone);
@@ -514,7 +540,7 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
         },
         _ => context,
     };
-    let is_root = with_table(|t| matches!(t.contexts.get(&context), Some(Context::Root { .. })))
+    let is_root = with_table(|t| matches!(t.contexts.get(context), Some(Context::Root { .. })))
         .unwrap_or(false);
     if is_root {
         // Every instance is offered the answer; each recognises its own tokens.
@@ -558,48 +584,57 @@ struct Net<N>(N);
 
 /// Runs `f` on stream `context`'s filter (creating it at its first phase when `create`),
 /// with the table released during the call.
+#[inline(always)] // one copy per phase the filter implements; the phases' whole path
 fn with_filter_of<C: Creates, R>(
     context: u32,
     create: bool,
     f: impl FnOnce(&mut C, &C::P) -> R,
 ) -> Option<R> {
-    let (plugin, filter, select) = with_table(|t| match t.contexts.get_mut(&context) {
+    // One table access on the way in and one on the way out: this runs for every phase of
+    // every stream. The stream's plugin and filter are taken out (moved, not cloned) and
+    // put back; if the stream is deleted meanwhile, they are dropped here instead.
+    let (plugin, mut filter, select, outer) = with_table(|t| match t.contexts.get_mut(context) {
         Some(Context::Stream {
             plugin,
             filter,
             select,
-        }) => Some((plugin.clone(), filter.take(), select.clone())),
+        }) => {
+            let plugin = plugin.take();
+            // Higress rules: the instance is chosen once, at the first phase.
+            let select = if plugin.is_none() && create {
+                select.take()
+            } else {
+                None
+            };
+            let outer = std::mem::replace(&mut t.current_stream, context);
+            Some((plugin, filter.take(), select, outer))
+        }
         _ => None,
     })
     .flatten()?;
     let plugin = match (plugin, select) {
-        (Some(p), _) => p,
-        (None, Some(instances)) if create => {
-            // Higress rules: choose once, from the request, at the first phase.
-            let chosen = instances.select(&mut HostRequest::new());
-            let _ = with_table(|t| {
-                if let Some(Context::Stream { plugin, select, .. }) = t.contexts.get_mut(&context) {
-                    plugin.clone_from(&chosen);
-                    *select = None;
-                }
-            });
-            chosen?
+        (None, Some(instances)) => instances.select(&mut HostRequest::new()),
+        // `None`: no instance applies to this stream, every phase continues.
+        (plugin, _) => plugin,
+    };
+    let result = plugin.as_ref().and_then(|plugin| {
+        let p = (**plugin).downcast_ref::<C::P>()?;
+        if filter.is_none() && create {
+            filter = Some(Box::new(C::create_for(p)));
         }
-        // No instance applies to this stream: every phase continues.
-        _ => return None,
-    };
-    let p = (*plugin).downcast_ref::<C::P>()?;
-    let mut value: Box<dyn Any> = match filter {
-        Some(v) => v,
-        None if create => Box::new(C::create_for(p)),
-        None => return None,
-    };
-    let outer = with_table(|t| std::mem::replace(&mut t.current_stream, context)).unwrap_or(0);
-    let result = value.downcast_mut::<C>().map(|c| f(c, p));
+        let value = filter.as_mut()?.downcast_mut::<C>()?;
+        Some(f(value, p))
+    });
     let _ = with_table(|t| {
         t.current_stream = outer;
-        if let Some(Context::Stream { filter, .. }) = t.contexts.get_mut(&context) {
-            *filter = Some(value);
+        if let Some(Context::Stream {
+            plugin: p,
+            filter: v,
+            ..
+        }) = t.contexts.get_mut(context)
+        {
+            *p = plugin;
+            *v = filter;
         }
     });
     result

@@ -78,16 +78,19 @@ impl Headers {
     }
 
     /// Replaces every value of `name` with `value` (adds it when absent).
+    #[inline(always)]
     pub fn set(self, name: &str, value: &[u8]) -> Result<(), Status> {
         host::set_header(self.0, name, value).map_err(|s| logged("set", name, s))
     }
 
     /// Appends one more value for `name`.
+    #[inline(always)]
     pub fn add(self, name: &str, value: &[u8]) -> Result<(), Status> {
         host::add_header(self.0, name, value).map_err(|s| logged("add", name, s))
     }
 
     /// Removes every value of `name`.
+    #[inline(always)]
     pub fn remove(self, name: &str) -> Result<(), Status> {
         host::remove_header(self.0, name).map_err(|s| logged("remove", name, s))
     }
@@ -115,12 +118,15 @@ impl HeaderMapMut for Headers {
     fn contains(&mut self, name: &str) -> bool {
         Headers::contains(*self, name)
     }
+    #[inline(always)]
     fn set(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
         Headers::set(*self, name, value)
     }
+    #[inline(always)]
     fn add(&mut self, name: &str, value: &[u8]) -> Result<(), Status> {
         Headers::add(*self, name, value)
     }
+    #[inline(always)]
     fn remove(&mut self, name: &str) -> Result<(), Status> {
         Headers::remove(*self, name)
     }

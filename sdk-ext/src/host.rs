@@ -345,10 +345,12 @@ extern "C" {
 /// A header name and value, as bytes.
 pub type HeaderPair = (Vec<u8>, Vec<u8>);
 
+#[inline(always)] // after every host call
 fn ok(raw: u32) -> Result<(), Status> {
-    match Status::from_raw(raw) {
-        Status::Ok => Ok(()),
-        other => Err(other),
+    if raw == 0 {
+        Ok(())
+    } else {
+        Err(Status::from_raw(raw))
     }
 }
 
@@ -373,13 +375,14 @@ pub fn allocate(size: usize) -> *mut u8 {
     if size == 0 {
         return std::ptr::NonNull::<u8>::dangling().as_ptr();
     }
-    let mut v: Vec<u8> = Vec::new();
-    if v.try_reserve_exact(size).is_err() {
-        return null_mut();
+    // The layout `Vec<u8>` uses for `size` bytes (`take` rebuilds it with that capacity).
+    // Straight to the allocator: this runs for every value the host hands over.
+    match std::alloc::Layout::array::<u8>(size) {
+        // SAFETY: a non-zero size. The host writes every byte before the guest reads any
+        // (the ABI contract); null (out of memory) makes the host fail the call.
+        Ok(layout) => unsafe { std::alloc::alloc(layout) },
+        Err(_) => null_mut(),
     }
-    // The host writes every byte before the guest reads any (the ABI contract).
-    let mut v = std::mem::ManuallyDrop::new(v);
-    v.as_mut_ptr()
 }
 
 fn nullable(bytes: &[u8]) -> *const u8 {
@@ -488,6 +491,7 @@ pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
 }
 
 /// Replaces every value of header `name` with `value` (adds it when absent).
+#[inline(always)] // a host call on every request
 pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
@@ -502,6 +506,7 @@ pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 }
 
 /// Adds one more value for header `name`.
+#[inline(always)] // a host call on every request
 pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
     // SAFETY: pointers and lengths describe live slices.
     ok(unsafe {
@@ -516,6 +521,7 @@ pub fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> 
 }
 
 /// Removes every value of header `name` (absent is fine).
+#[inline(always)] // a host call on every request
 pub fn remove_header(map: MapType, name: &str) -> Result<(), Status> {
     // SAFETY: pointer and length describe a live &str.
     let raw = unsafe { proxy_remove_header_map_value(map.raw(), name.as_ptr(), name.len()) };
@@ -693,6 +699,7 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
 }
 
 /// Adds `offset` to a counter or gauge.
+#[inline(always)] // a host call on every request
 pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
     // SAFETY: plain values.
     ok(unsafe { proxy_increment_metric(id, offset) })

@@ -35,11 +35,15 @@
 
 /// Every filter's allocator: talc, a binned free-list allocator that grows the wasm memory as
 /// needed. It replaces wasi-libc's dlmalloc, which cost each module ~11 KB; single-threaded
-/// wasm (no `atomics`) is what Envoy runs. Counted ([`memory`]): what the module holds.
+/// wasm (no `atomics`) is what Envoy runs. Small blocks are cached in front of it
+/// ([`memory::SmallBlocks`]: a request's small allocations reuse the last request's), and
+/// everything is counted ([`memory`]): what the module holds.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: memory::Counting<talc::wasm::WasmDynamicTalc> =
-    memory::Counting(talc::wasm::new_wasm_dynamic_allocator());
+static ALLOCATOR: memory::Counting<memory::SmallBlocks<talc::wasm::WasmDynamicTalc>> =
+    memory::Counting(memory::SmallBlocks::new(
+        talc::wasm::new_wasm_dynamic_allocator(),
+    ));
 
 pub mod callout;
 pub mod config;

@@ -66,10 +66,12 @@ impl Counter {
         Counter(Id::define(MetricType::Counter, name))
     }
     /// Adds one.
+    #[inline(always)]
     pub fn inc(&self) {
         self.add(1);
     }
     /// Adds `n`.
+    #[inline(always)]
     pub fn add(&self, n: u64) {
         if let Some(id) = self.0 .0 {
             let _ = host::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));

@@ -95,16 +95,56 @@ pub trait Request {
     fn cluster_name(&mut self) -> Option<&[u8]>;
 }
 
+/// The pseudo-headers matchers read most (`Rules` on a path prefix reads `:path` on every
+/// request): [`HostRequest`] keeps them by index, without storing their names.
+const PSEUDO_HEADERS: [&str; 4] = [":path", ":method", ":authority", ":scheme"];
+
+/// Where `name` is in [`PSEUDO_HEADERS`].
+fn pseudo_index(name: &str) -> Option<usize> {
+    match name.as_bytes() {
+        b":path" => Some(0),
+        b":method" => Some(1),
+        b":authority" => Some(2),
+        b":scheme" => Some(3),
+        _ => None,
+    }
+}
+
+/// What a [`HostRequest`] value was read as.
+#[derive(Debug, PartialEq, Eq)]
+enum Key {
+    /// One of [`PSEUDO_HEADERS`], by index.
+    Pseudo(usize),
+    Header(String),
+    Source,
+    Route,
+    VirtualHost,
+    Cluster,
+}
+
+impl Key {
+    fn is_header(&self, name: &str) -> bool {
+        match self {
+            Key::Pseudo(i) => PSEUDO_HEADERS.get(*i) == Some(&name),
+            Key::Header(n) => n == name,
+            _ => false,
+        }
+    }
+}
+
 /// The live request, read through the host, each value fetched at most once.
+///
+/// A phase usually reads one value (a rule on the path) or none: the first one read has its
+/// own place, the others go in a list, so such a phase allocates nothing but the value and
+/// drops little more than it.
 #[derive(Debug, Default)]
 pub struct HostRequest {
-    headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The first header or property read (`None` inside: absent on the request).
+    first: Option<(Key, Option<Vec<u8>>)>,
+    /// The ones read after it, in order.
+    more: Vec<(Key, Option<Vec<u8>>)>,
     /// The whole header map, fetched on the first `header_values` call.
     all: Option<Vec<crate::host::HeaderPair>>,
-    source: Option<Option<Vec<u8>>>,
-    route: Option<Option<Vec<u8>>>,
-    virtual_host: Option<Option<Vec<u8>>>,
-    cluster: Option<Option<Vec<u8>>>,
 }
 
 impl HostRequest {
@@ -115,22 +155,54 @@ impl HostRequest {
 
     /// Forgets what was read of header `name` (after the filter edited it).
     pub fn forget(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| n != name);
+        if self.first.as_ref().is_some_and(|(k, _)| k.is_header(name)) {
+            self.first = None;
+        }
+        self.more.retain(|(k, _)| !k.is_header(name));
         self.all = None;
+    }
+
+    /// The value read as the key `is` accepts; else fetched with `fetch`, kept as `key()`.
+    fn cached(
+        &mut self,
+        is: impl Fn(&Key) -> bool,
+        key: impl FnOnce() -> Key,
+        fetch: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Option<&[u8]> {
+        match self.first.as_ref().map(|(k, _)| is(k)) {
+            None => {
+                self.first = Some((key(), fetch()));
+                return self.first.as_ref().and_then(|(_, v)| v.as_deref());
+            }
+            Some(true) => return self.first.as_ref().and_then(|(_, v)| v.as_deref()),
+            Some(false) => {}
+        }
+        let at = match self.more.iter().position(|(k, _)| is(k)) {
+            Some(i) => i,
+            None => {
+                self.more.push((key(), fetch()));
+                self.more.len() - 1
+            }
+        };
+        self.more.get(at).and_then(|(_, v)| v.as_deref())
     }
 }
 
 impl Request for HostRequest {
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        let at = match self.headers.iter().position(|(n, _)| n == name) {
-            Some(i) => i,
-            None => {
-                self.headers
-                    .push((name.to_string(), Headers::REQUEST.get(name)));
-                self.headers.len() - 1
-            }
-        };
-        self.headers.get(at).and_then(|(_, v)| v.as_deref())
+        let fetch = || Headers::REQUEST.get(name);
+        match pseudo_index(name) {
+            Some(i) => self.cached(
+                |k| matches!(k, Key::Pseudo(j) if *j == i),
+                || Key::Pseudo(i),
+                fetch,
+            ),
+            None => self.cached(
+                |k| matches!(k, Key::Header(n) if n == name),
+                || Key::Header(name.to_string()),
+                fetch,
+            ),
+        }
     }
     fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
         self.all
@@ -141,20 +213,24 @@ impl Request for HostRequest {
             .collect()
     }
     fn source_address(&mut self) -> Option<&[u8]> {
-        self.source.get_or_insert_with(source_address).as_deref()
+        self.cached(|k| matches!(k, Key::Source), || Key::Source, source_address)
     }
     fn route_name(&mut self) -> Option<&[u8]> {
-        self.route.get_or_insert_with(route_name).as_deref()
+        self.cached(|k| matches!(k, Key::Route), || Key::Route, route_name)
     }
     fn virtual_host_name(&mut self) -> Option<&[u8]> {
-        self.virtual_host
-            .get_or_insert_with(|| property(&["xds", "virtual_host_name"]))
-            .as_deref()
+        self.cached(
+            |k| matches!(k, Key::VirtualHost),
+            || Key::VirtualHost,
+            || property(&["xds", "virtual_host_name"]),
+        )
     }
     fn cluster_name(&mut self) -> Option<&[u8]> {
-        self.cluster
-            .get_or_insert_with(|| property(&["xds", "cluster_name"]))
-            .as_deref()
+        self.cached(
+            |k| matches!(k, Key::Cluster),
+            || Key::Cluster,
+            || property(&["xds", "cluster_name"]),
+        )
     }
 }
 

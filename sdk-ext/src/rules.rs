@@ -116,11 +116,12 @@ impl<T> Rules<T> {
 
     /// The first rule whose match holds, with its index (first match wins).
     pub fn first(&self, req: &mut impl Request) -> Option<(usize, &T)> {
-        self.rules
-            .iter()
-            .enumerate()
-            .find(|(_, (m, _))| m.matches(req))
-            .map(|(i, (_, v))| (i, v))
+        for (i, (m, v)) in self.rules.iter().enumerate() {
+            if m.matches(req) {
+                return Some((i, v));
+            }
+        }
+        None
     }
 
     /// Every rule whose match holds, in order, with its index.
@@ -128,11 +129,11 @@ impl<T> Rules<T> {
         &'a self,
         req: &'a mut Q,
     ) -> impl Iterator<Item = (usize, &'a T)> + 'a {
-        self.rules
-            .iter()
-            .enumerate()
-            .filter(move |(_, (m, _))| m.matches(req))
-            .map(|(i, (_, v))| (i, v))
+        Matching {
+            rules: &self.rules,
+            next: 0,
+            req,
+        }
     }
 
     /// The value of rule `i`.
@@ -153,6 +154,28 @@ impl<T> Rules<T> {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+}
+
+/// [`Rules::matching`]: a plain loop (it runs on every request of a filter that applies
+/// every matching rule).
+struct Matching<'a, T, Q> {
+    rules: &'a [(RequestMatcher, T)],
+    next: usize,
+    req: &'a mut Q,
+}
+
+impl<'a, T, Q: Request> Iterator for Matching<'a, T, Q> {
+    type Item = (usize, &'a T);
+    fn next(&mut self) -> Option<(usize, &'a T)> {
+        while let Some((m, v)) = self.rules.get(self.next) {
+            let i = self.next;
+            self.next += 1;
+            if m.matches(self.req) {
+                return Some((i, v));
+            }
+        }
+        None
     }
 }
 

@@ -66,39 +66,51 @@ pub struct RawHeader {
     pub keep_empty_value: bool,
 }
 
-/// A validated header edit.
+/// What an [`Edit`] does to a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Remove every value.
+    Remove,
+    /// Replace every value (add when absent).
+    Set,
+    /// Add one more value.
+    Append,
+    /// Add only when absent.
+    Add,
+}
+
+/// The value an [`Edit`] writes.
 #[derive(Debug)]
-pub struct HeaderValue {
+pub enum Value {
+    /// None: a remove.
+    None,
+    /// Written as is (an empty fixed value without `keep_empty_value` is never written, so
+    /// its edit is dropped at config time).
+    Fixed(Vec<u8>),
+    /// References request attributes: rendered at request headers; written only when it
+    /// renders non-empty, or with `keep_empty_value`.
+    Rendered {
+        /// The value template.
+        template: Template,
+        /// `keep_empty_value`.
+        keep_empty: bool,
+    },
+}
+
+/// One validated header edit.
+#[derive(Debug)]
+pub struct Edit {
+    /// What it does.
+    pub op: Op,
     /// Lowercase header name.
     pub name: String,
-    /// The value template.
-    pub value: Template,
-    /// Apply even when empty.
-    pub keep_empty_value: bool,
+    /// What it writes.
+    pub value: Value,
 }
 
-/// Validated edits of one header map.
+/// Validated edits of one header map, in the order they apply: removes, sets, appends, adds.
 #[derive(Debug, Default)]
-pub struct Edits {
-    /// Lowercase names to remove.
-    pub remove: Vec<String>,
-    /// Overwrite.
-    pub set: Vec<HeaderValue>,
-    /// Append.
-    pub append: Vec<HeaderValue>,
-    /// Add if absent.
-    pub add: Vec<HeaderValue>,
-}
-
-impl Edits {
-    /// Whether there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.remove.is_empty()
-            && self.set.is_empty()
-            && self.append.is_empty()
-            && self.add.is_empty()
-    }
-}
+pub struct Edits(pub Vec<Edit>);
 
 /// A validated rule (its match lives in [`Config::rules`]).
 #[derive(Debug)]
@@ -109,6 +121,9 @@ pub struct Rule {
     pub request: Edits,
     /// Response edits.
     pub response: Edits,
+    /// Whether any value references request attributes (rendered per request); a rule with
+    /// fixed values only is applied straight from the config.
+    pub renders: bool,
 }
 
 /// The validated configuration.
@@ -118,38 +133,47 @@ pub struct Config {
     pub rules: Rules<Rule>,
 }
 
-fn header_values(list: &[RawHeader], field: &str) -> Result<Vec<HeaderValue>, ConfigError> {
-    list.iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let at = format!("{field}[{i}]");
-            let name = check_mutable_name(&h.name)
-                .map_err(|r| ConfigError::new(join_path(&at, "name"), r))?;
-            let value = Template::parse(&h.value, &join_path(&at, "value"))?;
-            Ok(HeaderValue {
-                name,
-                value,
-                keep_empty_value: h.keep_empty_value,
-            })
-        })
-        .collect()
+fn valued(list: &[RawHeader], op: Op, field: &str, out: &mut Vec<Edit>) -> Result<(), ConfigError> {
+    for (i, h) in list.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let name =
+            check_mutable_name(&h.name).map_err(|r| ConfigError::new(join_path(&at, "name"), r))?;
+        let template = Template::parse(&h.value, &join_path(&at, "value"))?;
+        let value = match template.as_static() {
+            Some(v) if v.is_empty() && !h.keep_empty_value => continue,
+            Some(v) => Value::Fixed(v.to_vec()),
+            None => Value::Rendered {
+                template,
+                keep_empty: h.keep_empty_value,
+            },
+        };
+        out.push(Edit { op, name, value });
+    }
+    Ok(())
 }
 
-fn edits(raw: &RawEdits, field: &str) -> Result<Edits, ConfigError> {
-    let remove = raw
-        .remove
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            check_mutable_name(n).map_err(|r| ConfigError::new(format!("{field}.remove[{i}]"), r))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Edits {
-        remove,
-        set: header_values(&raw.set, &format!("{field}.set"))?,
-        append: header_values(&raw.append, &format!("{field}.append"))?,
-        add: header_values(&raw.add, &format!("{field}.add"))?,
-    })
+/// Validates one map's edits; `None` when the raw lists are all empty.
+fn edits(raw: &RawEdits, field: &str) -> Result<Option<Edits>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, n) in raw.remove.iter().enumerate() {
+        let name = check_mutable_name(n)
+            .map_err(|r| ConfigError::new(format!("{field}.remove[{i}]"), r))?;
+        out.push(Edit {
+            op: Op::Remove,
+            name,
+            value: Value::None,
+        });
+    }
+    valued(&raw.set, Op::Set, &format!("{field}.set"), &mut out)?;
+    valued(
+        &raw.append,
+        Op::Append,
+        &format!("{field}.append"),
+        &mut out,
+    )?;
+    valued(&raw.add, Op::Add, &format!("{field}.add"), &mut out)?;
+    let written = raw.remove.len() + raw.set.len() + raw.append.len() + raw.add.len();
+    Ok((written > 0).then_some(Edits(out)))
 }
 
 /// Most rules a config may hold (a bound on per-request work).
@@ -185,14 +209,21 @@ impl Config {
             }
             let request = edits(&r.request, &format!("{at}.request"))?;
             let response = edits(&r.response, &format!("{at}.response"))?;
-            if request.is_empty() && response.is_empty() {
+            if request.is_none() && response.is_none() {
                 return Err(ConfigError::new(at, "has no request or response edits"));
             }
+            let (request, response) = (request.unwrap_or_default(), response.unwrap_or_default());
             names.push(name.clone());
+            let renders = request
+                .0
+                .iter()
+                .chain(&response.0)
+                .any(|e| matches!(e.value, Value::Rendered { .. }));
             Ok(Rule {
                 name,
                 request,
                 response,
+                renders,
             })
         })?;
         Ok(Self { rules })

@@ -12,7 +12,7 @@
 //! oversized value is never built. A skipped value skips its edit (even with
 //! `keep_empty_value`) and is counted in the [`Plan`].
 
-use crate::config::{Config, Edits, HeaderValue};
+use crate::config::{Config, Edits, Op, Value, MAX_RULES};
 use sdk_ext::headers::{is_valid_value, HeaderMapMut};
 use sdk_ext::request::Request;
 use sdk_ext::template::TooLarge;
@@ -33,11 +33,77 @@ pub enum Direction {
     Response,
 }
 
+/// A set of rule indices (each below [`MAX_RULES`]), as bits: a request's plan allocates
+/// nothing for the rules it matched, and reading it touches only the words in use.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSet {
+    words: [u64; MAX_RULES / 64],
+    /// Words up to the last non-zero one.
+    used: usize,
+}
+
+impl RuleSet {
+    /// Adds rule `i` (an index past [`MAX_RULES`] is not a rule and is ignored).
+    pub fn insert(&mut self, i: usize) {
+        let at = i / 64;
+        if let Some(word) = self.words.get_mut(at) {
+            *word |= 1 << (i % 64);
+            self.used = self.used.max(at + 1);
+        }
+    }
+
+    /// Whether no rule is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    /// The rules, in ascending order (config order).
+    pub fn iter(&self) -> RuleSetIter<'_> {
+        RuleSetIter {
+            words: self.words.get(..self.used).unwrap_or(&[]),
+            at: 0,
+            word: self.words.first().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The rules of a [`RuleSet`], in ascending order.
+#[derive(Debug)]
+pub struct RuleSetIter<'a> {
+    words: &'a [u64],
+    /// The word being read; `word` holds its bits not yet yielded.
+    at: usize,
+    word: u64,
+}
+
+impl Iterator for RuleSetIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.word != 0 {
+                let bit = self.word.trailing_zeros() as usize;
+                self.word &= self.word - 1;
+                return Some(self.at * 64 + bit);
+            }
+            self.at += 1;
+            self.word = *self.words.get(self.at)?;
+        }
+    }
+}
+
 /// What a request's rules will do: the matched rules and their rendered dynamic values.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Indices of matching rules, in config order.
-    pub rules: Vec<usize>,
+    /// The matching rules (applied in config order).
+    pub rules: RuleSet,
+    /// What was rendered; `None` when no matching rule renders a value (a config of fixed
+    /// values: the plan then holds nothing to drop).
+    pub rendered: Option<Box<Rendered>>,
+}
+
+/// The values a request's matching rules rendered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
     /// Rendered values of dynamic request edits, in application order (`None`: skipped).
     pub request_values: Vec<Option<Vec<u8>>>,
     /// Rendered values of dynamic response edits, in application order (`None`: skipped).
@@ -49,6 +115,27 @@ pub struct Plan {
     pub too_large_values: u32,
 }
 
+impl Plan {
+    /// The rendered values of `dir`'s dynamic edits, in application order.
+    pub fn values(&self, dir: Direction) -> &[Option<Vec<u8>>] {
+        match (&self.rendered, dir) {
+            (Some(r), Direction::Request) => &r.request_values,
+            (Some(r), Direction::Response) => &r.response_values,
+            (None, _) => &[],
+        }
+    }
+
+    /// Values skipped as invalid header values.
+    pub fn invalid_values(&self) -> u32 {
+        self.rendered.as_ref().map_or(0, |r| r.invalid_values)
+    }
+
+    /// Values skipped as too large.
+    pub fn too_large_values(&self) -> u32 {
+        self.rendered.as_ref().map_or(0, |r| r.too_large_values)
+    }
+}
+
 /// The outcome of applying edits.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -56,14 +143,6 @@ pub struct Outcome {
     pub failed: u32,
     /// A `remove` failed: a header the operator wanted gone may still be there.
     pub remove_failed: bool,
-}
-
-fn valued(edits: &Edits) -> impl Iterator<Item = &HeaderValue> {
-    edits
-        .set
-        .iter()
-        .chain(edits.append.iter())
-        .chain(edits.add.iter())
 }
 
 fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
@@ -75,23 +154,29 @@ fn edits_of(rule: &crate::config::Rule, dir: Direction) -> &Edits {
 
 /// Finds the matching rules and renders their dynamic values.
 pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
-    let mut plan = Plan {
-        rules: config.rules.matching(req).map(|(i, _)| i).collect(),
-        ..Plan::default()
-    };
+    let mut matched = RuleSet::default();
+    for (i, _) in config.rules.matching(req) {
+        matched.insert(i);
+    }
+    let mut rendered: Option<Box<Rendered>> = None;
     let mut request_budget = RENDER_BUDGET_BYTES;
     let mut response_budget = RENDER_BUDGET_BYTES;
-    let matched = plan.rules.clone();
-    for rule in matched.iter().filter_map(|&i| config.rules.get(i)) {
+    // Only rules with values to render (set at config time): fixed values cost nothing here.
+    for rule in matched
+        .iter()
+        .filter_map(|i| config.rules.get(i))
+        .filter(|r| r.renders)
+    {
+        let plan = rendered.get_or_insert_with(Box::default);
         for (dir, budget) in [
             (Direction::Request, &mut request_budget),
             (Direction::Response, &mut response_budget),
         ] {
-            for hv in valued(edits_of(rule, dir)) {
-                if hv.value.as_static().is_some() {
+            for e in &edits_of(rule, dir).0 {
+                let Value::Rendered { template, .. } = &e.value else {
                     continue;
-                }
-                let value = match hv.value.render_within(req, *budget) {
+                };
+                let value = match template.render_within(req, *budget) {
                     Ok(v) if is_valid_value(&v) => {
                         *budget = budget.saturating_sub(v.len());
                         Some(v.into_owned())
@@ -100,7 +185,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
                         log::debug!(
                             "header-rules: rule {}: {} renders an invalid header value; edit skipped",
                             rule.name,
-                            hv.name
+                            e.name
                         );
                         plan.invalid_values += 1;
                         None
@@ -109,7 +194,7 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
                         log::debug!(
                             "header-rules: rule {}: {} would render over {limit} bytes; edit skipped",
                             rule.name,
-                            hv.name
+                            e.name
                         );
                         plan.too_large_values += 1;
                         None
@@ -122,56 +207,50 @@ pub fn plan(config: &Config, req: &mut impl Request) -> Plan {
             }
         }
     }
-    plan
+    Plan {
+        rules: matched,
+        rendered,
+    }
 }
 
-/// The value to write for `hv` (`None`: skip, it rendered empty, invalid or too large).
-fn value_of<'a>(
-    hv: &'a HeaderValue,
-    dynamic: &mut impl Iterator<Item = &'a Option<Vec<u8>>>,
-) -> Option<&'a [u8]> {
-    let v = match hv.value.as_static() {
-        Some(s) => s,
-        None => dynamic.next()?.as_deref()?,
-    };
-    (hv.keep_empty_value || !v.is_empty()).then_some(v)
-}
-
-/// Applies one direction's edits of the planned rules to `headers`.
+/// Applies one direction's edits of the planned rules to `headers`; `dynamic` holds the
+/// rendered values of its [`Value::Rendered`] edits, in order.
 pub fn apply(
     config: &Config,
-    plan_rules: &[usize],
+    plan_rules: &RuleSet,
     dir: Direction,
     dynamic: &[Option<Vec<u8>>],
     headers: &mut impl HeaderMapMut,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let mut dynamic = dynamic.iter();
-    for rule in plan_rules.iter().filter_map(|&i| config.rules.get(i)) {
-        let edits = edits_of(rule, dir);
-        for name in &edits.remove {
-            if headers.remove(name).is_err() {
-                out.failed += 1;
-                out.remove_failed = true;
-            }
-        }
-        for hv in &edits.set {
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                out.failed += u32::from(headers.set(&hv.name, v).is_err());
-            }
-        }
-        for hv in &edits.append {
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                out.failed += u32::from(headers.add(&hv.name, v).is_err());
-            }
-        }
-        for hv in &edits.add {
-            // Render first: the dynamic value is consumed whether or not it is used.
-            if let Some(v) = value_of(hv, &mut dynamic) {
-                if !headers.contains(&hv.name) {
-                    out.failed += u32::from(headers.add(&hv.name, v).is_err());
+    let mut rendered = dynamic.iter();
+    for i in plan_rules.iter() {
+        let Some(rule) = config.rules.get(i) else {
+            continue;
+        };
+        for e in &edits_of(rule, dir).0 {
+            let value: &[u8] = match &e.value {
+                Value::None => &[],
+                Value::Fixed(v) => v,
+                // Taken in order whether or not it is written (an `add` of a present
+                // header is not).
+                Value::Rendered { keep_empty, .. } => match rendered.next() {
+                    Some(Some(v)) if *keep_empty || !v.is_empty() => v,
+                    // Skipped at render time (invalid, too large) or empty.
+                    _ => continue,
+                },
+            };
+            let failed = match e.op {
+                Op::Remove => {
+                    let failed = headers.remove(&e.name).is_err();
+                    out.remove_failed |= failed;
+                    failed
                 }
-            }
+                Op::Set => headers.set(&e.name, value).is_err(),
+                Op::Append => headers.add(&e.name, value).is_err(),
+                Op::Add => !headers.contains(&e.name) && headers.add(&e.name, value).is_err(),
+            };
+            out.failed += u32::from(failed);
         }
     }
     out
@@ -191,10 +270,28 @@ mod tests {
         let p = plan(c, req);
         let mut h = HeaderList(req.headers.clone());
         assert_eq!(
-            apply(c, &p.rules, Direction::Request, &p.request_values, &mut h),
+            apply(
+                c,
+                &p.rules,
+                Direction::Request,
+                p.values(Direction::Request),
+                &mut h
+            ),
             Outcome::default()
         );
         (h, p)
+    }
+
+    #[test]
+    fn rule_sets_keep_config_order_across_words() {
+        let mut set = RuleSet::default();
+        assert!(set.is_empty());
+        assert_eq!(set.iter().next(), None);
+        for i in [255, 0, 64, 63, 130, 64, MAX_RULES, usize::MAX] {
+            set.insert(i);
+        }
+        assert!(!set.is_empty());
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 63, 64, 130, 255]);
     }
 
     #[test]
@@ -227,7 +324,7 @@ mod tests {
             &c,
             &mut RequestData::new("GET", "/api/x", "admin.example.com"),
         );
-        assert_eq!(p.rules, vec![0, 1]);
+        assert_eq!(p.rules.iter().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(h.values("x-api"), vec![b"admin"]);
         let (h, p) = run(&c, &mut RequestData::new("POST", "/api/x", "other"));
         assert!(p.rules.is_empty());
@@ -246,13 +343,13 @@ mod tests {
             h.values("x-copy"),
             vec![&b"was orig on /p from 192.0.2.7"[..]]
         );
-        assert_eq!(p.response_values, vec![Some(b"orig".to_vec())]);
+        assert_eq!(p.values(Direction::Response), &[Some(b"orig".to_vec())][..]);
         let mut resp = HeaderList::default();
         apply(
             &c,
             &p.rules,
             Direction::Response,
-            &p.response_values,
+            p.values(Direction::Response),
             &mut resp,
         );
         assert_eq!(resp.values("x-echo-id"), vec![b"orig"]);
@@ -294,15 +391,15 @@ mod tests {
         assert!(h.values("x-huge").is_empty());
         assert_eq!(h.values("x-path"), vec![path.as_bytes()]);
         assert_eq!(h.values("x-fixed"), vec![b"ok"]);
-        assert_eq!(p.too_large_values, 2);
-        assert_eq!(p.request_values[0], None);
-        assert_eq!(p.response_values, vec![None]);
+        assert_eq!(p.too_large_values(), 2);
+        assert_eq!(p.values(Direction::Request).first(), Some(&None));
+        assert_eq!(p.values(Direction::Response), &[None][..]);
         let mut resp = HeaderList::default();
         apply(
             &c,
             &p.rules,
             Direction::Response,
-            &p.response_values,
+            p.values(Direction::Response),
             &mut resp,
         );
         assert!(
@@ -312,7 +409,7 @@ mod tests {
         // A short path renders every copy.
         let (h, p) = run(&c, &mut RequestData::new("GET", "/ab", "h"));
         assert_eq!(h.values("x-huge"), vec!["/ab".repeat(64).as_bytes()]);
-        assert_eq!(p.too_large_values, 0);
+        assert_eq!(p.too_large_values(), 0);
     }
 
     #[test]
@@ -328,7 +425,7 @@ mod tests {
         assert_eq!(h.values("x-a"), vec![path.as_bytes()]);
         assert!(h.values("x-b").is_empty());
         assert_eq!(h.values("x-c"), vec![b"s"], "small values still fit");
-        assert_eq!(p.too_large_values, 1);
+        assert_eq!(p.too_large_values(), 1);
     }
 
     #[test]
@@ -349,7 +446,7 @@ mod tests {
             let (h, p) = run(&c, &mut req);
             assert!(h.values("x-copy").is_empty(), "{bad:?}");
             assert_eq!(h.values("x-other"), vec![&b"fine\there"[..]]);
-            assert_eq!(p.invalid_values, 1, "{bad:?}");
+            assert_eq!(p.invalid_values(), 1, "{bad:?}");
         }
     }
 

@@ -77,15 +77,15 @@ impl HttpFilter for Stream {
             return Action::Continue;
         }
         shared.matched.inc();
-        for (counter, n) in [
-            (shared.invalid_value, self.plan.invalid_values),
-            (shared.value_too_large, self.plan.too_large_values),
-        ] {
-            if n > 0 {
-                counter.add(u64::from(n));
+        if let Some(r) = &self.plan.rendered {
+            if r.invalid_values > 0 {
+                shared.invalid_value.add(u64::from(r.invalid_values));
+            }
+            if r.too_large_values > 0 {
+                shared.value_too_large.add(u64::from(r.too_large_values));
             }
         }
-        for &i in &self.plan.rules {
+        for i in self.plan.rules.iter() {
             if let Some(c) = shared.rule_matched.get(i) {
                 c.inc();
             }
@@ -94,7 +94,7 @@ impl HttpFilter for Stream {
             &shared.config,
             &self.plan.rules,
             Direction::Request,
-            &self.plan.request_values,
+            self.plan.values(Direction::Request),
             &mut { Headers::REQUEST },
         );
         shared.count(outcome);
@@ -111,7 +111,7 @@ impl HttpFilter for Stream {
                 &shared.config,
                 &self.plan.rules,
                 Direction::Response,
-                &self.plan.response_values,
+                self.plan.values(Direction::Response),
                 &mut { Headers::RESPONSE },
             );
             shared.count(outcome);
