@@ -150,6 +150,49 @@ macro_rules! package_info {
     };
 }
 
+/// A filter crate's `tests/schema.rs`, whole: the hub manifest, the schema generated from
+/// `RawConfig` and every example agree ([`check_filter`](crate::schema::check_filter)), and
+/// each `refused` document is refused by both the schema and `Config::parse`
+/// ([`check_refused`](crate::schema::check_refused)).
+///
+/// ```ignore
+/// sdk_ext::schema_tests! {
+///     config: my_filter::config,   // holds `Config` (with `parse`) and `RawConfig`
+///     name: my_filter::NAME,       // the root id
+///     refused: [r#"{"unknown": 1}"#, r#"{"status": "403"}"#],
+/// }
+/// ```
+#[macro_export]
+macro_rules! schema_tests {
+    (config: $($config:ident)::+, name: $name:path, refused: [$($bad:expr),* $(,)?] $(,)?) => {
+        fn parse(json: &[u8]) -> ::core::result::Result<(), $crate::config::ConfigError> {
+            $($config)::+::Config::parse(json).map(drop)
+        }
+
+        #[test]
+        fn manifest_schema_and_examples_agree() {
+            match $crate::schema::check_filter::<$($config)::+::RawConfig>(
+                &$crate::package_info!(),
+                $name,
+                parse,
+            ) {
+                Ok(report) => assert!(!report.examples.is_empty()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        #[test]
+        fn invalid_configs_fail_the_schema_and_the_filter() {
+            let schema = $crate::schema::generate::<$($config)::+::RawConfig>();
+            for bad in [$($bad),*] {
+                if let Err(e) = $crate::schema::check_refused(&schema, &parse, bad) {
+                    panic!("{e}");
+                }
+            }
+        }
+    };
+}
+
 /// The filter's category on a hub (the Higress categories, plus `transformation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

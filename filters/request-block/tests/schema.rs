@@ -2,25 +2,10 @@
 //! agree (see `sdk_ext::schema::check_filter`). A stale `config.schema.json` fails here;
 //! `UPDATE_SCHEMAS=1 cargo test --all-features --test schema -p <crate>` rewrites it.
 
-use request_block::config::{Config, RawConfig};
-use sdk_ext::schema::{check_filter, check_refused, generate};
-
-fn parse(json: &[u8]) -> Result<(), sdk_ext::config::ConfigError> {
-    Config::parse(json).map(drop)
-}
-
-#[test]
-fn manifest_schema_and_examples_agree() {
-    match check_filter::<RawConfig>(&sdk_ext::package_info!(), request_block::NAME, parse) {
-        Ok(report) => assert!(!report.examples.is_empty()),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-#[test]
-fn invalid_configs_fail_the_schema_and_the_filter() {
-    let schema = generate::<RawConfig>();
-    for bad in [
+sdk_ext::schema_tests! {
+    config: request_block::config,
+    name: request_block::NAME,
+    refused: [
         r#"{"unknown": 1}"#, // unknown field
         r#"{"rules": []}"#,  // empty
         r#"{"rules": [{"name": "a", "in": "cookie", "pattern": {"exact": "x"}}]}"#, // not a location
@@ -28,9 +13,5 @@ fn invalid_configs_fail_the_schema_and_the_filter() {
         r#"{"rules": [{"name": "a", "in": "path", "pattern": {"exactt": "x"}}]}"#, // typo in a pattern
         r#"{"rules": [{"name": "a", "in": "path", "pattern": {"exact": "x"}}], "status": 200}"#,
         r#"{"rules": [{"name": "a", "in": "path", "pattern": {"exact": "x"}}], "body": {"max_bytes": 0}}"#,
-    ] {
-        if let Err(e) = check_refused(&schema, &parse, bad) {
-            panic!("{e}");
-        }
-    }
+    ],
 }
