@@ -388,9 +388,12 @@ fn drop_root(id: u64) {
 fn root_plugin<P: Plugin>(id: u64) -> Option<Rc<P>> {
     ROOTS
         .try_with(|t| {
-            t.try_borrow()
-                .ok()
-                .and_then(|slots| slots.iter().find(|s| s.id == id).map(|s| Rc::clone(&s.plugin)))
+            t.try_borrow().ok().and_then(|slots| {
+                slots
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| Rc::clone(&s.plugin))
+            })
         })
         .ok()
         .flatten()
