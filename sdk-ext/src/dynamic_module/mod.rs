@@ -35,6 +35,19 @@
 //!   gives each worker its own VM, each thread builds its own plugin from the same bytes at
 //!   its first stream (metric names resolve to the ids defined at config time, as Envoy
 //!   freezes metric creation after config).
+//! - **The root context of an HTTP configuration is on the main thread**: the plugin
+//!   `on_http_filter_config_new` built is kept there (`ROOTS`) as the configuration's root
+//!   context. Its `on_start` runs at config time; its callouts go through
+//!   `envoy_dynamic_module_callback_http_filter_config_http_callout` and are answered
+//!   (`on_http_call_response`) by `envoy_dynamic_module_on_http_filter_config_http_callout_done`;
+//!   with a `tick_period`, a thread per configuration commits a tick to the config's
+//!   scheduler every period (Envoy's scheduler is the thread-safe way onto the main thread),
+//!   and `envoy_dynamic_module_on_http_filter_config_scheduled` runs `on_tick` there. The
+//!   thread is stopped and joined, and the root plugin dropped, at
+//!   `on_http_filter_config_destroy`; an event committed after that is dropped by Envoy
+//!   (its scheduler holds the config weakly). The workers' plugins serve streams only (no
+//!   `on_start`, no ticks): what the root context learns reaches them through shared data
+//!   (jwt-auth publishes each fetched JWKS; its workers follow it).
 //! - **Streams**: `on_http_filter_new` creates the [`HttpFilter`]; each `on_http_filter_*`
 //!   phase calls the filter's method only when it implements that phase (`PHASES`);
 //!   `stream_complete` is `on_log`; `http_callout_done` is `on_http_call_response`. A body
@@ -54,15 +67,17 @@
 //!   What `catch_unwind` cannot catch (an abort, a stack overflow) ends Envoy: unlike a wasm
 //!   trap, which ends one VM.
 //!
-//! # Not available in this build (Envoy 1.40's dynamic-module HTTP ABI)
+//! # Not available in this build (Envoy 1.40's dynamic-module ABI)
 //!
-//! - **Root-context callouts** (callouts from `on_start` / `on_tick`): the ABI runs
-//!   config-level callouts on the main thread only, so a worker's plugin cannot make them.
-//!   `on_start` is tried once at config time; a configuration whose plugin makes one there
-//!   is refused, saying so (jwt-auth: `remote_jwks`). Stream callouts work.
-//! - **Ticks** have no per-worker timer in the ABI: a thread's plugin ticks when a stream
-//!   starts on that thread and a tick is due (at most every `tick_period`; an idle worker
-//!   does not tick).
+//! - **Per-worker root contexts**: a filter whose root-context state must be per worker
+//!   (rather than in shared data) sees one root context, the main thread's, where Wasm has
+//!   one per worker VM. A root callout from a worker's plugin (outside `on_start` /
+//!   `on_tick`) answers `Unimplemented`.
+//! - **Network configurations** (`envoy.filters.network.dynamic_modules`): the network ABI
+//!   has no config-level callout, so they keep the per-worker model: `on_start` is tried
+//!   once at config time and a configuration whose plugin makes a callout there is refused,
+//!   saying so; a thread's plugin ticks when a connection starts on that thread and a tick
+//!   is due (an idle worker does not tick). Stream and connection callouts work.
 //! - **Shared data** is in-process (`shim.rs`): one store with proxy-wasm's CAS semantics for
 //!   every worker of the module (as one wasm `vm_id`). Shared queues, `set_property`, reading
 //!   a metric's value and resetting an HTTP stream answer `Unimplemented`.
