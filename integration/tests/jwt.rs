@@ -1,8 +1,9 @@
 //! jwt-auth in a real Envoy: tokens minted by PyJWT (an independent implementation),
 //! the host's BoringSSL fast path, responses, hostile input, and a remote JWKS served by
-//! a test upstream, including its failures (5xx, timeout, garbage). The tests with a local
-//! JWKS run with both loadings (`each_loading!`: the `.wasm`, and the same crate as a
-//! dynamic module, whose `verify_signature` is in-process).
+//! a test upstream, including its failures (5xx, timeout, garbage) and a key rotation. Every
+//! test runs with both loadings (`each_loading!`: the `.wasm`, and the same crate as a
+//! dynamic module, whose `verify_signature` is in-process and whose remote JWKS is fetched
+//! by the configuration's root context on Envoy's main thread).
 
 use integration::*;
 use serde_json::{json, Value};
@@ -174,37 +175,27 @@ fn start_remote(idp: &FixedUpstream, cache_duration: &str, timeout: &str) -> (Ec
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The dynamic-module build cannot fetch a remote JWKS (Envoy 1.40's dynamic-module HTTP ABI
-/// runs config-level callouts on the main thread only, so a worker's plugin cannot make
-/// one): the configuration is refused, saying why, instead of loading and refusing every
-/// token. The remote tests below are the wasm loading's.
-#[test]
-fn remote_jwks_is_refused_clearly_by_the_dynamic_module() {
-    Loading::Native.set_current();
-    let idp = FixedUpstream::start(200, JWKS);
-    let echo = EchoUpstream::start();
-    let err = EnvoyConfig::http(echo.port())
-        .cluster("idp", idp.port())
-        .filter(jwt_auth(&remote_config("60s", "1s")))
-        .start()
-        .err()
-        .expect("the dynamic module must refuse a remote JWKS");
-    assert!(
-        err.log.contains(
-            "jwt-auth: this configuration makes HTTP callouts from the plugin's own context"
-        ) && err.log.contains("use the .wasm build for it"),
-        "{}",
-        err.log
-    );
+/// Polls stat `name` until it is at least `n` (a counter that may run past `n`).
+fn wait_at_least(envoy: &Envoy, name: &str, n: u64) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = envoy.stat(name).unwrap_or(0);
+        if now >= n || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
-#[test]
+// The remote-JWKS tests run with both loadings: as a dynamic module, the plugin's root
+// context is the configuration's on Envoy's main thread (its callouts through the config,
+// its ticks from the config scheduler), and the workers follow the set it publishes.
+
+each_loading! {
 fn remote_jwks_is_fetched_from_the_cluster_and_refreshed() {
     let idp = FixedUpstream::start(200, JWKS);
     let (_echo, envoy) = start_remote(&idp, "2s", "1s");
-    assert!(envoy
-        .wait_for_stat("wasmcustom.jwt_auth.jwks_fetch_success", 1, WAIT)
-        .is_some());
+    assert!(wait_at_least(&envoy, "wasmcustom.jwt_auth.jwks_fetch_success", 1) >= 1);
     assert!(idp.paths().iter().all(|p| p == "/.well-known/jwks.json"));
     let tokens = peer_tokens(ISSUER);
     let resp = envoy.get(
@@ -214,9 +205,7 @@ fn remote_jwks_is_fetched_from_the_cluster_and_refreshed() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     // The IdP starts failing: refreshes fail, the good set stays in use.
     idp.set_response(503, "down");
-    assert!(envoy
-        .wait_for_stat("wasmcustom.jwt_auth.jwks_fetch_failed", 1, WAIT)
-        .is_some());
+    assert!(wait_at_least(&envoy, "wasmcustom.jwt_auth.jwks_fetch_failed", 1) >= 1);
     assert!(envoy.wait_for_log("keeping the previous JWKS", WAIT));
     let resp = envoy.get(
         "/x",
@@ -232,8 +221,60 @@ fn remote_jwks_is_fetched_from_the_cluster_and_refreshed() {
     );
     assert_eq!(resp.status, 200);
 }
+}
 
-#[test]
+each_loading! {
+/// A key the IdP adds (rotation) is used after the next refresh: tokens it signed are
+/// refused before, accepted after; the keys that were there stay usable throughout.
+fn a_rotated_in_key_is_picked_up_on_refresh() {
+    let full: Value = serde_json::from_str(JWKS).unwrap();
+    let mut without_rsa = full.clone();
+    without_rsa["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kty"] != "RSA");
+    assert!(without_rsa["keys"].as_array().unwrap().len() < full["keys"].as_array().unwrap().len());
+    let idp = FixedUpstream::start(200, without_rsa.to_string());
+    let (echo, envoy) = start_remote(&idp, "2s", "1s");
+    assert!(wait_at_least(&envoy, "wasmcustom.jwt_auth.jwks_fetch_success", 1) >= 1);
+    let tokens = peer_tokens(ISSUER);
+    let rs = bearer(tokens["RS256"].as_str().unwrap());
+    let es = bearer(tokens["ES256"].as_str().unwrap());
+    let resp = envoy.get("/x", &[("authorization", &es)]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = envoy.get("/x", &[("authorization", &rs)]);
+    assert_eq!(resp.status, 401, "no RSA key yet: {}", resp.text());
+    // The IdP rotates the RSA key in; the next refresh (at 90 % of 2 s) brings it.
+    let before = envoy.stat("wasmcustom.jwt_auth.jwks_fetch_success").unwrap_or(0);
+    idp.set_response(200, JWKS);
+    assert!(
+        wait_at_least(&envoy, "wasmcustom.jwt_auth.jwks_fetch_success", before + 1) > before,
+        "a refresh: {}",
+        envoy.log()
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        let status = envoy.get("/x", &[("authorization", &rs)]).status;
+        if status == 200 || std::time::Instant::now() >= deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "the rotated-in key: {}", envoy.log());
+    assert_eq!(envoy.get("/x", &[("authorization", &es)]).status, 200);
+    if Loading::current() == Loading::Native {
+        // The worker used the sets the main thread's root context fetched.
+        assert!(
+            envoy.log().matches("using the JWKS its root context fetched").count() >= 2,
+            "{}",
+            envoy.log()
+        );
+    }
+    assert_eq!(echo.request_count(), 3);
+}
+}
+
+each_loading! {
 fn remote_jwks_failures_keep_requests_closed() {
     for (status, body, delay, log) in [
         (500, JWKS, Duration::ZERO, "HTTP status 500"),
@@ -260,6 +301,7 @@ fn remote_jwks_failures_keep_requests_closed() {
         );
         assert_eq!(echo.request_count(), 0);
     }
+}
 }
 
 each_loading! {

@@ -8,7 +8,7 @@ use crate::extract::{self, Found};
 use crate::identity;
 use crate::jwks::Jwks;
 use crate::outcome::Failure;
-use crate::remote::{FetchResult, RemoteJwks};
+use crate::remote::{self, FetchResult, RemoteJwks};
 use crate::token;
 use crate::verify::{self, HostAnswer, Path};
 use crate::NAME;
@@ -97,7 +97,13 @@ impl Shared {
             .providers
             .iter()
             .map(|p| match &p.keys {
-                KeySource::Remote { cache_duration, .. } => Some(RemoteJwks::new(*cache_duration)),
+                KeySource::Remote {
+                    cache_duration,
+                    uri,
+                } => Some(RemoteJwks::new(
+                    *cache_duration,
+                    remote::shared_key(&uri.cluster, &uri.uri),
+                )),
                 KeySource::Local(_) => None,
             })
             .collect();
@@ -188,21 +194,23 @@ impl Shared {
         let jwks: Rc<Jwks>;
         let keys: &Jwks = match (&provider.keys, state.remote.get_mut(index)) {
             (KeySource::Local(jwks), _) => jwks,
-            (KeySource::Remote { uri, .. }, Some(Some(remote))) => match remote.jwks() {
-                Some(set) => {
-                    jwks = Rc::clone(set);
-                    &jwks
-                }
-                None => {
-                    if remote.first_unavailable_refusal() {
-                        log::warn!(
+            (KeySource::Remote { uri, .. }, Some(Some(remote))) => {
+                match follow(provider, remote).jwks() {
+                    Some(set) => {
+                        jwks = Rc::clone(set);
+                        &jwks
+                    }
+                    None => {
+                        if remote.first_unavailable_refusal() {
+                            log::warn!(
                             "provider {}: no JWKS fetched yet from {}; refusing its tokens (fail closed)",
                             provider.name, uri.uri
                         );
+                        }
+                        return Err(Failure::JwksUnavailable);
                     }
-                    return Err(Failure::JwksUnavailable);
                 }
-            },
+            }
             (KeySource::Remote { .. }, _) => return Err(Failure::JwksUnavailable),
         };
         let host = |h: &str, d: &[u8], s: &[u8], t: &[u8]| self.host_verify(h, d, s, t);
@@ -272,6 +280,62 @@ impl Shared {
     }
 }
 
+/// A plugin that never fetches takes the set its root context published, when it changed
+/// (see [`remote`]); a fetcher is answered as is.
+fn follow<'a>(provider: &Provider, remote: &'a mut RemoteJwks) -> &'a mut RemoteJwks {
+    if !remote.follows() {
+        return remote;
+    }
+    let (key, cas_key) = remote.shared_keys();
+    let published = match host::get_shared_data(cas_key) {
+        Ok(Some((cas, _))) => <[u8; 4]>::try_from(cas.as_slice())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0),
+        _ => 0,
+    };
+    if !remote.is_new(published) {
+        return remote;
+    }
+    if let Ok(Some((body, cas))) = host::get_shared_data(key) {
+        match Jwks::parse(&body) {
+            Ok(jwks) => {
+                log::info!(
+                    "provider {}: using the JWKS its root context fetched ({} keys)",
+                    provider.name,
+                    jwks.keys().len()
+                );
+                remote.adopt(Some(jwks), cas);
+            }
+            Err(e) => {
+                log::warn!(
+                    "provider {}: the published JWKS is unusable: {e}",
+                    provider.name
+                );
+                remote.adopt(None, cas);
+            }
+        }
+    }
+    remote
+}
+
+/// Publishes a fetched set for the plugins that follow it (see [`remote`]): the set, then
+/// its CAS, so a follower that sees the CAS change finds that set or a newer one.
+fn publish(provider: &Provider, remote: &RemoteJwks, body: &[u8]) {
+    let (key, cas_key) = remote.shared_keys();
+    let written = host::set_shared_data(key, body, 0)
+        .and_then(|()| host::get_shared_data(key))
+        .and_then(|got| match got {
+            Some((_, cas)) => host::set_shared_data(cas_key, &cas.to_le_bytes(), 0),
+            None => Err(Status::NotFound),
+        });
+    if let Err(status) = written {
+        log::warn!(
+            "provider {}: cannot publish the fetched JWKS in shared data ({status:?})",
+            provider.name
+        );
+    }
+}
+
 fn now_secs() -> u64 {
     host::now_nanos().map(|n| n / 1_000_000_000).unwrap_or(0)
 }
@@ -330,6 +394,7 @@ impl Plugin for Shared {
         };
         match remote.answered(result, now) {
             Ok(keys) => {
+                publish(provider, remote, &response.body);
                 self.metrics.jwks_fetch_success.inc();
                 log::info!("provider {}: JWKS fetched ({keys} keys)", provider.name);
             }

@@ -351,6 +351,31 @@ unsafe extern "C" {
         timeout_milliseconds: u64,
     ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: EnvoyPtr);
+
+    // Config-level (root-context) work, on Envoy's main thread: a callout made by the filter
+    // configuration (answered by `envoy_dynamic_module_on_http_filter_config_http_callout_done`),
+    // and a scheduler, callable from any thread, whose `commit` posts `event_id` to the main
+    // thread (`envoy_dynamic_module_on_http_filter_config_scheduled`). Envoy's scheduler holds
+    // the config weakly: an event committed after the config is gone is dropped.
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: EnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *const ModuleHttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
+    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: EnvoyPtr,
+    ) -> *mut c_void;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: *mut c_void,
+        event_id: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: *mut c_void,
+    );
     pub fn envoy_dynamic_module_callback_http_filter_continue_encoding(filter: EnvoyPtr);
 
     pub fn envoy_dynamic_module_callback_network_filter_config_define_counter(

@@ -35,6 +35,19 @@
 //!   gives each worker its own VM, each thread builds its own plugin from the same bytes at
 //!   its first stream (metric names resolve to the ids defined at config time, as Envoy
 //!   freezes metric creation after config).
+//! - **The root context of an HTTP configuration is on the main thread**: the plugin
+//!   `on_http_filter_config_new` built is kept there (`ROOTS`) as the configuration's root
+//!   context. Its `on_start` runs at config time; its callouts go through
+//!   `envoy_dynamic_module_callback_http_filter_config_http_callout` and are answered
+//!   (`on_http_call_response`) by `envoy_dynamic_module_on_http_filter_config_http_callout_done`;
+//!   with a `tick_period`, a thread per configuration commits a tick to the config's
+//!   scheduler every period (Envoy's scheduler is the thread-safe way onto the main thread),
+//!   and `envoy_dynamic_module_on_http_filter_config_scheduled` runs `on_tick` there. The
+//!   thread is stopped and joined, and the root plugin dropped, at
+//!   `on_http_filter_config_destroy`; an event committed after that is dropped by Envoy
+//!   (its scheduler holds the config weakly). The workers' plugins serve streams only (no
+//!   `on_start`, no ticks): what the root context learns reaches them through shared data
+//!   (jwt-auth publishes each fetched JWKS; its workers follow it).
 //! - **Streams**: `on_http_filter_new` creates the [`HttpFilter`]; each `on_http_filter_*`
 //!   phase calls the filter's method only when it implements that phase (`PHASES`);
 //!   `stream_complete` is `on_log`; `http_callout_done` is `on_http_call_response`. A body
@@ -54,15 +67,17 @@
 //!   What `catch_unwind` cannot catch (an abort, a stack overflow) ends Envoy: unlike a wasm
 //!   trap, which ends one VM.
 //!
-//! # Not available in this build (Envoy 1.40's dynamic-module HTTP ABI)
+//! # Not available in this build (Envoy 1.40's dynamic-module ABI)
 //!
-//! - **Root-context callouts** (callouts from `on_start` / `on_tick`): the ABI runs
-//!   config-level callouts on the main thread only, so a worker's plugin cannot make them.
-//!   `on_start` is tried once at config time; a configuration whose plugin makes one there
-//!   is refused, saying so (jwt-auth: `remote_jwks`). Stream callouts work.
-//! - **Ticks** have no per-worker timer in the ABI: a thread's plugin ticks when a stream
-//!   starts on that thread and a tick is due (at most every `tick_period`; an idle worker
-//!   does not tick).
+//! - **Per-worker root contexts**: a filter whose root-context state must be per worker
+//!   (rather than in shared data) sees one root context, the main thread's, where Wasm has
+//!   one per worker VM. A root callout from a worker's plugin (outside `on_start` /
+//!   `on_tick`) answers `Unimplemented`.
+//! - **Network configurations** (`envoy.filters.network.dynamic_modules`): the network ABI
+//!   has no config-level callout, so they keep the per-worker model: `on_start` is tried
+//!   once at config time and a configuration whose plugin makes a callout there is refused,
+//!   saying so; a thread's plugin ticks when a connection starts on that thread and a tick
+//!   is due (an idle worker does not tick). Stream and connection callouts work.
 //! - **Shared data** is in-process (`shim.rs`): one store with proxy-wasm's CAS semantics for
 //!   every worker of the module (as one wasm `vm_id`). Shared queues, `set_property`, reading
 //!   a metric's value and resetting an HTTP stream answer `Unimplemented`.
@@ -128,6 +143,12 @@ pub(crate) enum Current {
     /// A worker building its own plugin: metric names resolve to the ids defined at
     /// config time.
     Plugin { config: *const ModuleConfig },
+    /// The root plugin of an HTTP configuration, on Envoy's main thread (`on_start`,
+    /// `on_tick`, the answer to its callout): callouts go through the config.
+    Root {
+        config: *const ModuleConfig,
+        answer: Option<Answer>,
+    },
     /// A stream hook.
     Stream {
         envoy: EnvoyPtr,
@@ -193,6 +214,12 @@ pub struct ModuleConfig {
     metrics: Mutex<Vec<MetricDef>>,
     /// The plugin asked for an HTTP callout from its own (root) context.
     root_callout: AtomicBool,
+    /// An HTTP configuration's root plugin lives on the main thread (see [`ROOTS`]); its
+    /// workers' plugins serve streams only.
+    root_on_main: bool,
+    /// The thread that commits the root plugin's ticks (HTTP configurations with a
+    /// `tick_period`); stopped by `on_http_filter_config_destroy`.
+    ticker: Mutex<Option<Ticker>>,
 }
 
 impl ModuleConfig {
@@ -202,6 +229,10 @@ impl ModuleConfig {
     }
     pub(crate) fn is_network(&self) -> bool {
         self.network
+    }
+    /// Whether this configuration's root plugin runs on the main thread (HTTP configs).
+    pub(crate) fn root_on_main(&self) -> bool {
+        self.root_on_main
     }
     pub(crate) fn envoy(&self) -> EnvoyPtr {
         self.envoy as EnvoyPtr
@@ -297,9 +328,10 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
         if let Ok(mut slots) = t.try_borrow_mut() {
             // Plugins of configurations Envoy has since destroyed go with this one's arrival.
             slots.retain(|s| s.config.strong_count() > 0);
+            // An HTTP configuration's ticks are its root plugin's, on the main thread.
             let tick = plugin
                 .tick_period()
-                .filter(|p| !p.is_zero())
+                .filter(|p| !p.is_zero() && !config.root_on_main)
                 .map(|p| (p, Cell::new(Instant::now() + p)));
             slots.push(PluginSlot {
                 id: config.id,
@@ -309,13 +341,171 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
             });
         }
     });
-    {
+    if !config.root_on_main {
         let _in = enter(Current::Plugin {
             config: Arc::as_ptr(config),
         });
         plugin.on_start();
     }
     Some(plugin)
+}
+
+// ----- the root plugin of an HTTP configuration (main thread) ----------------------------
+
+/// The event a [`Ticker`] commits: run the root plugin's `on_tick`.
+const EVENT_TICK: u64 = 1;
+
+struct RootSlot {
+    id: u64,
+    config: Weak<ModuleConfig>,
+    plugin: Rc<dyn Any>,
+}
+
+thread_local! {
+    /// The root plugin of each live HTTP configuration. Envoy creates configurations, runs
+    /// their scheduled events and answers their callouts on its main thread, so this is the
+    /// main thread's table (other threads' stay empty).
+    static ROOTS: RefCell<Vec<RootSlot>> = const { RefCell::new(Vec::new()) };
+}
+
+fn store_root(config: &Arc<ModuleConfig>, plugin: Rc<dyn Any>) {
+    let _ = ROOTS.try_with(|t| {
+        if let Ok(mut slots) = t.try_borrow_mut() {
+            slots.retain(|s| s.config.strong_count() > 0);
+            slots.push(RootSlot {
+                id: config.id,
+                config: Arc::downgrade(config),
+                plugin,
+            });
+        }
+    });
+}
+
+fn drop_root(id: u64) {
+    let removed = ROOTS
+        .try_with(|t| {
+            t.try_borrow_mut()
+                .ok()
+                .map(|mut slots| {
+                    let (gone, kept) = std::mem::take(&mut *slots)
+                        .into_iter()
+                        .partition::<Vec<_>, _>(|s| s.id == id);
+                    *slots = kept;
+                    gone
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    // Dropped outside the borrow: a plugin's Drop may run host calls.
+    drop(removed);
+}
+
+fn root_plugin<P: Plugin>(id: u64) -> Option<Rc<P>> {
+    ROOTS
+        .try_with(|t| {
+            t.try_borrow().ok().and_then(|slots| {
+                slots
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| Rc::clone(&s.plugin))
+            })
+        })
+        .ok()
+        .flatten()
+        .and_then(|p| p.downcast::<P>().ok())
+}
+
+/// A thread that commits [`EVENT_TICK`] to the config's scheduler every `tick_period`
+/// (Envoy's scheduler is the thread-safe way onto the main thread, where the root plugin
+/// ticks). Dropping it stops and joins the thread, then deletes the scheduler.
+#[derive(Debug)]
+struct Ticker {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Envoy's `DynamicModuleHttpFilterConfigScheduler` (thread-safe, deleted once).
+    scheduler: usize,
+}
+
+impl Ticker {
+    fn start(name: &str, envoy: EnvoyPtr, period: Duration) -> Option<Ticker> {
+        // SAFETY: `envoy` is the config Envoy is creating (main thread).
+        let scheduler =
+            unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(envoy) };
+        if scheduler.is_null() {
+            return None;
+        }
+        let scheduler = scheduler as usize;
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let spawned = std::thread::Builder::new()
+            .name(format!("{name}-tick"))
+            .spawn(move || tick_loop(&signal, scheduler, period));
+        match spawned {
+            Ok(thread) => Some(Ticker {
+                stop,
+                thread: Some(thread),
+                scheduler,
+            }),
+            Err(e) => {
+                log_line(
+                    abi::LOG_CRITICAL - 1,
+                    &format!("{name}: cannot start the tick thread ({e}): on_tick will not run"),
+                );
+                // SAFETY: created above, never shared.
+                unsafe {
+                    abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                        scheduler as *mut c_void,
+                    )
+                };
+                None
+            }
+        }
+    }
+}
+
+fn tick_loop(stop: &(Mutex<bool>, std::sync::Condvar), scheduler: usize, period: Duration) {
+    let (lock, wake) = stop;
+    let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut next = Instant::now() + period;
+    loop {
+        if *stopped {
+            return;
+        }
+        let now = Instant::now();
+        if now >= next {
+            // SAFETY: the scheduler lives until this thread is joined (`Ticker::drop`).
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                    scheduler as *mut c_void,
+                    EVENT_TICK,
+                )
+            };
+            // A late wake-up (a loaded machine) skips ticks rather than bursting them.
+            next = (next + period).max(now + period / 2);
+            continue;
+        }
+        stopped = match wake.wait_timeout(stopped, next - now) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // SAFETY: the thread that used it has ended; deleted once.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                self.scheduler as *mut c_void,
+            )
+        };
+    }
 }
 
 // ----- hooks ------------------------------------------------------------------------------
@@ -393,6 +583,8 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
             bytes,
             metrics: Mutex::new(Vec::new()),
             root_callout: AtomicBool::new(false),
+            root_on_main: !network,
+            ticker: Mutex::new(None),
         });
         let plugin = {
             let _in = enter(Current::Config {
@@ -407,11 +599,41 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
                 log_line(abi::LOG_CRITICAL - 1, &format!("{}: {e}", P::NAME));
                 null()
             }
+            Ok(p) if !network => {
+                // An HTTP configuration: this plugin is its root context, kept on the main
+                // thread, where Envoy runs config-level callouts and scheduled events.
+                let plugin = Rc::new(p);
+                let period = plugin.tick_period().filter(|p| !p.is_zero());
+                if period.is_some_and(|p| p.as_millis() > u128::from(u32::MAX)) {
+                    log_line(
+                        abi::LOG_CRITICAL - 1,
+                        &format!("{}: tick_period is over {} ms", P::NAME, u32::MAX),
+                    );
+                    return null();
+                }
+                let stored: Rc<dyn Any> = plugin.clone();
+                store_root(&shared, stored);
+                {
+                    let _in = enter(Current::Root {
+                        config: Arc::as_ptr(&shared),
+                        answer: None,
+                    });
+                    plugin.on_start();
+                }
+                if let Some(period) = period {
+                    let ticker = Ticker::start(P::NAME, envoy, period);
+                    if let Ok(mut slot) = shared.ticker.lock() {
+                        *slot = ticker;
+                    }
+                }
+                log::info!("{}: configured (dynamic module)", P::NAME);
+                Arc::into_raw(shared).cast()
+            }
             Ok(p) => {
-                // What the plugin does at start, tried here once: a callout from its own
-                // context (e.g. fetching a remote JWKS) cannot be served to a worker's
-                // plugin by this ABI, so such a configuration is refused now, saying why,
-                // rather than loaded to fail every request.
+                // A network configuration: what the plugin does at start, tried here once.
+                // Envoy 1.40's network ABI has no config-level callout, so a configuration
+                // whose plugin makes one (from its own context) is refused now, saying why,
+                // rather than loaded to fail every connection.
                 {
                     let _in = enter(Current::Config {
                         envoy,
@@ -423,10 +645,9 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
                     log_line(
                         abi::LOG_CRITICAL - 1,
                         &format!(
-                            "{}: this configuration makes HTTP callouts from the plugin's own \
-                             context (e.g. fetching a remote JWKS), which Envoy 1.40's \
-                             dynamic-module ABI offers to the main thread only, not to the \
-                             workers' plugins; use the .wasm build for it",
+                            "{}: this network configuration makes HTTP callouts from the \
+                             plugin's own context, which Envoy 1.40's dynamic-module network \
+                             ABI does not offer; use the .wasm build for it",
                             P::NAME
                         ),
                     );
@@ -444,10 +665,78 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
 /// # Safety
 /// `config` was returned by [`http_filter_config_new`] and is not used again.
 pub unsafe fn http_filter_config_destroy(config: *const c_void) {
-    if !config.is_null() {
-        // SAFETY: the caller's contract: one reference, handed back once.
-        drop(unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) });
+    if config.is_null() {
+        return;
     }
+    // SAFETY: the caller's contract: one reference, handed back once.
+    let config = unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // The tick thread stops (joined) before Envoy deletes what it commits to.
+        let ticker = config.ticker.lock().ok().and_then(|mut t| t.take());
+        drop(ticker);
+        // The root plugin goes with its configuration (on the main thread, where it lives;
+        // were Envoy to destroy it elsewhere, the main thread's next configuration drops it).
+        drop_root(config.id);
+    }));
+    drop(config);
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_scheduled` (main thread): a tick of the
+/// root plugin.
+///
+/// # Safety
+/// `config` was returned by [`http_filter_config_new`] and is alive for the call.
+pub unsafe fn http_filter_config_scheduled<P: Plugin>(config: *const c_void, event_id: u64) {
+    if config.is_null() || event_id != EVENT_TICK {
+        return;
+    }
+    let ptr = config.cast::<ModuleConfig>();
+    // SAFETY: the caller's contract.
+    let id = unsafe { (*ptr).id };
+    shielded(P::NAME, "http_filter_config_scheduled", (), || {
+        if let Some(root) = root_plugin::<P>(id) {
+            let _in = enter(Current::Root {
+                config: ptr,
+                answer: None,
+            });
+            root.on_tick();
+        }
+    });
+}
+
+/// `envoy_dynamic_module_on_http_filter_config_http_callout_done` (main thread): the root
+/// plugin's `on_http_call_response`.
+///
+/// # Safety
+/// `config` was returned by [`http_filter_config_new`] and is alive for the call; the
+/// header and chunk arrays are Envoy's, valid for the call.
+pub unsafe fn http_filter_config_callout_done<P: Plugin>(
+    config: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHttpHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) {
+    if config.is_null() {
+        return;
+    }
+    let ptr = config.cast::<ModuleConfig>();
+    // SAFETY: the caller's contract.
+    let id = unsafe { (*ptr).id };
+    let answer = answer_of(result, headers, headers_len, chunks, chunks_len);
+    let body_size = answer_size(&answer);
+    let token = u32::try_from(callout_id).unwrap_or(u32::MAX);
+    shielded(P::NAME, "http_filter_config_callout_done", (), || {
+        if let Some(root) = root_plugin::<P>(id) {
+            let _in = enter(Current::Root {
+                config: ptr,
+                answer: Some(answer),
+            });
+            root.on_http_call_response(token, body_size);
+        }
+    });
 }
 
 /// `envoy_dynamic_module_on_http_filter_per_route_config_new`: per-route behaviour comes
@@ -1198,6 +1487,33 @@ macro_rules! __dynamic_module_exports {
             ) {
                 // SAFETY: Envoy's contract, forwarded.
                 unsafe { dm::http_filter_config_destroy(config) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+                _envoy: EnvoyPtr,
+                config: *const c_void,
+                event_id: u64,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe { dm::http_filter_config_scheduled::<$p>(config, event_id) }
+            }
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+                _envoy: EnvoyPtr,
+                config: *const c_void,
+                callout_id: u64,
+                result: u32,
+                headers: *const EnvoyHttpHeader,
+                headers_len: usize,
+                chunks: *const EnvoyBuffer,
+                chunks_len: usize,
+            ) {
+                // SAFETY: Envoy's contract, forwarded.
+                unsafe {
+                    dm::http_filter_config_callout_done::<$p>(
+                        config, callout_id, result, headers, headers_len, chunks, chunks_len,
+                    )
+                }
             }
             #[unsafe(no_mangle)]
             pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(

@@ -79,7 +79,9 @@ fn connection() -> Option<(EnvoyPtr, Option<Answer>)> {
 /// The callout answer of the current context, if it is one's.
 fn answer() -> Option<Answer> {
     match current() {
-        Current::Stream { answer, .. } | Current::Connection { answer, .. } => answer,
+        Current::Stream { answer, .. }
+        | Current::Connection { answer, .. }
+        | Current::Root { answer, .. } => answer,
         _ => None,
     }
 }
@@ -91,6 +93,7 @@ fn config() -> Option<&'static ModuleConfig> {
         // SAFETY: every context keeps its config alive for the whole hook.
         Current::Config { config, .. }
         | Current::Plugin { config }
+        | Current::Root { config, .. }
         | Current::Stream { config, .. }
         | Current::Connection { config, .. } => Some(unsafe { &*config }),
     }
@@ -143,7 +146,7 @@ pub(crate) unsafe fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -
 }
 
 pub(crate) unsafe fn proxy_set_tick_period_milliseconds(_period: u32) -> u32 {
-    // Configurations that need ticks are refused at config time (see the parent module).
+    // The dispatch asks `Plugin::tick_period` itself (see the parent module).
     UNIMPLEMENTED
 }
 
@@ -916,6 +919,14 @@ pub(crate) unsafe fn proxy_set_shared_data(
 
 // ----- callouts ---------------------------------------------------------------------------------
 
+/// Which Envoy object a callout is made on.
+#[derive(Clone, Copy)]
+enum CalloutVia {
+    Stream,
+    Connection,
+    Config,
+}
+
 pub(crate) unsafe fn proxy_http_call(
     upstream_data: *const u8,
     upstream_size: usize,
@@ -928,11 +939,17 @@ pub(crate) unsafe fn proxy_http_call(
     timeout: u32,
     return_token: *mut u32,
 ) -> u32 {
-    // Stream and connection callouts only: see the parent module for root-context ones.
-    let (envoy, network) = match (stream(), connection()) {
-        (Some((envoy, _, _, _)), _) => (envoy, false),
-        (None, Some((envoy, _))) => (envoy, true),
-        (None, None) => {
+    // A stream's, a connection's, or an HTTP configuration's root plugin's (on the main
+    // thread, through the config); see the parent module.
+    let (envoy, via) = match (stream(), connection(), current()) {
+        (Some((envoy, _, _, _)), _, _) => (envoy, CalloutVia::Stream),
+        (None, Some((envoy, _)), _) => (envoy, CalloutVia::Connection),
+        // SAFETY: the root plugin's config is alive for the whole hook.
+        (None, None, Current::Root { config, .. }) => match unsafe { &*config } {
+            c if c.root_on_main() => (c.envoy(), CalloutVia::Config),
+            _ => return UNIMPLEMENTED,
+        },
+        _ => {
             if let Some(config) = config() {
                 config.root_callout_attempted();
             }
@@ -965,10 +982,14 @@ pub(crate) unsafe fn proxy_http_call(
     let mut id = 0u64;
     // SAFETY: live buffers for the call, on the current stream.
     let result = unsafe {
-        let callout = if network {
-            abi::envoy_dynamic_module_callback_network_filter_http_callout
-        } else {
-            abi::envoy_dynamic_module_callback_http_filter_http_callout
+        let callout = match via {
+            CalloutVia::Stream => abi::envoy_dynamic_module_callback_http_filter_http_callout,
+            CalloutVia::Connection => {
+                abi::envoy_dynamic_module_callback_network_filter_http_callout
+            }
+            CalloutVia::Config => {
+                abi::envoy_dynamic_module_callback_http_filter_config_http_callout
+            }
         };
         callout(
             envoy,
@@ -1126,7 +1147,7 @@ fn via() -> Option<Via> {
         Current::Config { envoy, config } => {
             Some(Via::Config(envoy, unsafe { &*config }.is_network()))
         }
-        Current::Plugin { config } => {
+        Current::Plugin { config } | Current::Root { config, .. } => {
             // SAFETY: alive for the whole hook.
             let config = unsafe { &*config };
             Some(Via::Config(config.envoy(), config.is_network()))
