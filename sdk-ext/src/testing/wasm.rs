@@ -129,11 +129,25 @@ impl Memory for GuestMemory<'_, '_> {
 
 // ----- compiling ------------------------------------------------------------------------
 
+/// Set (to anything but `0`) before the first `Emulator::wasm` of a process: the engine
+/// meters fuel (one unit per wasm operator, as wasmtime counts it) and
+/// `Emulator::guest_fuel` reports what the guest's code consumed. A deterministic measure of
+/// guest CPU (`xtask guest-cost`); off by default, as metering slows the compiled code.
+pub const FUEL_VAR: &str = "SDK_EXT_WASM_FUEL";
+
+/// Whether this process's engine meters fuel ([`FUEL_VAR`], read once).
+fn fuel_metered() -> bool {
+    static FUEL: OnceLock<bool> = OnceLock::new();
+    *FUEL.get_or_init(|| std::env::var(FUEL_VAR).is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         // Defaults: cranelift, wasm backtraces on (a trap names the guest frames).
-        Engine::new(&Config::new()).unwrap_or_else(|_| Engine::default())
+        let mut config = Config::new();
+        config.consume_fuel(fuel_metered());
+        Engine::new(&config).unwrap_or_else(|_| Engine::default())
     })
 }
 
@@ -204,6 +218,11 @@ impl WasmModule {
             },
         );
         store.limiter(|guest| &mut guest.limits);
+        if fuel_metered() {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| format!("{name}: setting fuel: {e:?}"))?;
+        }
         for import in module.imports() {
             if linker
                 .get(&mut store, import.module(), import.name())
@@ -283,6 +302,14 @@ impl WasmModule {
     /// The size of the module's linear memory, in bytes.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.memory.data_size(&self.store)
+    }
+
+    /// The fuel the guest's code consumed so far (see [`FUEL_VAR`]); `None` unmetered.
+    pub(crate) fn fuel_consumed(&self) -> Option<u64> {
+        if !fuel_metered() {
+            return None;
+        }
+        self.store.get_fuel().ok().map(|left| u64::MAX - left)
     }
 
     /// The module's file.
