@@ -4612,7 +4612,7 @@ intr 1 2 3
     }
 }
 
-/// `xtask guest-cost [--no-build] [FILTER...]`: the deterministic guest-CPU counter of the
+/// `xtask guest-cost [--no-build] [--by-export] [FILTER...]`: the deterministic guest-CPU counter of the
 /// floors (issue 9). Builds each filter's `.wasm` (dist/, as `xtask build` without the
 /// dynamic modules) and its raw-ABI floor (target/bench/, as the bench does), then runs
 /// `bench/guest-cost`: the wasm operators (wasmtime fuel) each consumes per request in the
@@ -4628,7 +4628,8 @@ pub fn guest_cost(args: &[String]) -> Result<(), String> {
         ("request-block", "raw-requestblock", request_block_config()),
     ];
     let build = !args.iter().any(|a| a == "--no-build");
-    let names: Vec<&String> = args.iter().filter(|a| *a != "--no-build").collect();
+    let detail = args.iter().any(|a| a == "--by-export");
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     for n in &names {
         if !pairs.iter().any(|(f, _, _)| f == n) {
             return Err(format!("guest-cost: no pair for {n:?}"));
@@ -4658,6 +4659,9 @@ pub fn guest_cost(args: &[String]) -> Result<(), String> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
         .args(["run", "-q", "-p", "guest-cost", "--"]);
+    if detail {
+        cmd.arg("--by-export");
+    }
     for (filter, raw, config) in &chosen {
         // Configs go in files: ip-filter's 10 000 ranges pass the kernel's limit for one
         // argument.

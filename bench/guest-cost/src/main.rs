@@ -1,11 +1,13 @@
-//! `guest-cost --row NAME PATH CONFIG FLOOR [--row ...] [--requests N] [--warmup N]`: runs
+//! `guest-cost --row NAME PATH CONFIG FLOOR [--row ...] [--requests N] [--warmup N]
+//! [--by-export]`: runs
 //! each module in the sdk-ext emulator's wasm engine with fuel metering on, and prints the
 //! fuel (wasm operators, wasmtime's count) its own code consumes per request in steady state
 //! (after the warm-up requests), and the ratio over its floor row (`FLOOR`: a row's NAME, or
 //! `-`). Host functions cost no fuel: the number is the guest's own work for the same host
 //! calls. Every row gets the same request: `GET /` with the headers the bench's load sends
 //! (`x-remove-me`, an `Origin`), a 200 response, from 127.0.0.1. `xtask guest-cost` passes the
-//! bench's filter configs (xtask/src/bench.rs).
+//! bench's filter configs (xtask/src/bench.rs). `--by-export`: the fuel per call of each
+//! export called on every request (to stderr).
 
 use sdk_ext::testing::{Emulator, FUEL_VAR};
 use std::process::ExitCode;
@@ -47,7 +49,7 @@ fn one_request(emu: &mut Emulator) {
 }
 
 /// Fuel per request of `row` in steady state.
-fn measure(row: &Row, warmup: u64, requests: u64) -> Result<u64, String> {
+fn measure(row: &Row, warmup: u64, requests: u64, detail: bool) -> Result<u64, String> {
     let mut emu = Emulator::try_wasm(&row.path)?;
     emu.start(row.config.as_bytes())
         .map_err(|e| format!("{}: start refused: {e}", row.name))?;
@@ -77,12 +79,25 @@ fn measure(row: &Row, warmup: u64, requests: u64) -> Result<u64, String> {
         one_request(&mut emu);
     }
     let after = emu.guest_fuel().unwrap_or(before);
+    if detail {
+        // Mostly the steady state: the warm-up and start are a small share of the calls.
+        let total = warmup + requests + 1;
+        for (export, calls, fuel) in emu.guest_fuel_by_export() {
+            if calls >= total {
+                eprintln!(
+                    "  {:<18} {export:<34} {:>8.0} fuel/call  ({calls} calls)",
+                    row.name,
+                    fuel as f64 / calls as f64
+                );
+            }
+        }
+    }
     Ok((after - before) / requests.max(1))
 }
 
-fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64), String> {
+fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64, bool), String> {
     let mut rows = Vec::new();
-    let (mut warmup, mut requests) = (100u64, 1000u64);
+    let (mut warmup, mut requests, mut detail) = (100u64, 1000u64, false);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut next = || it.next().cloned().ok_or(format!("{arg}: missing value"));
@@ -108,20 +123,21 @@ fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64), String> {
             }
             "--warmup" => warmup = next()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--requests" => requests = next()?.parse().map_err(|e| format!("--requests: {e}"))?,
+            "--by-export" => detail = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok((rows, warmup, requests))
+    Ok((rows, warmup, requests, detail))
 }
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (rows, warmup, requests) = parse(&args)?;
+    let (rows, warmup, requests, detail) = parse(&args)?;
     // Before the engine exists (it reads the variable once); single-threaded here.
     std::env::set_var(FUEL_VAR, "1");
     let mut results: Vec<(String, u64)> = Vec::new();
     for row in &rows {
-        let fuel = measure(row, warmup, requests)?;
+        let fuel = measure(row, warmup, requests, detail)?;
         results.push((row.name.clone(), fuel));
     }
     println!(

@@ -125,6 +125,12 @@ impl Emulator {
         guest::fuel_consumed()
     }
 
+    /// [`guest_fuel`](Self::guest_fuel) by export since the module was loaded: (export
+    /// name, calls, fuel), sorted by name; empty when unmetered or native.
+    pub fn guest_fuel_by_export(&self) -> Vec<(String, u64, u64)> {
+        guest::fuel_by_export()
+    }
+
     /// Which engine runs the module: `"native engine"` or `"wasm engine, <path>"`.
     pub fn engine(&self) -> String {
         guest::describe()

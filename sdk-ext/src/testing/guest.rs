@@ -76,6 +76,19 @@ pub(crate) fn fuel_consumed() -> Option<u64> {
         .flatten()
 }
 
+/// By export: calls and fuel consumed (empty on the native engine or unmetered).
+pub(crate) fn fuel_by_export() -> Vec<(String, u64, u64)> {
+    MODULE
+        .try_with(|m| match &*m.try_borrow().ok()? {
+            Loaded::Nothing | Loaded::Native(_) => None,
+            #[cfg(feature = "wasm-engine")]
+            Loaded::Wasm(module) => Some(module.fuel_by_export()),
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Which engine runs this thread's module, and for wasm its file.
 pub(crate) fn describe() -> String {
     MODULE

@@ -194,6 +194,9 @@ pub(crate) struct WasmModule {
     store: Store<Guest>,
     memory: wasmtime::Memory,
     exports: HashMap<String, Func>,
+    /// With fuel metered: by export, the calls and the fuel they consumed (the guest's
+    /// allocator, called by the host inside an export, counts in that export).
+    fuel_by_export: HashMap<String, (u64, u64)>,
 }
 
 impl WasmModule {
@@ -270,6 +273,7 @@ impl WasmModule {
             store,
             memory,
             exports,
+            fuel_by_export: HashMap::new(),
         })
     }
 
@@ -290,8 +294,14 @@ impl WasmModule {
             })
             .collect();
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+        let before = self.fuel_consumed();
         func.call(&mut self.store, &params, &mut results)
             .map_err(|e| format!("{e:?}"))?;
+        if let (Some(before), Some(after)) = (before, self.fuel_consumed()) {
+            let entry = self.fuel_by_export.entry(name.to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += after - before;
+        }
         Ok(Some(match results.first() {
             Some(Val::I32(v)) => u32::from_ne_bytes(v.to_ne_bytes()),
             Some(Val::I64(v)) => u32::from(*v != 0),
@@ -310,6 +320,17 @@ impl WasmModule {
             return None;
         }
         self.store.get_fuel().ok().map(|left| u64::MAX - left)
+    }
+
+    /// By export: the calls and the fuel consumed so far (empty unmetered).
+    pub(crate) fn fuel_by_export(&self) -> Vec<(String, u64, u64)> {
+        let mut v: Vec<(String, u64, u64)> = self
+            .fuel_by_export
+            .iter()
+            .map(|(name, (calls, fuel))| (name.clone(), *calls, *fuel))
+            .collect();
+        v.sort();
+        v
     }
 
     /// The module's file.
