@@ -4611,3 +4611,78 @@ intr 1 2 3
         assert!(!wasm_filter("x", "x", "", Path::new("/x.wasm")).contains("disabled"));
     }
 }
+
+/// `xtask guest-cost [--no-build] [--by-export] [FILTER...]`: the deterministic guest-CPU counter of the
+/// floors (issue 9). Builds each filter's `.wasm` (dist/, as `xtask build` without the
+/// dynamic modules) and its raw-ABI floor (target/bench/, as the bench does), then runs
+/// `bench/guest-cost`: the wasm operators (wasmtime fuel) each consumes per request in the
+/// emulator, same request and the bench's configs, and the ratio over the floor. FILTER:
+/// header-rules, template, rate-limit, cors, ip-filter, request-block (default: all).
+pub fn guest_cost(args: &[String]) -> Result<(), String> {
+    let pairs: [(&str, &str, String); 6] = [
+        ("header-rules", "raw-edits", HEADER_RULES_CONFIG.to_string()),
+        ("template", "raw-template", TEMPLATE_CONFIG.to_string()),
+        ("rate-limit", "raw-ratelimit", RATE_LIMIT_CONFIG.to_string()),
+        ("cors", "raw-cors", CORS_CONFIG.to_string()),
+        ("ip-filter", "raw-ipfilter", ip_filter_config()),
+        ("request-block", "raw-requestblock", request_block_config()),
+    ];
+    let build = !args.iter().any(|a| a == "--no-build");
+    let detail = args.iter().any(|a| a == "--by-export");
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    for n in &names {
+        if !pairs.iter().any(|(f, _, _)| f == n) {
+            return Err(format!("guest-cost: no pair for {n:?}"));
+        }
+    }
+    let chosen: Vec<&(&str, &str, String)> = pairs
+        .iter()
+        .filter(|(f, _, _)| names.is_empty() || names.iter().any(|n| n == f))
+        .collect();
+    let root = crate::repo_root();
+    let modules = Modules {
+        dist: root.join("dist"),
+        bench: root.join("target").join("bench"),
+    };
+    let out = root.join("target").join("guest-cost");
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    if build {
+        let filters: Vec<String> = chosen.iter().map(|(f, _, _)| f.to_string()).collect();
+        crate::wasm_build::build(&filters)?;
+        for (_, raw, _) in &chosen {
+            let manifest = root.join("bench").join(raw).join("Cargo.toml");
+            let dest = modules.path(Module::Bench(raw));
+            let size = crate::wasm_build::build_module(raw, &manifest, &dest)?;
+            eprintln!("guest-cost: built {} ({size} bytes)", dest.display());
+        }
+    }
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["run", "-q", "-p", "guest-cost", "--"]);
+    if detail {
+        cmd.arg("--by-export");
+    }
+    for (filter, raw, config) in &chosen {
+        // Configs go in files: ip-filter's 10 000 ranges pass the kernel's limit for one
+        // argument.
+        let config_file = out.join(format!("{filter}.json"));
+        fs::write(&config_file, config)
+            .map_err(|e| format!("writing {}: {e}", config_file.display()))?;
+        let raw_path = modules.path(Module::Bench(raw));
+        let filter_path = modules.dist.join(format!("{filter}.wasm"));
+        cmd.arg("--row").arg(raw).arg(&raw_path).arg("").arg("-");
+        cmd.arg("--row")
+            .arg(filter)
+            .arg(&filter_path)
+            .arg(format!("@{}", config_file.display()))
+            .arg(raw);
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running guest-cost: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("guest-cost failed: {status}"))
+    }
+}

@@ -50,12 +50,13 @@ fn main() -> ExitCode {
         "new-filter-check" => new_filter::check(rest),
         "bench" => bench::run(rest),
         "bench-tcp-client" => bench::tcp_client(rest),
+        "guest-cost" => bench::guest_cost(rest),
         "package" => package::run(rest),
         "publish" => publish::run(rest),
         "wasmplugins" => publish::run_wasmplugins(rest),
         "test-each" => test_each::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | native-configs [--check] | new-filter NAME [--out DIR] | new-filter-check | bench | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
+            eprintln!("usage: cargo xtask <build [NAME...] | native-configs [--check] | new-filter NAME [--out DIR] | new-filter-check | bench | guest-cost [--no-build] [--by-export] [FILTER...] | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
             return ExitCode::from(2);
         }
     };

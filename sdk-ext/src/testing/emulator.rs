@@ -116,6 +116,21 @@ impl Emulator {
         guest::memory_bytes()
     }
 
+    /// The fuel (wasm operators, as wasmtime meters them) the module's code has consumed
+    /// since it was loaded, on the wasm engine with fuel metering on (the environment
+    /// variable `SDK_EXT_WASM_FUEL=1` before the first `Emulator::wasm` of the process);
+    /// `None` otherwise. Host functions cost nothing: this is the guest's own CPU, and it is
+    /// deterministic (the difference over a run of requests is a per-request cost).
+    pub fn guest_fuel(&self) -> Option<u64> {
+        guest::fuel_consumed()
+    }
+
+    /// [`guest_fuel`](Self::guest_fuel) by export since the module was loaded: (export
+    /// name, calls, fuel), sorted by name; empty when unmetered or native.
+    pub fn guest_fuel_by_export(&self) -> Vec<(String, u64, u64)> {
+        guest::fuel_by_export()
+    }
+
     /// Which engine runs the module: `"native engine"` or `"wasm engine, <path>"`.
     pub fn engine(&self) -> String {
         guest::describe()

@@ -63,6 +63,32 @@ pub(crate) fn memory_bytes() -> Option<usize> {
         .flatten()
 }
 
+/// The fuel the wasm module's code consumed so far (`None` on the native engine or
+/// unmetered; see `wasm::FUEL_VAR`).
+pub(crate) fn fuel_consumed() -> Option<u64> {
+    MODULE
+        .try_with(|m| match &*m.try_borrow().ok()? {
+            Loaded::Nothing | Loaded::Native(_) => None,
+            #[cfg(feature = "wasm-engine")]
+            Loaded::Wasm(module) => module.fuel_consumed(),
+        })
+        .ok()
+        .flatten()
+}
+
+/// By export: calls and fuel consumed (empty on the native engine or unmetered).
+pub(crate) fn fuel_by_export() -> Vec<(String, u64, u64)> {
+    MODULE
+        .try_with(|m| match &*m.try_borrow().ok()? {
+            Loaded::Nothing | Loaded::Native(_) => None,
+            #[cfg(feature = "wasm-engine")]
+            Loaded::Wasm(module) => Some(module.fuel_by_export()),
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Which engine runs this thread's module, and for wasm its file.
 pub(crate) fn describe() -> String {
     MODULE

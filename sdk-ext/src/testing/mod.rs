@@ -120,7 +120,7 @@ pub use http::HttpStream;
 /// Runs a test `fn name(engine: Engine)` on both engines: see [`Engine`].
 pub use sdk_ext_macros::engines;
 #[cfg(feature = "wasm-engine")]
-pub use wasm::MEMORY_LIMIT;
+pub use wasm::{FUEL_VAR, MEMORY_LIMIT};
 
 /// The exports of a filter written on the bare `proxy-wasm` SDK (its dispatcher's
 /// `proxy_on_*` functions and the `_initialize` of `proxy_wasm::main!`), for

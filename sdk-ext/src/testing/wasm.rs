@@ -129,11 +129,25 @@ impl Memory for GuestMemory<'_, '_> {
 
 // ----- compiling ------------------------------------------------------------------------
 
+/// Set (to anything but `0`) before the first `Emulator::wasm` of a process: the engine
+/// meters fuel (one unit per wasm operator, as wasmtime counts it) and
+/// `Emulator::guest_fuel` reports what the guest's code consumed. A deterministic measure of
+/// guest CPU (`xtask guest-cost`); off by default, as metering slows the compiled code.
+pub const FUEL_VAR: &str = "SDK_EXT_WASM_FUEL";
+
+/// Whether this process's engine meters fuel ([`FUEL_VAR`], read once).
+fn fuel_metered() -> bool {
+    static FUEL: OnceLock<bool> = OnceLock::new();
+    *FUEL.get_or_init(|| std::env::var(FUEL_VAR).is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         // Defaults: cranelift, wasm backtraces on (a trap names the guest frames).
-        Engine::new(&Config::new()).unwrap_or_else(|_| Engine::default())
+        let mut config = Config::new();
+        config.consume_fuel(fuel_metered());
+        Engine::new(&config).unwrap_or_else(|_| Engine::default())
     })
 }
 
@@ -180,6 +194,9 @@ pub(crate) struct WasmModule {
     store: Store<Guest>,
     memory: wasmtime::Memory,
     exports: HashMap<String, Func>,
+    /// With fuel metered: by export, the calls and the fuel they consumed (the guest's
+    /// allocator, called by the host inside an export, counts in that export).
+    fuel_by_export: HashMap<String, (u64, u64)>,
 }
 
 impl WasmModule {
@@ -204,6 +221,11 @@ impl WasmModule {
             },
         );
         store.limiter(|guest| &mut guest.limits);
+        if fuel_metered() {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| format!("{name}: setting fuel: {e:?}"))?;
+        }
         for import in module.imports() {
             if linker
                 .get(&mut store, import.module(), import.name())
@@ -251,6 +273,7 @@ impl WasmModule {
             store,
             memory,
             exports,
+            fuel_by_export: HashMap::new(),
         })
     }
 
@@ -271,8 +294,14 @@ impl WasmModule {
             })
             .collect();
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+        let before = self.fuel_consumed();
         func.call(&mut self.store, &params, &mut results)
             .map_err(|e| format!("{e:?}"))?;
+        if let (Some(before), Some(after)) = (before, self.fuel_consumed()) {
+            let entry = self.fuel_by_export.entry(name.to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += after - before;
+        }
         Ok(Some(match results.first() {
             Some(Val::I32(v)) => u32::from_ne_bytes(v.to_ne_bytes()),
             Some(Val::I64(v)) => u32::from(*v != 0),
@@ -283,6 +312,25 @@ impl WasmModule {
     /// The size of the module's linear memory, in bytes.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.memory.data_size(&self.store)
+    }
+
+    /// The fuel the guest's code consumed so far (see [`FUEL_VAR`]); `None` unmetered.
+    pub(crate) fn fuel_consumed(&self) -> Option<u64> {
+        if !fuel_metered() {
+            return None;
+        }
+        self.store.get_fuel().ok().map(|left| u64::MAX - left)
+    }
+
+    /// By export: the calls and the fuel consumed so far (empty unmetered).
+    pub(crate) fn fuel_by_export(&self) -> Vec<(String, u64, u64)> {
+        let mut v: Vec<(String, u64, u64)> = self
+            .fuel_by_export
+            .iter()
+            .map(|(name, (calls, fuel))| (name.clone(), *calls, *fuel))
+            .collect();
+        v.sort();
+        v
     }
 
     /// The module's file.
