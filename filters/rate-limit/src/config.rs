@@ -352,7 +352,10 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::new(
             field,
-            format!("{name:?} is not 1-64 characters of [A-Za-z0-9_-]"),
+            format!(
+                "{} is not 1-64 characters of [A-Za-z0-9_-]",
+                sdk_ext::json::Quoted(name)
+            ),
         ));
     }
     Ok(())
@@ -449,7 +452,10 @@ impl Builder {
         if self.buckets.iter().any(|b| b.name == spec.name) {
             return Err(ConfigError::new(
                 field,
-                format!("bucket name {:?} is used twice", spec.name),
+                format!(
+                    "bucket name {} is used twice",
+                    sdk_ext::json::Quoted(&spec.name)
+                ),
             ));
         }
         self.buckets.push(spec);
