@@ -17,6 +17,7 @@ use crate::config::ConfigError;
 use crate::duration::host_millis;
 use crate::host;
 use crate::host::{BufferType, MapType, Status};
+use crate::json::Quoted;
 use std::time::Duration;
 
 /// Where to send a callout: Envoy's `HttpUri`.
@@ -43,13 +44,13 @@ impl HttpUri {
         let rest = uri
             .strip_prefix("http://")
             .or_else(|| uri.strip_prefix("https://"))
-            .ok_or_else(|| bad_uri(format!("{uri:?} is not an http:// or https:// URI")))?;
+            .ok_or_else(|| bad_uri(format!("{} is not an http:// or https:// URI", Quoted(uri))))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
             None => (rest, "/"),
         };
         if authority.is_empty() || authority.contains(['@', ' ', '#']) {
-            return Err(bad_uri(format!("{uri:?} has no valid host")));
+            return Err(bad_uri(format!("{} has no valid host", Quoted(uri))));
         }
         let path = if path.starts_with('?') {
             format!("/{path}")
@@ -57,7 +58,7 @@ impl HttpUri {
             path.to_string()
         };
         if path.contains([' ', '#']) {
-            return Err(bad_uri(format!("{uri:?} has an invalid path")));
+            return Err(bad_uri(format!("{} has an invalid path", Quoted(uri))));
         }
         if cluster.is_empty() {
             return Err(ConfigError::new(

@@ -70,7 +70,12 @@ pub struct ProtoDuration(pub Duration);
 impl ProtoDuration {
     /// Parses `"300s"`, `"1.5s"`, `"0.000000001s"`; no sign, no other unit.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a duration like \"300s\" or \"1.5s\"");
+        let bad = || {
+            format!(
+                "{} is not a duration like \"300s\" or \"1.5s\"",
+                crate::json::Quoted(text)
+            )
+        };
         let number = text.strip_suffix('s').ok_or_else(bad)?;
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
@@ -85,7 +90,8 @@ impl ProtoDuration {
         let secs: u64 = whole.parse().map_err(|_| bad())?;
         if secs > MAX_SECONDS {
             return Err(format!(
-                "{text:?} is over {MAX_SECONDS}s, the longest a protobuf Duration holds"
+                "{} is over {MAX_SECONDS}s, the longest a protobuf Duration holds",
+                crate::json::Quoted(text)
             ));
         }
         let nanos: u32 = if fraction.is_empty() {

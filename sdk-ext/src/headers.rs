@@ -174,11 +174,15 @@ pub fn check_mutable_name(name: &str) -> Result<String, String> {
     }
     if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
         return Err(format!(
-            "{name:?} cannot be modified (pseudo-headers and host are off limits)"
+            "{} cannot be modified (pseudo-headers and host are off limits)",
+            crate::json::Quoted(name)
         ));
     }
     if !is_token(name) {
-        return Err(format!("{name:?} is not a valid header name"));
+        return Err(format!(
+            "{} is not a valid header name",
+            crate::json::Quoted(name)
+        ));
     }
     Ok(name.to_ascii_lowercase())
 }

@@ -13,7 +13,7 @@
 //! their text and parsed only if a field asks for a float.
 
 use serde::de::{self, DeserializeSeed, Expected, IntoDeserializer, Unexpected, Visitor};
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{self, Display};
 
 /// Deepest array/object nesting accepted (a config is a few levels deep; a hostile or broken
 /// input must not exhaust the stack).
@@ -479,21 +479,52 @@ pub fn quote(s: &str) -> String {
 
 /// Appends `s` to `out` as a JSON string literal (quotes included, escaped as RFC 8259 asks).
 pub fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+    // Writing to a String cannot fail.
+    let _ = write_quoted(out, s);
+}
+
+/// `s` as a JSON string literal, for messages: `format!("{} is bad", Quoted(name))`.
+///
+/// Use it instead of `{:?}` on strings in filter code: `str`'s `Debug` links the Unicode
+/// printable and grapheme tables (several KB of every `.wasm`); this is a byte loop. For the
+/// strings a config holds (printable text) both write the same `"..."`.
+#[derive(Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_quoted(f, self.0)
     }
-    out.push('"');
+}
+
+/// The JSON string literal of `s`: runs of plain bytes copied as they are, `"`, `\` and
+/// control bytes escaped (every byte escaped is ASCII, so each run ends on a char boundary).
+fn write_quoted<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.write_str(s.get(start..i).unwrap_or(""))?;
+        if escape.is_empty() {
+            out.write_str("\\u00")?;
+            for nibble in [b >> 4, b & 0xf] {
+                out.write_char(char::from_digit(u32::from(nibble), 16).unwrap_or('0'))?;
+            }
+        } else {
+            out.write_str(escape)?;
+        }
+        start = i + 1;
+    }
+    out.write_str(s.get(start..).unwrap_or(""))?;
+    out.write_char('"')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -985,6 +1016,24 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn quoted_matches_debug_for_printable_text_and_escapes_control_bytes() {
+        for s in [
+            "",
+            "abc",
+            "a\"b",
+            "back\\slash",
+            "a b/c?d=é",
+            "日本",
+            "x\ny\tz\r",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"), "{s:?}");
+        }
+        assert_eq!(Quoted("a\u{1}b\u{1f}").to_string(), r#""a\u0001b\u001f""#);
+        assert_eq!(Quoted("\u{7f}").to_string(), "\"\u{7f}\"");
+        assert_eq!(quote("q\"\u{0}"), r#""q\"\u0000""#);
+    }
     use serde::Deserialize;
     use std::collections::BTreeMap;
 

@@ -191,7 +191,7 @@ impl<'de> Deserialize<'de> for Int64 {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Int64, E> {
                 v.parse()
                     .map(Int64)
-                    .map_err(|_| E::custom(format!("{v:?} is not an int64")))
+                    .map_err(|_| E::custom(format!("{} is not an int64", crate::json::Quoted(v))))
             }
         }
         // Not deserialize_any: that would link float parsing into every filter (~17 KB).
@@ -662,7 +662,7 @@ impl HeaderMatcher {
         if h.name.is_empty() || h.name.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
             return Err(ConfigError::new(
                 join_path(at, "name"),
-                format!("{:?} is not a header name", h.name),
+                format!("{} is not a header name", crate::json::Quoted(&h.name)),
             ));
         }
         let non_empty = |s: &String, name: &str| {
@@ -952,7 +952,7 @@ impl RequestMatcher {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(ConfigError::new(
                     join_path(field, &format!("methods[{i}]")),
-                    format!("{m:?} is not an HTTP method"),
+                    format!("{} is not an HTTP method", crate::json::Quoted(m)),
                 ));
             }
             methods.push(m.as_bytes().to_vec());

@@ -33,6 +33,7 @@
 //! assert_eq!(at("192.0.2.1"), None);
 //! ```
 
+use crate::json::Quoted;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -102,7 +103,10 @@ impl Cidr {
             .then(|| addr.parse::<IpAddr>().ok())
             .flatten()
         else {
-            return Err(format!("{text:?} is not an IP address or CIDR range"));
+            return Err(format!(
+                "{} is not an IP address or CIDR range",
+                Quoted(text)
+            ));
         };
         let max = match std {
             IpAddr::V4(_) => 32,
@@ -112,7 +116,12 @@ impl Cidr {
             None => max,
             Some(l) => match l.parse::<u8>() {
                 Ok(n) if n <= max && !l.starts_with('+') && (l == "0" || !l.starts_with('0')) => n,
-                _ => return Err(format!("{text:?}: the prefix length must be 0..={max}")),
+                _ => {
+                    return Err(format!(
+                        "{}: the prefix length must be 0..={max}",
+                        Quoted(text)
+                    ))
+                }
             },
         };
         let (ip, len) = match Ip::from_std(std) {
@@ -120,7 +129,8 @@ impl Cidr {
             Ip::V4(v4) if max == 128 => {
                 if len < 96 {
                     return Err(format!(
-                        "{text:?}: an IPv4-mapped range needs a prefix of at least 96 (write the IPv4 range)"
+                        "{}: an IPv4-mapped range needs a prefix of at least 96 (write the IPv4 range)",
+                        Quoted(text)
                     ));
                 }
                 (Ip::V4(v4), len - 96)
@@ -130,7 +140,8 @@ impl Cidr {
         let cidr = Cidr { ip, len };
         if cidr.first() != ip {
             return Err(format!(
-                "{text:?} has bits set after the /{len} prefix (did you mean {}/{len}, or the single address?)",
+                "{} has bits set after the /{len} prefix (did you mean {}/{len}, or the single address?)",
+                Quoted(text),
                 cidr.first()
             ));
         }

@@ -141,7 +141,7 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
             if let Some(problem) = exact_origin_problem(exact, spec.ignore_case) {
                 return Err(ConfigError::new(
                     join_path(&field, "exact"),
-                    format!("{exact:?} {problem}"),
+                    format!("{} {problem}", sdk_ext::json::Quoted(exact)),
                 ));
             }
             allows_null |= exact == "null";
@@ -168,7 +168,10 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
     if !max_age.iter().all(u8::is_ascii_digit) {
         return Err(ConfigError::new(
             format!("{at}.max_age"),
-            format!("{:?} is not a number of seconds", raw.max_age),
+            format!(
+                "{} is not a number of seconds",
+                sdk_ext::json::Quoted(&raw.max_age)
+            ),
         ));
     }
     let name = match &raw.name {

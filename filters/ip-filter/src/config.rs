@@ -233,7 +233,7 @@ impl Config {
             if names.contains(&name) || name == "default" {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
-                    format!("duplicate rule name {name:?}"),
+                    format!("duplicate rule name {}", sdk_ext::json::Quoted(&name)),
                 ));
             }
             names.push(name.clone());

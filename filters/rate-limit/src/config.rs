@@ -4,6 +4,7 @@
 use crate::bucket::{Concurrency, TokenBucket};
 use sdk_ext::config::{self, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
+use sdk_ext::json::Quoted;
 use sdk_ext::rules::{RawRule, Rules};
 use serde::Deserialize;
 
@@ -352,7 +353,7 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::new(
             field,
-            format!("{name:?} is not 1-64 characters of [A-Za-z0-9_-]"),
+            format!("{} is not 1-64 characters of [A-Za-z0-9_-]", Quoted(name)),
         ));
     }
     Ok(())
@@ -449,7 +450,7 @@ impl Builder {
         if self.buckets.iter().any(|b| b.name == spec.name) {
             return Err(ConfigError::new(
                 field,
-                format!("bucket name {:?} is used twice", spec.name),
+                format!("bucket name {} is used twice", Quoted(&spec.name)),
             ));
         }
         self.buckets.push(spec);
@@ -545,7 +546,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
         if present {
             Err(ConfigError::new(
                 join_path(field, name),
-                format!("not used by attribute {:?}", raw.attribute),
+                format!("not used by attribute {}", Quoted(&raw.attribute)),
             ))
         } else {
             Ok(())
@@ -572,7 +573,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
             {
                 return Err(ConfigError::new(
                     join_path(field, "header"),
-                    format!("{h:?} is not a header name"),
+                    format!("{} is not a header name", Quoted(&h)),
                 ));
             }
             Attribute::Header(h)
@@ -601,7 +602,8 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
                     return Err(ConfigError::new(
                         join_path(field, "attribute"),
                         format!(
-                            "unknown attribute {other:?} (known: client_address, header, path, path_prefix, method, route_name)"
+                            "unknown attribute {} (known: client_address, header, path, path_prefix, method, route_name)",
+                            Quoted(other)
                         ),
                     ))
                 }
