@@ -7,8 +7,17 @@ use std::sync::{Mutex, OnceLock};
 
 /// The workspace root (the parent of this crate). Envoy runs with this as its cwd, so the
 /// checked-in configs' relative `dist/<name>.wasm` paths resolve.
+///
+/// `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a test, and that is the checkout being
+/// tested; the compile-time value is only the fallback (a binary run by hand). The two differ
+/// when a copy of the repository shares this one's target dir (`xtask new-filter-check`):
+/// cargo names artifacts by workspace-relative path, so the copy may run a library compiled
+/// here.
 pub fn repo_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.ends_with("integration"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 

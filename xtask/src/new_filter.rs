@@ -275,6 +275,19 @@ fn run_step(what: &str, cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Copies `from` to `to` with `from`'s modification time (see [`check`] for why).
+fn copy_keeping_mtime(from: &Path, to: &Path) -> Result<(), String> {
+    fs::copy(from, to).map_err(|e| format!("copying {}: {e}", from.display()))?;
+    let modified = fs::metadata(from)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("reading the time of {}: {e}", from.display()))?;
+    fs::File::options()
+        .write(true)
+        .open(to)
+        .and_then(|f| f.set_modified(modified))
+        .map_err(|e| format!("setting the time of {}: {e}", to.display()))
+}
+
 /// The repository's files (tracked and untracked-but-not-ignored), relative to `root`.
 fn repo_files(root: &Path) -> Result<Vec<PathBuf>, String> {
     let out = Command::new("git")
@@ -303,18 +316,31 @@ fn repo_files(root: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// `xtask new-filter-check`: `new-filter` in a scratch copy of the repository
-/// (`target/new-filter-check/repo`), then what its next steps promise: the new filter builds
+/// (`$TMPDIR/new-filter-check-<hash of this checkout's path>`), then what its next steps promise: the new filter builds
 /// to `dist/`, its own tests pass, its Envoy config passes `envoy --mode validate`, and its
-/// generated integration test passes in a real Envoy. The copy builds in
-/// `target/new-filter-check/{target,target-wasm}` (kept between runs, so only the first run
-/// compiles the dependencies and the wasm std).
+/// generated integration test passes in a real Envoy.
+///
+/// The copy builds in this checkout's own `target/` and `target-wasm/`, so only the new crate
+/// (and what links it) is compiled: everything else is already built by `make test`. That is
+/// sound because the copy's files are byte-for-byte this checkout's, with their modification
+/// times kept: cargo names a workspace member's artifacts by its workspace-relative path and
+/// judges freshness by those times, so the copy's unchanged crates are the same units as
+/// ours. (A copy with fresh times would rebuild every workspace crate, and leave this
+/// checkout's artifacts looking newer than its sources.) The copy must not live inside
+/// `target/`: cargo records a source file under the target dir by its target-relative path,
+/// and this checkout's artifacts would then be judged fresh by the copy's files.
 pub fn check(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err("usage: new-filter-check (no arguments)".into());
     }
     let root = repo_root();
     let started = Instant::now();
-    let scratch = root.join("target/new-filter-check/repo");
+    let scratch = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        root.hash(&mut h);
+        std::env::temp_dir().join(format!("new-filter-check-{:016x}", h.finish()))
+    };
     if scratch.exists() {
         fs::remove_dir_all(&scratch).map_err(|e| format!("removing {}: {e}", scratch.display()))?;
     }
@@ -326,14 +352,11 @@ pub fn check(args: &[String]) -> Result<(), String> {
         if let Some(dir) = to.parent() {
             fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
-        fs::copy(&from, &to).map_err(|e| format!("copying {}: {e}", from.display()))?;
+        copy_keeping_mtime(&from, &to)?;
     }
-    // Build directories of their own, kept between runs: cargo names a workspace member's
-    // artifacts by its path *relative to the workspace*, so the copy's crates would overwrite
-    // the real ones' in a shared target dir (and look fresh to cargo there).
-    let builds = root.join("target/new-filter-check");
-    let target = builds.join("target");
-    let target_wasm = builds.join("target-wasm");
+    // This checkout's build directories (see above), and its Envoy.
+    let target = root.join("target");
+    let target_wasm = root.join("target-wasm");
     fs::create_dir_all(&target_wasm)
         .map_err(|e| format!("creating {}: {e}", target_wasm.display()))?;
     let links = [
@@ -366,6 +389,7 @@ pub fn check(args: &[String]) -> Result<(), String> {
         Command::new(&exe)
             .args(["build", CHECK_NAME])
             .env("XTASK_ROOT", &scratch)
+            .env("CARGO_TARGET_DIR", &target)
             .current_dir(&scratch),
     )?;
     run_step(

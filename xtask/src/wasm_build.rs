@@ -17,6 +17,11 @@ const TARGET: &str = "wasm32-wasip1";
 /// wasm-opt's optimisation flags: for size (`-Oz`), repeated until a pass changes nothing
 /// (`--converge`: 0.3-1.3 KB per filter, a few seconds of build time).
 const WASM_OPT_FLAGS: &[&str] = &["-Oz", "--converge"];
+/// Modules larger than this before wasm-opt get one `-Oz` pass, without `--converge`: on
+/// opa-policy (1.7 MB) converging saved 1.1 KB (0.08 %) for 37 s more CPU (42 s -> 78 s user,
+/// 2 cores), and jwt-auth (0.6 MB) is alike; neither has a size target.
+const CONVERGE_BELOW: u64 = 512 * 1024;
+const WASM_OPT_FLAGS_LARGE: &[&str] = &["-Oz"];
 
 /// The features rustc (1.87+) enables by default for wasm32; wasm-opt must neither
 /// reject them nor introduce others the host may not support.
@@ -161,8 +166,16 @@ fn optimise(input: &Path, manifest: &Path, output: &Path) -> Result<(), String> 
             .map_err(|e| format!("copy to {}: {e}", output.display()));
     }
     let tmp = output.with_extension("wasm.tmp");
+    let size = fs::metadata(input)
+        .map(|m| m.len())
+        .map_err(|e| format!("reading {}: {e}", input.display()))?;
+    let flags = if size < CONVERGE_BELOW {
+        WASM_OPT_FLAGS
+    } else {
+        WASM_OPT_FLAGS_LARGE
+    };
     run(Command::new("wasm-opt")
-        .args(WASM_OPT_FLAGS)
+        .args(flags)
         .args(WASM_FEATURES)
         .arg("--strip-debug")
         .arg("--strip-producers")

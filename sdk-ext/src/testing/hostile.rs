@@ -130,7 +130,7 @@ impl Hostile {
             }
             3 if self.one_in(16) => {
                 let mut p = b"/".to_vec();
-                p.resize(65_536 + self.below(4096), b'a');
+                pad(&mut p, 65_536 + self.below(4096), b'a');
                 p
             }
             4 => b"*".to_vec(),
@@ -201,7 +201,7 @@ impl Hostile {
             };
             let value = if self.one_in(50) {
                 let mut v = self.bytes(64);
-                v.resize(32_768 + self.below(65_536), b'A');
+                pad(&mut v, 32_768 + self.below(65_536), b'A');
                 v
             } else {
                 self.bytes(96)
@@ -439,4 +439,15 @@ pub fn run(
     run.memory_end = emu.memory_bytes();
     run.elapsed = started.elapsed();
     run
+}
+
+/// `v.resize(len, byte)`, but with one `memset`: unoptimised (`cargo test`), `resize` fills
+/// byte by byte with overflow checks, and the huge values above were half of a hostile run.
+fn pad(v: &mut Vec<u8>, len: usize, byte: u8) {
+    if len > v.len() {
+        let fill = vec![byte; len - v.len()];
+        v.extend_from_slice(&fill);
+    } else {
+        v.truncate(len);
+    }
 }
