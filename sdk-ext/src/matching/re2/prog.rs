@@ -115,7 +115,10 @@ impl Node {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Inst {
     /// A byte of `sets[set]`, then `next`.
-    Byte { set: u32, next: u32 },
+    Byte {
+        set: u32,
+        next: u32,
+    },
     Split(u32, u32),
     Jmp(u32),
     Look(Look, u32),
