@@ -20,7 +20,10 @@ use std::cell::RefCell;
 
 /// A compiled full-match (or search) pattern.
 #[derive(Clone)]
-pub(crate) struct Re2 {
+pub(crate) struct Re2(Box<Inner>);
+
+#[derive(Clone)]
+struct Inner {
     prog: prog::Prog,
     cache: RefCell<dfa::Cache>,
 }
@@ -65,19 +68,20 @@ impl Re2 {
                 _ => (0, e.to_string()),
             }
         })?;
-        Ok(Self {
+        Ok(Self(Box::new(Inner {
             prog,
             cache: RefCell::default(),
-        })
+        })))
     }
 
     /// Whether `value` matches: the whole of it (RE2 `FullMatch` on bytes) for a pattern
     /// built by [`new`](Self::new), anywhere in it for [`new_search`](Self::new_search).
     pub(crate) fn is_match(&self, value: &[u8]) -> bool {
-        match self.cache.try_borrow_mut() {
-            Ok(mut cache) => self.prog.is_match(value, &mut cache),
+        let Inner { prog, cache } = &*self.0;
+        match cache.try_borrow_mut() {
+            Ok(mut cache) => prog.is_match(value, &mut cache),
             // Only reachable by re-entrance, which nothing does: a fresh cache.
-            Err(_) => self.prog.is_match(value, &mut dfa::Cache::default()),
+            Err(_) => prog.is_match(value, &mut dfa::Cache::default()),
         }
     }
 

@@ -318,13 +318,11 @@ fn shared_pattern(rng: &mut Rng, depth: u32) -> String {
             rng.pick(&atoms).to_string()
         };
         out.push_str(&atom);
-        if !atom.starts_with("(?") || atom.ends_with(')') && atom.len() > 5 {
-            if rng.below(3) == 0 {
-                out.push_str(rng.pick(&[
-                    "*", "+", "?", "*?", "+?", "??", "{2}", "{1,3}", "{0,2}", "{2,}", "{0}",
-                    "{1,2}?",
-                ]));
-            }
+        let repeatable = !atom.starts_with("(?") || (atom.ends_with(')') && atom.len() > 5);
+        if repeatable && rng.below(3) == 0 {
+            out.push_str(rng.pick(&[
+                "*", "+", "?", "*?", "+?", "??", "{2}", "{1,3}", "{0,2}", "{2,}", "{0}", "{1,2}?",
+            ]));
         }
     }
     out
