@@ -79,7 +79,9 @@
 //! folds ASCII and Latin-1 letters). Patterns are parsed by RE2's rules at config time and
 //! refused where Envoy refuses them (unbalanced parentheses such as `a)|(b`, `a**`,
 //! `x{1001}`, `\Z`, `(?x)`, lookaround, backreferences), naming the field
-//! (`...safe_regex.regex`); matching is linear-time (regex-lite).
+//! (`...safe_regex.regex`); matching is linear-time (sdk-ext's own lazily built DFA, no
+//! backtracking, bounded memory; patterns whose program passes ~87 000 instructions, RE2's
+//! default limit, are refused).
 //! Known differences, both refusals on our side or acceptances Envoy refuses:
 //! `\p{..}` Unicode classes are refused here (Envoy accepts them); Envoy also refuses a
 //! pattern whose compiled RE2 program exceeds 100 instructions
