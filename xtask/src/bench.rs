@@ -4619,13 +4619,17 @@ intr 1 2 3
 /// emulator, same request and the bench's configs, and the ratio over the floor. FILTER:
 /// header-rules, template, rate-limit, cors, ip-filter, request-block (default: all).
 pub fn guest_cost(args: &[String]) -> Result<(), String> {
-    let pairs: [(&str, &str, String); 6] = [
+    let pairs: [(&str, &str, String); 7] = [
         ("header-rules", "raw-edits", HEADER_RULES_CONFIG.to_string()),
         ("template", "raw-template", TEMPLATE_CONFIG.to_string()),
         ("rate-limit", "raw-ratelimit", RATE_LIMIT_CONFIG.to_string()),
         ("cors", "raw-cors", CORS_CONFIG.to_string()),
         ("ip-filter", "raw-ipfilter", ip_filter_config()),
         ("request-block", "raw-requestblock", request_block_config()),
+        // The bench's 10-rule RBAC policy; guest-cost's request (GET / with `x-remove-me: 1`)
+        // matches only its last binding, as the bench's load does. Its floor is the raw
+        // module making the one hostcall.
+        ("opa-policy", "raw-filter", OPA_RBAC_CONFIG.to_string()),
     ];
     let build = !args.iter().any(|a| a == "--no-build");
     let detail = args.iter().any(|a| a == "--by-export");

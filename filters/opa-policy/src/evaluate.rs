@@ -5,8 +5,11 @@
 use crate::builtins;
 use crate::config::RawPolicy;
 use crate::input::Needs;
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::{Program, RuleType};
+use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::{ExecutionTimerConfig, LimitError};
-use regorus::{Engine, Value};
+use regorus::{CompiledPolicy, Engine, Value};
 use sdk_ext::config::ConfigError;
 use std::cell::RefCell;
 use std::fmt;
@@ -50,9 +53,32 @@ impl fmt::Display for EvalError {
     }
 }
 
+/// How a policy is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// regorus's RVM: the modules compiled to bytecode once, run by its virtual machine.
+    Vm,
+    /// regorus's tree-walking interpreter: for what the RVM compiler does not take (the
+    /// extension builtins `io.jwt.decode` and `time.now_ns`, and any construct it refuses).
+    Interpreter,
+}
+
+/// The RVM side of a policy: the program (every entry point a rule may query) and the VM
+/// that runs it, kept between requests (its register windows are reused).
+struct Vm {
+    machine: RegoVM,
+    compiled: CompiledPolicy,
+    entry_points: Vec<String>,
+}
+
 /// A compiled policy: its modules, data and builtins, ready to evaluate.
 pub struct Policy {
     engine: RefCell<Engine>,
+    /// `Some` while every queried rule compiles to RVM bytecode.
+    vm: RefCell<Option<Vm>>,
+    /// The data document, for the VM (the interpreter's engine has its own copy).
+    data: Value,
+    timer: ExecutionTimerConfig,
     query: String,
     max_memory: usize,
     needs: Needs,
@@ -62,6 +88,7 @@ impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("query", &self.query)
+            .field("engine", &self.engine_kind())
             .finish_non_exhaustive()
     }
 }
@@ -96,19 +123,25 @@ impl Policy {
                 .add_policy(m.name.clone(), m.rego.clone())
                 .map_err(|e| ConfigError::new(format!("modules[{i}].rego"), rego_error(&e)))?;
         }
-        if let Some(data) = &raw.data {
-            if !data.is_object() {
-                return Err(ConfigError::new("data", "must be a JSON object"));
+        let data = match &raw.data {
+            Some(data) => {
+                if !data.is_object() {
+                    return Err(ConfigError::new("data", "must be a JSON object"));
+                }
+                let data = Value::from(data.clone());
+                engine
+                    .add_data(data.clone())
+                    .map_err(|e| ConfigError::new("data", rego_error(&e)))?;
+                data
             }
-            engine
-                .add_data(Value::from(data.clone()))
-                .map_err(|e| ConfigError::new("data", rego_error(&e)))?;
-        }
+            None => Value::new_object(),
+        };
         builtins::register(&mut engine).map_err(|e| ConfigError::new("modules", e))?;
-        engine.set_execution_timer_config(timer(limits.eval_timeout));
+        let timer = timer(limits.eval_timeout);
+        engine.set_execution_timer_config(timer);
         // Compiles the modules (a compile error is reported here, not at the first request)
         // and checks that the query names a rule.
-        engine
+        let compiled = engine
             .compile_with_entrypoint(&regorus::Rc::from(raw.query.as_str()))
             .map_err(|e| {
                 let why = query_error(&raw.query, &e);
@@ -123,12 +156,25 @@ impl Policy {
                     None => ConfigError::new("query", why),
                 }
             })?;
+        let entry_points = vec![raw.query.clone()];
+        let vm = vm(compiled, entry_points, &data, timer);
         Ok(Self {
             engine: RefCell::new(engine),
+            vm: RefCell::new(vm),
+            data,
+            timer,
             query: raw.query.clone(),
             max_memory: limits.max_eval_memory_bytes,
             needs: Needs::of(raw.modules.iter().map(|m| m.rego.as_str())),
         })
+    }
+
+    /// Which engine evaluates the policy.
+    pub fn engine_kind(&self) -> EngineKind {
+        match self.vm.try_borrow() {
+            Ok(vm) if vm.is_some() => EngineKind::Vm,
+            _ => EngineKind::Interpreter,
+        }
     }
 
     /// The parts of the input document its modules can reach.
@@ -150,14 +196,37 @@ impl Policy {
             .clone();
         engine
             .compile_with_entrypoint(&regorus::Rc::from(query))
-            .map(drop)
-            .map_err(|e| query_error(query, &e))
+            .map_err(|e| query_error(query, &e))?;
+        // The program gets the rule as one more entry point (or the policy falls back to
+        // the interpreter, when the RVM compiler does not take it).
+        let mut slot = self
+            .vm
+            .try_borrow_mut()
+            .map_err(|_| "policy busy".to_string())?;
+        if let Some(old) = slot.take() {
+            if old.entry_points.iter().any(|e| e == query) {
+                *slot = Some(old);
+            } else {
+                let mut entry_points = old.entry_points;
+                entry_points.push(query.to_string());
+                *slot = vm(old.compiled, entry_points, &self.data, self.timer);
+            }
+        }
+        Ok(())
     }
 
     /// Evaluates rule `query` with `input`. `Value::Undefined` when the rule has no value.
     /// What the evaluation allocated is measured ([`sdk_ext::memory`]): over
     /// `max_eval_memory_bytes` at its peak, the value is refused (`MemoryLimit`).
     pub fn eval(&self, query: &str, input: Value) -> Result<Value, EvalError> {
+        let mut vm = self
+            .vm
+            .try_borrow_mut()
+            .map_err(|_| EvalError::Failed("policy evaluation re-entered".into()))?;
+        if let Some(vm) = vm.as_mut() {
+            return self.eval_vm(&mut vm.machine, query, input);
+        }
+        drop(vm);
         let mut engine = self
             .engine
             .try_borrow_mut()
@@ -177,6 +246,97 @@ impl Policy {
             _ => EvalError::Failed(one_line(&e.to_string())),
         })
     }
+}
+
+impl Policy {
+    fn eval_vm(&self, machine: &mut RegoVM, query: &str, input: Value) -> Result<Value, EvalError> {
+        machine.set_input(input);
+        let mark = sdk_ext::memory::mark();
+        let result = machine.execute_entry_point_by_name(query);
+        let peak = mark.peak_above();
+        machine.set_input(Value::Undefined);
+        if peak > self.max_memory {
+            return Err(EvalError::MemoryLimit(peak));
+        }
+        result.map_err(|e| match e {
+            VmError::TimeLimitExceeded { .. } => EvalError::TimeLimit,
+            e => EvalError::Failed(one_line(&e.to_string())),
+        })
+    }
+}
+
+/// The RVM program for `entry_points` and a VM loaded with it and `data`; `None` (the
+/// interpreter evaluates) when the RVM compiler does not take the policy.
+fn vm(
+    compiled: CompiledPolicy,
+    entry_points: Vec<String>,
+    data: &Value,
+    timer: ExecutionTimerConfig,
+) -> Option<Vm> {
+    let names: Vec<&str> = entry_points.iter().map(String::as_str).collect();
+    let program = match Compiler::compile_from_policy(&compiled, &names) {
+        Ok(program) => program,
+        Err(e) => {
+            log::info!(
+                "the RVM compiler does not take this policy ({}); the interpreter evaluates it",
+                one_line(&e.to_string())
+            );
+            return None;
+        }
+    };
+    if let Some(rule) = may_conflict(&program) {
+        log::info!(
+            "{rule} has definitions that may give different values; the interpreter evaluates \
+             the policy (it fails such a conflict as an error, the RVM would leave the rule undefined)"
+        );
+        return None;
+    }
+    let mut machine = RegoVM::new();
+    machine.load_program(program);
+    if let Err(e) = machine.set_data(data.clone()) {
+        log::info!(
+            "the RVM refuses this policy's data ({}); the interpreter evaluates it",
+            one_line(&e.to_string())
+        );
+        return None;
+    }
+    // The time limit (and the memory cap, measured around each evaluation) stop runaway
+    // policies, as with the interpreter; no instruction budget on top.
+    machine.set_max_instructions(usize::MAX);
+    machine.set_execution_timer_config(Some(timer));
+    Some(Vm {
+        machine,
+        compiled,
+        entry_points,
+    })
+}
+
+/// A complete rule or function with several bodies (`else` aside) whose values are not all the
+/// same constant: two of them may succeed with different values. The interpreter reports that
+/// as an error (OPA's `eval_conflict_error`: the request fails closed); regorus's RVM makes the
+/// rule undefined, which `not rule` would read as false, so such policies stay on the
+/// interpreter. (`allow if ...` bodies all give `true`: they cannot conflict.)
+fn may_conflict(program: &Program) -> Option<&str> {
+    program
+        .rule_infos
+        .iter()
+        .find(|r| {
+            let bodies: usize = r
+                .definitions
+                .iter()
+                .enumerate()
+                .map(|(d, bodies)| {
+                    let elses = r.else_bodies.get(d);
+                    (0..bodies.len())
+                        .filter(|&b| !elses.and_then(|e| e.get(b)).copied().unwrap_or(false))
+                        .count()
+                })
+                .sum();
+            matches!(r.rule_type, RuleType::Complete)
+                && bodies > 1
+                && !r.early_exit_on_first_success
+        })
+        .map(|r| r.name.as_str())
 }
 
 /// How deep `[` and `{` may nest in a module. regorus (0.14) parses each `[`/`{` first as a
@@ -339,6 +499,94 @@ mod tests {
     }
 
     #[test]
+    fn the_rvm_runs_what_it_compiles_and_the_interpreter_the_rest() {
+        let rego = "package envoy.authz\ndefault allow := false\nallow if input.method == \"GET\"\nadmin if input.user == \"root\"\n";
+        let p = policy(rego, "data.envoy.authz.allow").unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Vm);
+        // A rule's query override becomes one more entry point of the program.
+        assert!(p.check_query("data.envoy.authz.nope").is_err());
+        p.check_query("data.envoy.authz.admin").unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Vm);
+        let input = Value::from_json_str(r#"{"method":"GET","user":"root"}"#).unwrap();
+        assert_eq!(
+            p.eval("data.envoy.authz.allow", input.clone()),
+            Ok(Value::from(true))
+        );
+        assert_eq!(
+            p.eval("data.envoy.authz.admin", input),
+            Ok(Value::from(true))
+        );
+        let input = Value::from_json_str(r#"{"method":"PUT"}"#).unwrap();
+        assert_eq!(
+            p.eval("data.envoy.authz.allow", input.clone()),
+            Ok(Value::from(false))
+        );
+        assert_eq!(
+            p.eval("data.envoy.authz.admin", input),
+            Ok(Value::Undefined)
+        );
+        // The extension builtins are the interpreter's.
+        let p = policy(
+            "package x\nallow if io.jwt.decode(input.token)[1].sub == \"alice\"\n",
+            "data.x.allow",
+        )
+        .unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.Af8";
+        let input = Value::from_json_str(&format!(r#"{{"token":"{token}"}}"#)).unwrap();
+        assert_eq!(p.eval("data.x.allow", input), Ok(Value::from(true)));
+    }
+
+    #[test]
+    fn the_rvm_and_the_interpreter_agree_on_data_lookups_and_conflicts() {
+        let rego = "package r\ndefault allow := false\nallow if {\n some rule in data.rules\n input.headers[rule.header] == rule.value\n input.method in rule.methods\n startswith(input.path, rule.prefix)\n}\nconflict := true if input.method == \"GET\"\nconflict := false if input.path == \"/\"\n";
+        let raw = RawPolicy {
+            modules: vec![RawModule {
+                name: "r.rego".into(),
+                rego: rego.into(),
+            }],
+            data: Some(serde_json::json!({"rules": [
+                {"header": "x-role", "value": "a", "methods": ["GET"], "prefix": "/a/"},
+                {"header": "x-role", "value": "b", "methods": ["POST"], "prefix": "/"}
+            ]})),
+            query: "data.r.allow".into(),
+        };
+        let p = Policy::compile(&raw, &limits()).unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Vm);
+        let mut engine = p.engine.borrow().clone();
+        for (json, want) in [
+            (
+                r#"{"headers":{"x-role":"a"},"method":"GET","path":"/a/x"}"#,
+                true,
+            ),
+            (
+                r#"{"headers":{"x-role":"a"},"method":"GET","path":"/b"}"#,
+                false,
+            ),
+            (
+                r#"{"headers":{"x-role":"b"},"method":"POST","path":"/z"}"#,
+                true,
+            ),
+            (r#"{"headers":{},"method":"POST","path":"/z"}"#, false),
+            (r#"{"method":1}"#, false),
+        ] {
+            let input = Value::from_json_str(json).unwrap();
+            engine.set_input(input.clone());
+            let interpreted = engine.eval_rule("data.r.allow".into()).unwrap();
+            assert_eq!(interpreted, Value::from(want), "{json}");
+            assert_eq!(p.eval("data.r.allow", input), Ok(interpreted), "{json}");
+        }
+        // Two `conflict` bodies with different values: the interpreter decides (an error).
+        p.check_query("data.r.conflict").unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        let input = Value::from_json_str(r#"{"method":"GET","path":"/"}"#).unwrap();
+        assert!(matches!(
+            p.eval("data.r.conflict", input),
+            Err(EvalError::Failed(_))
+        ));
+    }
+
+    #[test]
     fn syntax_errors_name_the_module_and_line() {
         let e = policy(
             "package envoy.authz\n\nallow if {\n  input.method == \n}\n",
@@ -388,6 +636,7 @@ mod tests {
             "data.x.allow",
         )
         .unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Vm);
         let started = std::time::Instant::now();
         let r = p.eval("data.x.allow", Value::new_object());
         assert_eq!(r, Err(EvalError::TimeLimit));
