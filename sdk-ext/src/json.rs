@@ -108,6 +108,11 @@ impl Error {
         }
     }
 
+    /// An error at `path`.
+    pub fn located(path: &Path<'_>, reason: impl Display) -> Self {
+        Self::new(reason).at(path)
+    }
+
     /// Sets the path unless an inner (deeper) one was already set.
     fn at(mut self, path: &Path<'_>) -> Self {
         if !self.located {
@@ -552,9 +557,12 @@ fn parse_integer(text: &str) -> Option<Integer> {
 
 /// Where a value sits in the document; rendered only for errors.
 #[derive(Clone, Copy)]
-enum Path<'a> {
+pub enum Path<'a> {
+    /// The document itself (`.`).
     Root,
+    /// A member of an object, by its key as written.
     Key(&'a Path<'a>, &'a str),
+    /// An element of an array.
     Index(&'a Path<'a>, usize),
 }
 
@@ -1009,6 +1017,315 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         self.with(|d| de::Deserializer::deserialize_map(d, visitor))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FromJson: config types read straight from the tree
+//
+// `#[derive(sdk_ext::FromJson)]` (sdk-ext-macros) writes a `FromJson` impl from the same
+// `#[serde(...)]` attributes the type carries for schemars (`rename`, `rename_all`, `default`,
+// `deny_unknown_fields`), so the JSON Schema and the parser cannot drift. The generated code
+// is a few calls into the non-generic helpers below; serde's derived `Deserialize` (a
+// visitor, a field enum and a map loop per type, instantiated for the deserializer) cost a
+// filter's `.wasm` several times that. The behaviour is the serde deserializer's above, error
+// wording and paths included (the tests below compare the two on the same documents).
+
+/// A type read from a parsed JSON [`Value`]; derive it with `#[derive(sdk_ext::FromJson)]`.
+pub trait FromJson: Sized {
+    /// Reads `value`, found at `at`; errors name the deepest path.
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error>;
+
+    /// The value of a struct field that is absent (no `default`): `None` is "missing field",
+    /// as serde (an `Option` is `None`).
+    fn absent() -> Option<Self> {
+        None
+    }
+
+    /// A struct read from an object without the member named `skip` (which a caller, such
+    /// as [`crate::rules::RawRule`], reads itself). Types that are not structs read the
+    /// whole value.
+    #[doc(hidden)]
+    fn from_json_without(value: &Value, at: &Path<'_>, skip: Option<&str>) -> Result<Self, Error> {
+        let _ = skip;
+        Self::from_json(value, at)
+    }
+}
+
+/// Reads `T` from a document parsed with [`parse`].
+pub fn from_json_value<T: FromJson>(value: &Value) -> Result<T, Error> {
+    T::from_json(value, &Path::Root)
+}
+
+/// Parses and reads `T` in one step ([`from_slice`] for [`FromJson`] types).
+pub fn from_json_slice<T: FromJson>(bytes: &[u8]) -> Result<T, Error> {
+    let value = parse(bytes).map_err(|e| e.at(&Path::Root))?;
+    from_json_value(&value)
+}
+
+/// "invalid type: <what `value` is>, expected <expected>" at `at`, in serde's words.
+pub fn invalid_type(value: &Value, at: &Path<'_>, expected: &str) -> Error {
+    Error::located(
+        at,
+        format_args!(
+            "invalid type: {}, expected {expected}",
+            Describe(&value.unexpected())
+        ),
+    )
+}
+
+/// serde's "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+struct OneOf<'a>(&'a [&'a str]);
+
+impl Display for OneOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [] => Ok(()),
+            [a] => write!(f, "`{a}`"),
+            [a, b] => write!(f, "`{a}` or `{b}`"),
+            names => {
+                f.write_str("one of ")?;
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "`{n}`")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// serde's `unknown field` / `unknown variant` message.
+fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
+    if expected.is_empty() {
+        format!("unknown {kind} `{name}`, there are no {plural}")
+    } else {
+        format!("unknown {kind} `{name}`, expected {}", OneOf(expected))
+    }
+}
+
+/// The generated struct reader's loop (one copy for every struct): checks that `value` is
+/// an object (else "invalid type ..., expected `expected`"), then hands each member, in
+/// document order, to `field` with the index of the field it names in `fields` and the
+/// member's path. Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
+/// twice (in either spelling) is a "duplicate field"; an unknown key is refused at itself when
+/// `deny_unknown` and skipped otherwise; the member named `skip` is left out.
+#[doc(hidden)]
+pub fn read_fields(
+    value: &Value,
+    at: &Path<'_>,
+    expected: &str,
+    fields: &[&str],
+    deny_unknown: bool,
+    skip: Option<&str>,
+    field: &mut dyn FnMut(usize, &Value, &Path<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Value::Object(members) = value else {
+        return Err(invalid_type(value, at, expected));
+    };
+    let mut seen = vec![false; fields.len()];
+    for (key, member) in members {
+        if skip == Some(key.as_str()) {
+            continue;
+        }
+        let path = Path::Key(at, key);
+        let snake = snake_case(key);
+        let name = snake.as_deref().unwrap_or(key);
+        let Some(index) = fields.iter().position(|f| *f == name) else {
+            if deny_unknown {
+                return Err(Error::located(
+                    &path,
+                    unknown("field", name, fields, "fields"),
+                ));
+            }
+            continue;
+        };
+        match seen.get_mut(index) {
+            Some(true) => {
+                return Err(Error::located(
+                    at,
+                    format_args!("duplicate field `{name}`"),
+                ))
+            }
+            Some(s) => *s = true,
+            None => {}
+        }
+        field(index, member, &path)?;
+    }
+    Ok(())
+}
+
+/// One member's value into its slot (called from the generated `read_fields` closure).
+#[doc(hidden)]
+pub fn read_slot<T: FromJson>(
+    slot: &mut Option<T>,
+    value: &Value,
+    at: &Path<'_>,
+) -> Result<(), Error> {
+    *slot = Some(T::from_json(value, at)?);
+    Ok(())
+}
+
+/// A field without `default`: its value, or [`FromJson::absent`], or "missing field" at the
+/// struct (where serde reports it; [`crate::config::parse`] names the field).
+#[doc(hidden)]
+pub fn required<T: FromJson>(slot: Option<T>, at: &Path<'_>, name: &str) -> Result<T, Error> {
+    match slot.or_else(T::absent) {
+        Some(v) => Ok(v),
+        None => Err(Error::located(at, format_args!("missing field `{name}`"))),
+    }
+}
+
+/// The generated reader of an enum of unit variants: the index of the variant `value` names
+/// in `variants` (`"name"`, or serde's `{"name": null}`).
+#[doc(hidden)]
+pub fn read_variant(
+    value: &Value,
+    at: &Path<'_>,
+    expected: &str,
+    variants: &[&str],
+) -> Result<usize, Error> {
+    let find = |name: &str| {
+        variants.iter().position(|v| *v == name).ok_or_else(|| {
+            Error::located(at, unknown("variant", name, variants, "variants"))
+        })
+    };
+    match value {
+        Value::String(name) => find(name),
+        Value::Object(members) => match members.as_slice() {
+            [(name, content)] => {
+                let index = find(name)?;
+                match content {
+                    Value::Null => Ok(index),
+                    other => Err(invalid_type(other, &Path::Key(at, name), "unit")),
+                }
+            }
+            _ => Err(Error::located(
+                at,
+                "expected an object with exactly one key (the enum variant)",
+            )),
+        },
+        _ => Err(invalid_type(value, at, expected)),
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(invalid_type(value, at, "a boolean")),
+        }
+    }
+}
+
+impl FromJson for String {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(invalid_type(value, at, "a string")),
+        }
+    }
+}
+
+/// An integer number as `i128` (every 64-bit value fits), for the integer impls: what
+/// serde's deserializer above hands its integer visitors, with its errors for the rest.
+pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<i128, Error> {
+    match value {
+        Value::Number(n) => match parse_integer(n) {
+            Some(Integer::Unsigned(u)) => Ok(i128::from(u)),
+            Some(Integer::Signed(i)) => Ok(i128::from(i)),
+            None if n.contains(['.', 'e', 'E']) => Err(invalid_type(value, at, expected)),
+            None => Err(Error::located(at, format_args!("number {n} out of range"))),
+        },
+        _ => Err(invalid_type(value, at, expected)),
+    }
+}
+
+/// serde's "invalid value: integer `n`, expected <ty>".
+fn out_of_range(n: i128, at: &Path<'_>, expected: &str) -> Error {
+    Error::located(
+        at,
+        format_args!("invalid value: integer `{n}`, expected {expected}"),
+    )
+}
+
+macro_rules! integers {
+    ($($ty:ident)*) => {$(
+        impl FromJson for $ty {
+            fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+                let n = integer(value, at, stringify!($ty))?;
+                $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+            }
+        }
+    )*};
+}
+
+integers!(u8 u16 u32 u64 usize i8 i16 i32 i64);
+
+impl FromJson for f64 {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Number(n) => match n.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(f),
+                _ => Err(Error::located(at, format_args!("number {n} out of range"))),
+            },
+            _ => Err(invalid_type(value, at, "f64")),
+        }
+    }
+}
+
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Null => Ok(None),
+            _ => T::from_json(value, at).map(Some),
+        }
+    }
+
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        let Value::Array(items) = value else {
+            return Err(invalid_type(value, at, "a sequence"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            out.push(T::from_json(item, &Path::Index(at, i))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Map keys (names the operator chose) are taken as written.
+impl<T: FromJson> FromJson for std::collections::BTreeMap<String, T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        let Value::Object(members) = value else {
+            return Err(invalid_type(value, at, "a map"));
+        };
+        let mut out = Self::new();
+        for (key, member) in members {
+            out.insert(key.clone(), T::from_json(member, &Path::Key(at, key))?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: FromJson> FromJson for Box<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        T::from_json(value, at).map(Box::new)
+    }
+}
+
+/// Any JSON, kept as the tree.
+impl FromJson for Value {
+    fn from_json(value: &Value, _: &Path<'_>) -> Result<Self, Error> {
+        Ok(value.clone())
     }
 }
 

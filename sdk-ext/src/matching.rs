@@ -140,7 +140,7 @@ impl Regex {
 }
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
@@ -149,7 +149,7 @@ pub struct RegexSpec {
 }
 
 /// Envoy's `StringMatcher`: exactly one of the kinds, optionally ignoring ASCII case.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatchSpec {
@@ -199,6 +199,25 @@ impl<'de> Deserialize<'de> for Int64 {
     }
 }
 
+impl crate::json::FromJson for Int64 {
+    fn from_json(value: &crate::json::Value, at: &crate::json::Path<'_>) -> Result<Self, crate::json::Error> {
+        use crate::json::{Error, Value};
+        const EXPECTED: &str = "an int64 (a number or a decimal string)";
+        match value {
+            Value::String(v) => v.parse().map(Int64).map_err(|_| {
+                Error::located(at, format_args!("{} is not an int64", crate::json::Quoted(v)))
+            }),
+            Value::Number(_) => {
+                let n = crate::json::integer(value, at, EXPECTED)?;
+                i64::try_from(n)
+                    .map(Int64)
+                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range")))
+            }
+            _ => Err(crate::json::invalid_type(value, at, EXPECTED)),
+        }
+    }
+}
+
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for Int64 {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -213,7 +232,7 @@ impl schemars::JsonSchema for Int64 {
 }
 
 /// Envoy's `Int64Range`: half-open `[start, end)`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RangeSpec {
@@ -226,7 +245,7 @@ pub struct RangeSpec {
 }
 
 /// Envoy's `HeaderMatcher` (see the module docs).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
@@ -257,7 +276,7 @@ pub struct HeaderMatchSpec {
 }
 
 /// Envoy's `QueryParameterMatcher`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryParameterMatchSpec {
@@ -271,7 +290,7 @@ pub struct QueryParameterMatchSpec {
 
 /// The JSON form of a request match: Envoy's `RouteMatch` plus `hosts` and `methods`
 /// (see the module docs).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {
