@@ -1570,6 +1570,131 @@ mod tests {
         );
     }
 
+    // FromJson and the serde deserializer read the same documents the same way: values,
+    // error paths and wording.
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Both {
+        #[serde(default)]
+        rules: Vec<crate::rules::RawRule<BothRule>>,
+        name: Option<String>,
+        #[serde(rename = "in")]
+        location: Option<Mode>,
+        #[serde(default = "seven")]
+        n: u32,
+        big: Option<u64>,
+        small: Option<i8>,
+        #[serde(default)]
+        named: BTreeMap<String, u16>,
+        #[serde(default)]
+        on: bool,
+        ratio: Option<f64>,
+        every: Option<crate::duration::ProtoDuration>,
+        range: Option<crate::matching::RangeSpec>,
+    }
+
+    fn seven() -> u32 {
+        7
+    }
+
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct BothRule {
+        status: u16,
+        #[serde(default)]
+        tags: Vec<String>,
+        header_name: Option<String>,
+    }
+
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    struct Open {
+        #[serde(default)]
+        a: u8,
+    }
+
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    enum Mode {
+        Off,
+        MostSpecific,
+        #[serde(rename = "x")]
+        Other,
+    }
+
+    #[test]
+    fn from_json_reads_as_serde_does() {
+        let docs = [
+            r#"{}"#,
+            r#""#,
+            r#"[]"#,
+            r#"null"#,
+            r#"{"n": 3, "big": 18446744073709551615, "small": -128, "on": true}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 4294967296}"#,
+            r#"{"n": 1.5}"#,
+            r#"{"n": 1e3}"#,
+            r#"{"n": "5"}"#,
+            r#"{"n": null}"#,
+            r#"{"n": 123456789012345678901234567890}"#,
+            r#"{"small": 128}"#,
+            r#"{"small": -129}"#,
+            r#"{"big": -1}"#,
+            r#"{"on": 1}"#,
+            r#"{"name": 5}"#,
+            r#"{"name": null}"#,
+            r#"{"name": "x", "nope": 1}"#,
+            r#"{"headerName": 1}"#,
+            r#"{"in": "OFF"}"#,
+            r#"{"in": "MOST_SPECIFIC"}"#,
+            r#"{"in": "x"}"#,
+            r#"{"in": "Off"}"#,
+            r#"{"in": {"OFF": null}}"#,
+            r#"{"in": {"OFF": 1}}"#,
+            r#"{"in": {"OFF": null, "x": null}}"#,
+            r#"{"in": 3}"#,
+            r#"{"location": "OFF"}"#,
+            r#"{"named": {"a": 1, "bB": 2}}"#,
+            r#"{"named": {"a": "x"}}"#,
+            r#"{"named": []}"#,
+            r#"{"rules": {}}"#,
+            r#"{"rules": [{"status": 200}, {"status": "x"}]}"#,
+            r#"{"rules": [{"status": 200, "tags": ["a", 1]}]}"#,
+            r#"{"rules": [{}]}"#,
+            r#"{"rules": [{"match": {"prefix": "/a"}}]}"#,
+            r#"{"rules": [{"match": {"prefix": "/a"}, "status": 1, "headerName": "h"}]}"#,
+            r#"{"rules": [{"status": 1, "match": {"prefx": "/a"}}]}"#,
+            r#"{"rules": [{"status": 1, "match": {"headers": [{"name": 1}]}}]}"#,
+            r#"{"rules": [{"status": 1, "match": 5}]}"#,
+            r#"{"rules": [{"status": 1, "statuz": 2}]}"#,
+            r#"{"rules": [{"status": 1, "header_name": "a", "headerName": "b"}]}"#,
+            r#"{"rules": ["x"]}"#,
+            r#"{"ratio": 0.25}"#,
+            r#"{"ratio": 1e999}"#,
+            r#"{"ratio": "x"}"#,
+            r#"{"every": "1.5s"}"#,
+            r#"{"every": "1.5"}"#,
+            r#"{"every": 1}"#,
+            r#"{"range": {"start": "-5", "end": 10}}"#,
+            r#"{"range": {"start": "x"}}"#,
+            r#"{"range": {"start": 9223372036854775808}}"#,
+            r#"{"range": {"start": 1.5}}"#,
+            r#"{"range": {"start": true}}"#,
+            r#"{"range": {"start": -1e400}}"#,
+            r#"{"range": {"end": 99999999999999999999}}"#,
+            r#"{not json"#,
+        ];
+        for doc in docs {
+            let serde = crate::config::parse_serde::<Both>(doc.as_bytes());
+            let ours = crate::config::parse::<Both>(doc.as_bytes());
+            assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");
+        }
+        for doc in [r#"{"a": 1, "b": 2}"#, r#"{"a": 300}"#, r#"{"A": 1}"#, r#"{"a": 1, "a": 1}"#] {
+            let serde = crate::config::parse_serde::<Open>(doc.as_bytes());
+            let ours = crate::config::parse::<Open>(doc.as_bytes());
+            assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");
+        }
+    }
+
     #[test]
     fn escaping_round_trips() {
         let s = "a\"b\\c\nd\u{1}é😀";

@@ -32,14 +32,14 @@
 //! use sdk_ext::config::{parse, ConfigError};
 //! use sdk_ext::request::RequestData;
 //! use sdk_ext::rules::{RawRule, Rules};
-//! use serde::Deserialize;
+//! use sdk_ext::FromJson;
 //!
-//! #[derive(Deserialize)]
+//! #[derive(FromJson)]
 //! #[serde(deny_unknown_fields)]
 //! struct RawDeny {
 //!     status: u16,
 //! }
-//! #[derive(Deserialize)]
+//! #[derive(FromJson)]
 //! #[serde(deny_unknown_fields)]
 //! struct RawConfig {
 //!     rules: Vec<RawRule<RawDeny>>,
