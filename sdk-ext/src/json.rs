@@ -535,7 +535,7 @@ fn write_quoted<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-enum Integer {
+pub(crate) enum Integer {
     Unsigned(u64),
     Signed(i64),
 }
@@ -1107,9 +1107,8 @@ fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
 }
 
 /// The generated struct reader's loop (one copy for every struct): checks that `value` is
-/// an object (else "invalid type ..., expected `expected`"), then hands each member, in
-/// document order, to `field` with the index of the field it names in `fields` and the
-/// member's path. Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
+/// an object (else "invalid type ..., expected `expected`"), then reads each member, in
+/// document order, into the slot of the field it names (`slots[i]` is `fields[i]`'s). Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
 /// twice (in either spelling) is a "duplicate field"; an unknown key is refused at itself when
 /// `deny_unknown` and skipped otherwise; the member named `skip` is left out.
 #[doc(hidden)]
@@ -1120,7 +1119,7 @@ pub fn read_fields(
     fields: &[&str],
     deny_unknown: bool,
     skip: Option<&str>,
-    field: &mut dyn FnMut(usize, &Value, &Path<'_>) -> Result<(), Error>,
+    slots: &mut [&mut dyn Slot],
 ) -> Result<(), Error> {
     let Value::Object(members) = value else {
         return Err(invalid_type(value, at, expected));
@@ -1152,20 +1151,27 @@ pub fn read_fields(
             Some(s) => *s = true,
             None => {}
         }
-        field(index, member, &path)?;
+        if let Some(slot) = slots.get_mut(index) {
+            slot.read(member, &path)?;
+        }
     }
     Ok(())
 }
 
-/// One member's value into its slot (called from the generated `read_fields` closure).
+/// A struct field's value while the struct is read: `Option<T>`, behind `dyn` so that each
+/// field type's reader is one function however many structs have such a field (inlined into
+/// one reader per struct, they were most of a filter's config code).
 #[doc(hidden)]
-pub fn read_slot<T: FromJson>(
-    slot: &mut Option<T>,
-    value: &Value,
-    at: &Path<'_>,
-) -> Result<(), Error> {
-    *slot = Some(T::from_json(value, at)?);
-    Ok(())
+pub trait Slot {
+    /// Reads `value` (at `at`) into the slot.
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error>;
+}
+
+impl<T: FromJson> Slot for Option<T> {
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
+        *self = Some(T::from_json(value, at)?);
+        Ok(())
+    }
 }
 
 /// A field without `default`: its value, or [`FromJson::absent`], or "missing field" at the
@@ -1229,13 +1235,12 @@ impl FromJson for String {
     }
 }
 
-/// An integer number as `i128` (every 64-bit value fits), for the integer impls: what
-/// serde's deserializer above hands its integer visitors, with its errors for the rest.
-pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<i128, Error> {
+/// An integer number, for the integer impls: what serde's deserializer above hands its
+/// integer visitors, with its errors for the rest.
+pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<Integer, Error> {
     match value {
         Value::Number(n) => match parse_integer(n) {
-            Some(Integer::Unsigned(u)) => Ok(i128::from(u)),
-            Some(Integer::Signed(i)) => Ok(i128::from(i)),
+            Some(i) => Ok(i),
             None if n.contains(['.', 'e', 'E']) => Err(invalid_type(value, at, expected)),
             None => Err(Error::located(at, format_args!("number {n} out of range"))),
         },
@@ -1244,7 +1249,7 @@ pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<i1
 }
 
 /// serde's "invalid value: integer `n`, expected <ty>".
-fn out_of_range(n: i128, at: &Path<'_>, expected: &str) -> Error {
+fn out_of_range(n: impl Display, at: &Path<'_>, expected: &str) -> Error {
     Error::located(
         at,
         format_args!("invalid value: integer `{n}`, expected {expected}"),
@@ -1255,8 +1260,14 @@ macro_rules! integers {
     ($($ty:ident)*) => {$(
         impl FromJson for $ty {
             fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
-                let n = integer(value, at, stringify!($ty))?;
-                $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                match integer(value, at, stringify!($ty))? {
+                    Integer::Unsigned(n) => {
+                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                    }
+                    Integer::Signed(n) => {
+                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                    }
+                }
             }
         }
     )*};
@@ -1572,6 +1583,7 @@ mod tests {
 
     // FromJson and the serde deserializer read the same documents the same way: values,
     // error paths and wording.
+    #[allow(dead_code)] // read through Debug
     #[derive(Deserialize, crate::FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     struct Both {
@@ -1597,6 +1609,7 @@ mod tests {
         7
     }
 
+    #[allow(dead_code)] // read through Debug
     #[derive(Deserialize, crate::FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     struct BothRule {
@@ -1606,6 +1619,7 @@ mod tests {
         header_name: Option<String>,
     }
 
+    #[allow(dead_code)] // read through Debug
     #[derive(Deserialize, crate::FromJson, Debug)]
     struct Open {
         #[serde(default)]

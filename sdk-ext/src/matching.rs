@@ -207,12 +207,12 @@ impl crate::json::FromJson for Int64 {
             Value::String(v) => v.parse().map(Int64).map_err(|_| {
                 Error::located(at, format_args!("{} is not an int64", crate::json::Quoted(v)))
             }),
-            Value::Number(_) => {
-                let n = crate::json::integer(value, at, EXPECTED)?;
-                i64::try_from(n)
+            Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
+                crate::json::Integer::Signed(n) => Ok(Int64(n)),
+                crate::json::Integer::Unsigned(n) => i64::try_from(n)
                     .map(Int64)
-                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range")))
-            }
+                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range"))),
+            },
             _ => Err(crate::json::invalid_type(value, at, EXPECTED)),
         }
     }

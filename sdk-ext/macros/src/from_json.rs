@@ -209,7 +209,7 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                 let slot = format_ident!("__f{i}");
                 let ty = &f.ty;
                 slots.push(quote!(let mut #slot: ::core::option::Option<#ty> = None;));
-                arms.push(quote!(#i => #j::read_slot(&mut #slot, value, at),));
+                arms.push(quote!(&mut #slot as &mut dyn #j::Slot,));
                 inits.push(match m.default {
                     Default_::None => quote!(#ident: #j::required(#slot, at, #key)?,),
                     Default_::Trait => quote!(#ident: #slot.unwrap_or_default(),),
@@ -242,10 +242,7 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                             &[#(#keys),*],
                             #deny,
                             skip,
-                            &mut |index: usize, value: &#j::Value, at: &#j::Path<'_>| match index {
-                                #(#arms)*
-                                _ => Ok(()),
-                            },
+                            &mut [#(#arms)*],
                         )?;
                         Ok(Self { #(#inits)* })
                     }
