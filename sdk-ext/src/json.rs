@@ -1142,12 +1142,7 @@ pub fn read_fields(
             continue;
         };
         match seen.get_mut(index) {
-            Some(true) => {
-                return Err(Error::located(
-                    at,
-                    format_args!("duplicate field `{name}`"),
-                ))
-            }
+            Some(true) => return Err(Error::located(at, format_args!("duplicate field `{name}`"))),
             Some(s) => *s = true,
             None => {}
         }
@@ -1194,9 +1189,10 @@ pub fn read_variant(
     variants: &[&str],
 ) -> Result<usize, Error> {
     let find = |name: &str| {
-        variants.iter().position(|v| *v == name).ok_or_else(|| {
-            Error::located(at, unknown("variant", name, variants, "variants"))
-        })
+        variants
+            .iter()
+            .position(|v| *v == name)
+            .ok_or_else(|| Error::located(at, unknown("variant", name, variants, "variants")))
     };
     match value {
         Value::String(name) => find(name),
@@ -1702,7 +1698,12 @@ mod tests {
             let ours = crate::config::parse::<Both>(doc.as_bytes());
             assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");
         }
-        for doc in [r#"{"a": 1, "b": 2}"#, r#"{"a": 300}"#, r#"{"A": 1}"#, r#"{"a": 1, "a": 1}"#] {
+        for doc in [
+            r#"{"a": 1, "b": 2}"#,
+            r#"{"a": 300}"#,
+            r#"{"A": 1}"#,
+            r#"{"a": 1, "a": 1}"#,
+        ] {
             let serde = crate::config::parse_serde::<Open>(doc.as_bytes());
             let ours = crate::config::parse::<Open>(doc.as_bytes());
             assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");

@@ -200,12 +200,18 @@ impl<'de> Deserialize<'de> for Int64 {
 }
 
 impl crate::json::FromJson for Int64 {
-    fn from_json(value: &crate::json::Value, at: &crate::json::Path<'_>) -> Result<Self, crate::json::Error> {
+    fn from_json(
+        value: &crate::json::Value,
+        at: &crate::json::Path<'_>,
+    ) -> Result<Self, crate::json::Error> {
         use crate::json::{Error, Value};
         const EXPECTED: &str = "an int64 (a number or a decimal string)";
         match value {
             Value::String(v) => v.parse().map(Int64).map_err(|_| {
-                Error::located(at, format_args!("{} is not an int64", crate::json::Quoted(v)))
+                Error::located(
+                    at,
+                    format_args!("{} is not an int64", crate::json::Quoted(v)),
+                )
             }),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),

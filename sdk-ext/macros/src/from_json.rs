@@ -199,7 +199,10 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
             let mut arms = Vec::new();
             let mut inits = Vec::new();
             for (i, f) in named.named.iter().enumerate() {
-                let ident = f.ident.as_ref().ok_or_else(|| Error::new_spanned(f, "unnamed"))?;
+                let ident = f
+                    .ident
+                    .as_ref()
+                    .ok_or_else(|| Error::new_spanned(f, "unnamed"))?;
                 let m = member(&f.attrs, true)?;
                 let key = match (m.rename, c.rename_all) {
                     (Some(r), _) => r,
@@ -261,7 +264,10 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
             let mut arms = Vec::new();
             let count = e.variants.len();
             if count == 0 {
-                return Err(Error::new_spanned(name, "FromJson: an enum without variants"));
+                return Err(Error::new_spanned(
+                    name,
+                    "FromJson: an enum without variants",
+                ));
             }
             for (i, v) in e.variants.iter().enumerate() {
                 if !matches!(v.fields, Fields::Unit) {
@@ -296,6 +302,9 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                 }
             })
         }
-        Data::Union(_) => Err(Error::new_spanned(name, "FromJson: unions are not supported")),
+        Data::Union(_) => Err(Error::new_spanned(
+            name,
+            "FromJson: unions are not supported",
+        )),
     }
 }
