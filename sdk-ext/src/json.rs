@@ -1032,6 +1032,31 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
 // wording and paths included (the tests below compare the two on the same documents).
 
 /// A type read from a parsed JSON [`Value`]; derive it with `#[derive(sdk_ext::FromJson)]`.
+///
+/// ```
+/// #[derive(sdk_ext::FromJson)]
+/// #[serde(deny_unknown_fields)]
+/// struct Raw {
+///     #[serde(rename = "in")]
+///     location: String,
+///     #[serde(default)]
+///     tags: Vec<String>,
+/// }
+/// let raw: Raw = sdk_ext::config::parse(br#"{"in": "header"}"#).unwrap();
+/// assert_eq!((raw.location.as_str(), raw.tags.len()), ("header", 0));
+/// let e = sdk_ext::config::parse::<Raw>(br#"{"in": "x", "tags": [1]}"#).err().unwrap();
+/// assert_eq!(e.to_string(), "invalid config at tags[0]: invalid type: integer `1`, expected a string");
+/// ```
+///
+/// A serde attribute the derive does not implement is refused, not ignored:
+///
+/// ```compile_fail
+/// #[derive(sdk_ext::FromJson)]
+/// struct Raw {
+///     #[serde(alias = "loc")]
+///     location: String,
+/// }
+/// ```
 pub trait FromJson: Sized {
     /// Reads `value`, found at `at`; errors name the deepest path.
     fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error>;
