@@ -6,6 +6,7 @@
 //! root context (see [`crate::root`]) logs `"<filter>: invalid config at <field>: <reason>"`
 //! and answers `false`, so Envoy refuses the config and the operator sees why.
 
+use crate::json::FromJson;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
@@ -53,39 +54,50 @@ pub fn join_path(parent: &str, child: &str) -> String {
     }
 }
 
-/// Parses JSON into `T`, naming the field path on error. Empty input (no configuration
-/// given) parses as `{}`, so a filter whose fields all have defaults needs no config.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+/// Parses JSON into `T` (a `#[derive(sdk_ext::FromJson)]` type), naming the field path on
+/// error. Empty input (no configuration given) parses as `{}`, so a filter whose fields all
+/// have defaults needs no config.
+pub fn parse<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
+    crate::json::from_json_slice(document(bytes)).map_err(located)
+}
+
+/// [`parse`] for a type with serde's `Deserialize` (through sdk-ext's serde deserializer:
+/// the same paths and wording). For configs whose types come from a crate built on serde.
+pub fn parse_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    crate::json::from_slice(document(bytes)).map_err(located)
+}
+
+fn document(bytes: &[u8]) -> &[u8] {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
-    };
-    let value: T = crate::json::from_slice(bytes).map_err(|e| {
-        // "missing field `x`" is reported at the parent; name the field itself.
-        let missing = e
-            .reason
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next())
-            .map(|f| join_path(&e.path, f));
-        ConfigError::new(missing.unwrap_or(e.path), e.reason)
-    })?;
-    Ok(value)
+    }
+}
+
+fn located(e: crate::json::Error) -> ConfigError {
+    // "missing field `x`" is reported at the parent; name the field itself.
+    let missing = e
+        .reason
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+        .map(|f| join_path(&e.path, f));
+    ConfigError::new(missing.unwrap_or(e.path), e.reason)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
+    use crate::FromJson;
 
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Cfg {
         #[serde(default)]
         rules: Vec<Rule>,
     }
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Rule {

@@ -116,6 +116,16 @@ impl<'de> Deserialize<'de> for ProtoDuration {
     }
 }
 
+impl crate::json::FromJson for ProtoDuration {
+    fn from_json(
+        value: &crate::json::Value,
+        at: &crate::json::Path<'_>,
+    ) -> Result<Self, crate::json::Error> {
+        let text = String::from_json(value, at)?;
+        Self::parse(&text).map_err(|e| crate::json::Error::located(at, e))
+    }
+}
+
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for ProtoDuration {
     fn schema_name() -> std::borrow::Cow<'static, str> {

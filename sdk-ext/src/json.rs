@@ -108,6 +108,11 @@ impl Error {
         }
     }
 
+    /// An error at `path`.
+    pub fn located(path: &Path<'_>, reason: impl Display) -> Self {
+        Self::new(reason).at(path)
+    }
+
     /// Sets the path unless an inner (deeper) one was already set.
     fn at(mut self, path: &Path<'_>) -> Self {
         if !self.located {
@@ -530,7 +535,7 @@ fn write_quoted<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-enum Integer {
+pub(crate) enum Integer {
     Unsigned(u64),
     Signed(i64),
 }
@@ -552,9 +557,12 @@ fn parse_integer(text: &str) -> Option<Integer> {
 
 /// Where a value sits in the document; rendered only for errors.
 #[derive(Clone, Copy)]
-enum Path<'a> {
+pub enum Path<'a> {
+    /// The document itself (`.`).
     Root,
+    /// A member of an object, by its key as written.
     Key(&'a Path<'a>, &'a str),
+    /// An element of an array.
     Index(&'a Path<'a>, usize),
 }
 
@@ -1012,6 +1020,347 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// FromJson: config types read straight from the tree
+//
+// `#[derive(sdk_ext::FromJson)]` (sdk-ext-macros) writes a `FromJson` impl from the same
+// `#[serde(...)]` attributes the type carries for schemars (`rename`, `rename_all`, `default`,
+// `deny_unknown_fields`), so the JSON Schema and the parser cannot drift. The generated code
+// is a few calls into the non-generic helpers below; serde's derived `Deserialize` (a
+// visitor, a field enum and a map loop per type, instantiated for the deserializer) cost a
+// filter's `.wasm` several times that. The behaviour is the serde deserializer's above, error
+// wording and paths included (the tests below compare the two on the same documents).
+
+/// A type read from a parsed JSON [`Value`]; derive it with `#[derive(sdk_ext::FromJson)]`.
+///
+/// ```
+/// #[derive(sdk_ext::FromJson)]
+/// #[serde(deny_unknown_fields)]
+/// struct Raw {
+///     #[serde(rename = "in")]
+///     location: String,
+///     #[serde(default)]
+///     tags: Vec<String>,
+/// }
+/// let raw: Raw = sdk_ext::config::parse(br#"{"in": "header"}"#).unwrap();
+/// assert_eq!((raw.location.as_str(), raw.tags.len()), ("header", 0));
+/// let e = sdk_ext::config::parse::<Raw>(br#"{"in": "x", "tags": [1]}"#).err().unwrap();
+/// assert_eq!(e.to_string(), "invalid config at tags[0]: invalid type: integer `1`, expected a string");
+/// ```
+///
+/// A serde attribute the derive does not implement is refused, not ignored:
+///
+/// ```compile_fail
+/// #[derive(sdk_ext::FromJson)]
+/// struct Raw {
+///     #[serde(alias = "loc")]
+///     location: String,
+/// }
+/// ```
+pub trait FromJson: Sized {
+    /// Reads `value`, found at `at`; errors name the deepest path.
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error>;
+
+    /// The value of a struct field that is absent (no `default`): `None` is "missing field",
+    /// as serde (an `Option` is `None`).
+    fn absent() -> Option<Self> {
+        None
+    }
+
+    /// A struct read from an object without the member named `skip` (which a caller, such
+    /// as [`crate::rules::RawRule`], reads itself). Types that are not structs read the
+    /// whole value.
+    #[doc(hidden)]
+    fn from_json_without(value: &Value, at: &Path<'_>, skip: Option<&str>) -> Result<Self, Error> {
+        let _ = skip;
+        Self::from_json(value, at)
+    }
+}
+
+/// Reads `T` from a document parsed with [`parse`].
+pub fn from_json_value<T: FromJson>(value: &Value) -> Result<T, Error> {
+    T::from_json(value, &Path::Root)
+}
+
+/// Parses and reads `T` in one step ([`from_slice`] for [`FromJson`] types).
+pub fn from_json_slice<T: FromJson>(bytes: &[u8]) -> Result<T, Error> {
+    let value = parse(bytes).map_err(|e| e.at(&Path::Root))?;
+    from_json_value(&value)
+}
+
+/// "invalid type: <what `value` is>, expected <expected>" at `at`, in serde's words.
+pub fn invalid_type(value: &Value, at: &Path<'_>, expected: &str) -> Error {
+    Error::located(
+        at,
+        format_args!(
+            "invalid type: {}, expected {expected}",
+            Describe(&value.unexpected())
+        ),
+    )
+}
+
+/// serde's "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+struct OneOf<'a>(&'a [&'a str]);
+
+impl Display for OneOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [] => Ok(()),
+            [a] => write!(f, "`{a}`"),
+            [a, b] => write!(f, "`{a}` or `{b}`"),
+            names => {
+                f.write_str("one of ")?;
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "`{n}`")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// serde's `unknown field` / `unknown variant` message.
+fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
+    if expected.is_empty() {
+        format!("unknown {kind} `{name}`, there are no {plural}")
+    } else {
+        format!("unknown {kind} `{name}`, expected {}", OneOf(expected))
+    }
+}
+
+/// The generated struct reader's loop (one copy for every struct): checks that `value` is
+/// an object (else "invalid type ..., expected `expected`"), then reads each member, in
+/// document order, into the slot of the field it names (`slots[i]` is `fields[i]`'s). Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
+/// twice (in either spelling) is a "duplicate field"; an unknown key is refused at itself when
+/// `deny_unknown` and skipped otherwise; the member named `skip` is left out.
+#[doc(hidden)]
+pub fn read_fields(
+    value: &Value,
+    at: &Path<'_>,
+    expected: &str,
+    fields: &[&str],
+    deny_unknown: bool,
+    skip: Option<&str>,
+    slots: &mut [&mut dyn Slot],
+) -> Result<(), Error> {
+    let Value::Object(members) = value else {
+        return Err(invalid_type(value, at, expected));
+    };
+    let mut seen = vec![false; fields.len()];
+    for (key, member) in members {
+        if skip == Some(key.as_str()) {
+            continue;
+        }
+        let path = Path::Key(at, key);
+        let snake = snake_case(key);
+        let name = snake.as_deref().unwrap_or(key);
+        let Some(index) = fields.iter().position(|f| *f == name) else {
+            if deny_unknown {
+                return Err(Error::located(
+                    &path,
+                    unknown("field", name, fields, "fields"),
+                ));
+            }
+            continue;
+        };
+        match seen.get_mut(index) {
+            Some(true) => return Err(Error::located(at, format_args!("duplicate field `{name}`"))),
+            Some(s) => *s = true,
+            None => {}
+        }
+        if let Some(slot) = slots.get_mut(index) {
+            slot.read(member, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// A struct field's value while the struct is read: `Option<T>`, behind `dyn` so that each
+/// field type's reader is one function however many structs have such a field (inlined into
+/// one reader per struct, they were most of a filter's config code).
+#[doc(hidden)]
+pub trait Slot {
+    /// Reads `value` (at `at`) into the slot.
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error>;
+}
+
+impl<T: FromJson> Slot for Option<T> {
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
+        *self = Some(T::from_json(value, at)?);
+        Ok(())
+    }
+}
+
+/// A field without `default`: its value, or [`FromJson::absent`], or "missing field" at the
+/// struct (where serde reports it; [`crate::config::parse`] names the field).
+#[doc(hidden)]
+pub fn required<T: FromJson>(slot: Option<T>, at: &Path<'_>, name: &str) -> Result<T, Error> {
+    match slot.or_else(T::absent) {
+        Some(v) => Ok(v),
+        None => Err(Error::located(at, format_args!("missing field `{name}`"))),
+    }
+}
+
+/// The generated reader of an enum of unit variants: the index of the variant `value` names
+/// in `variants` (`"name"`, or serde's `{"name": null}`).
+#[doc(hidden)]
+pub fn read_variant(
+    value: &Value,
+    at: &Path<'_>,
+    expected: &str,
+    variants: &[&str],
+) -> Result<usize, Error> {
+    let find = |name: &str| {
+        variants
+            .iter()
+            .position(|v| *v == name)
+            .ok_or_else(|| Error::located(at, unknown("variant", name, variants, "variants")))
+    };
+    match value {
+        Value::String(name) => find(name),
+        Value::Object(members) => match members.as_slice() {
+            [(name, content)] => {
+                let index = find(name)?;
+                match content {
+                    Value::Null => Ok(index),
+                    other => Err(invalid_type(other, &Path::Key(at, name), "unit")),
+                }
+            }
+            _ => Err(Error::located(
+                at,
+                "expected an object with exactly one key (the enum variant)",
+            )),
+        },
+        _ => Err(invalid_type(value, at, expected)),
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(invalid_type(value, at, "a boolean")),
+        }
+    }
+}
+
+impl FromJson for String {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(invalid_type(value, at, "a string")),
+        }
+    }
+}
+
+/// An integer number, for the integer impls: what serde's deserializer above hands its
+/// integer visitors, with its errors for the rest.
+pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<Integer, Error> {
+    match value {
+        Value::Number(n) => match parse_integer(n) {
+            Some(i) => Ok(i),
+            None if n.contains(['.', 'e', 'E']) => Err(invalid_type(value, at, expected)),
+            None => Err(Error::located(at, format_args!("number {n} out of range"))),
+        },
+        _ => Err(invalid_type(value, at, expected)),
+    }
+}
+
+/// serde's "invalid value: integer `n`, expected <ty>".
+fn out_of_range(n: impl Display, at: &Path<'_>, expected: &str) -> Error {
+    Error::located(
+        at,
+        format_args!("invalid value: integer `{n}`, expected {expected}"),
+    )
+}
+
+macro_rules! integers {
+    ($($ty:ident)*) => {$(
+        impl FromJson for $ty {
+            fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+                match integer(value, at, stringify!($ty))? {
+                    Integer::Unsigned(n) => {
+                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                    }
+                    Integer::Signed(n) => {
+                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                    }
+                }
+            }
+        }
+    )*};
+}
+
+integers!(u8 u16 u32 u64 usize i8 i16 i32 i64);
+
+impl FromJson for f64 {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Number(n) => match n.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(f),
+                _ => Err(Error::located(at, format_args!("number {n} out of range"))),
+            },
+            _ => Err(invalid_type(value, at, "f64")),
+        }
+    }
+}
+
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        match value {
+            Value::Null => Ok(None),
+            _ => T::from_json(value, at).map(Some),
+        }
+    }
+
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        let Value::Array(items) = value else {
+            return Err(invalid_type(value, at, "a sequence"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            out.push(T::from_json(item, &Path::Index(at, i))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Map keys (names the operator chose) are taken as written.
+impl<T: FromJson> FromJson for std::collections::BTreeMap<String, T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        let Value::Object(members) = value else {
+            return Err(invalid_type(value, at, "a map"));
+        };
+        let mut out = Self::new();
+        for (key, member) in members {
+            out.insert(key.clone(), T::from_json(member, &Path::Key(at, key))?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: FromJson> FromJson for Box<T> {
+    fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
+        T::from_json(value, at).map(Box::new)
+    }
+}
+
+/// Any JSON, kept as the tree.
+impl FromJson for Value {
+    fn from_json(value: &Value, _: &Path<'_>) -> Result<Self, Error> {
+        Ok(value.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -1251,6 +1600,139 @@ mod tests {
             (e.path.as_str(), e.reason.as_str()),
             (".", "invalid type: array, expected struct Cfg")
         );
+    }
+
+    // FromJson and the serde deserializer read the same documents the same way: values,
+    // error paths and wording.
+    #[allow(dead_code)] // read through Debug
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Both {
+        #[serde(default)]
+        rules: Vec<crate::rules::RawRule<BothRule>>,
+        name: Option<String>,
+        #[serde(rename = "in")]
+        location: Option<Mode>,
+        #[serde(default = "seven")]
+        n: u32,
+        big: Option<u64>,
+        small: Option<i8>,
+        #[serde(default)]
+        named: BTreeMap<String, u16>,
+        #[serde(default)]
+        on: bool,
+        ratio: Option<f64>,
+        every: Option<crate::duration::ProtoDuration>,
+        range: Option<crate::matching::RangeSpec>,
+    }
+
+    fn seven() -> u32 {
+        7
+    }
+
+    #[allow(dead_code)] // read through Debug
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct BothRule {
+        status: u16,
+        #[serde(default)]
+        tags: Vec<String>,
+        header_name: Option<String>,
+    }
+
+    #[allow(dead_code)] // read through Debug
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    struct Open {
+        #[serde(default)]
+        a: u8,
+    }
+
+    #[derive(Deserialize, crate::FromJson, Debug)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    enum Mode {
+        Off,
+        MostSpecific,
+        #[serde(rename = "x")]
+        Other,
+    }
+
+    #[test]
+    fn from_json_reads_as_serde_does() {
+        let docs = [
+            r#"{}"#,
+            r#""#,
+            r#"[]"#,
+            r#"null"#,
+            r#"{"n": 3, "big": 18446744073709551615, "small": -128, "on": true}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 4294967296}"#,
+            r#"{"n": 1.5}"#,
+            r#"{"n": 1e3}"#,
+            r#"{"n": "5"}"#,
+            r#"{"n": null}"#,
+            r#"{"n": 123456789012345678901234567890}"#,
+            r#"{"small": 128}"#,
+            r#"{"small": -129}"#,
+            r#"{"big": -1}"#,
+            r#"{"on": 1}"#,
+            r#"{"name": 5}"#,
+            r#"{"name": null}"#,
+            r#"{"name": "x", "nope": 1}"#,
+            r#"{"headerName": 1}"#,
+            r#"{"in": "OFF"}"#,
+            r#"{"in": "MOST_SPECIFIC"}"#,
+            r#"{"in": "x"}"#,
+            r#"{"in": "Off"}"#,
+            r#"{"in": {"OFF": null}}"#,
+            r#"{"in": {"OFF": 1}}"#,
+            r#"{"in": {"OFF": null, "x": null}}"#,
+            r#"{"in": 3}"#,
+            r#"{"location": "OFF"}"#,
+            r#"{"named": {"a": 1, "bB": 2}}"#,
+            r#"{"named": {"a": "x"}}"#,
+            r#"{"named": []}"#,
+            r#"{"rules": {}}"#,
+            r#"{"rules": [{"status": 200}, {"status": "x"}]}"#,
+            r#"{"rules": [{"status": 200, "tags": ["a", 1]}]}"#,
+            r#"{"rules": [{}]}"#,
+            r#"{"rules": [{"match": {"prefix": "/a"}}]}"#,
+            r#"{"rules": [{"match": {"prefix": "/a"}, "status": 1, "headerName": "h"}]}"#,
+            r#"{"rules": [{"status": 1, "match": {"prefx": "/a"}}]}"#,
+            r#"{"rules": [{"status": 1, "match": {"headers": [{"name": 1}]}}]}"#,
+            r#"{"rules": [{"status": 1, "match": 5}]}"#,
+            r#"{"rules": [{"status": 1, "statuz": 2}]}"#,
+            r#"{"rules": [{"status": 1, "header_name": "a", "headerName": "b"}]}"#,
+            r#"{"rules": ["x"]}"#,
+            r#"{"ratio": 0.25}"#,
+            r#"{"ratio": 1e999}"#,
+            r#"{"ratio": "x"}"#,
+            r#"{"every": "1.5s"}"#,
+            r#"{"every": "1.5"}"#,
+            r#"{"every": 1}"#,
+            r#"{"range": {"start": "-5", "end": 10}}"#,
+            r#"{"range": {"start": "x"}}"#,
+            r#"{"range": {"start": 9223372036854775808}}"#,
+            r#"{"range": {"start": 1.5}}"#,
+            r#"{"range": {"start": true}}"#,
+            r#"{"range": {"start": -1e400}}"#,
+            r#"{"range": {"end": 99999999999999999999}}"#,
+            r#"{not json"#,
+        ];
+        for doc in docs {
+            let serde = crate::config::parse_serde::<Both>(doc.as_bytes());
+            let ours = crate::config::parse::<Both>(doc.as_bytes());
+            assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");
+        }
+        for doc in [
+            r#"{"a": 1, "b": 2}"#,
+            r#"{"a": 300}"#,
+            r#"{"A": 1}"#,
+            r#"{"a": 1, "a": 1}"#,
+        ] {
+            let serde = crate::config::parse_serde::<Open>(doc.as_bytes());
+            let ours = crate::config::parse::<Open>(doc.as_bytes());
+            assert_eq!(format!("{serde:?}"), format!("{ours:?}"), "{doc}");
+        }
     }
 
     #[test]

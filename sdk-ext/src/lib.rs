@@ -45,6 +45,9 @@ static ALLOCATOR: memory::Counting<memory::SmallBlocks<talc::wasm::WasmDynamicTa
         talc::wasm::new_wasm_dynamic_allocator(),
     ));
 
+// `::sdk_ext::...` paths (written by `#[derive(FromJson)]`) resolve inside sdk-ext too.
+extern crate self as sdk_ext;
+
 pub mod callout;
 pub mod config;
 pub mod duration;
@@ -92,6 +95,8 @@ pub use plugin::Plugin;
 /// Marks a filter's `impl HttpFilter for T` / `impl NetworkFilter for T`: records the
 /// phases the block defines and, on wasm, exports exactly those.
 pub use sdk_ext_macros::filter;
+/// Derives [`json::FromJson`] from a config type's `#[serde(...)]` attributes.
+pub use sdk_ext_macros::FromJson;
 
 /// Registers a filter module: its [`Plugin`] and its HTTP and/or network filter. Write it
 /// once, in the crate root:

@@ -142,7 +142,7 @@ impl Regex {
 }
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
@@ -151,7 +151,7 @@ pub struct RegexSpec {
 }
 
 /// Envoy's `StringMatcher`: exactly one of the kinds, optionally ignoring ASCII case.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatchSpec {
@@ -201,6 +201,31 @@ impl<'de> Deserialize<'de> for Int64 {
     }
 }
 
+impl crate::json::FromJson for Int64 {
+    fn from_json(
+        value: &crate::json::Value,
+        at: &crate::json::Path<'_>,
+    ) -> Result<Self, crate::json::Error> {
+        use crate::json::{Error, Value};
+        const EXPECTED: &str = "an int64 (a number or a decimal string)";
+        match value {
+            Value::String(v) => v.parse().map(Int64).map_err(|_| {
+                Error::located(
+                    at,
+                    format_args!("{} is not an int64", crate::json::Quoted(v)),
+                )
+            }),
+            Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
+                crate::json::Integer::Signed(n) => Ok(Int64(n)),
+                crate::json::Integer::Unsigned(n) => i64::try_from(n)
+                    .map(Int64)
+                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range"))),
+            },
+            _ => Err(crate::json::invalid_type(value, at, EXPECTED)),
+        }
+    }
+}
+
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for Int64 {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -215,7 +240,7 @@ impl schemars::JsonSchema for Int64 {
 }
 
 /// Envoy's `Int64Range`: half-open `[start, end)`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RangeSpec {
@@ -228,7 +253,7 @@ pub struct RangeSpec {
 }
 
 /// Envoy's `HeaderMatcher` (see the module docs).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
@@ -259,7 +284,7 @@ pub struct HeaderMatchSpec {
 }
 
 /// Envoy's `QueryParameterMatcher`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryParameterMatchSpec {
@@ -273,7 +298,7 @@ pub struct QueryParameterMatchSpec {
 
 /// The JSON form of a request match: Envoy's `RouteMatch` plus `hosts` and `methods`
 /// (see the module docs).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// use sdk_ext::config::{self, ConfigError};
 /// use sdk_ext::plugin::Plugin;
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(sdk_ext::FromJson)]
 /// #[serde(deny_unknown_fields)]
 /// pub struct Greeting {
 ///     header: String,

@@ -32,14 +32,14 @@
 //! use sdk_ext::config::{parse, ConfigError};
 //! use sdk_ext::request::RequestData;
 //! use sdk_ext::rules::{RawRule, Rules};
-//! use serde::Deserialize;
+//! use sdk_ext::FromJson;
 //!
-//! #[derive(Deserialize)]
+//! #[derive(FromJson)]
 //! #[serde(deny_unknown_fields)]
 //! struct RawDeny {
 //!     status: u16,
 //! }
-//! #[derive(Deserialize)]
+//! #[derive(FromJson)]
 //! #[serde(deny_unknown_fields)]
 //! struct RawConfig {
 //!     rules: Vec<RawRule<RawDeny>>,
@@ -286,6 +286,26 @@ impl<'de, R: Deserialize<'de>> Deserialize<'de> for RawRule<R> {
     }
 }
 
+/// The rule object's `match` member as the matcher, the other members as `R` (a struct, so
+/// they may be lowerCamelCase and `R` may `deny_unknown_fields`).
+impl<R: crate::json::FromJson> crate::json::FromJson for RawRule<R> {
+    fn from_json(
+        value: &crate::json::Value,
+        at: &crate::json::Path<'_>,
+    ) -> Result<Self, crate::json::Error> {
+        use crate::json::{Path, Value};
+        let Value::Object(members) = value else {
+            return Err(crate::json::invalid_type(value, at, "a rule object"));
+        };
+        let matcher = match members.iter().find(|(k, _)| k == "match") {
+            Some((key, m)) => Some(RequestMatchSpec::from_json(m, &Path::Key(at, key))?),
+            None => None,
+        };
+        let value = R::from_json_without(value, at, Some("match"))?;
+        Ok(RawRule { matcher, value })
+    }
+}
+
 /// The schema of `R` (an object) with the `match` property added.
 #[cfg(feature = "schema")]
 fn rule_schema<R: schemars::JsonSchema>(
@@ -359,19 +379,19 @@ mod tests {
     use crate::config::parse;
     use crate::request::RequestData;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, crate::FromJson)]
     #[serde(deny_unknown_fields)]
     struct RawEdit {
         name: String,
         #[serde(default)]
         set: Vec<RawHeader>,
     }
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, crate::FromJson)]
     #[serde(deny_unknown_fields)]
     struct RawHeader {
         name: String,
     }
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, crate::FromJson)]
     #[serde(deny_unknown_fields)]
     struct RawConfig {
         rules: Vec<RawRule<RawEdit>>,

@@ -2,10 +2,10 @@
 //! that keep a filter's hub manifest honest (feature `schema`; validation needs
 //! `schema-validate`). Host-side only: never compiled into a `.wasm`.
 //!
-//! The config types derive [`schemars::JsonSchema`] next to `serde::Deserialize`
-//! (`#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]`), so serde's attributes
-//! (`deny_unknown_fields`, `default`, `rename`, `Option`) shape the schema exactly as they
-//! shape parsing. The checked-in `hub-manifest/<filter>/config.schema.json` is compared with
+//! The config types derive [`schemars::JsonSchema`] next to [`crate::FromJson`]
+//! (`#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]`); both derives read the
+//! same `#[serde(...)]` attributes (`deny_unknown_fields`, `default`, `rename`, `Option`), so
+//! they shape the schema exactly as they shape parsing. The checked-in `hub-manifest/<filter>/config.schema.json` is compared with
 //! the generated schema by each filter's `tests/schema.rs`; set `UPDATE_SCHEMAS=1` to rewrite
 //! it:
 //!

@@ -16,7 +16,7 @@ use sdk_ext::testing::{Action, Emulator, PeerType};
 use sdk_ext::{HttpFilter, HttpHost, NetworkFilter, NetworkHost, Plugin};
 use std::time::Duration;
 
-#[derive(serde::Deserialize)]
+#[derive(sdk_ext::FromJson)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     deny_prefix: String,

@@ -5,10 +5,10 @@ use sdk_ext::config::{self, join_path, ConfigError};
 use sdk_ext::headers::is_valid_value;
 use sdk_ext::matching::{StringMatchSpec, StringMatcher};
 use sdk_ext::rules::{RawRule, Rules};
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -20,7 +20,7 @@ pub struct RawConfig {
 
 /// One rule's CORS policy: the fields of Envoy's `envoy.config.route.v3.CorsPolicy`, plus
 /// `enabled` and `reject_disallowed_origins`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {

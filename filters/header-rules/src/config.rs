@@ -5,10 +5,10 @@ use sdk_ext::headers::check_mutable_name;
 use sdk_ext::metrics::check_name_part;
 use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::template::Template;
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -19,7 +19,7 @@ pub struct RawConfig {
 }
 
 /// One rule's own keys (its `match` is taken out by sdk-ext `Rules`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleEdits {
@@ -34,7 +34,7 @@ pub struct RawRuleEdits {
 }
 
 /// Edits of one header map, applied in the order remove, set, append, add.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEdits {
@@ -53,7 +53,7 @@ pub struct RawEdits {
 }
 
 /// A header and its value template.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHeader {

@@ -5,10 +5,10 @@ use sdk_ext::config::{self, ConfigError};
 use sdk_ext::metrics::check_name_part;
 use sdk_ext::net::{Cidr, CidrTable};
 use sdk_ext::rules::{RawRule, Rules};
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// Which list wins when an address is in both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Precedence {
@@ -20,7 +20,7 @@ pub enum Precedence {
 }
 
 /// What an address in neither list gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -31,7 +31,7 @@ pub enum Verdict {
 }
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -67,7 +67,7 @@ pub struct RawConfig {
 }
 
 /// A rule's own keys: a name and its lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleLists {

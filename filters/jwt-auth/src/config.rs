@@ -302,7 +302,7 @@ pub struct Config {
 impl Config {
     /// Parses and validates JSON configuration bytes.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let raw: RawConfig = config::parse(bytes)?;
+        let raw: RawConfig = config::parse_serde(bytes)?;
         let mut providers = Vec::with_capacity(raw.providers.len());
         for (name, p) in &raw.providers {
             let field = format!("providers.{name}");

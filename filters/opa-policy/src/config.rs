@@ -193,7 +193,7 @@ pub struct Config {
 impl Config {
     /// Parses and validates JSON configuration bytes; compiles every policy.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let raw: RawConfig = config::parse(bytes)?;
+        let raw: RawConfig = config::parse_serde(bytes)?;
         if !(400..=599).contains(&raw.status_on_error) {
             return Err(ConfigError::new(
                 "status_on_error",

@@ -6,7 +6,7 @@ use sdk_ext::config::{self, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
 use sdk_ext::json::Quoted;
 use sdk_ext::rules::{RawRule, Rules};
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// Default slots per dynamic descriptor (`max_dynamic_descriptors`).
 pub const DEFAULT_SLOTS: u32 = 1024;
@@ -14,7 +14,7 @@ pub const DEFAULT_SLOTS: u32 = 1024;
 pub const MAX_TOTAL_SLOTS: u32 = 1 << 16;
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -59,7 +59,7 @@ fn yes() -> bool {
 }
 
 /// Envoy's `TokenBucket`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenBucket {
@@ -75,7 +75,7 @@ pub struct RawTokenBucket {
 }
 
 /// A bucket per value of some request attributes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawDescriptor {
@@ -92,7 +92,7 @@ pub struct RawDescriptor {
 }
 
 /// One part of a descriptor's key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEntry {
@@ -111,7 +111,7 @@ pub struct RawEntry {
 }
 
 /// A per-route rule's limits (beside its `match`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
@@ -130,7 +130,7 @@ pub struct RawRoute {
 }
 
 /// Envoy's `RuntimeFractionalPercent` (`runtime_key` accepted and ignored: no runtime here).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntimeFraction {
@@ -142,7 +142,7 @@ pub struct RawRuntimeFraction {
 }
 
 /// Envoy's `FractionalPercent`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFractionalPercent {
@@ -155,7 +155,7 @@ pub struct RawFractionalPercent {
 }
 
 /// `FractionalPercent.denominator`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Denominator {
     /// 100.
@@ -170,7 +170,7 @@ pub enum Denominator {
 }
 
 /// Envoy's `HttpStatus`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpStatus {
@@ -179,7 +179,7 @@ pub struct RawHttpStatus {
 }
 
 /// Which responses carry the IETF headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum HeadersMode {
     /// None.
@@ -194,7 +194,7 @@ pub enum HeadersMode {
 }
 
 /// L4 limits per client address.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConnections {

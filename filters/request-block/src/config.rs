@@ -4,10 +4,10 @@ use sdk_ext::config::{self, ConfigError};
 use sdk_ext::matching::{RegexMode, StringMatchSpec, StringMatcherSet};
 use sdk_ext::metrics::check_name_part;
 use sdk_ext::path::{EscapedSlashes, PathOptions};
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// Where a rule looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Location {
@@ -34,7 +34,7 @@ impl Location {
 }
 
 /// One rule as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
@@ -51,7 +51,7 @@ pub struct RawRule {
 }
 
 /// `escaped_slashes` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RawEscapedSlashes {
@@ -65,7 +65,7 @@ pub enum RawEscapedSlashes {
 }
 
 /// How the path is normalised before path rules see it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPath {
@@ -91,7 +91,7 @@ impl Default for RawPath {
 }
 
 /// Body inspection.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawBody {
@@ -123,7 +123,7 @@ fn default_message() -> String {
 }
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {

@@ -3,10 +3,10 @@
 use sdk_ext::config::{self, ConfigError};
 use sdk_ext::matching::RequestMatchSpec;
 use sdk_ext::rules::{RawRule, Rules};
-use serde::Deserialize;
+use sdk_ext::FromJson;
 
 /// The JSON configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {

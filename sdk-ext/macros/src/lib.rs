@@ -11,6 +11,18 @@ use proc_macro2::{Span, TokenStream as Tokens};
 use quote::quote;
 use syn::{parse_macro_input, Error, ImplItem, ItemImpl};
 
+mod from_json;
+
+/// `#[derive(FromJson)]`: reads the type from `sdk_ext::json::Value` as its `#[serde(...)]`
+/// attributes describe it (see `sdk_ext::json::FromJson`).
+#[proc_macro_derive(FromJson, attributes(serde))]
+pub fn derive_from_json(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    from_json::expand(&input)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
 /// A phase: method name, `Phases` constant, export name, export signature kind.
 struct Phase {
     method: &'static str,
