@@ -95,7 +95,11 @@ fn parse_dotted_quad(text: &[u8]) -> Option<u32> {
         if octet > 0 {
             rest = rest.strip_prefix(b".")?;
         }
-        let digits = rest.iter().take(4).take_while(|b| b.is_ascii_digit()).count();
+        let digits = rest
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         let (number, after) = rest.split_at_checked(digits)?;
         if digits == 0 || digits > 3 || (digits > 1 && number.first() == Some(&b'0')) {
             return None;
