@@ -391,8 +391,18 @@ mod tests {
         let mut accepted = 0;
         for _ in 0..50_000 {
             let mut t = Vec::new();
-            for _ in 0..next() % 9 {
-                t.extend_from_slice(alphabet[next() % alphabet.len()]);
+            if next() % 2 == 0 {
+                // Shaped like a quad: four octet-ish tokens.
+                for i in 0..4 {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.extend_from_slice(alphabet[next() % 9]);
+                }
+            } else {
+                for _ in 0..next() % 9 {
+                    t.extend_from_slice(alphabet[next() % alphabet.len()]);
+                }
             }
             let std = std::str::from_utf8(&t)
                 .ok()
