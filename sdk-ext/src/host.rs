@@ -482,12 +482,23 @@ pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
 
 /// Every header of a map, names and values as bytes, in order.
 pub fn get_header_pairs(map: MapType) -> Result<Vec<HeaderPair>, Status> {
+    let bytes = get_header_pairs_encoded(map)?;
+    decode_pairs(&bytes).ok_or(Status::SerializationFailure)
+}
+
+/// Every header of a map in the map format ([`encode_pairs`]), as the host hands it over,
+/// checked well-formed: read it with [`walk_pairs`], without a copy of each name and value.
+pub fn get_header_pairs_encoded(map: MapType) -> Result<Vec<u8>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
     ok(unsafe { proxy_get_header_map_pairs(map.raw(), &mut data, &mut size) })?;
     // SAFETY: see `take`.
     let bytes = unsafe { take(data, size) };
-    decode_pairs(&bytes).ok_or(Status::SerializationFailure)
+    if walk_pairs(&bytes, |_, _| {}) {
+        Ok(bytes)
+    } else {
+        Err(Status::SerializationFailure)
+    }
 }
 
 /// Replaces every value of header `name` with `value` (adds it when absent).
@@ -542,9 +553,34 @@ fn property_path(path: &[&str]) -> Vec<u8> {
     encoded
 }
 
+/// [`property_path`] into `out`; `None` when it does not fit.
+fn property_path_into(path: &[&str], out: &mut [u8]) -> Option<usize> {
+    let mut at = 0;
+    for (i, part) in path.iter().enumerate() {
+        if i > 0 {
+            *out.get_mut(at)? = 0;
+            at += 1;
+        }
+        let end = at.checked_add(part.len())?;
+        out.get_mut(at..end)?.copy_from_slice(part.as_bytes());
+        at = end;
+    }
+    Some(at)
+}
+
 /// A host property (e.g. `["source", "address"]`). `Ok(None)`: not available.
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    let encoded = property_path(path);
+    // A usual path (`source.address`, `xds.route_name`) is encoded on the stack: no
+    // allocation per request for the name.
+    let mut stack = [0u8; 64];
+    let heap;
+    let encoded: &[u8] = match property_path_into(path, &mut stack) {
+        Some(n) => stack.get(..n).unwrap_or(&[]),
+        None => {
+            heap = property_path(path);
+            &heap
+        }
+    };
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
     let raw = unsafe { proxy_get_property(encoded.as_ptr(), encoded.len(), &mut data, &mut size) };
@@ -756,31 +792,42 @@ pub fn encode_pairs(pairs: &[(&str, &[u8])]) -> Result<Vec<u8>, Status> {
 
 /// Decodes the proxy-wasm map format. `None` when the bytes are malformed (never panics).
 pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<HeaderPair>> {
+    let mut out = Vec::new();
+    walk_pairs(bytes, |name, value| {
+        out.push((name.to_vec(), value.to_vec()))
+    })
+    .then_some(out)
+}
+
+/// Calls `f` with each (name, value) of the map format, in order, borrowing from `bytes`;
+/// `false` when the bytes are malformed (`f` may have seen the pairs before the fault).
+/// Empty bytes are an empty map.
+pub fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        return true;
     }
     let read_u32 = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         usize::try_from(u32::from_le_bytes(b)).ok()
     };
-    let count = read_u32(0)?;
-    let mut data_at = count.checked_mul(8)?.checked_add(4)?;
-    if data_at > bytes.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let name_len = read_u32(4 + i * 8)?;
-        let value_len = read_u32(8 + i * 8)?;
-        let name = bytes.get(data_at..data_at.checked_add(name_len)?)?.to_vec();
-        data_at = data_at.checked_add(name_len)?.checked_add(1)?;
-        let value = bytes
-            .get(data_at..data_at.checked_add(value_len)?)?
-            .to_vec();
-        data_at = data_at.checked_add(value_len)?.checked_add(1)?;
-        out.push((name, value));
-    }
-    Some(out)
+    let walk = |f: &mut dyn FnMut(&'a [u8], &'a [u8])| -> Option<()> {
+        let count = read_u32(0)?;
+        let mut data_at = count.checked_mul(8)?.checked_add(4)?;
+        if data_at > bytes.len() {
+            return None;
+        }
+        for i in 0..count {
+            let name_len = read_u32(4 + i * 8)?;
+            let value_len = read_u32(8 + i * 8)?;
+            let name = bytes.get(data_at..data_at.checked_add(name_len)?)?;
+            data_at = data_at.checked_add(name_len)?.checked_add(1)?;
+            let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
+            data_at = data_at.checked_add(value_len)?.checked_add(1)?;
+            f(name, value);
+        }
+        Some(())
+    };
+    walk(&mut f).is_some()
 }
 
 #[cfg(test)]
@@ -805,6 +852,24 @@ mod tests {
         }
         assert_eq!(decode_pairs(&[0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(decode_pairs(&[1, 0, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn property_paths_on_the_stack_or_the_heap() {
+        let mut buf = [0u8; 64];
+        for path in [
+            &["source", "address"][..],
+            &["a"],
+            &[],
+            &["", ""],
+            &["xds", "route_name"],
+        ] {
+            let n = property_path_into(path, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &property_path(path)[..], "{path:?}");
+        }
+        let long = "x".repeat(64);
+        assert_eq!(property_path_into(&[&long], &mut buf), Some(64));
+        assert_eq!(property_path_into(&[&long, "y"], &mut buf), None);
     }
 
     #[test]

@@ -67,6 +67,25 @@ mod tests {
     use super::without_port;
 
     #[test]
+    fn header_names_inline_or_not() {
+        use super::Name;
+        for name in [
+            "",
+            "x",
+            "origin",
+            &"a".repeat(30),
+            &"b".repeat(31),
+            &"c".repeat(300),
+        ] {
+            let n = Name::new(name);
+            assert!(n.is(name), "{name}");
+            assert!(!n.is(&format!("{name}x")));
+            assert_eq!(matches!(n, Name::Inline { .. }), name.len() <= 30);
+        }
+        assert!(!Name::new("ab").is("a"));
+    }
+
+    #[test]
     fn strips_ports() {
         assert_eq!(without_port(b"10.0.0.1:5000"), b"10.0.0.1");
         assert_eq!(without_port(b"[::1]:80"), b"::1");
@@ -110,12 +129,43 @@ fn pseudo_index(name: &str) -> Option<usize> {
     }
 }
 
+/// A header name a [`HostRequest`] remembers: a short one (most are) kept inline, so reading
+/// a header allocates only its value.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(String),
+}
+
+/// The longest name kept inline.
+const INLINE_NAME: usize = 30;
+
+impl Name {
+    fn new(name: &str) -> Self {
+        let mut bytes = [0u8; INLINE_NAME];
+        match (bytes.get_mut(..name.len()), u8::try_from(name.len())) {
+            (Some(to), Ok(len)) => {
+                to.copy_from_slice(name.as_bytes());
+                Name::Inline { len, bytes }
+            }
+            _ => Name::Heap(name.to_string()),
+        }
+    }
+
+    fn is(&self, name: &str) -> bool {
+        match self {
+            Name::Inline { len, bytes } => bytes.get(..usize::from(*len)) == Some(name.as_bytes()),
+            Name::Heap(n) => n == name,
+        }
+    }
+}
+
 /// What a [`HostRequest`] value was read as.
 #[derive(Debug, PartialEq, Eq)]
 enum Key {
     /// One of [`PSEUDO_HEADERS`], by index.
     Pseudo(usize),
-    Header(String),
+    Header(Name),
     Source,
     Route,
     VirtualHost,
@@ -126,7 +176,7 @@ impl Key {
     fn is_header(&self, name: &str) -> bool {
         match self {
             Key::Pseudo(i) => PSEUDO_HEADERS.get(*i) == Some(&name),
-            Key::Header(n) => n == name,
+            Key::Header(n) => n.is(name),
             _ => false,
         }
     }
@@ -143,8 +193,9 @@ pub struct HostRequest {
     first: Option<(Key, Option<Vec<u8>>)>,
     /// The ones read after it, in order.
     more: Vec<(Key, Option<Vec<u8>>)>,
-    /// The whole header map, fetched on the first `header_values` call.
-    all: Option<Vec<crate::host::HeaderPair>>,
+    /// The whole header map as the host encodes it (well-formed, or empty), fetched on the
+    /// first `header_values` call; values are read from it in place.
+    all: Option<Vec<u8>>,
 }
 
 impl HostRequest {
@@ -198,19 +249,28 @@ impl Request for HostRequest {
                 fetch,
             ),
             None => self.cached(
-                |k| matches!(k, Key::Header(n) if n == name),
-                || Key::Header(name.to_string()),
+                |k| matches!(k, Key::Header(n) if n.is(name)),
+                || Key::Header(Name::new(name)),
                 fetch,
             ),
         }
     }
     fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
-        self.all
-            .get_or_insert_with(|| Headers::REQUEST.all())
-            .iter()
-            .filter(|(n, _)| n.as_slice() == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        let all = self.all.get_or_insert_with(|| {
+            host::get_header_pairs_encoded(host::MapType::HttpRequestHeaders).unwrap_or_else(
+                |status| {
+                    log::debug!("get header map: host answered {status:?}");
+                    Vec::new()
+                },
+            )
+        });
+        let mut values = Vec::new();
+        let _ = host::walk_pairs(all, |n, v| {
+            if n == name.as_bytes() {
+                values.push(v);
+            }
+        });
+        values
     }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.cached(|k| matches!(k, Key::Source), || Key::Source, source_address)

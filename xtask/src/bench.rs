@@ -4666,6 +4666,9 @@ pub fn guest_cost(args: &[String]) -> Result<(), String> {
     if detail {
         cmd.arg("--by-export");
     }
+    if args.iter().any(|a| a == "--by-segment") {
+        cmd.arg("--by-segment");
+    }
     for (filter, raw, config) in &chosen {
         // Configs go in files: ip-filter's 10 000 ranges pass the kernel's limit for one
         // argument.

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         "wasmplugins" => publish::run_wasmplugins(rest),
         "test-each" => test_each::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <build [NAME...] | native-configs [--check] | new-filter NAME [--out DIR] | new-filter-check | bench | guest-cost [--no-build] [--by-export] [FILTER...] | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
+            eprintln!("usage: cargo xtask <build [NAME...] | native-configs [--check] | new-filter NAME [--out DIR] | new-filter-check | bench | guest-cost [--no-build] [--by-export] [--by-segment] [FILTER...] | package | publish REGISTRY [TAG] | wasmplugins REGISTRY [TAG] | test-each>");
             return ExitCode::from(2);
         }
     };

@@ -1,5 +1,5 @@
 //! `guest-cost --row NAME PATH CONFIG FLOOR [--row ...] [--requests N] [--warmup N]
-//! [--by-export]`: runs
+//! [--by-export] [--by-segment]`: runs
 //! each module in the sdk-ext emulator's wasm engine with fuel metering on, and prints the
 //! fuel (wasm operators, wasmtime's count) its own code consumes per request in steady state
 //! (after the warm-up requests), and the ratio over its floor row (`FLOOR`: a row's NAME, or
@@ -7,7 +7,10 @@
 //! calls. Every row gets the same request: `GET /` with the headers the bench's load sends
 //! (`x-remove-me`, an `Origin`), a 200 response, from 127.0.0.1. `xtask guest-cost` passes the
 //! bench's filter configs (xtask/src/bench.rs). `--by-export`: the fuel per call of each
-//! export called on every request (to stderr).
+//! export called on every request (to stderr). `--by-segment`: the steady-state fuel per
+//! request of each stretch of guest code between two host calls (`export>import`,
+//! `import>import`, `import>return`; `in>import`: the guest's allocator inside a host call),
+//! a deterministic profile (to stderr).
 
 use sdk_ext::testing::{Emulator, FUEL_VAR};
 use std::process::ExitCode;
@@ -49,7 +52,13 @@ fn one_request(emu: &mut Emulator) {
 }
 
 /// Fuel per request of `row` in steady state.
-fn measure(row: &Row, warmup: u64, requests: u64, detail: bool) -> Result<u64, String> {
+fn measure(
+    row: &Row,
+    warmup: u64,
+    requests: u64,
+    detail: bool,
+    segments: bool,
+) -> Result<u64, String> {
     let mut emu = Emulator::try_wasm(&row.path)?;
     emu.start(row.config.as_bytes())
         .map_err(|e| format!("{}: start refused: {e}", row.name))?;
@@ -75,10 +84,28 @@ fn measure(row: &Row, warmup: u64, requests: u64, detail: bool) -> Result<u64, S
     let before = emu
         .guest_fuel()
         .ok_or_else(|| format!("no fuel count: {FUEL_VAR} was not set at the engine's start"))?;
+    let start = emu.guest_fuel_segments();
     for _ in 0..requests {
         one_request(&mut emu);
     }
     let after = emu.guest_fuel().unwrap_or(before);
+    if segments {
+        for (from, to, times, fuel) in emu.guest_fuel_segments() {
+            let (t0, f0) = start
+                .iter()
+                .find(|(f, t, _, _)| *f == from && *t == to)
+                .map_or((0, 0), |(_, _, n, f)| (*n, *f));
+            let per = (fuel - f0) as f64 / requests.max(1) as f64;
+            if per >= 0.5 {
+                eprintln!(
+                    "  {:<18} {:>8.0} fuel/req  {:>5.2} times/req  {from} > {to}",
+                    row.name,
+                    per,
+                    (times - t0) as f64 / requests.max(1) as f64
+                );
+            }
+        }
+    }
     if detail {
         // Mostly the steady state: the warm-up and start are a small share of the calls.
         let total = warmup + requests + 1;
@@ -95,9 +122,9 @@ fn measure(row: &Row, warmup: u64, requests: u64, detail: bool) -> Result<u64, S
     Ok((after - before) / requests.max(1))
 }
 
-fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64, bool), String> {
+fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64, bool, bool), String> {
     let mut rows = Vec::new();
-    let (mut warmup, mut requests, mut detail) = (100u64, 1000u64, false);
+    let (mut warmup, mut requests, mut detail, mut segments) = (100u64, 1000u64, false, false);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut next = || it.next().cloned().ok_or(format!("{arg}: missing value"));
@@ -124,20 +151,21 @@ fn parse(args: &[String]) -> Result<(Vec<Row>, u64, u64, bool), String> {
             "--warmup" => warmup = next()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--requests" => requests = next()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--by-export" => detail = true,
+            "--by-segment" => segments = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok((rows, warmup, requests, detail))
+    Ok((rows, warmup, requests, detail, segments))
 }
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (rows, warmup, requests, detail) = parse(&args)?;
+    let (rows, warmup, requests, detail, segments) = parse(&args)?;
     // Before the engine exists (it reads the variable once); single-threaded here.
     std::env::set_var(FUEL_VAR, "1");
     let mut results: Vec<(String, u64)> = Vec::new();
     for row in &rows {
-        let fuel = measure(row, warmup, requests, detail)?;
+        let fuel = measure(row, warmup, requests, detail, segments)?;
         results.push((row.name.clone(), fuel));
     }
     println!(

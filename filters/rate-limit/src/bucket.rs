@@ -113,14 +113,14 @@ impl TokenBucket {
         level = level.max(scaled_now.saturating_sub(span));
         let after = level.saturating_add(cost);
         if after <= scaled_now {
-            let remaining = (scaled_now - after) / cost;
+            let remaining = div(scaled_now - after, cost);
             let next = after
                 .saturating_add(remaining.saturating_add(1).saturating_mul(cost))
                 .saturating_sub(scaled_now);
             Taken {
                 allowed: true,
                 remaining: u64::try_from(remaining).unwrap_or(u64::MAX),
-                next_token_ns: next.div_ceil(tpf.max(1)).max(1),
+                next_token_ns: div_ceil(next, tpf.max(1)).max(1),
                 store: Some(Slot {
                     level: after,
                     seen: now,
@@ -131,7 +131,7 @@ impl TokenBucket {
             Taken {
                 allowed: false,
                 remaining: 0,
-                next_token_ns: (after - scaled_now).div_ceil(tpf.max(1)).max(1),
+                next_token_ns: div_ceil(after - scaled_now, tpf.max(1)).max(1),
                 // A refusal writes nothing, except the rebase after the clock went back:
                 // from then on time counts from the new clock.
                 store: rebased.then_some(Slot {
@@ -172,7 +172,25 @@ impl TokenBucket {
 
 /// ns → whole seconds, rounded up, at least 1 (`Retry-After`, `t`, `w`).
 pub fn ceil_secs(ns: u128) -> u64 {
-    u64::try_from(ns.div_ceil(1_000_000_000).max(1)).unwrap_or(u64::MAX)
+    u64::try_from(div_ceil(ns, 1_000_000_000).max(1)).unwrap_or(u64::MAX)
+}
+
+/// `a / b` (`b > 0`). Wasm has no 128-bit division: a `u128` one is a library call of
+/// several hundred operators, so operands that fit (the usual case: a bucket's level
+/// differences and intervals) divide as `u64`.
+fn div(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) if b > 0 => u128::from(a / b),
+        _ => a / b,
+    }
+}
+
+/// `a.div_ceil(b)` (`b > 0`), as [`div`].
+fn div_ceil(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) if b > 0 => u128::from(a.div_ceil(b)),
+        _ => a.div_ceil(b),
+    }
 }
 
 /// A concurrency limit (open connections per key).
@@ -213,6 +231,17 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn divisions_agree_with_u128() {
+        let big = u128::from(u64::MAX);
+        for a in [0, 1, 7, 999, big - 1, big, big + 1, big * 3 + 5, u128::MAX] {
+            for b in [1, 2, 3, 1_000_000_000, big, big + 1, u128::MAX] {
+                assert_eq!(div(a, b), a / b, "{a} / {b}");
+                assert_eq!(div_ceil(a, b), a.div_ceil(b), "{a} / {b}");
+            }
+        }
+    }
 
     fn bucket(max: u32, per_fill: u32, fill_secs: u64) -> TokenBucket {
         TokenBucket {

@@ -57,6 +57,8 @@ pub struct Shared {
     enforced_seq: Cell<u64>,
     /// The sweep's position: (table, slot).
     sweep_at: Cell<(usize, u32)>,
+    /// `fingerprint(b"")`: the default bucket's key, hashed once.
+    empty_key: u64,
 }
 
 fn sample(f: &Fraction, seq: &Cell<u64>) -> bool {
@@ -145,6 +147,7 @@ impl Plugin for Shared {
             enabled_seq: Cell::new(0),
             enforced_seq: Cell::new(0),
             sweep_at: Cell::new((0, 0)),
+            empty_key: fingerprint(b""),
         })
     }
 
@@ -196,14 +199,16 @@ impl Shared {
         else {
             return;
         };
+        let owner = if key.is_empty() {
+            self.empty_key
+        } else {
+            fingerprint(key)
+        };
         let mut buf = self.key_buf.borrow_mut();
-        match b.table.update(
-            &mut HostStore,
-            &spec.bucket,
-            fingerprint(key),
-            now,
-            &mut buf,
-        ) {
+        match b
+            .table
+            .update(&mut HostStore, &spec.bucket, owner, now, &mut buf)
+        {
             Ok(u) => {
                 if u.evicted {
                     self.metrics.evicted.inc();

@@ -22,12 +22,27 @@ pub enum Verdict {
 
 /// Checks the path, query and headers.
 pub fn check_headers(config: &Config, req: &mut impl Request) -> Verdict {
-    let raw = req.header(":path").unwrap_or(b"/").to_vec();
-    let (_, query) = split(&raw);
+    let verdict = check_path(config, req.header(":path").unwrap_or(b"/"));
+    if verdict != Verdict::Allow {
+        return verdict;
+    }
+    for (name, set) in &config.headers {
+        for value in req.header_values(name) {
+            if let Some(i) = set.first_rule(value) {
+                return Verdict::Block(i);
+            }
+        }
+    }
+    Verdict::Allow
+}
+
+/// Checks the path and the query of `raw` (`:path`), read in place.
+fn check_path(config: &Config, raw: &[u8]) -> Verdict {
+    let (_, query) = split(raw);
     if !config.path.set.is_empty()
         || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
     {
-        match normalize(&raw, &config.path_options) {
+        match normalize(raw, &config.path_options) {
             Ok(p) => {
                 if let Some(i) = config.path.first_rule(&p) {
                     return Verdict::Block(i);
@@ -39,13 +54,6 @@ pub fn check_headers(config: &Config, req: &mut impl Request) -> Verdict {
     if let (false, Some(q)) = (config.query.set.is_empty(), query) {
         if let Some(i) = config.query.first_rule(&decode_lenient(q, true)) {
             return Verdict::Block(i);
-        }
-    }
-    for (name, set) in &config.headers {
-        for value in req.header_values(name) {
-            if let Some(i) = set.first_rule(value) {
-                return Verdict::Block(i);
-            }
         }
     }
     Verdict::Allow

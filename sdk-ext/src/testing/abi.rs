@@ -114,9 +114,13 @@ macro_rules! host_functions {
                     |mut caller: wasmtime::Caller<'_, super::wasm::Guest>,
                      $($arg: wasm_ty!($kind)),*|
                      -> wasmtime::Result<u32> {
+                        let entered =
+                            super::wasm::host_call_enter(&caller, stringify!($name));
                         let mut memory = super::wasm::GuestMemory::new(&mut caller);
                         let status = calls::$op(&mut memory $(, wasm_arg!($kind, $arg))*);
-                        memory.finish(status.raw())
+                        let answer = memory.finish(status.raw());
+                        super::wasm::host_call_leave(&caller, stringify!($name), entered);
+                        answer
                     },
                 )?;
             )*

@@ -131,6 +131,15 @@ impl Emulator {
         guest::fuel_by_export()
     }
 
+    /// [`guest_fuel`](Self::guest_fuel) by segment of guest code between host calls, since
+    /// the module was loaded: (from, to, times, fuel), sorted. `from` is an export's name
+    /// (its entry) or a host import's (its return), or `in` (inside a host call: the
+    /// guest's allocator); `to` is the next host import called, or `return`. A
+    /// deterministic profile: which stretch of a phase costs what. Empty unmetered.
+    pub fn guest_fuel_segments(&self) -> Vec<(String, String, u64, u64)> {
+        guest::fuel_segments()
+    }
+
     /// Which engine runs the module: `"native engine"` or `"wasm engine, <path>"`.
     pub fn engine(&self) -> String {
         guest::describe()

@@ -89,6 +89,18 @@ pub(crate) fn fuel_by_export() -> Vec<(String, u64, u64)> {
         .unwrap_or_default()
 }
 
+/// Fuel between host calls (see `wasm::fuel_segments`; empty natively or unmetered).
+pub(crate) fn fuel_segments() -> Vec<(String, String, u64, u64)> {
+    #[cfg(feature = "wasm-engine")]
+    {
+        super::wasm::fuel_segments()
+    }
+    #[cfg(not(feature = "wasm-engine"))]
+    {
+        Vec::new()
+    }
+}
+
 /// Which engine runs this thread's module, and for wasm its file.
 pub(crate) fn describe() -> String {
     MODULE

@@ -50,6 +50,84 @@ pub(crate) struct Guest {
     random: u64,
 }
 
+// ----- fuel between host calls (a deterministic profile) ----------------------------------
+
+/// With fuel metered: where the guest's fuel goes, by segment of an export's run between
+/// two host calls (`from>to`: from the export's entry or a host call's return to the next
+/// host call or the export's return), and inside host calls (`in:<import>`: the guest's
+/// allocator, called by the host). Steady-state per-request numbers come from
+/// `bench/guest-cost --by-segment`.
+#[derive(Default)]
+struct Segments {
+    /// Where the current segment started: its label and the fuel consumed by then.
+    mark: Option<(&'static str, u64)>,
+    /// (from, to) -> (count, fuel).
+    totals: HashMap<(&'static str, &'static str), (u64, u64)>,
+}
+
+thread_local! {
+    static SEGMENTS: std::cell::RefCell<Segments> = std::cell::RefCell::new(Segments::default());
+}
+
+fn consumed(caller: &Caller<'_, Guest>) -> Option<u64> {
+    if !fuel_metered() {
+        return None;
+    }
+    caller.get_fuel().ok().map(|left| u64::MAX - left)
+}
+
+fn segment_to(to: &'static str, fuel: u64) {
+    SEGMENTS.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((from, at)) = s.mark.take() {
+            let e = s.totals.entry((from, to)).or_default();
+            e.0 += 1;
+            e.1 += fuel.saturating_sub(at);
+        }
+    });
+}
+
+fn segment_from(from: &'static str, fuel: u64) {
+    SEGMENTS.with(|s| s.borrow_mut().mark = Some((from, fuel)));
+}
+
+/// A host function of the wasm linker starts: closes the guest's segment up to it.
+pub(crate) fn host_call_enter(caller: &Caller<'_, Guest>, name: &'static str) -> Option<u64> {
+    let fuel = consumed(caller)?;
+    segment_to(name, fuel);
+    Some(fuel)
+}
+
+/// A host function returns: what it ran of the guest (its allocator) counts as `in:`, and
+/// the guest's next segment starts from it.
+pub(crate) fn host_call_leave(
+    caller: &Caller<'_, Guest>,
+    name: &'static str,
+    entered: Option<u64>,
+) {
+    let (Some(start), Some(end)) = (entered, consumed(caller)) else {
+        return;
+    };
+    if end > start {
+        segment_from("in", start);
+        segment_to(name, end);
+    }
+    segment_from(name, end);
+}
+
+/// The segments so far: (from, to, count, fuel), sorted.
+pub(crate) fn fuel_segments() -> Vec<(String, String, u64, u64)> {
+    let mut v: Vec<(String, String, u64, u64)> = SEGMENTS.with(|s| {
+        s.borrow()
+            .totals
+            .iter()
+            .map(|((f, t), (n, fuel))| (f.to_string(), t.to_string(), *n, *fuel))
+            .collect()
+    });
+    v.sort();
+    v
+}
+
 /// The guest's linear memory, seen from inside a host function.
 pub(crate) struct GuestMemory<'a, 'b> {
     caller: &'a mut Caller<'b, Guest>,
@@ -262,6 +340,7 @@ impl WasmModule {
             })?;
         store.data_mut().memory = Some(memory);
         store.data_mut().allocate = Some(allocate);
+        SEGMENTS.with(|s| *s.borrow_mut() = Segments::default());
         let mut exports = HashMap::new();
         for export in module.exports() {
             if let Some(func) = instance.get_func(&mut store, export.name()) {
@@ -295,9 +374,13 @@ impl WasmModule {
             .collect();
         let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
         let before = self.fuel_consumed();
+        if let (Some(fuel), Some(label)) = (before, export_label(name)) {
+            segment_from(label, fuel);
+        }
         func.call(&mut self.store, &params, &mut results)
             .map_err(|e| format!("{e:?}"))?;
         if let (Some(before), Some(after)) = (before, self.fuel_consumed()) {
+            segment_to("return", after);
             let entry = self.fuel_by_export.entry(name.to_string()).or_default();
             entry.0 += 1;
             entry.1 += after - before;
@@ -337,6 +420,31 @@ impl WasmModule {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A `'static` label for export `name` (the segment table keeps labels, not strings).
+fn export_label(name: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "proxy_on_context_create",
+        "proxy_on_request_headers",
+        "proxy_on_request_body",
+        "proxy_on_response_headers",
+        "proxy_on_response_body",
+        "proxy_on_log",
+        "proxy_on_done",
+        "proxy_on_delete",
+        "proxy_on_new_connection",
+        "proxy_on_configure",
+        "proxy_on_tick",
+        "proxy_on_http_call_response",
+    ];
+    Some(
+        KNOWN
+            .iter()
+            .find(|k| **k == name)
+            .copied()
+            .unwrap_or("other export"),
+    )
 }
 
 // ----- WASI, as Envoy provides it -------------------------------------------------------------
