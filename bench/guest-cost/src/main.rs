@@ -22,17 +22,7 @@ struct Row {
     floor: Option<String>,
 }
 
-const REQUEST: &[(&str, &str)] = &[
-    (":authority", "localhost:10000"),
-    (":path", "/"),
-    (":method", "GET"),
-    (":scheme", "http"),
-    ("user-agent", "wrk"),
-    ("x-remove-me", "1"),
-    ("origin", "https://app.example.com"),
-    ("x-forwarded-proto", "http"),
-    ("x-request-id", "0b0c7f2e-5a48-4d1e-9d4e-3c2b1a0f9e8d"),
-];
+include!("../../request.rs");
 
 const RESPONSE: &[(&str, &str)] = &[
     (":status", "200"),

@@ -20,17 +20,7 @@ use std::time::Instant;
 
 const RBAC: &str = include_str!("../../../filters/opa-policy/examples/rbac-10.json");
 
-const REQUEST: &[(&str, &str)] = &[
-    (":authority", "localhost:10000"),
-    (":path", "/"),
-    (":method", "GET"),
-    (":scheme", "http"),
-    ("user-agent", "wrk"),
-    ("x-remove-me", "1"),
-    ("origin", "https://app.example.com"),
-    ("x-forwarded-proto", "http"),
-    ("x-request-id", "0b0c7f2e-5a48-4d1e-9d4e-3c2b1a0f9e8d"),
-];
+include!("../../request.rs");
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
