@@ -37,6 +37,22 @@ pub fn repo_root() -> PathBuf {
     here.parent().map(PathBuf::from).unwrap_or(here)
 }
 
+/// `xtask build [NAME...]`: the `.wasm` files and the `.so` files side by side. Each half is a
+/// sequence of single-crate cargo invocations (one per filter, so that features never unify
+/// across filters) on its own target dir, and each invocation ends in a single-threaded
+/// fat-LTO link: run one after the other, a core sat idle for most of a clean build.
+fn build(names: &[String]) -> Result<(), String> {
+    wasm_build::check_names(names)?;
+    std::thread::scope(|s| {
+        let native = s.spawn(|| native_build::build(names));
+        let wasm = wasm_build::build(names);
+        let native = native
+            .join()
+            .unwrap_or_else(|_| Err("the dynamic-module build thread panicked".into()));
+        wasm.and(native)
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = match args.split_first() {
@@ -44,7 +60,7 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match cmd {
-        "build" => wasm_build::build(rest).and_then(|()| native_build::build(rest)),
+        "build" => build(rest),
         "native-configs" => native_configs::run(rest),
         "new-filter" => new_filter::run(rest),
         "new-filter-check" => new_filter::check(rest),

@@ -197,15 +197,20 @@ pub fn build_module(package: &str, manifest: &Path, dest: &Path) -> Result<u64, 
     Ok(fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
 }
 
+/// Fails naming the first of `names` that is not a directory under `filters/`.
+pub fn check_names(names: &[String]) -> Result<(), String> {
+    let crates = filter_crates()?;
+    match names.iter().find(|n| !crates.iter().any(|c| &c.dir == *n)) {
+        Some(n) => Err(format!("no filter named {n:?} under filters/")),
+        None => Ok(()),
+    }
+}
+
 /// `xtask build [NAME...]`.
 pub fn build(names: &[String]) -> Result<(), String> {
+    check_names(names)?;
     let mut crates = filter_crates()?;
     if !names.is_empty() {
-        for n in names {
-            if !crates.iter().any(|c| &c.dir == n) {
-                return Err(format!("no filter named {n:?} under filters/"));
-            }
-        }
         crates.retain(|c| names.contains(&c.dir));
     }
     let dist = repo_root().join("dist");
