@@ -45,15 +45,16 @@ test-integration: build
 
 # The second clippy: the dynamic-module host (sdk-ext/src/dynamic_module/shim.rs) is compiled
 # only without the emulator (`testing`), which --all-features turns on. Then: the checked-in
-# envoy-configs/native/ match their wasm configs (xtask native-configs), and every filter
-# crate's own test build shares the workspace's wasmtime build (scripts/wasmtime-variants.py:
-# cargo's unit graph, nothing compiled), so `test-each` compiles wasmtime no more.
+# envoy-configs/native/ match their wasm configs (xtask native-configs), and every crate's
+# own test build shares the workspace's builds of wasmtime, jsonschema and regorus
+# (scripts/test-dep-variants.py: cargo's unit graph, nothing compiled), so `test-each`
+# compiles none of them again.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-features --all-targets -q -- -D warnings
 	$(CARGO) clippy -p sdk-ext --features dynamic-module,regex --lib -q -- -D warnings
 	@$(XTASK) native-configs --check
-	@python3 scripts/wasmtime-variants.py
+	@python3 scripts/test-dep-variants.py
 
 run: build
 	@LISTEN=$(LISTEN) NATIVE=$(NATIVE) bash scripts/run-demo.sh

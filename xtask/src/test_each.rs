@@ -7,7 +7,9 @@
 //! `cargo test -p <filter>`. Here each crate is built with its own features only
 //! (`--all-features` of a single package enables that package's features, nothing of its
 //! neighbours'); unit, integration and doc tests all run. sdk-ext runs with its test features
-//! (`testing`, `schema-validate`) and also without its default features.
+//! (`testing`, `schema-validate`, `wasm-engine`: with all three its heavy test dependencies
+//! resolve as in the workspace, see scripts/test-dep-variants.py) and, in `make test`, also
+//! without its default features.
 
 use crate::wasm_build::filter_crates;
 use std::process::Command;
@@ -40,9 +42,14 @@ fn plan() -> Result<Vec<(String, Vec<String>)>, String> {
     }
     runs.push((
         "sdk-ext (test features)".into(),
-        ["-p", "sdk-ext", "--features", "testing,schema-validate"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "-p",
+            "sdk-ext",
+            "--features",
+            "testing,schema-validate,wasm-engine",
+        ]
+        .map(String::from)
+        .to_vec(),
     ));
     Ok(runs)
 }
