@@ -119,6 +119,18 @@ impl Policy {
                     ),
                 ));
             }
+            if let Some((line, found, instead)) = regex_needing_unicode(&m.rego) {
+                return Err(ConfigError::new(
+                    format!("modules[{i}].rego"),
+                    format!(
+                        "{}:{line}: `{found}` in a string of a module that calls regex.*: this \
+                         build's regex has no Unicode tables and cannot compile it (the call \
+                         would be undefined, so a rule using it would never match); write \
+                         {instead}, which is what OPA's RE2 means by it",
+                        m.name
+                    ),
+                ));
+            }
             engine
                 .add_policy(m.name.clone(), m.rego.clone())
                 .map_err(|e| ConfigError::new(format!("modules[{i}].rego"), rego_error(&e)))?;
@@ -399,6 +411,111 @@ fn too_deep(rego: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// The regex escapes the shipped module's `regex` crate refuses (it is linked without Unicode
+/// tables, which its Perl classes need), each with OPA's meaning written out: Go's RE2
+/// classes are ASCII-only.
+const PERL_CLASSES: &[(char, &str)] = &[
+    ('d', "`[0-9]`"),
+    ('D', "`[^0-9]`"),
+    ('w', "`[0-9A-Za-z_]`"),
+    ('W', "`[^0-9A-Za-z_]`"),
+    ('s', "`[\\t\\n\\f\\r ]`"),
+    ('S', "`[^\\t\\n\\f\\r ]`"),
+    ('b', "the boundary with explicit classes or anchors"),
+    ('B', "the boundary with explicit classes or anchors"),
+    ('p', "an explicit class"),
+    ('P', "an explicit class"),
+];
+
+/// In a module that mentions `regex.`, the first string literal (raw or quoted, decoded)
+/// holding a construct the regex crate cannot compile without Unicode tables: a Perl class
+/// (`\d`, `\w`, `\s`, `\b`, `\p{..}` and their negations) or the case-insensitive flag
+/// (`(?i)`). Answers its line, the construct and what to write instead. A pattern built at
+/// run time (from `input` or `data`) is not seen here; it makes the call undefined.
+fn regex_needing_unicode(rego: &str) -> Option<(usize, String, &'static str)> {
+    if !rego.contains("regex.") {
+        return None;
+    }
+    let (mut line, mut chars) = (1usize, rego.chars());
+    while let Some(c) = chars.next() {
+        let (start, mut text) = (line, String::new());
+        match c {
+            '\n' => line += 1,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        // `\\` is one backslash of the pattern; other escapes are not ours.
+                        '\\' => match chars.next() {
+                            Some('\\') => text.push('\\'),
+                            Some(_) | None => text.push(' '),
+                        },
+                        '"' => break,
+                        '\n' => {
+                            line += 1;
+                            break;
+                        }
+                        c => text.push(c),
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    match c {
+                        '`' => break,
+                        '\n' => {
+                            line += 1;
+                            text.push(c);
+                        }
+                        c => text.push(c),
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some((found, instead)) = needs_unicode(&text) {
+            return Some((start, found, instead));
+        }
+    }
+    None
+}
+
+/// The first construct of `pattern` that needs Unicode tables, and what to write instead.
+fn needs_unicode(pattern: &str) -> Option<(String, &'static str)> {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else { break };
+                if let Some((_, instead)) = PERL_CLASSES.iter().find(|(k, _)| *k == e) {
+                    return Some((format!("\\{e}"), instead));
+                }
+            }
+            '(' if chars.peek() == Some(&'?') => {
+                let _ = chars.next();
+                // Flags (`(?im)`, `(?i:..)`; not `(?-i)`, `(?P<id>..)`): an `i` among the
+                // flags before any `-` turns case folding on.
+                for f in chars.by_ref() {
+                    match f {
+                        'i' => return Some(("(?i)".into(), "both cases, e.g. `[Gg][Ee][Tt]`")),
+                        'm' | 's' | 'u' | 'x' | 'U' => {}
+                        _ => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn timer(limit: Duration) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit,
@@ -599,6 +716,49 @@ mod tests {
         let e = policy("package x\nallow := 1\n", "data.x.nope").unwrap_err();
         assert_eq!(e.field, "query");
         assert!(e.reason.contains("not a rule"), "{}", e.reason);
+    }
+
+    #[test]
+    fn regex_constructs_this_build_cannot_compile_are_refused_naming_the_line() {
+        let refused = |rego: &str| policy(rego, "data.x.allow").unwrap_err();
+        let e = refused("package x\n\nallow if {\n  regex.match(`^v\\d+$`, input.v)\n}\n");
+        assert_eq!(e.field, "modules[0].rego");
+        assert!(
+            e.reason.starts_with("authz.rego:4: `\\d` in a string") && e.reason.contains("`[0-9]`"),
+            "{}",
+            e.reason
+        );
+        // In a quoted string the pattern's backslash is written `\\`.
+        let e = refused("package x\np := \"^\\\\w+$\"\nallow if regex.match(p, input.v)\n");
+        assert!(e.reason.starts_with("authz.rego:2: `\\w`"), "{}", e.reason);
+        let e = refused("package x\nallow if regex.match(`(?i)^get$`, input.m)\n");
+        assert!(e.reason.contains("`(?i)`"), "{}", e.reason);
+        let e = refused("package x\nallow if regex.match(`(?mi:a)`, input.m)\n");
+        assert!(e.reason.contains("`(?i)`"), "{}", e.reason);
+        for class in [
+            "\\s",
+            "\\S",
+            "\\D",
+            "\\W",
+            "\\b",
+            "\\B",
+            "\\pL",
+            "\\p{Greek}",
+            "\\P{L}",
+        ] {
+            let e = refused(&format!(
+                "package x\nallow if regex.match(`a{class}`, input.m)\n"
+            ));
+            assert!(e.reason.contains("in a string"), "{class}: {}", e.reason);
+        }
+        // What the regex crate compiles without tables, and what is not a regex, loads.
+        for ok in [
+            "package x\nallow if regex.match(`^[0-9]+(?m:$)\\.\\x{e9}(?-i:a)(?P<id>x)`, input.v)\n",
+            "package x\n# regex.match(`\\d`) in a comment\nallow if input.v == \"\\n\\t\\\"\"\n",
+            "package x\nallow if startswith(`\\d`, input.v)\n",
+        ] {
+            assert!(policy(ok, "data.x.allow").is_ok(), "{ok}");
+        }
     }
 
     #[test]

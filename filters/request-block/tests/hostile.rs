@@ -21,6 +21,7 @@ fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
     hostile_half(1);
 }
 
+#[allow(clippy::unwrap_used)] // a test body, as the two #[test]s above
 fn hostile_half(half: u64) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
