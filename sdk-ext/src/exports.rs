@@ -441,8 +441,12 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
         .min();
     if let Some(period) = period {
         if let Err(status) = host::set_tick_period(period) {
+            // Seconds and milliseconds as integers: `Duration`'s `Debug` is ~2 KB of
+            // `.wasm` in every filter.
             log_error(&format!(
-                "cannot set tick period {period:?}: host answered {status:?}"
+                "cannot set tick period {}.{:03}s: host answered {status:?}",
+                period.as_secs(),
+                period.subsec_millis()
             ));
             return 0;
         }
@@ -547,10 +551,16 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
         each_plugin::<P>(context, |p| p.on_http_call_response(token, body_size));
         return;
     }
-    let handled = with_filter_of::<Http<H>, _>(context, false, |w, p| {
-        w.0.on_http_call_response(p, &mut HttpHost::new(), token, body_size);
-    });
-    if handled.is_none() {
+    // A filter type without the phase has nothing to run: its delivery code (the table
+    // lookup, the downcast) is left out of the module (1-2 KB in filters without callouts).
+    let handled = if H::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
+        with_filter_of::<Http<H>, _>(context, false, |w, p| {
+            w.0.on_http_call_response(p, &mut HttpHost::new(), token, body_size);
+        })
+    } else {
+        None
+    };
+    if handled.is_none() && N::PHASES.has(Phases::HTTP_CALL_RESPONSE) {
         let _ = with_filter_of::<Net<N>, _>(context, false, |w, p| {
             w.0.on_http_call_response(p, &mut NetworkHost::new(), token, body_size);
         });
