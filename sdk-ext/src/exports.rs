@@ -288,8 +288,15 @@ struct Instances {
 }
 
 impl Instances {
-    fn all(&self) -> impl Iterator<Item = &Rc<dyn Any>> {
-        self.global.iter().chain(self.rules.iter().map(|(_, p)| p))
+    /// Calls `f` on every instance, the global one first. One non-generic loop (an
+    /// iterator chain was an adapter stack per caller in the module).
+    fn each(&self, f: &mut dyn FnMut(&dyn Any)) {
+        if let Some(g) = &self.global {
+            f(&**g);
+        }
+        for (_, p) in &self.rules {
+            f(&**p);
+        }
     }
 
     /// The instance for a request: the first rule that matches it, else the global one.
@@ -355,11 +362,11 @@ fn root_instances(root: u32) -> Option<Rc<Instances>> {
 /// Runs `f` on every plugin instance of `root`.
 fn each_plugin<P: Plugin>(root: u32, f: impl Fn(&P)) {
     if let Some(instances) = root_instances(root) {
-        for p in instances.all() {
-            if let Some(p) = (**p).downcast_ref::<P>() {
+        instances.each(&mut |p| {
+            if let Some(p) = p.downcast_ref::<P>() {
                 f(p);
             }
-        }
+        });
     }
 }
 
@@ -435,10 +442,12 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
             return 0;
         }
     };
-    let period = instances
-        .all()
-        .filter_map(|p| (**p).downcast_ref::<P>().and_then(P::tick_period))
-        .min();
+    let mut period: Option<std::time::Duration> = None;
+    instances.each(&mut |p| {
+        if let Some(t) = p.downcast_ref::<P>().and_then(P::tick_period) {
+            period = Some(period.map_or(t, |min| min.min(t)));
+        }
+    });
     if let Some(period) = period {
         if let Err(status) = host::set_tick_period(period) {
             // Seconds and milliseconds as integers: `Duration`'s `Debug` is ~2 KB of
@@ -462,11 +471,11 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
         )
     });
     log::info!("configured");
-    for p in instances.all() {
-        if let Some(p) = (**p).downcast_ref::<P>() {
+    instances.each(&mut |p| {
+        if let Some(p) = p.downcast_ref::<P>() {
             p.on_start();
         }
-    }
+    });
     1
 }
 

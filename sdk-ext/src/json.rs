@@ -467,7 +467,10 @@ impl Reader<'_> {
 
 /// A key present twice (sorting: O(n log n) however large a hostile object is).
 fn duplicate_key(members: &[(String, Value)]) -> Option<&str> {
-    let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    let mut keys: Vec<&str> = Vec::with_capacity(members.len());
+    for (k, _) in members {
+        keys.push(k.as_str());
+    }
     keys.sort_unstable();
     keys.windows(2).find_map(|w| match w {
         [a, b] if a == b => Some(*a),
