@@ -1312,6 +1312,9 @@ impl FromJson for f64 {
 }
 
 impl<T: FromJson> FromJson for Option<T> {
+    // Inlined into the field slot's reader (its only caller for most types): one function
+    // per optional field type instead of two.
+    #[inline]
     fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
         match value {
             Value::Null => Ok(None),
