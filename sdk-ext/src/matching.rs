@@ -209,12 +209,15 @@ impl crate::json::FromJson for Int64 {
         use crate::json::{Error, Value};
         const EXPECTED: &str = "an int64 (a number or a decimal string)";
         match value {
-            Value::String(v) => v.parse().map(Int64).map_err(|_| {
-                Error::located(
-                    at,
-                    format_args!("{} is not an int64", crate::json::Quoted(v)),
-                )
-            }),
+            Value::String(v) => crate::json::parse_decimal(v)
+                .and_then(|(neg, n)| crate::json::parse_signed(neg, n))
+                .map(Int64)
+                .ok_or_else(|| {
+                    Error::located(
+                        at,
+                        format_args!("{} is not an int64", crate::json::Quoted(v)),
+                    )
+                }),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),
                 crate::json::Integer::Unsigned(n) => i64::try_from(n)
