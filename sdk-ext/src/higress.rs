@@ -180,8 +180,11 @@ fn domain(pattern: String) -> Domain {
 }
 
 fn service(name: String) -> (String, Option<String>) {
-    match name.rsplit_once(':') {
-        Some((fqdn, port)) => (fqdn.to_string(), Some(port.to_string())),
+    match name.bytes().rposition(|b| b == b':') {
+        Some(i) => (
+            name.get(..i).unwrap_or_default().to_string(),
+            Some(name.get(i + 1..).unwrap_or_default().to_string()),
+        ),
         None => (name, None),
     }
 }

@@ -967,7 +967,7 @@ impl RequestMatcher {
             } else {
                 HostPattern::Exact(h.as_bytes().to_vec())
             };
-            if h.is_empty() || h.matches('*').count() > 1 {
+            if h.is_empty() || h.bytes().filter(|&b| b == b'*').count() > 1 {
                 return Err(ConfigError::new(
                     at,
                     "must be a host name with at most one leading or trailing '*'",

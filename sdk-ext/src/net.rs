@@ -231,8 +231,12 @@ pub struct Cidr {
 impl Cidr {
     /// Parses `addr/len` or a bare address; the reason on failure is for a config error.
     pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, len) = match text.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
+        // A byte search, not `split_once('/')` (str's char searcher, ~0.4 KB of the module).
+        let (addr, len) = match text.bytes().position(|b| b == b'/') {
+            Some(i) => (
+                text.get(..i).unwrap_or_default(),
+                Some(text.get(i + 1..).unwrap_or_default()),
+            ),
             None => (text, None),
         };
         let Some(std) = (addr.len() <= MAX_ADDRESS_LEN)
