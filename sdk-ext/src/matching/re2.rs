@@ -97,9 +97,12 @@ const MAX_REPEAT: u32 = 1000;
 /// Deeper nesting of groups is refused (RE2's parser limits nesting to 1000 as well).
 const MAX_DEPTH: usize = 1000;
 
+/// A class name and its byte ranges.
+type NamedClass = (&'static [u8], &'static [(u8, u8)]);
+
 /// The named classes (`\d`, `[:alpha:]`), as RE2 defines them (ASCII only): a table, not
 /// a `match` on byte strings (which compiled to a comparison chain of ~1 KB).
-const NAMED_CLASSES: &[(&[u8], &[(u8, u8)])] = &[
+const NAMED_CLASSES: &[NamedClass] = &[
     (b"alnum", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]),
     (b"alpha", &[(b'A', b'Z'), (b'a', b'z')]),
     (b"ascii", &[(0, 0x7F)]),
