@@ -80,7 +80,7 @@ fn located(e: crate::json::Error) -> ConfigError {
     let missing = e
         .reason
         .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next())
+        .and_then(|r| r.get(..r.bytes().position(|b| b == b'`').unwrap_or(r.len())))
         .map(|f| join_path(&e.path, f));
     ConfigError::new(missing.unwrap_or(e.path), e.reason)
 }

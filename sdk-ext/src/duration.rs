@@ -77,7 +77,14 @@ impl ProtoDuration {
             )
         };
         let number = text.strip_suffix('s').ok_or_else(bad)?;
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        // A byte search, not `split_once('.')` (str's char searcher, ~0.4 KB of the module).
+        let (whole, fraction) = match number.bytes().position(|b| b == b'.') {
+            Some(i) => (
+                number.get(..i).unwrap_or_default(),
+                number.get(i + 1..).unwrap_or_default(),
+            ),
+            None => (number, ""),
+        };
         if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }

@@ -121,8 +121,21 @@ fn rule(item: Value, at: &str) -> Result<(RuleMatch, Vec<u8>), ConfigError> {
         matcher = Some(match key.as_str() {
             "_match_route_" => RuleMatch::Routes(names),
             "_match_route_prefix_" => RuleMatch::RoutePrefixes(names),
-            "_match_domain_" => RuleMatch::Domains(names.into_iter().map(domain).collect()),
-            _ => RuleMatch::Services(names.into_iter().map(service).collect()),
+            // Loops, not `map(..).collect()` (an adapter stack each in the module).
+            "_match_domain_" => {
+                let mut domains = Vec::with_capacity(names.len());
+                for n in names {
+                    domains.push(domain(n));
+                }
+                RuleMatch::Domains(domains)
+            }
+            _ => {
+                let mut services = Vec::with_capacity(names.len());
+                for n in names {
+                    services.push(service(n));
+                }
+                RuleMatch::Services(services)
+            }
         });
     }
     let matcher = matcher.ok_or_else(|| {
@@ -167,8 +180,11 @@ fn domain(pattern: String) -> Domain {
 }
 
 fn service(name: String) -> (String, Option<String>) {
-    match name.rsplit_once(':') {
-        Some((fqdn, port)) => (fqdn.to_string(), Some(port.to_string())),
+    match name.bytes().rposition(|b| b == b':') {
+        Some(i) => (
+            name.get(..i).unwrap_or_default().to_string(),
+            Some(name.get(i + 1..).unwrap_or_default().to_string()),
+        ),
         None => (name, None),
     }
 }
@@ -199,13 +215,19 @@ impl RuleMatch {
                     return false;
                 };
                 // Higress/Istio cluster names: `outbound|<port>|<subset>|<fqdn>`.
-                let parts: Vec<&[u8]> = cluster.split(|&b| b == b'|').collect();
-                let (Some(port), Some(fqdn), 4) = (parts.get(1), parts.get(3), parts.len()) else {
+                let mut parts = cluster.split(|&b| b == b'|');
+                let (Some(_), Some(port), Some(_), Some(fqdn), None) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
                     return false;
                 };
                 services.iter().any(|(name, want_port)| {
-                    name.as_bytes() == *fqdn
-                        && want_port.as_ref().is_none_or(|p| p.as_bytes() == *port)
+                    name.as_bytes() == fqdn
+                        && want_port.as_ref().is_none_or(|p| p.as_bytes() == port)
                 })
             }
         }

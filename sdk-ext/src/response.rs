@@ -56,16 +56,15 @@ impl LocalResponse {
         crate::json::write_string(&mut body, message);
         body.push('}');
         let body = body.into_bytes();
-        let details = details
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        // A loop over bytes pushed as bytes (all ASCII), not chars mapped and collected.
+        let mut safe = Vec::with_capacity(details.len());
+        for c in details.chars() {
+            safe.push(match u8::try_from(c) {
+                Ok(b) if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') => b,
+                _ => b'_',
+            });
+        }
+        let details = String::from_utf8(safe).unwrap_or_default();
         Self {
             status,
             details,
@@ -126,7 +125,9 @@ impl LocalResponse {
         if !self.body.is_empty() {
             headers.push(("content-type", &self.content_type));
         }
-        headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+        for (n, v) in &self.headers {
+            headers.push((n.as_str(), v.as_slice()));
+        }
         headers.extend_from_slice(extra);
         if let Some(c) = &self.counter {
             c.inc();

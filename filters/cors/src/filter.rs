@@ -75,8 +75,10 @@ impl HttpFilter for Stream {
                     shared.origin_valid.inc();
                 }
                 headers.push(("vary", b"origin".to_vec()));
-                let extra: Vec<(&str, &[u8])> =
-                    headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+                let mut extra: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len());
+                for (n, v) in &headers {
+                    extra.push((*n, v.as_slice()));
+                }
                 host.respond_with(&shared.preflight, &extra)
             }
             Decision::Reject => {

@@ -117,15 +117,13 @@ pub const MAX_RULES: usize = 256;
 pub const MAX_TRUSTED_HOPS: u32 = 64;
 
 fn table(list: &[String], field: &str) -> Result<CidrTable<()>, ConfigError> {
-    let entries = list
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            Cidr::parse(s)
-                .map(|c| (c, ()))
-                .map_err(|r| ConfigError::new(format!("{field}[{i}]"), r))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut entries = Vec::with_capacity(list.len());
+    for (i, s) in list.iter().enumerate() {
+        match Cidr::parse(s) {
+            Ok(c) => entries.push((c, ())),
+            Err(r) => return Err(ConfigError::new(format!("{field}[{i}]"), r)),
+        }
+    }
     Ok(CidrTable::new(entries))
 }
 

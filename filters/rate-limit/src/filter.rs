@@ -85,11 +85,10 @@ impl Plugin for Shared {
         let sp = config.stat_prefix.clone();
         let base = format!("rate-limit/{sp}/{:016x}/", config_hash(bytes));
         let m = |name: &str| Counter::new(&format!("rate_limit.{sp}.{name}"));
-        let buckets = config
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
+        // Loops, not iterator adapters (each adapter stack is its own code in the module).
+        let mut buckets = Vec::with_capacity(config.buckets.len());
+        for (i, b) in config.buckets.iter().enumerate() {
+            buckets.push({
                 let policy = headers::policy(&b.name, &b.bucket);
                 let mut response =
                     LocalResponse::new(config.status, "local_rate_limited", "rate limit exceeded")
@@ -105,8 +104,8 @@ impl Plugin for Shared {
                     response,
                     policy,
                 }
-            })
-            .collect::<Vec<_>>();
+            });
+        }
         let concurrent = config.connections.as_ref().and_then(|c| {
             c.concurrent.map(|_| {
                 (
@@ -127,15 +126,17 @@ impl Plugin for Shared {
         };
         // Slots are created here, before any request can race to create them (see store.rs).
         let mut store = HostStore;
-        let tables = buckets
-            .iter()
-            .map(|b| &b.table)
-            .chain(concurrent.as_ref().map(|c| &c.0));
-        for t in tables {
+        let mut create = |t: &Table| {
             if let Err(status) = t.create(&mut store) {
                 log::warn!("creating shared-data slots: host answered {status:?}");
                 metrics.errors.inc();
             }
+        };
+        for b in &buckets {
+            create(&b.table);
+        }
+        if let Some(c) = &concurrent {
+            create(&c.0);
         }
         Ok(Self {
             config,

@@ -97,31 +97,46 @@ const MAX_REPEAT: u32 = 1000;
 /// Deeper nesting of groups is refused (RE2's parser limits nesting to 1000 as well).
 const MAX_DEPTH: usize = 1000;
 
-/// A named class (`\d`, `[:alpha:]`), as RE2 defines them (ASCII only).
+/// A class name and its byte ranges.
+type NamedClass = (&'static [u8], &'static [(u8, u8)]);
+
+/// The named classes (`\d`, `[:alpha:]`), as RE2 defines them (ASCII only): a table, not
+/// a `match` on byte strings (which compiled to a comparison chain of ~1 KB).
+const NAMED_CLASSES: &[NamedClass] = &[
+    (b"alnum", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]),
+    (b"alpha", &[(b'A', b'Z'), (b'a', b'z')]),
+    (b"ascii", &[(0, 0x7F)]),
+    (b"blank", &[(b'\t', b'\t'), (b' ', b' ')]),
+    (b"cntrl", &[(0, 0x1F), (0x7F, 0x7F)]),
+    (b"digit", &[(b'0', b'9')]),
+    (b"graph", &[(b'!', b'~')]),
+    (b"lower", &[(b'a', b'z')]),
+    (b"print", &[(b' ', b'~')]),
+    (
+        b"punct",
+        &[(b'!', b'/'), (b':', b'@'), (b'[', b'`'), (b'{', b'~')],
+    ),
+    (b"space", &[(b'\t', b'\r'), (b' ', b' ')]),
+    (b"upper", &[(b'A', b'Z')]),
+    (
+        b"word",
+        &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z'), (b'_', b'_')],
+    ),
+    (b"xdigit", &[(b'0', b'9'), (b'A', b'F'), (b'a', b'f')]),
+    // Perl classes: note RE2's \s has no \v.
+    (b"\\d", &[(b'0', b'9')]),
+    (b"\\s", &[(b'\t', b'\n'), (0x0C, b'\r'), (b' ', b' ')]),
+    (
+        b"\\w",
+        &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z'), (b'_', b'_')],
+    ),
+];
+
+/// A named class by name (`alpha`, `\d`).
 fn named_class(name: &[u8]) -> Option<Set> {
+    let (_, ranges) = NAMED_CLASSES.iter().find(|(n, _)| *n == name)?;
     let mut s = Set::default();
-    let ranges: &[(u8, u8)] = match name {
-        b"alnum" => &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')],
-        b"alpha" => &[(b'A', b'Z'), (b'a', b'z')],
-        b"ascii" => &[(0, 0x7F)],
-        b"blank" => &[(b'\t', b'\t'), (b' ', b' ')],
-        b"cntrl" => &[(0, 0x1F), (0x7F, 0x7F)],
-        b"digit" => &[(b'0', b'9')],
-        b"graph" => &[(b'!', b'~')],
-        b"lower" => &[(b'a', b'z')],
-        b"print" => &[(b' ', b'~')],
-        b"punct" => &[(b'!', b'/'), (b':', b'@'), (b'[', b'`'), (b'{', b'~')],
-        b"space" => &[(b'\t', b'\r'), (b' ', b' ')],
-        b"upper" => &[(b'A', b'Z')],
-        b"word" => &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z'), (b'_', b'_')],
-        b"xdigit" => &[(b'0', b'9'), (b'A', b'F'), (b'a', b'f')],
-        // Perl classes: note RE2's \s has no \v.
-        b"\\d" => &[(b'0', b'9')],
-        b"\\s" => &[(b'\t', b'\n'), (0x0C, b'\r'), (b' ', b' ')],
-        b"\\w" => &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z'), (b'_', b'_')],
-        _ => return None,
-    };
-    for &(lo, hi) in ranges {
+    for &(lo, hi) in *ranges {
         s.add_range(lo, hi);
     }
     Some(s)

@@ -10,7 +10,6 @@
 //! is full it is emptied and rebuilt from the current state, as RE2's DFA does.
 
 use super::prog::{is_word, Inst, Look, Prog};
-use std::collections::BTreeMap;
 
 /// An edge not built yet.
 const UNKNOWN: u32 = u32::MAX;
@@ -33,7 +32,8 @@ const CACHE_BYTES: usize = 256 * 1024;
 pub(crate) struct Cache {
     /// Each state's key: context, then its sorted program counters.
     keys: Vec<Box<[u32]>>,
-    ids: BTreeMap<Box<[u32]>, u32>,
+    /// The state ids sorted by key, for lookups (a `BTreeMap` cost ~5 KB of `.wasm`).
+    order: Vec<u32>,
     /// `state * nclasses + class` → next state (or a sentinel).
     edges: Vec<u32>,
     bytes: usize,
@@ -186,23 +186,28 @@ impl Prog {
 impl Cache {
     /// The state of `key`, added if new (emptying the cache first when it is full).
     fn intern(&mut self, key: &[u32], nclasses: usize) -> u32 {
-        if let Some(id) = self.ids.get(key) {
-            return *id;
-        }
+        let keys = &self.keys;
+        let mut at = match self
+            .order
+            .binary_search_by(|&i| keys.get(i as usize).map_or(&[][..], |k| &k[..]).cmp(key))
+        {
+            Ok(pos) => return self.order.get(pos).copied().unwrap_or(0),
+            Err(pos) => pos,
+        };
         let cost = key.len() * 8 + nclasses * 4 + 64;
         if self.bytes + cost > CACHE_BYTES && !self.keys.is_empty() {
             self.keys.clear();
-            self.ids.clear();
+            self.order.clear();
             self.edges.clear();
             self.bytes = 0;
             self.start = None;
             self.clears = self.clears.wrapping_add(1);
+            at = 0;
         }
         self.bytes += cost;
         let id = u32::try_from(self.keys.len()).unwrap_or(0);
-        let key: Box<[u32]> = key.into();
-        self.keys.push(key.clone());
-        self.ids.insert(key, id);
+        self.keys.push(key.into());
+        self.order.insert(at, id);
         self.edges.resize(self.edges.len() + nclasses, UNKNOWN);
         id
     }
