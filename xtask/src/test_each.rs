@@ -20,6 +20,7 @@ use std::time::Instant;
 /// filter (never unified), through the same emulator, so feature unification in the test
 /// build cannot change its outcome, and `cargo test --workspace` has run it already. It was a
 /// few minutes of `make test`.
+/// The prefix of the two tests `sdk_ext::hostile_tests!` writes (`--skip` takes substrings).
 const HOSTILE_RUN: &str = "hostile_traffic_never_traps_and_memory_stays_bounded";
 
 /// The cargo test invocations: (label, arguments after `cargo test`).

@@ -9,20 +9,10 @@ use sdk_ext::testing::Module;
 
 static MODULE: Module = Module::new(&cors::EXPORTS, "dist/cors.wasm");
 
-// Two halves with different seeds, side by side (libtest runs them on two threads): the same
-// number of requests in half the wall time.
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
-    hostile_half(0);
-}
+sdk_ext::hostile_tests!(hostile_half);
 
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
-    hostile_half(1);
-}
-
-#[allow(clippy::unwrap_used)] // a test body, as the two #[test]s above
-fn hostile_half(half: u64) {
+#[allow(clippy::unwrap_used)] // the body of the two #[test]s above
+fn hostile_half(half: hostile::Half) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
     };
@@ -30,8 +20,8 @@ fn hostile_half(half: u64) {
     emu.start(include_str!("../examples/spa-api.json")).unwrap();
     let run = hostile::run(
         &mut emu,
-        4 + 100 * half,
-        hostile::requests() / 2,
+        half.seed(4),
+        half.requests(),
         hostile::varied_client,
     );
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));

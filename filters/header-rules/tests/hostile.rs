@@ -8,40 +8,25 @@ use sdk_ext::testing::Module;
 
 static MODULE: Module = Module::new(&header_rules::EXPORTS, "dist/header-rules.wasm");
 
-// Two halves with different seeds, side by side (libtest runs them on two threads): the same
-// number of requests in half the wall time.
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
-    hostile_half(0);
-}
+sdk_ext::hostile_tests!(hostile_half);
 
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
-    hostile_half(1);
-}
-
-#[allow(clippy::unwrap_used)] // a test body, as the two #[test]s above
-fn hostile_half(half: u64) {
+#[allow(clippy::unwrap_used)] // the body of the two #[test]s above
+fn hostile_half(half: hostile::Half) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(include_str!("../examples/api-gateway.json"))
         .unwrap();
-    let run = hostile::run(
-        &mut emu,
-        2 + 100 * half,
-        hostile::requests() / 2,
-        |g, _, _| {
-            let mut r = g.request();
-            if g.one_in(3) {
-                // What the example's templates copy: %REQ(x-request-id)%, the client address.
-                let id = g.bytes(256);
-                r.header("x-request-id", id);
-            }
-            r
-        },
-    );
+    let run = hostile::run(&mut emu, half.seed(2), half.requests(), |g, _, _| {
+        let mut r = g.request();
+        if g.one_in(3) {
+            // What the example's templates copy: %REQ(x-request-id)%, the client address.
+            let id = g.bytes(256);
+            r.header("x-request-id", id);
+        }
+        r
+    });
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: 500 when a `remove` fails (fail closed); otherwise the request goes on.
     assert_eq!(run.undocumented(&[500]), Vec::<u32>::new(), "{run:?}");

@@ -114,51 +114,36 @@ fn config() -> String {
     .to_string()
 }
 
-// Two halves with different seeds, side by side (libtest runs them on two threads): the same
-// number of requests in half the wall time.
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
-    hostile_half(0);
-}
+sdk_ext::hostile_tests!(hostile_half);
 
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
-    hostile_half(1);
-}
-
-fn hostile_half(half: u64) {
+fn hostile_half(half: hostile::Half) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(config()).unwrap();
     let key = hmac_key();
-    let run = hostile::run(
-        &mut emu,
-        3 + 100 * half,
-        hostile::requests() / 2,
-        |g, n, _| {
-            let mut r: Request = g.request();
-            let token = if n % 5 == 0 {
-                // Distinct valid tokens: every one verifies and goes into the bounded cache.
-                valid_token(n as u64, &key).into_bytes()
-            } else {
-                hostile_token(g, &key)
-            };
-            match g.below(4) {
-                0 => r.header("authorization", [b"Bearer ".as_slice(), &token].concat()),
-                1 => r.header("authorization", token),
-                2 => {
-                    let mut path = b"/api/x?access_token=".to_vec();
-                    path.extend_from_slice(&token);
-                    r.headers.retain(|(name, _)| name != ":path");
-                    r.header(":path", path);
-                }
-                _ => r.header("x-jwt-payload", token),
+    let run = hostile::run(&mut emu, half.seed(3), half.requests(), |g, n, _| {
+        let mut r: Request = g.request();
+        let token = if n % 5 == 0 {
+            // Distinct valid tokens: every one verifies and goes into the bounded cache.
+            valid_token(n as u64, &key).into_bytes()
+        } else {
+            hostile_token(g, &key)
+        };
+        match g.below(4) {
+            0 => r.header("authorization", [b"Bearer ".as_slice(), &token].concat()),
+            1 => r.header("authorization", token),
+            2 => {
+                let mut path = b"/api/x?access_token=".to_vec();
+                path.extend_from_slice(&token);
+                r.headers.retain(|(name, _)| name != ":path");
+                r.header(":path", path);
             }
-            r
-        },
-    );
+            _ => r.header("x-jwt-payload", token),
+        }
+        r
+    });
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: 401 (missing / invalid token), 403 (audience), 500 (fail closed on an
     // internal error); otherwise the request goes on.

@@ -360,9 +360,38 @@ pub const MAX_NESTING: usize = 12;
 /// The first line where `[`/`{` nesting exceeds [`MAX_NESTING`], and that depth; brackets in
 /// strings, raw strings and comments do not count.
 fn too_deep(rego: &str) -> Option<(usize, usize)> {
-    let (mut depth, mut line) = (0usize, 1usize);
-    let mut chars = rego.chars();
+    let mut depth = 0usize;
+    scan(
+        rego,
+        |c, line| {
+            match c {
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some((line, depth));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            None
+        },
+        |_, _| None,
+    )
+}
+
+/// Walks Rego source: `code(c, line)` for each character outside comments and strings, and
+/// `string(text, line)` for each string literal with the line it starts on (a raw string
+/// verbatim; a quoted one with `\\` read as one backslash and any other escape as a space;
+/// a quoted string ends at a newline, as Rego's do). Stops at the first `Some`.
+fn scan<T>(
+    rego: &str,
+    mut code: impl FnMut(char, usize) -> Option<T>,
+    mut string: impl FnMut(&str, usize) -> Option<T>,
+) -> Option<T> {
+    let (mut line, mut chars) = (1usize, rego.chars());
     while let Some(c) = chars.next() {
+        let (start, mut text) = (line, String::new());
         match c {
             '\n' => line += 1,
             '#' => {
@@ -372,40 +401,48 @@ fn too_deep(rego: &str) -> Option<(usize, usize)> {
                         break;
                     }
                 }
+                continue;
             }
             '"' => {
                 while let Some(c) = chars.next() {
                     match c {
-                        '\\' => {
-                            let _ = chars.next();
-                        }
-                        '"' | '\n' => {
-                            if c == '\n' {
-                                line += 1;
-                            }
+                        '\\' => match chars.next() {
+                            Some('\\') => text.push('\\'),
+                            Some(_) | None => text.push(' '),
+                        },
+                        '"' => break,
+                        '\n' => {
+                            line += 1;
                             break;
                         }
-                        _ => {}
+                        c => text.push(c),
                     }
                 }
+                if let Some(found) = string(&text, start) {
+                    return Some(found);
+                }
+                continue;
             }
             '`' => {
                 for c in chars.by_ref() {
                     match c {
                         '`' => break,
-                        '\n' => line += 1,
-                        _ => {}
+                        '\n' => {
+                            line += 1;
+                            text.push(c);
+                        }
+                        c => text.push(c),
                     }
                 }
-            }
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some((line, depth));
+                if let Some(found) = string(&text, start) {
+                    return Some(found);
                 }
+                continue;
             }
-            ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if let Some(found) = code(c, start) {
+            return Some(found);
         }
     }
     None
@@ -436,55 +473,11 @@ fn regex_needing_unicode(rego: &str) -> Option<(usize, String, &'static str)> {
     if !rego.contains("regex.") {
         return None;
     }
-    let (mut line, mut chars) = (1usize, rego.chars());
-    while let Some(c) = chars.next() {
-        let (start, mut text) = (line, String::new());
-        match c {
-            '\n' => line += 1,
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        line += 1;
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        // `\\` is one backslash of the pattern; other escapes are not ours.
-                        '\\' => match chars.next() {
-                            Some('\\') => text.push('\\'),
-                            Some(_) | None => text.push(' '),
-                        },
-                        '"' => break,
-                        '\n' => {
-                            line += 1;
-                            break;
-                        }
-                        c => text.push(c),
-                    }
-                }
-            }
-            '`' => {
-                for c in chars.by_ref() {
-                    match c {
-                        '`' => break,
-                        '\n' => {
-                            line += 1;
-                            text.push(c);
-                        }
-                        c => text.push(c),
-                    }
-                }
-            }
-            _ => {}
-        }
-        if let Some((found, instead)) = needs_unicode(&text) {
-            return Some((start, found, instead));
-        }
-    }
-    None
+    scan(
+        rego,
+        |_, _| None,
+        |text, line| needs_unicode(text).map(|(found, instead)| (line, found, instead)),
+    )
 }
 
 /// The first construct of `pattern` that needs Unicode tables, and what to write instead.

@@ -9,48 +9,33 @@ use sdk_ext::testing::Module;
 
 static MODULE: Module = Module::new(&opa_policy::EXPORTS, "dist/opa-policy.wasm");
 
-// Two halves with different seeds, side by side (libtest runs them on two threads): the same
-// number of requests in half the wall time.
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
-    hostile_half(0);
-}
+sdk_ext::hostile_tests!(hostile_half);
 
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
-    hostile_half(1);
-}
-
-#[allow(clippy::unwrap_used)] // a test body, as the two #[test]s above
-fn hostile_half(half: u64) {
+#[allow(clippy::unwrap_used)] // the body of the two #[test]s above
+fn hostile_half(half: hostile::Half) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(include_str!("../examples/envoy-authz.json"))
         .unwrap();
-    let run = hostile::run(
-        &mut emu,
-        11 + 100 * half,
-        hostile::requests() / 2,
-        |g, _, _| {
-            let mut r = g.request();
-            // The policy splits and decodes `authorization`: valid users, garbage, huge values.
-            match g.below(4) {
-                0 => r.header("authorization", "Basic YWxpY2U6cGFzc3dvcmQ="),
-                1 => {
-                    let raw = g.bytes(64);
-                    r.header("authorization", [b"Basic ".as_slice(), &raw].concat());
-                }
-                2 => {
-                    let raw = g.bytes(64);
-                    r.header("authorization", raw);
-                }
-                _ => {}
+    let run = hostile::run(&mut emu, half.seed(11), half.requests(), |g, _, _| {
+        let mut r = g.request();
+        // The policy splits and decodes `authorization`: valid users, garbage, huge values.
+        match g.below(4) {
+            0 => r.header("authorization", "Basic YWxpY2U6cGFzc3dvcmQ="),
+            1 => {
+                let raw = g.bytes(64);
+                r.header("authorization", [b"Basic ".as_slice(), &raw].concat());
             }
-            r
-        },
-    );
+            2 => {
+                let raw = g.bytes(64);
+                r.header("authorization", raw);
+            }
+            _ => {}
+        }
+        r
+    });
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: 403 for a denied request and for no decision (evaluation error, limit); the
     // tutorial policy allows alice's GET /productpage and GET /health.

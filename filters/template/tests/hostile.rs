@@ -8,32 +8,19 @@ use sdk_ext::testing::Module;
 
 static MODULE: Module = Module::new(&template::EXPORTS, "dist/template.wasm");
 
-// Two halves with different seeds, side by side (libtest runs them on two threads): the same
-// number of requests in half the wall time.
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
-    hostile_half(0);
-}
+sdk_ext::hostile_tests!(hostile_half);
 
-#[test]
-fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
-    hostile_half(1);
-}
-
-#[allow(clippy::unwrap_used)] // a test body, as the two #[test]s above
-fn hostile_half(half: u64) {
+#[allow(clippy::unwrap_used)] // the body of the two #[test]s above
+fn hostile_half(half: hostile::Half) {
     let Some(mut emu) = MODULE.wasm_emulator() else {
         return;
     };
     emu.set_log_level(sdk_ext::testing::LogLevel::Warn);
     emu.start(include_str!("../examples/deny-admin.json"))
         .unwrap();
-    let run = hostile::run(
-        &mut emu,
-        1 + 100 * half,
-        hostile::requests() / 2,
-        |g, _, _| g.request(),
-    );
+    let run = hostile::run(&mut emu, half.seed(1), half.requests(), |g, _, _| {
+        g.request()
+    });
     eprintln!("{}", run.summary(env!("CARGO_PKG_NAME")));
     // README: the configured `status` (403 in the example), else the request goes on.
     assert_eq!(run.undocumented(&[403]), Vec::<u32>::new(), "{run:?}");

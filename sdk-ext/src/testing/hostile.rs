@@ -361,6 +361,50 @@ impl Run {
     }
 }
 
+/// One of the two halves of a filter's hostile run ([`hostile_tests!`](crate::hostile_tests)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Half(pub u64);
+
+impl Half {
+    /// This half's generator seed, from the filter's own `base`: the first half keeps it.
+    pub fn seed(self, base: u64) -> u64 {
+        base + 100 * self.0
+    }
+
+    /// This half's share of [`requests`].
+    pub fn requests(self) -> usize {
+        requests() / 2
+    }
+}
+
+/// A filter crate's hostile run as two `#[test]`s of half the requests each, with different
+/// seeds, which libtest runs side by side: the same number of requests in half the wall
+/// time. `body` takes the [`Half`] (its seed and count) and does the whole run and its
+/// assertions (each half checks its own module's memory).
+///
+/// ```ignore
+/// sdk_ext::hostile_tests!(hostile_half);
+///
+/// fn hostile_half(half: hostile::Half) {
+///     // ... emulator started ...
+///     let run = hostile::run(&mut emu, half.seed(1), half.requests(), |g, _, _| g.request());
+/// }
+/// ```
+#[macro_export]
+macro_rules! hostile_tests {
+    ($body:ident) => {
+        #[test]
+        fn hostile_traffic_never_traps_and_memory_stays_bounded_1() {
+            $body($crate::testing::hostile::Half(0));
+        }
+
+        #[test]
+        fn hostile_traffic_never_traps_and_memory_stays_bounded_2() {
+            $body($crate::testing::hostile::Half(1));
+        }
+    };
+}
+
 /// The number of requests a hostile run sends: `HOSTILE_REQUESTS`, default 100 000.
 pub fn requests() -> usize {
     std::env::var("HOSTILE_REQUESTS")
