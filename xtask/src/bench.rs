@@ -68,6 +68,8 @@
 //! success, on error and (through a small watchdog per Envoy) when this process dies, e.g. on
 //! Ctrl-C.
 
+#[path = "bench_instr.rs"]
+mod instr;
 #[path = "bench_tcp.rs"]
 mod tcp;
 
@@ -89,7 +91,10 @@ use std::time::{Duration, Instant};
 const USAGE: &str =
     "usage: cargo run -p xtask -- bench [--rounds N] [--duration SECS] [--warmup SECS] \
      [--connections C] [--rate R] [--clients K] [--max-other PCT] [--retakes N] [--nice N] \
-     [--only a,b,...]
+     [--only a,b,...] [--instructions N]
+  --instructions N count the front's instructions per request under callgrind (runs of N and
+                   5N requests per variant) instead of timing: contention-free, slow (~1.5 min
+                   per variant); writes target/bench/instructions.md
   --connections C  saturated samples: wrk keep-alive connections per front (default 16)
   --rate R         moderate samples: h2load requests/s per front (default 1000; 0: none)
   --clients K      moderate samples: h2load connections per front (default 4)
@@ -1616,6 +1621,9 @@ struct Opts {
     retakes: usize,
     nice: i32,
     only: Option<Vec<String>>,
+    /// `--instructions N`: count instructions per request under callgrind instead of timing
+    /// (0: the timed run).
+    instructions: u64,
 }
 
 /// Default niceness: as root, well ahead of other work on a shared machine (compilers of
@@ -1641,6 +1649,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         retakes: 2,
         nice: default_nice(),
         only: None,
+        instructions: 0,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -1663,6 +1672,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         };
         match key {
             "--rounds" => o.rounds = num(value()?)? as usize,
+            "--instructions" => o.instructions = num(value()?)?.max(1),
             "--duration" => o.duration = num(value()?)?,
             "--warmup" => o.warmup = num(value()?)?,
             "--connections" => o.connections = num(value()?)? as u32,
@@ -1860,6 +1870,18 @@ impl Env {
 }
 
 fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<Envoy, String> {
+    start_envoy_with(env, name, config, cpu, &[])
+}
+
+/// [`start_envoy`] with the Envoy executable run by `wrapper` (its last item is the Envoy
+/// executable; e.g. valgrind): no pid check then, and a longer start-up allowance.
+fn start_envoy_with(
+    env: &Env,
+    name: &str,
+    config: &str,
+    cpu: Option<u32>,
+    wrapper: &[std::ffi::OsString],
+) -> Result<Envoy, String> {
     let cfg = env.work.join(format!("{name}.yaml"));
     let log = env.work.join(format!("{name}.log"));
     let admin_file = env.work.join(format!("{name}.admin"));
@@ -1868,7 +1890,14 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
     let log_file =
         fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = env.pinned(cpu, &env.envoy);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = env.pinned(cpu, Path::new(program));
+            c.args(rest);
+            c
+        }
+        None => env.pinned(cpu, &env.envoy),
+    };
     cmd.arg("-c")
         .arg(&cfg)
         .args([
@@ -1918,13 +1947,14 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
             log.display()
         )
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let allowance = if wrapper.is_empty() { 60 } else { 300 };
+    let deadline = Instant::now() + Duration::from_secs(allowance);
     loop {
         if let Ok(Some(status)) = envoy.child.try_wait() {
             return Err(fail(&envoy, format!("exited during startup ({status})")));
         }
         if Instant::now() > deadline {
-            return Err(fail(&envoy, "not ready after 60 s".into()));
+            return Err(fail(&envoy, format!("not ready after {allowance} s")));
         }
         let admin = fs::read_to_string(&admin_file)
             .ok()
@@ -1956,7 +1986,7 @@ fn start_envoy(env: &Env, name: &str, config: &str, cpu: Option<u32>) -> Result<
     }
     // The pid measured must be Envoy itself (taskset execs it).
     let comm = fs::read_to_string(format!("/proc/{}/comm", envoy.pid())).unwrap_or_default();
-    if !comm.trim().starts_with("envoy") {
+    if wrapper.is_empty() && !comm.trim().starts_with("envoy") {
         return Err(fail(
             &envoy,
             format!("pid {} is {:?}, not envoy", envoy.pid(), comm.trim()),
@@ -3138,6 +3168,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "the upstream does not echo authorization (x-seen-authorization = {:?})",
             check.header("x-seen-authorization")
         ));
+    }
+
+    if opts.instructions > 0 {
+        return instr::run(
+            &env,
+            &selected,
+            &upstream,
+            &first_tokens,
+            opts.instructions,
+            &out_dir,
+        );
     }
 
     let mut samples: Vec<Sample> = Vec::new();

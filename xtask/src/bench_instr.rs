@@ -1,0 +1,326 @@
+//! `xtask bench --instructions`: every selected variant's front Envoy run under valgrind's
+//! callgrind, counting the **instructions** the front executes per request: a measure that
+//! does not move with what else the machine (or the hypervisor) is doing, where the wall-clock
+//! CPU samples of `make bench` do.
+//!
+//! Per variant: the same front configuration as the timed rows (same filters, same
+//! upstream, the same `verify` checks), started twice under callgrind; the first run serves
+//! `N` requests, the second `5 N`, over one keep-alive connection (`h2load --h1 -c 1`, the
+//! variant's request headers). A run's total also holds Envoy's start-up and shutdown, which
+//! are the same in both runs, so `(I(5N) − I(N)) ÷ 4N` is the front's instructions per request.
+//! Envoy's stats flush is pushed out of the run (`stats_flush_interval: 299s`) so the longer
+//! run does not count more timer work. Threads are serialised under valgrind, so this is work
+//! done, not how it overlaps.
+//!
+//! What it is not: a time. Instructions weigh a cache miss like an add; the timed rows stay the
+//! capacity measure, this one is their contention-free companion (the `÷ floor` and × native
+//! ratios of the same variants, reproducible to ~0.1 % between runs). Rows whose load is a wrk
+//! script (a pool of tokens, CORS preflights) are skipped: h2load sends fixed headers.
+
+use super::{front_config_with, route_extra};
+use super::{
+    policy_load, start_envoy_with, verify, verify_policy, Env, Envoy, PolicyLoad, Variant,
+    CORS_ORIGIN, ROUTE_HEADER,
+};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The native rows each product row is compared with (capacity = native's instructions per
+/// request ÷ the row's, the no-filter work included), with the issue's target where one is set.
+const VERSUS: &[(&str, &str, Option<f64>)] = &[
+    ("header-rules-dynmod", "native-header_mutation", Some(0.97)),
+    ("header-rules", "native-header_mutation", None),
+    (
+        "jwt-auth-dynmod-rs256-same",
+        "native-jwt-rs256-same",
+        Some(1.0),
+    ),
+    (
+        "jwt-auth-dynmod-es256-same",
+        "native-jwt-es256-same",
+        Some(1.0),
+    ),
+    ("jwt-auth-rs256-same", "native-jwt-rs256-same", None),
+    ("jwt-auth-es256-same", "native-jwt-es256-same", None),
+    ("opa-policy-rbac10", "native-rbac10", Some(0.7)),
+    ("opa-policy-rbac10", "ext-authz-opa", Some(2.0)),
+    ("cors", "native-cors", None),
+    ("ip-filter-cidr10k", "native-rbac-cidr10k", None),
+    ("ip-filter-cidr10k", "native-rbac-matcher-cidr10k", None),
+    ("rate-limit", "native-ratelimit", None),
+    ("rate-limit-client", "native-ratelimit-client", None),
+];
+
+/// The Envoy executable itself: the PyPI package's `bin/envoy` is a Python launcher, which
+/// valgrind would measure instead (it does not follow the exec).
+fn real_envoy(envoy: &Path) -> Result<PathBuf, String> {
+    let head = fs::read(envoy).map_err(|e| format!("reading {}: {e}", envoy.display()))?;
+    if !head.starts_with(b"#!") {
+        return Ok(envoy.to_path_buf());
+    }
+    let venv = envoy
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{}: no virtualenv around it", envoy.display()))?;
+    let lib = venv.join("lib");
+    for e in fs::read_dir(&lib)
+        .map_err(|e| format!("reading {}: {e}", lib.display()))?
+        .flatten()
+    {
+        let bin = e.path().join("site-packages/envoy/_bin/envoy");
+        if bin.is_file() {
+            return Ok(bin);
+        }
+    }
+    Err(format!(
+        "{} is a launcher script and no site-packages/envoy/_bin/envoy is under {}",
+        envoy.display(),
+        lib.display()
+    ))
+}
+
+/// `h2load --h1 -c 1 -n N` with `headers`; all must succeed.
+fn load(url: &str, n: u64, headers: &[(&str, String)]) -> Result<(), String> {
+    let mut cmd = Command::new("h2load");
+    cmd.args(["--h1", "-c", "1", "-n", &n.to_string()]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running h2load: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("{n} succeeded");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .unwrap_or("");
+    if !out.status.success() || !line.contains(&want) {
+        return Err(format!(
+            "h2load {url}: not all {n} requests succeeded: {line}\n{text}"
+        ));
+    }
+    Ok(())
+}
+
+/// Stops a front under valgrind and waits for callgrind to write its totals (TERM: Envoy shuts
+/// down cleanly and valgrind dumps at exit; that takes seconds, more than `stop_group` waits).
+fn stop_and_wait(mut front: Envoy) {
+    super::signal_group(front.pid(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = front.child.try_wait() {
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    drop(front);
+}
+
+/// The `summary:` (or `totals:`) instruction count of a callgrind output file.
+fn total(path: &Path) -> Result<u64, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .ok_or_else(|| format!("{}: no instruction total", path.display()))
+}
+
+/// One run: the variant's front under callgrind serving `n` requests; its instruction total.
+fn one_run(
+    env: &Env,
+    v: &Variant,
+    upstream: &Envoy,
+    token: Option<&str>,
+    headers: &[(&str, String)],
+    n: u64,
+) -> Result<u64, String> {
+    let out = env.work.join(format!("callgrind.{}.{n}", v.name));
+    let _ = fs::remove_file(&out);
+    let mut config = front_config_with(
+        &(v.filters)(&env.inputs),
+        upstream.listener,
+        v.route.map(|r| r.filter),
+        &route_extra(v),
+    );
+    config.push_str("\nstats_flush_interval: 299s\n");
+    let mut out_arg = OsString::from("--callgrind-out-file=");
+    out_arg.push(&out);
+    let wrapper: Vec<OsString> = vec![
+        "valgrind".into(),
+        "--tool=callgrind".into(),
+        // V8 writes the code it runs (the wasm rows): valgrind must watch for it.
+        "--smc-check=all-non-file".into(),
+        out_arg,
+        real_envoy(&env.envoy)?.into(),
+    ];
+    let front = start_envoy_with(env, &format!("instr-{}", v.name), &config, None, &wrapper)?;
+    let checks = verify_policy(v, &front).and_then(|()| verify(v, &front, token));
+    let served = checks.and_then(|()| load(&format!("http://{}/", front.listener), n, headers));
+    stop_and_wait(front);
+    served?;
+    total(&out)
+}
+
+/// One measured variant.
+struct Row {
+    per_request: f64,
+    /// The two runs' totals (N, 5N requests).
+    totals: (u64, u64),
+}
+
+pub(super) fn run(
+    env: &Env,
+    selected: &[&Variant],
+    upstream: &Envoy,
+    first_tokens: &[(super::Alg, String)],
+    n: u64,
+    out_dir: &Path,
+) -> Result<(), String> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return Err("valgrind not found (Debian package `valgrind`)".into());
+    }
+    if Command::new("h2load").arg("--version").output().is_err() {
+        return Err("h2load not found (Debian package `nghttp2-client`; `make setup`)".into());
+    }
+    let n2 = n * 5;
+    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut order: Vec<&Variant> = Vec::new();
+    if let Some(none) = super::VARIANTS.iter().find(|v| v.name == "no-filter") {
+        order.push(none);
+    }
+    order.extend(selected.iter().copied().filter(|v| v.name != "no-filter"));
+    for v in order {
+        if v.jwt.is_some_and(|l| l.pool) || policy_load(v) == PolicyLoad::Preflight {
+            skipped.push(v.name);
+            continue;
+        }
+        let token = v.jwt.and_then(|l| {
+            first_tokens
+                .iter()
+                .find(|(a, _)| *a == l.alg)
+                .map(|(_, t)| t.as_str())
+        });
+        let mut headers = vec![("x-remove-me", "1".to_string())];
+        if let Some(t) = token {
+            headers.push(("authorization", format!("Bearer {t}")));
+        }
+        if v.route.is_some_and(|r| r.load_on) {
+            headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
+        }
+        if policy_load(v) == PolicyLoad::Cors {
+            headers.push(("origin", CORS_ORIGIN.to_string()));
+        }
+        let started = Instant::now();
+        let a = one_run(env, v, upstream, token, &headers, n)?;
+        let b = one_run(env, v, upstream, token, &headers, n2)?;
+        let per_request = (b as f64 - a as f64) / (n2 - n) as f64;
+        eprintln!(
+            "bench --instructions: {:<28} {:>9.0} instructions/request ({:.0} s)",
+            v.name,
+            per_request,
+            started.elapsed().as_secs_f64()
+        );
+        rows.insert(
+            v.name,
+            Row {
+                per_request,
+                totals: (a, b),
+            },
+        );
+    }
+    let md = report(&rows, &skipped, n, n2, env);
+    let path = out_dir.join("instructions.md");
+    fs::write(&path, &md).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("{md}");
+    eprintln!("bench --instructions: written to {}", path.display());
+    Ok(())
+}
+
+fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &Env) -> String {
+    let mut md = String::new();
+    let version = super::command_output(env.envoy.to_str().unwrap_or("envoy"), &["--version"])
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "# Instructions per request (callgrind), `xtask bench --instructions {n}`\n\n\
+         The front Envoy (`--concurrency 1`) under valgrind's callgrind, two runs per variant \
+         ({n} and {n2} requests, one keep-alive HTTP/1.1 connection); instructions per request = \
+         the difference of the runs' totals ÷ {}. Envoy: {}. A count, not a time: it does not \
+         move with other load on the host. **Added** = the row's count − no-filter's. **÷ floor** \
+         = added ÷ the floor's added (the raw-ABI module making the same host calls). \
+         **Capacity × other** = the other row's count ÷ this row's (the whole request's work, \
+         as the timed rows' CPU-bound capacity).\n",
+        n2 - n,
+        version
+            .lines()
+            .find_map(|l| l.split_once("version: ").map(|(_, v)| v.trim()))
+            .unwrap_or("unknown")
+    );
+    let base = rows.get("no-filter").map(|r| r.per_request);
+    let _ = writeln!(
+        md,
+        "| variant | instructions/request | added | floor | ÷ floor | totals ({n}, {n2}) |\n|---|---:|---:|---|---:|---|"
+    );
+    for (name, r) in rows {
+        let added = base.map(|b| r.per_request - b);
+        let floor = super::VARIANTS
+            .iter()
+            .find(|v| v.name == *name)
+            .and_then(|v| v.floor);
+        let ratio = match (added, floor.and_then(|f| rows.get(f)), base) {
+            (Some(a), Some(f), Some(b)) if f.per_request - b > 0.0 => {
+                format!("{:.2}", a / (f.per_request - b))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {} | {} | {ratio} | {}, {} |",
+            r.per_request,
+            added.map(|a| format!("{a:+.0}")).unwrap_or_default(),
+            floor.unwrap_or(""),
+            r.totals.0,
+            r.totals.1
+        );
+    }
+    let mut versus = String::new();
+    for (row, other, target) in VERSUS {
+        if let (Some(a), Some(b)) = (rows.get(row), rows.get(other)) {
+            let cap = b.per_request / a.per_request;
+            let status = match target {
+                Some(t) if cap >= *t => format!("≥ {t} ×: met"),
+                Some(t) => format!("≥ {t} ×: NOT met"),
+                None => "(reference)".into(),
+            };
+            let _ = writeln!(versus, "| {row} | {other} | {cap:.3} × | {status} |");
+        }
+    }
+    if !versus.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| row | other | capacity × other (instructions) | target |\n|---|---|---:|---|\n{versus}"
+        );
+    }
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nSkipped (their load is a wrk script, h2load sends fixed headers): {}.",
+            skipped.join(", ")
+        );
+    }
+    md
+}
