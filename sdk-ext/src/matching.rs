@@ -116,7 +116,7 @@
 //! assert!(!m.matches(&mut RequestData::new("GET", "/apix", "example.com").with("x-env", "prod")));
 //! ```
 
-use crate::config::{join_path, ConfigError};
+use crate::config::{index_path, join_path, ConfigError};
 use crate::request::{without_port, Request};
 use serde::Deserialize;
 
@@ -523,7 +523,7 @@ impl StringMatcherSet {
         };
         let mut patterns: Vec<(usize, &str)> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let at = format!("{field}[{i}]");
+            let at = index_path(field, "", i);
             // Validates the spec (exactly one kind, non-empty, a valid pattern).
             let m = StringMatcher::compile(spec, &at)?;
             match (&m.kind, &spec.safe_regex) {
@@ -551,7 +551,7 @@ impl StringMatcherSet {
         mode: RegexMode,
     ) -> Result<(), ConfigError> {
         let search = mode == RegexMode::Search;
-        let at = |i: usize| format!("{field}[{i}].safe_regex.regex");
+        let at = |i: usize| join_path(&index_path(field, "", i), "safe_regex.regex");
         let texts: Vec<&str> = patterns.iter().map(|(_, p)| *p).collect();
         self.regex = Some(Regex::new_set(&texts, search).map_err(
             |(k, e)| match patterns.get(k) {
@@ -883,7 +883,7 @@ fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> 
     for (i, n) in list.iter().enumerate() {
         if n.is_empty() {
             return Err(ConfigError::new(
-                format!("{field}[{i}]"),
+                index_path(field, "", i),
                 "must not be empty",
             ));
         }
@@ -959,7 +959,7 @@ impl RequestMatcher {
         let mut hosts = Vec::with_capacity(spec.hosts.len());
         for (i, h) in spec.hosts.iter().enumerate() {
             let h = h.to_ascii_lowercase();
-            let at = join_path(field, &format!("hosts[{i}]"));
+            let at = index_path(field, "hosts", i);
             let pattern = if let Some(rest) = h.strip_prefix('*') {
                 HostPattern::Suffix(rest.as_bytes().to_vec())
             } else if let Some(rest) = h.strip_suffix('*') {
@@ -979,7 +979,7 @@ impl RequestMatcher {
         for (i, m) in spec.methods.iter().enumerate() {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(ConfigError::new(
-                    join_path(field, &format!("methods[{i}]")),
+                    index_path(field, "methods", i),
                     format!("{} is not an HTTP method", crate::json::Quoted(m)),
                 ));
             }
@@ -989,12 +989,12 @@ impl RequestMatcher {
         // iterator adapter stack in the module (~0.7 KB apiece).
         let mut headers = Vec::with_capacity(spec.headers.len());
         for (i, h) in spec.headers.iter().enumerate() {
-            let at = join_path(field, &format!("headers[{i}]"));
+            let at = index_path(field, "headers", i);
             headers.push(HeaderMatcher::compile(h, &at)?);
         }
         let mut query = Vec::with_capacity(spec.query_parameters.len());
         for (i, q) in spec.query_parameters.iter().enumerate() {
-            let at = join_path(field, &format!("query_parameters[{i}]"));
+            let at = index_path(field, "query_parameters", i);
             query.push(QueryMatcher::compile(q, &at)?);
         }
         let mut m = Self {

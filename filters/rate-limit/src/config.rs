@@ -2,7 +2,7 @@
 //! field), defaults and validation → an immutable [`Config`].
 
 use crate::bucket::{Concurrency, TokenBucket};
-use sdk_ext::config::{self, join_path, ConfigError};
+use sdk_ext::config::{self, index_path, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
 use sdk_ext::json::Quoted;
 use sdk_ext::rules::{RawRule, Rules};
@@ -481,7 +481,7 @@ impl Builder {
             )?);
         }
         for (i, d) in descriptors.iter().enumerate() {
-            let at = join_path(field, &format!("descriptors[{i}]"));
+            let at = index_path(field, "descriptors", i);
             limits
                 .descriptors
                 .push(self.descriptor(d, &at, default_name, i)?);
@@ -510,7 +510,7 @@ impl Builder {
         }
         let mut entries = Vec::with_capacity(raw.entries.len());
         for (j, e) in raw.entries.iter().enumerate() {
-            entries.push(entry(e, &join_path(field, &format!("entries[{j}]")))?);
+            entries.push(entry(e, &index_path(field, "entries", j))?);
         }
         let dynamic = entries.iter().any(|e| e.value.is_none());
         let slots = match (dynamic, raw.max_keys) {
