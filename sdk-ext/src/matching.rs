@@ -193,7 +193,7 @@ impl<'de> Deserialize<'de> for Int64 {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Int64, E> {
                 v.parse()
                     .map(Int64)
-                    .map_err(|_| E::custom(format!("{} is not an int64", crate::json::Quoted(v))))
+                    .map_err(|_| E::custom(crate::json::quoted("", v, " is not an int64")))
             }
         }
         // Not deserialize_any: that would link float parsing into every filter (~17 KB).
@@ -215,7 +215,7 @@ impl crate::json::FromJson for Int64 {
                 .ok_or_else(|| {
                     Error::located(
                         at,
-                        format_args!("{} is not an int64", crate::json::Quoted(v)),
+                        crate::json::quoted("", v, " is not an int64"),
                     )
                 }),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
@@ -692,7 +692,7 @@ impl HeaderMatcher {
         if h.name.is_empty() || h.name.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
             return Err(ConfigError::new(
                 join_path(at, "name"),
-                format!("{} is not a header name", crate::json::Quoted(&h.name)),
+                crate::json::quoted("", &h.name, " is not a header name"),
             ));
         }
         let non_empty = |s: &String, name: &str| {
@@ -980,7 +980,7 @@ impl RequestMatcher {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(ConfigError::new(
                     index_path(field, "methods", i),
-                    format!("{} is not an HTTP method", crate::json::Quoted(m)),
+                    crate::json::quoted("", m, " is not an HTTP method"),
                 ));
             }
             methods.push(m.as_bytes().to_vec());

@@ -142,7 +142,7 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
             if let Some(problem) = exact_origin_problem(exact, spec.ignore_case) {
                 return Err(ConfigError::new(
                     join_path(&field, "exact"),
-                    format!("{} {problem}", sdk_ext::json::Quoted(exact)),
+                    sdk_ext::json::quoted("", exact, &[" ", problem].concat()),
                 ));
             }
             allows_null |= exact == "null";
@@ -169,10 +169,7 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
     if !max_age.iter().all(u8::is_ascii_digit) {
         return Err(ConfigError::new(
             join_path(at, "max_age"),
-            format!(
-                "{} is not a number of seconds",
-                sdk_ext::json::Quoted(&raw.max_age)
-            ),
+            sdk_ext::json::quoted("", &raw.max_age, " is not a number of seconds"),
         ));
     }
     let name = match &raw.name {

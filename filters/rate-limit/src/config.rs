@@ -4,7 +4,7 @@
 use crate::bucket::{Concurrency, TokenBucket};
 use sdk_ext::config::{self, index_path, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
-use sdk_ext::json::Quoted;
+use sdk_ext::json::quoted;
 use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::FromJson;
 
@@ -353,7 +353,7 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::new(
             field,
-            format!("{} is not 1-64 characters of [A-Za-z0-9_-]", Quoted(name)),
+            quoted("", name, " is not 1-64 characters of [A-Za-z0-9_-]"),
         ));
     }
     Ok(())
@@ -450,7 +450,7 @@ impl Builder {
         if self.buckets.iter().any(|b| b.name == spec.name) {
             return Err(ConfigError::new(
                 field,
-                format!("bucket name {} is used twice", Quoted(&spec.name)),
+                quoted("bucket name ", &spec.name, " is used twice"),
             ));
         }
         self.buckets.push(spec);
@@ -546,7 +546,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
         if present {
             Err(ConfigError::new(
                 join_path(field, name),
-                format!("not used by attribute {}", Quoted(&raw.attribute)),
+                quoted("not used by attribute ", &raw.attribute, ""),
             ))
         } else {
             Ok(())
@@ -573,7 +573,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
             {
                 return Err(ConfigError::new(
                     join_path(field, "header"),
-                    format!("{} is not a header name", Quoted(&h)),
+                    quoted("", &h, " is not a header name"),
                 ));
             }
             Attribute::Header(h)
@@ -601,9 +601,10 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
                 _ => {
                     return Err(ConfigError::new(
                         join_path(field, "attribute"),
-                        format!(
-                            "unknown attribute {} (known: client_address, header, path, path_prefix, method, route_name)",
-                            Quoted(other)
+                        quoted(
+                            "unknown attribute ",
+                            other,
+                            " (known: client_address, header, path, path_prefix, method, route_name)",
                         ),
                     ))
                 }
