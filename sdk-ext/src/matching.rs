@@ -413,18 +413,24 @@ impl StringMatcher {
                 Ok(s.as_bytes().to_vec())
             }
         };
-        let mut kinds = Vec::new();
+        // Each kind validated in order, the last kept; only the count decides.
+        let mut kind = None;
+        let mut kinds = 0;
         if let Some(s) = &spec.exact {
-            kinds.push(Text::Exact(s.as_bytes().to_vec()));
+            kind = Some(Text::Exact(s.as_bytes().to_vec()));
+            kinds += 1;
         }
         if let Some(s) = &spec.prefix {
-            kinds.push(Text::Prefix(non_empty(s, "prefix")?));
+            kind = Some(Text::Prefix(non_empty(s, "prefix")?));
+            kinds += 1;
         }
         if let Some(s) = &spec.suffix {
-            kinds.push(Text::Suffix(non_empty(s, "suffix")?));
+            kind = Some(Text::Suffix(non_empty(s, "suffix")?));
+            kinds += 1;
         }
         if let Some(s) = &spec.contains {
-            kinds.push(Text::Contains(non_empty(s, "contains")?));
+            kind = Some(Text::Contains(non_empty(s, "contains")?));
+            kinds += 1;
         }
         if let Some(r) = &spec.safe_regex {
             if spec.ignore_case {
@@ -433,22 +439,22 @@ impl StringMatcher {
                     "has no effect with safe_regex (Envoy refuses it); use (?i) in the pattern",
                 ));
             }
-            kinds.push(Text::Regex(compile_regex(
+            kind = Some(Text::Regex(compile_regex(
                 r,
                 &join_path(field, "safe_regex"),
             )?));
+            kinds += 1;
         }
-        let mut kinds = kinds.into_iter();
-        match (kinds.next(), kinds.next()) {
-            (Some(kind), None) => Ok(Self {
+        match kind {
+            Some(kind) if kinds == 1 => Ok(Self {
                 kind,
                 ignore_case: spec.ignore_case,
             }),
-            (None, _) => Err(ConfigError::new(
+            None => Err(ConfigError::new(
                 field,
                 "needs exactly one of exact, prefix, suffix, contains, safe_regex",
             )),
-            (Some(_), Some(_)) => Err(ConfigError::new(
+            Some(_) => Err(ConfigError::new(
                 field,
                 "only one of exact, prefix, suffix, contains, safe_regex may be set",
             )),
@@ -708,52 +714,57 @@ impl HeaderMatcher {
                 ignore_case: false,
             })
         };
-        let mut tests = Vec::new();
+        // Each kind validated in order (its own error first), the last one kept: only the
+        // count decides, so no list of them is built.
+        let mut test = ValueTest::Present(true);
+        let mut kinds = 0;
         if let Some(s) = &h.string_match {
-            let m = StringMatcher::compile(s, &join_path(at, "string_match"))?;
-            tests.push(ValueTest::String(m));
+            test = ValueTest::String(StringMatcher::compile(s, &join_path(at, "string_match"))?);
+            kinds += 1;
         }
         if let Some(p) = h.present_match {
-            tests.push(ValueTest::Present(p));
+            test = ValueTest::Present(p);
+            kinds += 1;
         }
         if let Some(r) = h.range_match {
-            tests.push(ValueTest::Range(r.start.0, r.end.0));
+            test = ValueTest::Range(r.start.0, r.end.0);
+            kinds += 1;
         }
         if let Some(s) = &h.exact_match {
-            tests.push(if s.is_empty() {
+            test = if s.is_empty() {
                 ValueTest::Any
             } else {
                 plain(Text::Exact, s.clone())
-            });
+            };
+            kinds += 1;
         }
         if let Some(s) = &h.prefix_match {
-            tests.push(plain(Text::Prefix, non_empty(s, "prefix_match")?));
+            test = plain(Text::Prefix, non_empty(s, "prefix_match")?);
+            kinds += 1;
         }
         if let Some(s) = &h.suffix_match {
-            tests.push(plain(Text::Suffix, non_empty(s, "suffix_match")?));
+            test = plain(Text::Suffix, non_empty(s, "suffix_match")?);
+            kinds += 1;
         }
         if let Some(s) = &h.contains_match {
-            tests.push(plain(Text::Contains, non_empty(s, "contains_match")?));
+            test = plain(Text::Contains, non_empty(s, "contains_match")?);
+            kinds += 1;
         }
         if let Some(r) = &h.safe_regex_match {
             let re = compile_regex(r, &join_path(at, "safe_regex_match"))?;
-            tests.push(ValueTest::String(StringMatcher {
+            test = ValueTest::String(StringMatcher {
                 kind: Text::Regex(re),
                 ignore_case: false,
-            }));
+            });
+            kinds += 1;
         }
-        let mut tests = tests.into_iter();
-        let test = match (tests.next(), tests.next()) {
-            (None, _) => ValueTest::Present(true),
-            (Some(t), None) => t,
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    at,
-                    "only one of string_match, present_match, range_match, exact_match, \
-                     prefix_match, suffix_match, contains_match, safe_regex_match may be set",
-                ))
-            }
-        };
+        if kinds > 1 {
+            return Err(ConfigError::new(
+                at,
+                "only one of string_match, present_match, range_match, exact_match, \
+                 prefix_match, suffix_match, contains_match, safe_regex_match may be set",
+            ));
+        }
         Ok(Self {
             name: h.name.to_ascii_lowercase(),
             test,
