@@ -938,13 +938,11 @@ impl RequestMatcher {
     /// Compiles a spec; `field` is its path for error messages (e.g. `rules[0].match`).
     pub fn compile(spec: &RequestMatchSpec, field: &str) -> Result<Self, ConfigError> {
         let case_sensitive = spec.case_sensitive.unwrap_or(true);
-        let set = [
-            spec.prefix.is_some(),
-            spec.path.is_some(),
-            spec.safe_regex.is_some(),
-            spec.path_separated_prefix.is_some(),
-        ];
-        if set.iter().filter(|b| **b).count() > 1 {
+        let set = usize::from(spec.prefix.is_some())
+            + usize::from(spec.path.is_some())
+            + usize::from(spec.safe_regex.is_some())
+            + usize::from(spec.path_separated_prefix.is_some());
+        if set > 1 {
             return Err(ConfigError::new(
                 field,
                 "only one of prefix, path, safe_regex, path_separated_prefix may be set",
@@ -967,7 +965,13 @@ impl RequestMatcher {
         } else {
             PathMatch::Any
         };
-        let mut hosts = Vec::with_capacity(spec.hosts.len());
+        // Built in place: an error then drops one value, not each list built so far.
+        let mut m = Self {
+            path,
+            case_sensitive,
+            any: false,
+            ..Self::default()
+        };
         for (i, h) in spec.hosts.iter().enumerate() {
             let h = h.to_ascii_lowercase();
             let at = index_path(field, "hosts", i);
@@ -984,42 +988,30 @@ impl RequestMatcher {
                     "must be a host name with at most one leading or trailing '*'",
                 ));
             }
-            hosts.push(pattern);
+            m.hosts.push(pattern);
         }
-        let mut methods = Vec::with_capacity(spec.methods.len());
-        for (i, m) in spec.methods.iter().enumerate() {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        for (i, name) in spec.methods.iter().enumerate() {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(ConfigError::new(
                     index_path(field, "methods", i),
-                    crate::json::quoted("", m, " is not an HTTP method"),
+                    crate::json::quoted("", name, " is not an HTTP method"),
                 ));
             }
-            methods.push(m.as_bytes().to_vec());
+            m.methods.push(name.as_bytes().to_vec());
         }
         // Loops, not `collect::<Result<Vec<_>, _>>()`: each such collect is its own
         // iterator adapter stack in the module (~0.7 KB apiece).
-        let mut headers = Vec::with_capacity(spec.headers.len());
         for (i, h) in spec.headers.iter().enumerate() {
             let at = index_path(field, "headers", i);
-            headers.push(HeaderMatcher::compile(h, &at)?);
+            m.headers.push(HeaderMatcher::compile(h, &at)?);
         }
-        let mut query = Vec::with_capacity(spec.query_parameters.len());
         for (i, q) in spec.query_parameters.iter().enumerate() {
             let at = index_path(field, "query_parameters", i);
-            query.push(QueryMatcher::compile(q, &at)?);
+            m.query.push(QueryMatcher::compile(q, &at)?);
         }
-        let mut m = Self {
-            path,
-            case_sensitive,
-            hosts,
-            methods,
-            headers,
-            query,
-            route_names: name_list(&spec.route_names, &join_path(field, "route_names"))?,
-            virtual_hosts: name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?,
-            clusters: name_list(&spec.clusters, &join_path(field, "clusters"))?,
-            any: false,
-        };
+        m.route_names = name_list(&spec.route_names, &join_path(field, "route_names"))?;
+        m.virtual_hosts = name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?;
+        m.clusters = name_list(&spec.clusters, &join_path(field, "clusters"))?;
         m.any = matches!(m.path, PathMatch::Any)
             && m.hosts.is_empty()
             && m.methods.is_empty()
