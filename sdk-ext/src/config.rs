@@ -167,7 +167,10 @@ mod tests {
         assert_eq!(index_path("rules", "", 0), "rules[0]");
         assert_eq!(index_path("", "", 7), "[7]");
         assert_eq!(index_path(".", "a", 1), "a[1]");
-        assert_eq!(index_path("x", "", usize::MAX), format!("x[{}]", usize::MAX));
+        assert_eq!(
+            index_path("x", "", usize::MAX),
+            format!("x[{}]", usize::MAX)
+        );
         assert_eq!(
             ConfigError::new("x", "bad").within("a").to_string(),
             "invalid config at a.x: bad"

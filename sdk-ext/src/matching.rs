@@ -212,12 +212,7 @@ impl crate::json::FromJson for Int64 {
             Value::String(v) => crate::json::parse_decimal(v)
                 .and_then(|(neg, n)| crate::json::parse_signed(neg, n))
                 .map(Int64)
-                .ok_or_else(|| {
-                    Error::located(
-                        at,
-                        crate::json::quoted("", v, " is not an int64"),
-                    )
-                }),
+                .ok_or_else(|| Error::located(at, crate::json::quoted("", v, " is not an int64"))),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),
                 crate::json::Integer::Unsigned(n) => i64::try_from(n)

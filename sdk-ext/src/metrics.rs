@@ -39,7 +39,11 @@ pub fn check_name_part(name: &str, field: &str) -> Result<(), crate::config::Con
     }
     Err(crate::config::ConfigError::new(
         field,
-        crate::json::quoted("", name, ": use letters, digits, '_' and '-' (it names a metric)"),
+        crate::json::quoted(
+            "",
+            name,
+            ": use letters, digits, '_' and '-' (it names a metric)",
+        ),
     ))
 }
 

@@ -598,16 +598,14 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
                 "path" => Attribute::Path,
                 "method" => Attribute::Method,
                 "route_name" => Attribute::RouteName,
-                _ => {
-                    return Err(ConfigError::new(
-                        join_path(field, "attribute"),
-                        quoted(
-                            "unknown attribute ",
-                            other,
-                            " (known: client_address, header, path, path_prefix, method, route_name)",
-                        ),
-                    ))
-                }
+                _ => return Err(ConfigError::new(
+                    join_path(field, "attribute"),
+                    quoted(
+                        "unknown attribute ",
+                        other,
+                        " (known: client_address, header, path, path_prefix, method, route_name)",
+                    ),
+                )),
             }
         }
     };
