@@ -17,7 +17,7 @@ use crate::config::ConfigError;
 use crate::duration::host_millis;
 use crate::host;
 use crate::host::{BufferType, MapType, Status};
-use crate::json::Quoted;
+use crate::json::quoted;
 use std::time::Duration;
 
 /// Where to send a callout: Envoy's `HttpUri`.
@@ -44,13 +44,13 @@ impl HttpUri {
         let rest = uri
             .strip_prefix("http://")
             .or_else(|| uri.strip_prefix("https://"))
-            .ok_or_else(|| bad_uri(format!("{} is not an http:// or https:// URI", Quoted(uri))))?;
+            .ok_or_else(|| bad_uri(quoted("", uri, " is not an http:// or https:// URI")))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
             None => (rest, "/"),
         };
         if authority.is_empty() || authority.contains(['@', ' ', '#']) {
-            return Err(bad_uri(format!("{} has no valid host", Quoted(uri))));
+            return Err(bad_uri(quoted("", uri, " has no valid host")));
         }
         let path = if path.starts_with('?') {
             format!("/{path}")
@@ -58,7 +58,7 @@ impl HttpUri {
             path.to_string()
         };
         if path.contains([' ', '#']) {
-            return Err(bad_uri(format!("{} has an invalid path", Quoted(uri))));
+            return Err(bad_uri(quoted("", uri, " has an invalid path")));
         }
         if cluster.is_empty() {
             return Err(ConfigError::new(

@@ -54,6 +54,29 @@ pub fn join_path(parent: &str, child: &str) -> String {
     }
 }
 
+/// `parent.name[i]` (`name` may be empty: `parent[i]`), as [`join_path`] joins. Written out
+/// digit by digit: a `format!` at each of the many call sites was its own argument setup.
+pub fn index_path(parent: &str, name: &str, i: usize) -> String {
+    let mut out = join_path(parent, name);
+    out.push('[');
+    let mut digits = [0u8; 20];
+    let mut n = i;
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+    out.push(']');
+    out
+}
+
 /// Parses JSON into `T` (a `#[derive(sdk_ext::FromJson)]` type), naming the field path on
 /// error. Empty input (no configuration given) parses as `{}`, so a filter whose fields all
 /// have defaults needs no config.
@@ -140,6 +163,14 @@ mod tests {
         assert_eq!(join_path("rules[0]", "status"), "rules[0].status");
         assert_eq!(join_path("rules", "[0]"), "rules[0]");
         assert_eq!(join_path("", "x"), "x");
+        assert_eq!(index_path("rules[0]", "hosts", 12), "rules[0].hosts[12]");
+        assert_eq!(index_path("rules", "", 0), "rules[0]");
+        assert_eq!(index_path("", "", 7), "[7]");
+        assert_eq!(index_path(".", "a", 1), "a[1]");
+        assert_eq!(
+            index_path("x", "", usize::MAX),
+            format!("x[{}]", usize::MAX)
+        );
         assert_eq!(
             ConfigError::new("x", "bad").within("a").to_string(),
             "invalid config at a.x: bad"

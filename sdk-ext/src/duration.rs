@@ -70,12 +70,7 @@ pub struct ProtoDuration(pub Duration);
 impl ProtoDuration {
     /// Parses `"300s"`, `"1.5s"`, `"0.000000001s"`; no sign, no other unit.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "{} is not a duration like \"300s\" or \"1.5s\"",
-                crate::json::Quoted(text)
-            )
-        };
+        let bad = || crate::json::quoted("", text, " is not a duration like \"300s\" or \"1.5s\"");
         let number = text.strip_suffix('s').ok_or_else(bad)?;
         // A byte search, not `split_once('.')` (str's char searcher, ~0.4 KB of the module).
         let (whole, fraction) = match number.bytes().position(|b| b == b'.') {
@@ -98,7 +93,7 @@ impl ProtoDuration {
         if secs > MAX_SECONDS {
             return Err(format!(
                 "{} is over {MAX_SECONDS}s, the longest a protobuf Duration holds",
-                crate::json::Quoted(text)
+                crate::json::quote(text)
             ));
         }
         let nanos: u32 = if fraction.is_empty() {

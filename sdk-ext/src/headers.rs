@@ -173,16 +173,14 @@ pub fn check_mutable_name(name: &str) -> Result<String, String> {
         return Err("header name is empty".into());
     }
     if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
-        return Err(format!(
-            "{} cannot be modified (pseudo-headers and host are off limits)",
-            crate::json::Quoted(name)
+        return Err(crate::json::quoted(
+            "",
+            name,
+            " cannot be modified (pseudo-headers and host are off limits)",
         ));
     }
     if !is_token(name) {
-        return Err(format!(
-            "{} is not a valid header name",
-            crate::json::Quoted(name)
-        ));
+        return Err(crate::json::quoted("", name, " is not a valid header name"));
     }
     Ok(name.to_ascii_lowercase())
 }

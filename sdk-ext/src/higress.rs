@@ -23,7 +23,7 @@
 //! rules the same way (first match in order, then global); this module follows its SDKs'
 //! semantics for each key.
 
-use crate::config::ConfigError;
+use crate::config::{index_path, join_path, ConfigError};
 use crate::json::{self, Value};
 use crate::request::{without_port, Request};
 
@@ -91,7 +91,7 @@ pub fn split(bytes: &[u8]) -> Result<Option<Split>, ConfigError> {
             return Err(ConfigError::new(RULES_KEY, "must be a list of rules"));
         };
         for (i, item) in items.into_iter().enumerate() {
-            let at = format!("{RULES_KEY}[{i}]");
+            let at = index_path(RULES_KEY, "", i);
             rules.push(rule(item, &at)?);
         }
     }
@@ -110,7 +110,7 @@ fn rule(item: Value, at: &str) -> Result<(RuleMatch, Vec<u8>), ConfigError> {
             rest.push((key, value));
             continue;
         }
-        let field = format!("{at}.{key}");
+        let field = join_path(at, &key);
         if matcher.is_some() {
             return Err(ConfigError::new(
                 field,
@@ -157,7 +157,7 @@ fn strings(value: Value, field: &str) -> Result<Vec<String>, ConfigError> {
             Value::String(s) if !s.is_empty() => out.push(s),
             _ => {
                 return Err(ConfigError::new(
-                    format!("{field}[{i}]"),
+                    index_path(field, "", i),
                     "must be a non-empty string",
                 ))
             }

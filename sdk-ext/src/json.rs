@@ -494,6 +494,17 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// `before`, `s` as a JSON string literal, `after`: a message naming a value, such as
+/// `quoted("bucket name ", name, " is used twice")`. What `format!` with [`Quoted`] writes,
+/// without a formatting call (and its argument setup) at every message.
+pub fn quoted(before: &str, s: &str, after: &str) -> String {
+    let mut out = String::with_capacity(before.len() + s.len() + after.len() + 2);
+    out.push_str(before);
+    write_string(&mut out, s);
+    out.push_str(after);
+    out
+}
+
 /// Appends `s` to `out` as a JSON string literal (quotes included, escaped as RFC 8259 asks).
 pub fn write_string(out: &mut String, s: &str) {
     // Writing to a String cannot fail.

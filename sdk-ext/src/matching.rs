@@ -116,7 +116,7 @@
 //! assert!(!m.matches(&mut RequestData::new("GET", "/apix", "example.com").with("x-env", "prod")));
 //! ```
 
-use crate::config::{join_path, ConfigError};
+use crate::config::{index_path, join_path, ConfigError};
 use crate::request::{without_port, Request};
 use serde::Deserialize;
 
@@ -193,7 +193,7 @@ impl<'de> Deserialize<'de> for Int64 {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Int64, E> {
                 v.parse()
                     .map(Int64)
-                    .map_err(|_| E::custom(format!("{} is not an int64", crate::json::Quoted(v))))
+                    .map_err(|_| E::custom(crate::json::quoted("", v, " is not an int64")))
             }
         }
         // Not deserialize_any: that would link float parsing into every filter (~17 KB).
@@ -212,12 +212,7 @@ impl crate::json::FromJson for Int64 {
             Value::String(v) => crate::json::parse_decimal(v)
                 .and_then(|(neg, n)| crate::json::parse_signed(neg, n))
                 .map(Int64)
-                .ok_or_else(|| {
-                    Error::located(
-                        at,
-                        format_args!("{} is not an int64", crate::json::Quoted(v)),
-                    )
-                }),
+                .ok_or_else(|| Error::located(at, crate::json::quoted("", v, " is not an int64"))),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),
                 crate::json::Integer::Unsigned(n) => i64::try_from(n)
@@ -413,18 +408,24 @@ impl StringMatcher {
                 Ok(s.as_bytes().to_vec())
             }
         };
-        let mut kinds = Vec::new();
+        // Each kind validated in order, the last kept; only the count decides.
+        let mut kind = None;
+        let mut kinds = 0;
         if let Some(s) = &spec.exact {
-            kinds.push(Text::Exact(s.as_bytes().to_vec()));
+            kind = Some(Text::Exact(s.as_bytes().to_vec()));
+            kinds += 1;
         }
         if let Some(s) = &spec.prefix {
-            kinds.push(Text::Prefix(non_empty(s, "prefix")?));
+            kind = Some(Text::Prefix(non_empty(s, "prefix")?));
+            kinds += 1;
         }
         if let Some(s) = &spec.suffix {
-            kinds.push(Text::Suffix(non_empty(s, "suffix")?));
+            kind = Some(Text::Suffix(non_empty(s, "suffix")?));
+            kinds += 1;
         }
         if let Some(s) = &spec.contains {
-            kinds.push(Text::Contains(non_empty(s, "contains")?));
+            kind = Some(Text::Contains(non_empty(s, "contains")?));
+            kinds += 1;
         }
         if let Some(r) = &spec.safe_regex {
             if spec.ignore_case {
@@ -433,22 +434,22 @@ impl StringMatcher {
                     "has no effect with safe_regex (Envoy refuses it); use (?i) in the pattern",
                 ));
             }
-            kinds.push(Text::Regex(compile_regex(
+            kind = Some(Text::Regex(compile_regex(
                 r,
                 &join_path(field, "safe_regex"),
             )?));
+            kinds += 1;
         }
-        let mut kinds = kinds.into_iter();
-        match (kinds.next(), kinds.next()) {
-            (Some(kind), None) => Ok(Self {
+        match kind {
+            Some(kind) if kinds == 1 => Ok(Self {
                 kind,
                 ignore_case: spec.ignore_case,
             }),
-            (None, _) => Err(ConfigError::new(
+            None => Err(ConfigError::new(
                 field,
                 "needs exactly one of exact, prefix, suffix, contains, safe_regex",
             )),
-            (Some(_), Some(_)) => Err(ConfigError::new(
+            Some(_) => Err(ConfigError::new(
                 field,
                 "only one of exact, prefix, suffix, contains, safe_regex may be set",
             )),
@@ -523,7 +524,7 @@ impl StringMatcherSet {
         };
         let mut patterns: Vec<(usize, &str)> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let at = format!("{field}[{i}]");
+            let at = index_path(field, "", i);
             // Validates the spec (exactly one kind, non-empty, a valid pattern).
             let m = StringMatcher::compile(spec, &at)?;
             match (&m.kind, &spec.safe_regex) {
@@ -551,7 +552,7 @@ impl StringMatcherSet {
         mode: RegexMode,
     ) -> Result<(), ConfigError> {
         let search = mode == RegexMode::Search;
-        let at = |i: usize| format!("{field}[{i}].safe_regex.regex");
+        let at = |i: usize| join_path(&index_path(field, "", i), "safe_regex.regex");
         let texts: Vec<&str> = patterns.iter().map(|(_, p)| *p).collect();
         self.regex = Some(Regex::new_set(&texts, search).map_err(
             |(k, e)| match patterns.get(k) {
@@ -692,7 +693,7 @@ impl HeaderMatcher {
         if h.name.is_empty() || h.name.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
             return Err(ConfigError::new(
                 join_path(at, "name"),
-                format!("{} is not a header name", crate::json::Quoted(&h.name)),
+                crate::json::quoted("", &h.name, " is not a header name"),
             ));
         }
         let non_empty = |s: &String, name: &str| {
@@ -708,52 +709,57 @@ impl HeaderMatcher {
                 ignore_case: false,
             })
         };
-        let mut tests = Vec::new();
+        // Each kind validated in order (its own error first), the last one kept: only the
+        // count decides, so no list of them is built.
+        let mut test = ValueTest::Present(true);
+        let mut kinds = 0;
         if let Some(s) = &h.string_match {
-            let m = StringMatcher::compile(s, &join_path(at, "string_match"))?;
-            tests.push(ValueTest::String(m));
+            test = ValueTest::String(StringMatcher::compile(s, &join_path(at, "string_match"))?);
+            kinds += 1;
         }
         if let Some(p) = h.present_match {
-            tests.push(ValueTest::Present(p));
+            test = ValueTest::Present(p);
+            kinds += 1;
         }
         if let Some(r) = h.range_match {
-            tests.push(ValueTest::Range(r.start.0, r.end.0));
+            test = ValueTest::Range(r.start.0, r.end.0);
+            kinds += 1;
         }
         if let Some(s) = &h.exact_match {
-            tests.push(if s.is_empty() {
+            test = if s.is_empty() {
                 ValueTest::Any
             } else {
                 plain(Text::Exact, s.clone())
-            });
+            };
+            kinds += 1;
         }
         if let Some(s) = &h.prefix_match {
-            tests.push(plain(Text::Prefix, non_empty(s, "prefix_match")?));
+            test = plain(Text::Prefix, non_empty(s, "prefix_match")?);
+            kinds += 1;
         }
         if let Some(s) = &h.suffix_match {
-            tests.push(plain(Text::Suffix, non_empty(s, "suffix_match")?));
+            test = plain(Text::Suffix, non_empty(s, "suffix_match")?);
+            kinds += 1;
         }
         if let Some(s) = &h.contains_match {
-            tests.push(plain(Text::Contains, non_empty(s, "contains_match")?));
+            test = plain(Text::Contains, non_empty(s, "contains_match")?);
+            kinds += 1;
         }
         if let Some(r) = &h.safe_regex_match {
             let re = compile_regex(r, &join_path(at, "safe_regex_match"))?;
-            tests.push(ValueTest::String(StringMatcher {
+            test = ValueTest::String(StringMatcher {
                 kind: Text::Regex(re),
                 ignore_case: false,
-            }));
+            });
+            kinds += 1;
         }
-        let mut tests = tests.into_iter();
-        let test = match (tests.next(), tests.next()) {
-            (None, _) => ValueTest::Present(true),
-            (Some(t), None) => t,
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    at,
-                    "only one of string_match, present_match, range_match, exact_match, \
-                     prefix_match, suffix_match, contains_match, safe_regex_match may be set",
-                ))
-            }
-        };
+        if kinds > 1 {
+            return Err(ConfigError::new(
+                at,
+                "only one of string_match, present_match, range_match, exact_match, \
+                 prefix_match, suffix_match, contains_match, safe_regex_match may be set",
+            ));
+        }
         Ok(Self {
             name: h.name.to_ascii_lowercase(),
             test,
@@ -883,7 +889,7 @@ fn name_list(list: &[String], field: &str) -> Result<Vec<Vec<u8>>, ConfigError> 
     for (i, n) in list.iter().enumerate() {
         if n.is_empty() {
             return Err(ConfigError::new(
-                format!("{field}[{i}]"),
+                index_path(field, "", i),
                 "must not be empty",
             ));
         }
@@ -927,13 +933,11 @@ impl RequestMatcher {
     /// Compiles a spec; `field` is its path for error messages (e.g. `rules[0].match`).
     pub fn compile(spec: &RequestMatchSpec, field: &str) -> Result<Self, ConfigError> {
         let case_sensitive = spec.case_sensitive.unwrap_or(true);
-        let set = [
-            spec.prefix.is_some(),
-            spec.path.is_some(),
-            spec.safe_regex.is_some(),
-            spec.path_separated_prefix.is_some(),
-        ];
-        if set.iter().filter(|b| **b).count() > 1 {
+        let set = usize::from(spec.prefix.is_some())
+            + usize::from(spec.path.is_some())
+            + usize::from(spec.safe_regex.is_some())
+            + usize::from(spec.path_separated_prefix.is_some());
+        if set > 1 {
             return Err(ConfigError::new(
                 field,
                 "only one of prefix, path, safe_regex, path_separated_prefix may be set",
@@ -956,10 +960,16 @@ impl RequestMatcher {
         } else {
             PathMatch::Any
         };
-        let mut hosts = Vec::with_capacity(spec.hosts.len());
+        // Built in place: an error then drops one value, not each list built so far.
+        let mut m = Self {
+            path,
+            case_sensitive,
+            any: false,
+            ..Self::default()
+        };
         for (i, h) in spec.hosts.iter().enumerate() {
             let h = h.to_ascii_lowercase();
-            let at = join_path(field, &format!("hosts[{i}]"));
+            let at = index_path(field, "hosts", i);
             let pattern = if let Some(rest) = h.strip_prefix('*') {
                 HostPattern::Suffix(rest.as_bytes().to_vec())
             } else if let Some(rest) = h.strip_suffix('*') {
@@ -973,42 +983,30 @@ impl RequestMatcher {
                     "must be a host name with at most one leading or trailing '*'",
                 ));
             }
-            hosts.push(pattern);
+            m.hosts.push(pattern);
         }
-        let mut methods = Vec::with_capacity(spec.methods.len());
-        for (i, m) in spec.methods.iter().enumerate() {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+        for (i, name) in spec.methods.iter().enumerate() {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(ConfigError::new(
-                    join_path(field, &format!("methods[{i}]")),
-                    format!("{} is not an HTTP method", crate::json::Quoted(m)),
+                    index_path(field, "methods", i),
+                    crate::json::quoted("", name, " is not an HTTP method"),
                 ));
             }
-            methods.push(m.as_bytes().to_vec());
+            m.methods.push(name.as_bytes().to_vec());
         }
         // Loops, not `collect::<Result<Vec<_>, _>>()`: each such collect is its own
         // iterator adapter stack in the module (~0.7 KB apiece).
-        let mut headers = Vec::with_capacity(spec.headers.len());
         for (i, h) in spec.headers.iter().enumerate() {
-            let at = join_path(field, &format!("headers[{i}]"));
-            headers.push(HeaderMatcher::compile(h, &at)?);
+            let at = index_path(field, "headers", i);
+            m.headers.push(HeaderMatcher::compile(h, &at)?);
         }
-        let mut query = Vec::with_capacity(spec.query_parameters.len());
         for (i, q) in spec.query_parameters.iter().enumerate() {
-            let at = join_path(field, &format!("query_parameters[{i}]"));
-            query.push(QueryMatcher::compile(q, &at)?);
+            let at = index_path(field, "query_parameters", i);
+            m.query.push(QueryMatcher::compile(q, &at)?);
         }
-        let mut m = Self {
-            path,
-            case_sensitive,
-            hosts,
-            methods,
-            headers,
-            query,
-            route_names: name_list(&spec.route_names, &join_path(field, "route_names"))?,
-            virtual_hosts: name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?,
-            clusters: name_list(&spec.clusters, &join_path(field, "clusters"))?,
-            any: false,
-        };
+        m.route_names = name_list(&spec.route_names, &join_path(field, "route_names"))?;
+        m.virtual_hosts = name_list(&spec.virtual_hosts, &join_path(field, "virtual_hosts"))?;
+        m.clusters = name_list(&spec.clusters, &join_path(field, "clusters"))?;
         m.any = matches!(m.path, PathMatch::Any)
             && m.hosts.is_empty()
             && m.methods.is_empty()

@@ -39,9 +39,10 @@ pub fn check_name_part(name: &str, field: &str) -> Result<(), crate::config::Con
     }
     Err(crate::config::ConfigError::new(
         field,
-        format!(
-            "{}: use letters, digits, '_' and '-' (it names a metric)",
-            crate::json::Quoted(name)
+        crate::json::quoted(
+            "",
+            name,
+            ": use letters, digits, '_' and '-' (it names a metric)",
         ),
     ))
 }

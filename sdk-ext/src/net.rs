@@ -33,7 +33,7 @@
 //! assert_eq!(at("192.0.2.1"), None);
 //! ```
 
-use crate::json::Quoted;
+use crate::json::{quote, quoted};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -243,10 +243,7 @@ impl Cidr {
             .then(|| addr.parse::<IpAddr>().ok())
             .flatten()
         else {
-            return Err(format!(
-                "{} is not an IP address or CIDR range",
-                Quoted(text)
-            ));
+            return Err(quoted("", text, " is not an IP address or CIDR range"));
         };
         let max = match std {
             IpAddr::V4(_) => 32,
@@ -259,7 +256,7 @@ impl Cidr {
                 _ => {
                     return Err(format!(
                         "{}: the prefix length must be 0..={max}",
-                        Quoted(text)
+                        quote(text)
                     ))
                 }
             },
@@ -270,7 +267,7 @@ impl Cidr {
                 if len < 96 {
                     return Err(format!(
                         "{}: an IPv4-mapped range needs a prefix of at least 96 (write the IPv4 range)",
-                        Quoted(text)
+                        quote(text)
                     ));
                 }
                 (Ip::V4(v4), len - 96)
@@ -281,7 +278,7 @@ impl Cidr {
         if cidr.first() != ip {
             return Err(format!(
                 "{} has bits set after the /{len} prefix (did you mean {}/{len}, or the single address?)",
-                Quoted(text),
+                quote(text),
                 cidr.first()
             ));
         }

@@ -63,7 +63,7 @@
 //! assert_eq!(rules.first(&mut other), Some((1, &404)));
 //! ```
 
-use crate::config::{join_path, ConfigError};
+use crate::config::{index_path, join_path, ConfigError};
 use crate::matching::{RequestMatchSpec, RequestMatcher};
 use crate::request::Request;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
@@ -103,7 +103,7 @@ impl<T> Rules<T> {
     ) -> Result<Self, ConfigError> {
         let mut rules = Vec::with_capacity(raw.len());
         for (i, r) in raw.iter().enumerate() {
-            let at = join_path(field, &format!("[{i}]"));
+            let at = index_path(field, "", i);
             let value = compile(&r.value, &at)?;
             let matcher = match &r.matcher {
                 Some(m) => RequestMatcher::compile(m, &join_path(&at, "match"))?,

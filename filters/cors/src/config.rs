@@ -1,7 +1,7 @@
 //! Configuration: the JSON shape (Envoy's `CorsPolicy` fields, per rule), its defaults and
 //! its validation.
 
-use sdk_ext::config::{self, join_path, ConfigError};
+use sdk_ext::config::{self, index_path, join_path, ConfigError};
 use sdk_ext::headers::is_valid_value;
 use sdk_ext::matching::{StringMatchSpec, StringMatcher};
 use sdk_ext::rules::{RawRule, Rules};
@@ -107,10 +107,11 @@ pub struct Config {
 /// Most rules a config may hold.
 pub const MAX_RULES: usize = 256;
 
-fn header_value(v: &str, field: &str) -> Result<Vec<u8>, ConfigError> {
+/// `v` as a header value; `at.name` is its field.
+fn header_value(v: &str, at: &str, name: &str) -> Result<Vec<u8>, ConfigError> {
     if !is_valid_value(v.as_bytes()) {
         return Err(ConfigError::new(
-            field,
+            join_path(at, name),
             "is not a valid header value (control characters)",
         ));
     }
@@ -136,12 +137,12 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
     let mut origins = Vec::with_capacity(raw.allow_origin_string_match.len());
     let mut allows_null = false;
     for (i, spec) in raw.allow_origin_string_match.iter().enumerate() {
-        let field = format!("{at}.allow_origin_string_match[{i}]");
+        let field = index_path(at, "allow_origin_string_match", i);
         if let Some(exact) = &spec.exact {
             if let Some(problem) = exact_origin_problem(exact, spec.ignore_case) {
                 return Err(ConfigError::new(
                     join_path(&field, "exact"),
-                    format!("{} {problem}", sdk_ext::json::Quoted(exact)),
+                    sdk_ext::json::quoted("", exact, &[" ", problem].concat()),
                 ));
             }
             allows_null |= exact == "null";
@@ -149,34 +150,31 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
         origins.push(StringMatcher::compile(spec, &field)?);
     }
     let any_origin = origins.iter().any(|m| m.matches(b"*"));
-    let expose_headers = header_value(&raw.expose_headers, &format!("{at}.expose_headers"))?;
+    let expose_headers = header_value(&raw.expose_headers, at, "expose_headers")?;
     if raw.allow_credentials {
         if any_origin {
             return Err(ConfigError::new(
-                format!("{at}.allow_credentials"),
+                join_path(at, "allow_credentials"),
                 "with an origin matcher that allows every origin, any site could make credentialed requests: list the origins",
             ));
         }
         if expose_headers == b"*" {
             return Err(ConfigError::new(
-                format!("{at}.expose_headers"),
+                join_path(at, "expose_headers"),
                 "`*` is a literal header name for credentialed requests (browsers do not expand it): list the headers",
             ));
         }
     }
-    let max_age = header_value(&raw.max_age, &format!("{at}.max_age"))?;
+    let max_age = header_value(&raw.max_age, at, "max_age")?;
     if !max_age.iter().all(u8::is_ascii_digit) {
         return Err(ConfigError::new(
-            format!("{at}.max_age"),
-            format!(
-                "{} is not a number of seconds",
-                sdk_ext::json::Quoted(&raw.max_age)
-            ),
+            join_path(at, "max_age"),
+            sdk_ext::json::quoted("", &raw.max_age, " is not a number of seconds"),
         ));
     }
     let name = match &raw.name {
         Some(n) if !n.is_empty() => n.clone(),
-        Some(_) => return Err(ConfigError::new(format!("{at}.name"), "must not be empty")),
+        Some(_) => return Err(ConfigError::new(join_path(at, "name"), "must not be empty")),
         None => index.to_string(),
     };
     Ok(Policy {
@@ -185,8 +183,8 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
         origins,
         any_origin,
         allows_null,
-        allow_methods: header_value(&raw.allow_methods, &format!("{at}.allow_methods"))?,
-        allow_headers: header_value(&raw.allow_headers, &format!("{at}.allow_headers"))?,
+        allow_methods: header_value(&raw.allow_methods, at, "allow_methods")?,
+        allow_headers: header_value(&raw.allow_headers, at, "allow_headers")?,
         expose_headers,
         max_age,
         allow_credentials: raw.allow_credentials,

@@ -204,7 +204,7 @@ impl Config {
             if names.contains(&name) {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
-                    format!("duplicate rule name {}", sdk_ext::json::Quoted(&name)),
+                    sdk_ext::json::quoted("duplicate rule name ", &name, ""),
                 ));
             }
             let request = edits(&r.request, &format!("{at}.request"))?;

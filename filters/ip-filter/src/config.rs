@@ -231,7 +231,7 @@ impl Config {
             if names.contains(&name) || name == "default" {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
-                    format!("duplicate rule name {}", sdk_ext::json::Quoted(&name)),
+                    sdk_ext::json::quoted("duplicate rule name ", &name, ""),
                 ));
             }
             names.push(name.clone());

@@ -2,9 +2,9 @@
 //! field), defaults and validation → an immutable [`Config`].
 
 use crate::bucket::{Concurrency, TokenBucket};
-use sdk_ext::config::{self, join_path, ConfigError};
+use sdk_ext::config::{self, index_path, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
-use sdk_ext::json::Quoted;
+use sdk_ext::json::quoted;
 use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::FromJson;
 
@@ -353,7 +353,7 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::new(
             field,
-            format!("{} is not 1-64 characters of [A-Za-z0-9_-]", Quoted(name)),
+            quoted("", name, " is not 1-64 characters of [A-Za-z0-9_-]"),
         ));
     }
     Ok(())
@@ -450,7 +450,7 @@ impl Builder {
         if self.buckets.iter().any(|b| b.name == spec.name) {
             return Err(ConfigError::new(
                 field,
-                format!("bucket name {} is used twice", Quoted(&spec.name)),
+                quoted("bucket name ", &spec.name, " is used twice"),
             ));
         }
         self.buckets.push(spec);
@@ -481,7 +481,7 @@ impl Builder {
             )?);
         }
         for (i, d) in descriptors.iter().enumerate() {
-            let at = join_path(field, &format!("descriptors[{i}]"));
+            let at = index_path(field, "descriptors", i);
             limits
                 .descriptors
                 .push(self.descriptor(d, &at, default_name, i)?);
@@ -510,7 +510,7 @@ impl Builder {
         }
         let mut entries = Vec::with_capacity(raw.entries.len());
         for (j, e) in raw.entries.iter().enumerate() {
-            entries.push(entry(e, &join_path(field, &format!("entries[{j}]")))?);
+            entries.push(entry(e, &index_path(field, "entries", j))?);
         }
         let dynamic = entries.iter().any(|e| e.value.is_none());
         let slots = match (dynamic, raw.max_keys) {
@@ -546,7 +546,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
         if present {
             Err(ConfigError::new(
                 join_path(field, name),
-                format!("not used by attribute {}", Quoted(&raw.attribute)),
+                quoted("not used by attribute ", &raw.attribute, ""),
             ))
         } else {
             Ok(())
@@ -573,7 +573,7 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
             {
                 return Err(ConfigError::new(
                     join_path(field, "header"),
-                    format!("{} is not a header name", Quoted(&h)),
+                    quoted("", &h, " is not a header name"),
                 ));
             }
             Attribute::Header(h)
@@ -598,15 +598,14 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
                 "path" => Attribute::Path,
                 "method" => Attribute::Method,
                 "route_name" => Attribute::RouteName,
-                _ => {
-                    return Err(ConfigError::new(
-                        join_path(field, "attribute"),
-                        format!(
-                            "unknown attribute {} (known: client_address, header, path, path_prefix, method, route_name)",
-                            Quoted(other)
-                        ),
-                    ))
-                }
+                _ => return Err(ConfigError::new(
+                    join_path(field, "attribute"),
+                    quoted(
+                        "unknown attribute ",
+                        other,
+                        " (known: client_address, header, path, path_prefix, method, route_name)",
+                    ),
+                )),
             }
         }
     };

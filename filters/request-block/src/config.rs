@@ -253,7 +253,7 @@ impl Config {
             if rules.iter().any(|x: &Rule| x.name == r.name) {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
-                    format!("duplicate rule name {}", sdk_ext::json::Quoted(&r.name)),
+                    sdk_ext::json::quoted("duplicate rule name ", &r.name, ""),
                 ));
             }
             let mut spec = r.pattern.clone();
@@ -269,7 +269,7 @@ impl Config {
                     if name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f) {
                         return Err(ConfigError::new(
                             format!("{at}.header"),
-                            format!("{} is not a header name", sdk_ext::json::Quoted(h)),
+                            sdk_ext::json::quoted("", h, " is not a header name"),
                         ));
                     }
                     match headers.iter_mut().find(|(n, _)| *n == name) {
