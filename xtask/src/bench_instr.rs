@@ -14,8 +14,11 @@
 //!
 //! What it is not: a time. Instructions weigh a cache miss like an add; the timed rows stay the
 //! capacity measure, this one is their contention-free companion (the `÷ floor` and × native
-//! ratios of the same variants, reproducible to ~0.1 % between runs). Rows whose load is a wrk
-//! script (a pool of tokens, CORS preflights) are skipped: h2load sends fixed headers.
+//! ratios of the same variants). Native rows (Envoy's filters, the dynamic modules) repeat to
+//! ~0.1 % between runs. Wasm rows do not yet: V8 compiles and tiers up on background threads,
+//! which callgrind counts, and that work need not fall the same in both runs
+//! (bench/RESULTS-instructions-2026-12-02.md). Rows whose load is a wrk script (a pool of
+//! tokens, CORS preflights) are skipped: h2load sends fixed headers.
 
 use super::{front_config_with, route_extra};
 use super::{
