@@ -342,6 +342,21 @@ fn policy_load(v: &Variant) -> PolicyLoad {
     }
 }
 
+/// The headers of a variant's load requests (the bench request, its token, route and origin).
+fn request_headers(v: &Variant, token: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("x-remove-me", "1".to_string())];
+    if let Some(t) = token {
+        headers.push(("authorization", format!("Bearer {t}")));
+    }
+    if v.route.is_some_and(|r| r.load_on) {
+        headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
+    }
+    if policy_load(v) == PolicyLoad::Cors {
+        headers.push(("origin", CORS_ORIGIN.to_string()));
+    }
+    headers
+}
+
 /// The preflight rows' wrk script, under `target/bench/`.
 const PREFLIGHT_SCRIPT: &str = "cors-preflight.lua";
 
@@ -3235,19 +3250,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 env.pin.map(|p| p.0),
             )?;
             started_pids.push(twin.pid());
-            let mut headers = vec![("x-remove-me", "1".to_string())];
-            if let Some(t) = token {
-                headers.push(("authorization", format!("Bearer {t}")));
-            }
-            if v.route.is_some_and(|r| r.load_on) {
-                headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
-            }
-            if policy_load(v) == PolicyLoad::Cors {
-                headers.push(("origin", CORS_ORIGIN.to_string()));
-            }
             let load = Load {
                 script: script.as_deref(),
-                headers,
+                headers: request_headers(v, token),
             };
             let fronts = Fronts {
                 front: &front,

@@ -23,7 +23,6 @@
 use super::{front_config_with, route_extra};
 use super::{
     policy_load, start_envoy_with, verify, verify_policy, Env, Envoy, PolicyLoad, Variant,
-    CORS_ORIGIN, ROUTE_HEADER,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -217,16 +216,7 @@ pub(super) fn run(
                 .find(|(a, _)| *a == l.alg)
                 .map(|(_, t)| t.as_str())
         });
-        let mut headers = vec![("x-remove-me", "1".to_string())];
-        if let Some(t) = token {
-            headers.push(("authorization", format!("Bearer {t}")));
-        }
-        if v.route.is_some_and(|r| r.load_on) {
-            headers.push((ROUTE_HEADER.0, ROUTE_HEADER.1.to_string()));
-        }
-        if policy_load(v) == PolicyLoad::Cors {
-            headers.push(("origin", CORS_ORIGIN.to_string()));
-        }
+        let headers = super::request_headers(v, token);
         let started = Instant::now();
         let a = one_run(env, v, upstream, token, &headers, n)?;
         let b = one_run(env, v, upstream, token, &headers, n2)?;
