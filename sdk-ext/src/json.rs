@@ -1425,6 +1425,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn quoted_writes_what_format_with_quoted_writes() {
+        for (before, v, after) in [
+            ("", "x", " is not a header name"),
+            ("bucket name ", "a\"b\n", " is used twice"),
+            ("duplicate rule name ", "日本", ""),
+            ("", "", ""),
+        ] {
+            assert_eq!(
+                quoted(before, v, after),
+                format!("{before}{}{after}", Quoted(v))
+            );
+        }
+    }
+
+    #[test]
     fn quoted_matches_debug_for_printable_text_and_escapes_control_bytes() {
         for s in [
             "",

@@ -4551,6 +4551,18 @@ intr 1 2 3
         assert!(parse("x").is_err());
     }
 
+    #[test]
+    fn instructions_takes_a_request_count() {
+        let parse = |a: &[&str]| {
+            parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|o| o.instructions)
+        };
+        assert_eq!(parse(&[]), Ok(0));
+        assert_eq!(parse(&["--instructions", "200"]), Ok(200));
+        assert_eq!(parse(&["--instructions=0"]), Ok(1));
+        assert!(parse(&["--instructions", "x"]).is_err());
+        assert!(parse(&["--instructions"]).is_err());
+    }
+
     fn summary(norm: f64, added: f64, rps_norm: f64) -> Summary {
         Summary {
             rps: 1000.0,

@@ -317,3 +317,43 @@ fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &E
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_reads_callgrinds_summary_or_totals_line() {
+        let dir = std::env::temp_dir().join(format!("bench-instr-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("out");
+        fs::write(
+            &file,
+            "version: 1\ncmd: envoy\nevents: Ir\nsummary: 305883417\n",
+        )
+        .unwrap();
+        assert_eq!(total(&file), Ok(305_883_417));
+        fs::write(&file, "events: Ir\nfn=main\n1 2\ntotals: 42\n").unwrap();
+        assert_eq!(total(&file), Ok(42));
+        fs::write(&file, "events: Ir\n").unwrap();
+        assert!(total(&file).unwrap_err().contains("no instruction total"));
+        assert!(total(&dir.join("missing")).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_launcher_script_is_not_taken_for_envoy() {
+        let dir = std::env::temp_dir().join(format!("bench-instr-venv-{}", std::process::id()));
+        let bin = dir.join("bin/envoy");
+        let real = dir.join("lib/python3.11/site-packages/envoy/_bin/envoy");
+        fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        fs::write(&real, b"\x7fELF").unwrap();
+        fs::write(&bin, "#!/usr/bin/python\n").unwrap();
+        assert_eq!(real_envoy(&bin), Ok(real.clone()));
+        assert_eq!(real_envoy(&real), Ok(real.clone()));
+        fs::remove_file(&real).unwrap();
+        assert!(real_envoy(&bin).unwrap_err().contains("launcher script"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
