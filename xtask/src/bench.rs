@@ -280,6 +280,23 @@ const RATE_LIMIT_STATS: &[&str] = &["wasmcustom.rate_limit.bench.allowed"];
 const DYNMOD_GROUP: &str = "dynmod";
 /// The marker of a dynamic-module row's name.
 const DYNMOD: &str = "-dynmod";
+/// Issue 15's "within 1.10 × the added CPU of Envoy's native equivalent": each dynamic-module
+/// row and the native row doing the same work.
+const DYNMOD_VS_NATIVE: &[(&str, &str)] = &[
+    ("rate-limit-dynmod", "native-ratelimit"),
+    ("rate-limit-client-dynmod", "native-ratelimit-client"),
+    ("cors-dynmod", "native-cors"),
+    ("ip-filter-cidr10k-dynmod", "native-rbac-matcher-cidr10k"),
+];
+/// The native rows of the `dynmod` group: what its modules are compared with (and the
+/// `native-jwt-*` rows).
+const DYNMOD_NATIVES: &[&str] = &[
+    "native-header_mutation",
+    "native-ratelimit",
+    "native-ratelimit-client",
+    "native-cors",
+    "native-rbac-matcher-cidr10k",
+];
 const OPA_GROUP: &str = "opa";
 /// The OPA rows.
 const OPA_ROWS: &[&str] = &["native-rbac10", "opa-policy-rbac10", "ext-authz-opa"];
@@ -336,7 +353,7 @@ enum PolicyLoad {
 
 fn policy_load(v: &Variant) -> PolicyLoad {
     match v.name {
-        "native-cors" | "cors" | "raw-cors" => PolicyLoad::Cors,
+        "native-cors" | "cors" | "raw-cors" | "cors-dynmod" => PolicyLoad::Cors,
         "native-cors-preflight" | "cors-preflight" | "raw-cors-preflight" => PolicyLoad::Preflight,
         _ => PolicyLoad::Plain,
     }
@@ -881,6 +898,44 @@ const VARIANTS: &[Variant] = &[
     jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-same", Alg::Es256, false),
     jwt_auth_dynmod_variant("jwt-auth-dynmod-rs256-pool", Alg::Rs256, true),
     jwt_auth_dynmod_variant("jwt-auth-dynmod-es256-pool", Alg::Es256, true),
+    // The policy and rate-limit filters as dynamic modules (issue 15: within 1.10 × the
+    // added CPU of Envoy's native equivalent): the same configs and loads as their wasm rows.
+    ratelimit_variant(
+        "rate-limit-dynmod",
+        rate_limit_dynmod_filter,
+        Some(Module::Dist("librate-limit.so")),
+        None,
+    ),
+    ratelimit_variant(
+        "rate-limit-client-dynmod",
+        rate_limit_client_dynmod_filter,
+        Some(Module::Dist("librate-limit.so")),
+        None,
+    ),
+    policy_variant(
+        "cors-dynmod",
+        cors_dynmod_filter,
+        &["wasmcustom.cors.origin_valid"],
+        Some(Module::Dist("libcors.so")),
+        None,
+        None,
+    ),
+    policy_variant(
+        "ip-filter-cidr10k-dynmod",
+        ip_filter_dynmod_filter,
+        &["wasmcustom.ip_filter.allowed"],
+        Some(Module::Dist("libip-filter.so")),
+        None,
+        None,
+    ),
+    policy_variant(
+        "request-block-50-dynmod",
+        request_block_dynmod_filter,
+        &["wasmcustom.request_block.allowed"],
+        Some(Module::Dist("librequest-block.so")),
+        Some(("/admin", 403)),
+        None,
+    ),
 ];
 
 /// A `ratelimit` row (see [`RATELIMIT_ROWS`]).
@@ -1367,6 +1422,46 @@ fn template_dynmod_filter(i: &Inputs) -> String {
     )
 }
 
+fn rate_limit_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("librate-limit.so")),
+        "rate-limit",
+        RATE_LIMIT_CONFIG,
+    )
+}
+
+fn rate_limit_client_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("librate-limit.so")),
+        "rate-limit",
+        RATE_LIMIT_CLIENT_CONFIG,
+    )
+}
+
+fn cors_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libcors.so")),
+        "cors",
+        CORS_CONFIG,
+    )
+}
+
+fn ip_filter_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libip-filter.so")),
+        "ip-filter",
+        &ip_filter_config(),
+    )
+}
+
+fn request_block_dynmod_filter(i: &Inputs) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::Dist("librequest-block.so")),
+        "request-block",
+        &request_block_config(),
+    )
+}
+
 fn jwt_auth_dynmod_filter(i: &Inputs) -> String {
     dynmod_filter(
         &i.modules.path(Module::Dist("libjwt-auth.so")),
@@ -1757,7 +1852,7 @@ fn selects(item: &str, v: &Variant) -> bool {
         FLOORS_GROUP => FLOOR_ROWS.contains(&v.name),
         ROUTE_GROUP => v.route.is_some(),
         DYNMOD_GROUP => {
-            is_dynmod(v) || v.name == "native-header_mutation" || v.name.starts_with("native-jwt-")
+            is_dynmod(v) || DYNMOD_NATIVES.contains(&v.name) || v.name.starts_with("native-jwt-")
         }
         OPA_GROUP => OPA_ROWS.contains(&v.name),
         POLICY_GROUP => POLICY_ROWS.contains(&v.name),
@@ -3989,6 +4084,27 @@ fn render(r: &RunInfo) -> String {
         }
     }
 
+    // Issue 15: the other filters as dynamic modules, within 1.10 × the added CPU of Envoy's
+    // native equivalent doing the same work.
+    for (ours, native) in DYNMOD_VS_NATIVE {
+        let (Some(o), Some(n)) = (find(ours), find(native)) else {
+            continue;
+        };
+        for kind in [Kind::Moderate, Kind::Saturated] {
+            if let (Some(op), Some(np)) = (view(o, kind), view(n, kind)) {
+                let ratio = op.added_us / np.added_us;
+                let _ = writeln!(
+                    md,
+                    "| {ours} added CPU ≤ 1.10 × {native}'s ({}) | | | {ratio:.2} × (added {:+.2} vs {:+.2} µs) | {} |",
+                    kind.label(),
+                    op.added_us,
+                    np.added_us,
+                    yes(np.added_us > 0.0 && ratio <= 1.10)
+                );
+            }
+        }
+    }
+
     // The policy rows: against Envoy's native filters, the preflights whole, the sizes.
     for (ours, native) in [
         ("cors", "native-cors"),
@@ -4229,6 +4345,19 @@ mod policy_tests {
     }
 
     #[test]
+    fn dynmod_pairs_name_rows_of_the_dynmod_group() {
+        let rows = selected_variants(Some(&["dynmod".to_string()]));
+        for (ours, native) in DYNMOD_VS_NATIVE {
+            assert!(rows.iter().any(|v| v.name == *ours), "{ours}");
+            assert!(rows.iter().any(|v| v.name == *native), "{native}");
+            assert!(is_dynmod(rows.iter().find(|v| v.name == *ours).unwrap()));
+        }
+        // The dynamic-module cors row gets the same Origin as its wasm twin.
+        let cors = VARIANTS.iter().find(|v| v.name == "cors-dynmod").unwrap();
+        assert_eq!(policy_load(cors), PolicyLoad::Cors);
+    }
+
+    #[test]
     fn policy_rows_are_one_group_with_their_floors() {
         let rows = selected_variants(Some(&["policy".to_string()]));
         for name in POLICY_ROWS {
@@ -4349,9 +4478,13 @@ mod tests {
             [
                 BASELINE,
                 "native-header_mutation",
+                "native-ratelimit",
+                "native-ratelimit-client",
                 "header-rules-dynmod",
                 "raw-dynmod",
                 "template-dynmod",
+                "native-cors",
+                "native-rbac-matcher-cidr10k",
                 "native-jwt-rs256-same",
                 "native-jwt-es256-same",
                 "native-jwt-rs256-pool",
@@ -4359,7 +4492,12 @@ mod tests {
                 "jwt-auth-dynmod-rs256-same",
                 "jwt-auth-dynmod-es256-same",
                 "jwt-auth-dynmod-rs256-pool",
-                "jwt-auth-dynmod-es256-pool"
+                "jwt-auth-dynmod-es256-pool",
+                "rate-limit-dynmod",
+                "rate-limit-client-dynmod",
+                "cors-dynmod",
+                "ip-filter-cidr10k-dynmod",
+                "request-block-50-dynmod"
             ]
         );
         assert_eq!(names(&["*-pool"]).len(), 7);

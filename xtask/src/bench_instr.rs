@@ -4,20 +4,20 @@
 //! CPU samples of `make bench` do.
 //!
 //! Per variant: the same front configuration as the timed rows (same filters, same
-//! upstream, the same `verify` checks), started twice under callgrind; the first run serves
-//! `N` requests, the second `5 N`, over one keep-alive connection (`h2load --h1 -c 1`, the
-//! variant's request headers). A run's total also holds Envoy's start-up and shutdown, which
-//! are the same in both runs, so `(I(5N) − I(N)) ÷ 4N` is the front's instructions per request.
-//! Envoy's stats flush is pushed out of the run (`stats_flush_interval: 299s`) so the longer
-//! run does not count more timer work. Threads are serialised under valgrind, so this is work
-//! done, not how it overlaps.
+//! upstream, the same `verify` checks), started under callgrind with instrumentation off. The
+//! front serves [`WARMUP`] requests and idles 3 s (V8 compiles a wasm module lazily and tiers
+//! hot functions up on background threads: that work is done before counting starts), then
+//! `callgrind_control` switches counting on and the front serves three windows of `N`, `5 N`
+//! and `5 N` requests over one keep-alive connection (`h2load --h1 -c 1`, the variant's request
+//! headers), each ended by a dump that zeroes the counters. What a window pays once (the
+//! connection, the dump) cancels in `(mean(I₂, I₃) − I₁) ÷ 4N`, the front's instructions per
+//! request; the two equal windows' spread shows the count's repeatability (≤ 0.1 % seen, wasm
+//! rows included). Envoy's stats flush is pushed out of the run (`stats_flush_interval: 299s`).
+//! Threads are serialised under valgrind, so this is work done, not how it overlaps.
 //!
 //! What it is not: a time. Instructions weigh a cache miss like an add; the timed rows stay the
-//! capacity measure, this one is their contention-free companion (the `÷ floor` and × native
-//! ratios of the same variants). Native rows (Envoy's filters, the dynamic modules) repeat to
-//! ~0.1 % between runs. Wasm rows do not yet: V8 compiles and tiers up on background threads,
-//! which callgrind counts, and that work need not fall the same in both runs
-//! (bench/RESULTS-instructions-2026-12-02.md). Rows whose load is a wrk script (a pool of
+//! capacity measure, this one is their contention-free companion (the `÷ floor`, × native and
+//! ÷ native's added ratios of the same variants). Rows whose load is a wrk script (a pool of
 //! tokens, CORS preflights) are skipped: h2load sends fixed headers.
 
 use super::{front_config_with, route_extra};
@@ -140,17 +140,70 @@ fn total(path: &Path) -> Result<u64, String> {
         .ok_or_else(|| format!("{}: no instruction total", path.display()))
 }
 
-/// One run: the variant's front under callgrind serving `n` requests; its instruction total.
-fn one_run(
+/// `callgrind_control <args> <pid>`: a request to the running callgrind (it answers once the
+/// guest next runs, which a loaded Envoy does at once).
+fn control(pid: u32, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running callgrind_control: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "callgrind_control {} {pid}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The instruction total of dump number `part` (`<out>.<part>`), waiting for callgrind to
+/// write it.
+fn next_dump(out: &Path, part: usize) -> Result<u64, String> {
+    let path = PathBuf::from(format!("{}.{part}", out.display()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(t) = total(&path) {
+            return Ok(t);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("callgrind wrote no dump {}", path.display()));
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// Requests served before counting starts: V8 compiles a wasm module's functions lazily and
+/// tiers the hot ones up on background threads; by then that work is done.
+pub(super) const WARMUP: u64 = 3000;
+
+/// One variant's front under callgrind with instrumentation off, warmed up with
+/// [`WARMUP`] requests, then three counted windows of `n`, `5 n` and `5 n` requests (each
+/// dump zeroes the counters). The windows' totals.
+fn windows(
     env: &Env,
     v: &Variant,
     upstream: &Envoy,
     token: Option<&str>,
     headers: &[(&str, String)],
     n: u64,
-) -> Result<u64, String> {
-    let out = env.work.join(format!("callgrind.{}.{n}", v.name));
-    let _ = fs::remove_file(&out);
+) -> Result<[u64; 3], String> {
+    let out = env.work.join(format!("callgrind.{}", v.name));
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let stem = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stem) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
     let mut config = front_config_with(
         &(v.filters)(&env.inputs),
         upstream.listener,
@@ -163,24 +216,63 @@ fn one_run(
     let wrapper: Vec<OsString> = vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
+        // Counting starts after the warm-up (`callgrind_control -i on`).
+        "--instr-atstart=no".into(),
         // V8 writes the code it runs (the wasm rows): valgrind must watch for it.
         "--smc-check=all-non-file".into(),
         out_arg,
         real_envoy(&env.envoy)?.into(),
     ];
     let front = start_envoy_with(env, &format!("instr-{}", v.name), &config, None, &wrapper)?;
-    let checks = verify_policy(v, &front).and_then(|()| verify(v, &front, token));
-    let served = checks.and_then(|()| load(&format!("http://{}/", front.listener), n, headers));
+    let url = format!("http://{}/", front.listener);
+    let pid = front.pid();
+    let counted = (|| {
+        verify_policy(v, &front)?;
+        verify(v, &front, token)?;
+        load(&url, WARMUP, headers)?;
+        // Background compile jobs started by the warm-up finish while the front idles.
+        sleep(Duration::from_secs(3));
+        control(pid, &["-i", "on"])?;
+        control(pid, &["-z"])?;
+        let mut totals = [0u64; 3];
+        for (i, (slot, k)) in totals.iter_mut().zip([n, 5 * n, 5 * n]).enumerate() {
+            load(&url, k, headers)?;
+            control(pid, &["--dump"])?;
+            *slot = next_dump(&out, i + 1)?;
+        }
+        Ok::<_, String>(totals)
+    })();
     stop_and_wait(front);
-    served?;
-    total(&out)
+    counted
 }
 
 /// One measured variant.
 struct Row {
     per_request: f64,
-    /// The two runs' totals (N, 5N requests).
-    totals: (u64, u64),
+    /// The three windows' totals (N, 5N, 5N requests).
+    totals: [u64; 3],
+}
+
+impl Row {
+    /// Instructions per request: the mean of the two 5N windows less the N window, over 4N
+    /// (what every window pays once, the connection and the dump, cancels).
+    fn of(totals: [u64; 3], n: u64) -> Row {
+        let [a, b, c] = totals.map(|t| t as f64);
+        Row {
+            per_request: ((b + c) / 2.0 - a) / (4 * n) as f64,
+            totals,
+        }
+    }
+
+    /// How far the two equal windows differ, as a fraction of their mean.
+    fn spread(&self) -> f64 {
+        let [_, b, c] = self.totals.map(|t| t as f64);
+        if b + c > 0.0 {
+            (b - c).abs() / ((b + c) / 2.0)
+        } else {
+            0.0
+        }
+    }
 }
 
 pub(super) fn run(
@@ -197,7 +289,6 @@ pub(super) fn run(
     if Command::new("h2load").arg("--version").output().is_err() {
         return Err("h2load not found (Debian package `nghttp2-client`; `make setup`)".into());
     }
-    let n2 = n * 5;
     let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut order: Vec<&Variant> = Vec::new();
@@ -218,24 +309,18 @@ pub(super) fn run(
         });
         let headers = super::request_headers(v, token);
         let started = Instant::now();
-        let a = one_run(env, v, upstream, token, &headers, n)?;
-        let b = one_run(env, v, upstream, token, &headers, n2)?;
-        let per_request = (b as f64 - a as f64) / (n2 - n) as f64;
+        let row = Row::of(windows(env, v, upstream, token, &headers, n)?, n);
         eprintln!(
-            "bench --instructions: {:<28} {:>9.0} instructions/request ({:.0} s)",
+            "bench --instructions: {:<28} {:>9.0} instructions/request, windows {:?} (spread {:.2} %, {:.0} s)",
             v.name,
-            per_request,
+            row.per_request,
+            row.totals,
+            100.0 * row.spread(),
             started.elapsed().as_secs_f64()
         );
-        rows.insert(
-            v.name,
-            Row {
-                per_request,
-                totals: (a, b),
-            },
-        );
+        rows.insert(v.name, row);
     }
-    let md = report(&rows, &skipped, n, n2, env);
+    let md = report(&rows, &skipped, n, env);
     let path = out_dir.join("instructions.md");
     fs::write(&path, &md).map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("{md}");
@@ -243,21 +328,24 @@ pub(super) fn run(
     Ok(())
 }
 
-fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &Env) -> String {
+fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, env: &Env) -> String {
+    let n5 = 5 * n;
     let mut md = String::new();
     let version = super::command_output(env.envoy.to_str().unwrap_or("envoy"), &["--version"])
         .unwrap_or_default();
     let _ = writeln!(
         md,
         "# Instructions per request (callgrind), `xtask bench --instructions {n}`\n\n\
-         The front Envoy (`--concurrency 1`) under valgrind's callgrind, two runs per variant \
-         ({n} and {n2} requests, one keep-alive HTTP/1.1 connection); instructions per request = \
-         the difference of the runs' totals ÷ {}. Envoy: {}. A count, not a time: it does not \
-         move with other load on the host. **Added** = the row's count − no-filter's. **÷ floor** \
-         = added ÷ the floor's added (the raw-ABI module making the same host calls). \
-         **Capacity × other** = the other row's count ÷ this row's (the whole request's work, \
-         as the timed rows' CPU-bound capacity).\n",
-        n2 - n,
+         The front Envoy (`--concurrency 1`) under valgrind's callgrind, one keep-alive HTTP/1.1 \
+         connection. Counting starts after {WARMUP} warm-up requests and a 3 s pause (V8's lazy \
+         compilation and tier-up done), then three windows of {n}, {n5} and {n5} requests; \
+         instructions per request = (mean of the {n5} windows − the {n} window) ÷ {}. \
+         **Spread**: how far the two equal windows differ. Envoy: {}. A count, not a time: it \
+         does not move with other load on the host. **Added** = the row's count − no-filter's. \
+         **÷ floor** = added ÷ the floor's added (the raw-ABI module making the same host \
+         calls). **Capacity × other** = the other row's count ÷ this row's (the whole \
+         request's work, as the timed rows' CPU-bound capacity).\n",
+        4 * n,
         version
             .lines()
             .find_map(|l| l.split_once("version: ").map(|(_, v)| v.trim()))
@@ -266,7 +354,7 @@ fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &E
     let base = rows.get("no-filter").map(|r| r.per_request);
     let _ = writeln!(
         md,
-        "| variant | instructions/request | added | floor | ÷ floor | totals ({n}, {n2}) |\n|---|---:|---:|---|---:|---|"
+        "| variant | instructions/request | added | floor | ÷ floor | spread | windows ({n}, {n5}, {n5}) |\n|---|---:|---:|---|---:|---:|---|"
     );
     for (name, r) in rows {
         let added = base.map(|b| r.per_request - b);
@@ -282,12 +370,14 @@ fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &E
         };
         let _ = writeln!(
             md,
-            "| {name} | {:.0} | {} | {} | {ratio} | {}, {} |",
+            "| {name} | {:.0} | {} | {} | {ratio} | {:.2} % | {}, {}, {} |",
             r.per_request,
             added.map(|a| format!("{a:+.0}")).unwrap_or_default(),
             floor.unwrap_or(""),
-            r.totals.0,
-            r.totals.1
+            100.0 * r.spread(),
+            r.totals[0],
+            r.totals[1],
+            r.totals[2]
         );
     }
     let mut versus = String::new();
@@ -306,6 +396,29 @@ fn report(rows: &BTreeMap<&str, Row>, skipped: &[&str], n: u64, n2: u64, env: &E
         let _ = writeln!(
             md,
             "\n| row | other | capacity × other (instructions) | target |\n|---|---|---:|---|\n{versus}"
+        );
+    }
+    let mut added = String::new();
+    let base = base.unwrap_or(0.0);
+    for (row, other) in super::DYNMOD_VS_NATIVE {
+        if let (Some(a), Some(b)) = (rows.get(row), rows.get(other)) {
+            let (ours, native) = (a.per_request - base, b.per_request - base);
+            let ratio = ours / native;
+            let status = if native > 0.0 && ratio <= 1.10 {
+                "met"
+            } else {
+                "NOT met"
+            };
+            let _ = writeln!(
+                added,
+                "| {row} | {other} | {ours:+.0} | {native:+.0} | {ratio:.2} × | ≤ 1.10 ×: {status} |"
+            );
+        }
+    }
+    if !added.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| dynamic module | native | added | native's added | ÷ native's | target |\n|---|---|---:|---:|---:|---|\n{added}"
         );
     }
     if !skipped.is_empty() {
