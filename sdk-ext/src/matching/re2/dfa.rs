@@ -18,6 +18,11 @@ const MATCHED: u32 = u32::MAX - 1;
 /// No thread left: no match can follow.
 const DEAD: u32 = u32::MAX - 2;
 
+/// [`Cache::eot`]'s values.
+const EOT_UNKNOWN: u8 = 0;
+const EOT_MATCH: u8 = 1;
+const EOT_NO_MATCH: u8 = 2;
+
 /// Contexts: what the previous byte was.
 const AT_START: u32 = 0;
 const AFTER_NL: u32 = 1;
@@ -36,6 +41,10 @@ pub(crate) struct Cache {
     order: Vec<u32>,
     /// `state * nclasses + class` → next state (or a sentinel).
     edges: Vec<u32>,
+    /// Per state, whether the end of the value after it is a match: [`EOT_UNKNOWN`] until
+    /// first needed, then [`EOT_MATCH`] or [`EOT_NO_MATCH`] (every value ends, so without
+    /// this each match would follow the program once more).
+    eot: Vec<u8>,
     bytes: usize,
     /// How many times the cache was emptied.
     clears: u32,
@@ -142,8 +151,18 @@ impl Prog {
                 _ => state = to,
             }
         }
-        let key = cache.keys.get(state as usize).cloned().unwrap_or_default();
-        self.step(&key, None, cache)
+        match cache.eot.get(state as usize).copied() {
+            Some(EOT_MATCH) => true,
+            Some(EOT_NO_MATCH) => false,
+            _ => {
+                let key = cache.keys.get(state as usize).cloned().unwrap_or_default();
+                let matched = self.step(&key, None, cache);
+                if let Some(slot) = cache.eot.get_mut(state as usize) {
+                    *slot = if matched { EOT_MATCH } else { EOT_NO_MATCH };
+                }
+                matched
+            }
+        }
     }
 
     /// The edge from `state` on `b` (and every byte of its class).
@@ -194,11 +213,12 @@ impl Cache {
             Ok(pos) => return self.order.get(pos).copied().unwrap_or(0),
             Err(pos) => pos,
         };
-        let cost = key.len() * 8 + nclasses * 4 + 64;
+        let cost = key.len() * 8 + nclasses * 4 + 65;
         if self.bytes + cost > CACHE_BYTES && !self.keys.is_empty() {
             self.keys.clear();
             self.order.clear();
             self.edges.clear();
+            self.eot.clear();
             self.bytes = 0;
             self.start = None;
             self.clears = self.clears.wrapping_add(1);
@@ -209,6 +229,7 @@ impl Cache {
         self.keys.push(key.into());
         self.order.insert(at, id);
         self.edges.resize(self.edges.len() + nclasses, UNKNOWN);
+        self.eot.push(EOT_UNKNOWN);
         id
     }
 }

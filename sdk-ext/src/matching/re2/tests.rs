@@ -544,3 +544,29 @@ fn differential_engine_against_regex_lite() {
     }
     assert!(compared > 1500, "{compared}");
 }
+
+/// The end of a value is decided once per DFA state and then remembered: one compiled
+/// pattern, reused over values that end in the same states, answers as a fresh one does.
+#[test]
+fn end_of_value_outcomes_are_remembered_per_state() {
+    for (p, full) in [
+        (r"a\b", true),
+        (r"(?m)x$", false),
+        (r"ab|a$", false),
+        (r"\Bb", false),
+        (r"(?i)sqlmap0|nikto0", false),
+    ] {
+        let reused = if full {
+            Re2::new(p).unwrap()
+        } else {
+            Re2::new_search(p).unwrap()
+        };
+        for v in [
+            &b"a"[..], b"a", b"ab", b"x", b"x\n", b"xy", b"x", b"ab", b"a", b"", b"wrk", b"NIKTO0",
+            b"wrk", b"bb", b"b",
+        ] {
+            let fresh = if full { m(p, v) } else { search(p, v) };
+            assert_eq!(reused.is_match(v), fresh, "{p} on {v:?}");
+        }
+    }
+}
