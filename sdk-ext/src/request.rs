@@ -252,6 +252,18 @@ impl HostRequest {
         };
         self.more.get(at).and_then(|(_, v)| v.as_deref())
     }
+
+    /// A host property, cached under `key` (a unit variant): one function for every
+    /// property getter, where each was its own copy of [`cached`](Self::cached).
+    #[inline(never)]
+    fn cached_property(&mut self, key: Key, path: &[&str]) -> Option<&[u8]> {
+        let probe = std::mem::discriminant(&key);
+        self.cached(
+            |k| std::mem::discriminant(k) == probe,
+            move || key,
+            || property(path),
+        )
+    }
 }
 
 impl Request for HostRequest {
@@ -288,24 +300,16 @@ impl Request for HostRequest {
         values
     }
     fn source_address(&mut self) -> Option<&[u8]> {
-        self.cached(|k| matches!(k, Key::Source), || Key::Source, source_address)
+        self.cached_property(Key::Source, &["source", "address"])
     }
     fn route_name(&mut self) -> Option<&[u8]> {
-        self.cached(|k| matches!(k, Key::Route), || Key::Route, route_name)
+        self.cached_property(Key::Route, &["xds", "route_name"])
     }
     fn virtual_host_name(&mut self) -> Option<&[u8]> {
-        self.cached(
-            |k| matches!(k, Key::VirtualHost),
-            || Key::VirtualHost,
-            || property(&["xds", "virtual_host_name"]),
-        )
+        self.cached_property(Key::VirtualHost, &["xds", "virtual_host_name"])
     }
     fn cluster_name(&mut self) -> Option<&[u8]> {
-        self.cached(
-            |k| matches!(k, Key::Cluster),
-            || Key::Cluster,
-            || property(&["xds", "cluster_name"]),
-        )
+        self.cached_property(Key::Cluster, &["xds", "cluster_name"])
     }
 }
 

@@ -57,7 +57,13 @@ pub enum Decision {
 /// [":" port]` (no path, query, fragment, userinfo, whitespace or control bytes). `null` is
 /// not (it is handled on its own).
 pub fn is_well_formed_origin(origin: &[u8]) -> bool {
-    let Some(sep) = origin.windows(3).position(|w| w == b"://") else {
+    // Byte tests as `matches!` (range and set checks), not `windows(..) == ..` and
+    // `b"...".contains(..)`, which were library calls per byte: this runs on every request
+    // with an `Origin` (~2,000 wasm operators less for `https://app.example.com`).
+    let Some(sep) = origin
+        .windows(3)
+        .position(|w| matches!(w, [b':', b'/', b'/']))
+    else {
         return false;
     };
     let (scheme, rest) = origin.split_at(sep);
@@ -67,7 +73,7 @@ pub fn is_well_formed_origin(origin: &[u8]) -> bool {
     let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
     if !scheme_ok || authority.is_empty() {
         return false;
     }
@@ -91,10 +97,7 @@ pub fn is_well_formed_origin(origin: &[u8]) -> bool {
             None => (authority, &b""[..]),
         }
     };
-    let host_ok = !host.is_empty()
-        && host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let host_ok = !host.is_empty() && host.iter().all(|&b| is_host_byte(b));
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => {
@@ -103,6 +106,30 @@ pub fn is_well_formed_origin(origin: &[u8]) -> bool {
         Some(_) => false,
     };
     host_ok && port_ok
+}
+
+/// A byte of an origin's host: unreserved, `%` and sub-delims (RFC 3986), `-._~%!$&'()*+,;=`
+/// besides letters and digits.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
 }
 
 impl Policy {
@@ -152,9 +179,12 @@ pub fn decide_with(p: &Policy, req: &mut impl Request) -> Decision {
     if !allowed && p.reject_disallowed_origins {
         return Decision::Reject;
     }
-    let origin = if allowed { echoable(&origin) } else { None };
+    // Moved, not copied again. An allowed origin is `null` or well formed, whose bytes are
+    // all visible ASCII: a valid header value, so `echoable`'s byte check is not needed.
+    let origin = allowed.then_some(origin);
     if !preflight {
-        let mut headers = Vec::new();
+        // At most three headers: one allocation.
+        let mut headers = Vec::with_capacity(3);
         if let Some(o) = origin {
             headers.push(("access-control-allow-origin", o));
             if p.allow_credentials {
@@ -175,7 +205,8 @@ pub fn decide_with(p: &Policy, req: &mut impl Request) -> Decision {
             disallowed: true,
         };
     }
-    let mut headers = Vec::new();
+    // At most six headers, and the filter's `vary`: one allocation.
+    let mut headers = Vec::with_capacity(7);
     if let Some(o) = origin {
         headers.push(("access-control-allow-origin", o));
     }

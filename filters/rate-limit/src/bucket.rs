@@ -99,14 +99,14 @@ impl TokenBucket {
     pub fn take(&self, slot: &Slot, now: u64, owner: u64) -> Taken {
         let tpf = u128::from(self.tokens_per_fill);
         let cost = self.fill_ns.max(1);
-        let span = u128::from(self.max_tokens).saturating_mul(cost);
-        let scaled_now = self.scaled(now);
+        let span = self.span();
+        let scaled_now = self.scaled_with(now, span);
         let mut level = slot.level;
         let mut rebased = false;
         if slot.owner != owner {
             level = 0; // a fresh bucket: full
         } else if now < slot.seen {
-            let back = u128::from(slot.seen - now).saturating_mul(tpf);
+            let back = mul(u128::from(slot.seen - now), tpf);
             level = level.saturating_sub(back);
             rebased = true;
         }
@@ -115,7 +115,7 @@ impl TokenBucket {
         if after <= scaled_now {
             let remaining = div(scaled_now - after, cost);
             let next = after
-                .saturating_add(remaining.saturating_add(1).saturating_mul(cost))
+                .saturating_add(mul(remaining.saturating_add(1), cost))
                 .saturating_sub(scaled_now);
             Taken {
                 allowed: true,
@@ -146,18 +146,22 @@ impl TokenBucket {
     /// Whether `slot` (of any owner) would be a full bucket at `now`: reusing it for another
     /// key loses nothing.
     pub fn is_idle(&self, slot: &Slot, now: u64) -> bool {
-        let span = u128::from(self.max_tokens).saturating_mul(self.fill_ns.max(1));
-        slot.owner == 0 || now < slot.seen || slot.level.saturating_add(span) <= self.scaled(now)
+        let span = self.span();
+        slot.owner == 0
+            || now < slot.seen
+            || slot.level.saturating_add(span) <= self.scaled_with(now, span)
+    }
+
+    /// One bucket's span in scaled units: `max_tokens · fill_ns`.
+    fn span(&self) -> u128 {
+        mul(u128::from(self.max_tokens), self.fill_ns.max(1))
     }
 
     /// The scaled clock: `now · tokens_per_fill + max_tokens · fill_ns`. The offset (one
     /// bucket's span, the same in every worker) keeps a full bucket representable at any
     /// clock value, 0 included, with no signed arithmetic.
-    fn scaled(&self, now: u64) -> u128 {
-        let span = u128::from(self.max_tokens).saturating_mul(self.fill_ns.max(1));
-        u128::from(now)
-            .saturating_mul(u128::from(self.tokens_per_fill))
-            .saturating_add(span)
+    fn scaled_with(&self, now: u64, span: u128) -> u128 {
+        mul(u128::from(now), u128::from(self.tokens_per_fill)).saturating_add(span)
     }
 
     /// Seconds to refill from empty (`max_tokens · fill_interval / tokens_per_fill`, rounded
@@ -182,6 +186,16 @@ fn div(a: u128, b: u128) -> u128 {
     match (u64::try_from(a), u64::try_from(b)) {
         (Ok(a), Ok(b)) if b > 0 => u128::from(a / b),
         _ => a / b,
+    }
+}
+
+/// `a.saturating_mul(b)`. Operands that fit in `u64` (the usual case: a clock, a count, an
+/// interval) cannot overflow `u128`, so they multiply without the overflow check, which on
+/// wasm is a library call of a few hundred operators.
+fn mul(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => u128::from(a) * u128::from(b),
+        _ => a.saturating_mul(b),
     }
 }
 
@@ -233,12 +247,13 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     #[test]
-    fn divisions_agree_with_u128() {
+    fn divisions_and_products_agree_with_u128() {
         let big = u128::from(u64::MAX);
         for a in [0, 1, 7, 999, big - 1, big, big + 1, big * 3 + 5, u128::MAX] {
             for b in [1, 2, 3, 1_000_000_000, big, big + 1, u128::MAX] {
                 assert_eq!(div(a, b), a / b, "{a} / {b}");
                 assert_eq!(div_ceil(a, b), a.div_ceil(b), "{a} / {b}");
+                assert_eq!(mul(a, b), a.saturating_mul(b), "{a} * {b}");
             }
         }
     }

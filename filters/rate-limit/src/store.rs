@@ -64,6 +64,9 @@ pub enum Failure {
 pub struct Table {
     prefix: String,
     slots: u32,
+    /// Slot 0's key, named once: the whole key of a one-slot table (every bucket without a
+    /// dynamic descriptor), which a request names twice (its read and its write).
+    key0: String,
 }
 
 /// A slot read, with its CAS (0: the key is missing).
@@ -152,9 +155,12 @@ fn push_decimal(buf: &mut String, mut n: u32) {
 impl Table {
     /// A table of `slots` (at least 1) keys named `<prefix><n>`.
     pub fn new(prefix: String, slots: u32) -> Self {
+        let mut key0 = prefix.clone();
+        push_decimal(&mut key0, 0);
         Self {
             prefix,
             slots: slots.max(1),
+            key0,
         }
     }
 
@@ -163,8 +169,11 @@ impl Table {
         self.slots
     }
 
-    /// The shared-data key of slot `index`, written into `buf`.
-    pub fn key<'a>(&self, index: u32, buf: &'a mut String) -> &'a str {
+    /// The shared-data key of slot `index` (written into `buf`, except slot 0's).
+    pub fn key<'a>(&'a self, index: u32, buf: &'a mut String) -> &'a str {
+        if index == 0 {
+            return &self.key0;
+        }
         buf.clear();
         buf.push_str(&self.prefix);
         push_decimal(buf, index);
@@ -349,6 +358,8 @@ pub(crate) mod tests {
         let t = Table::new("p/".into(), 3);
         let mut buf = String::new();
         assert_eq!(t.key(12345, &mut buf), "p/12345");
+        assert_eq!(t.key(0, &mut buf), "p/0");
+        assert_eq!(t.key(7, &mut buf), "p/7");
     }
 
     type Hook = Box<dyn FnMut(&mut Data, &mut u32)>;
