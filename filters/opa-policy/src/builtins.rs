@@ -5,6 +5,9 @@
 //!   A malformed token makes the call undefined (OPA's non-strict builtin errors).
 //! - `time.now_ns()` → the host's wall clock in nanoseconds (regorus's own needs its `time`
 //!   feature, ~600 KB of time zone tables).
+//! - `glob.match(pattern, delimiters, match)` and `glob.quote_meta(pattern)` (`glob.rs`):
+//!   regorus's `glob` feature links globset and its regex-automata engines (206 KB of the
+//!   optimised module).
 
 use data_encoding::BASE64URL_NOPAD;
 use regorus::{Engine, Value};
@@ -25,7 +28,21 @@ pub fn register(engine: &mut Engine) -> Result<(), String> {
             0,
             Box::new(|_: Vec<Value>| Ok(now_ns())),
         )
-        .map_err(|e| format!("time.now_ns: {e}"))
+        .map_err(|e| format!("time.now_ns: {e}"))?;
+    engine
+        .add_extension(
+            "glob.match".into(),
+            3,
+            Box::new(|args: Vec<Value>| crate::glob::glob_match(&args).map_err(anyhow::Error::msg)),
+        )
+        .map_err(|e| format!("glob.match: {e}"))?;
+    engine
+        .add_extension(
+            "glob.quote_meta".into(),
+            1,
+            Box::new(|args: Vec<Value>| crate::glob::quote_meta(&args).map_err(anyhow::Error::msg)),
+        )
+        .map_err(|e| format!("glob.quote_meta: {e}"))
 }
 
 #[cfg(not(test))]

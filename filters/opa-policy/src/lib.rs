@@ -1,7 +1,7 @@
 //! opa-policy: Rego policies decide on each request, evaluated inside Envoy (regorus) or
 //! asked of an OPA server, with opa-envoy-plugin's input document and decision shape.
 //! Registration only; see `config.rs` (configuration), `evaluate.rs` (compiling and
-//! evaluating Rego under limits), `builtins.rs` (`io.jwt.decode`, `time.now_ns`),
+//! evaluating Rego under limits), `builtins.rs` (`io.jwt.decode`, `time.now_ns`, and `glob.*` from `glob.rs`),
 //! `input.rs` (the input document), `decision.rs` (reading a decision), `remote.rs` (the
 //! OPA Data API) and `filter.rs` (the glue between the host and those).
 
@@ -10,6 +10,7 @@ pub mod config;
 pub mod decision;
 pub mod evaluate;
 pub mod filter;
+pub mod glob;
 pub mod input;
 pub mod remote;
 

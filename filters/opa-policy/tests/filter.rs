@@ -711,6 +711,15 @@ fn the_builtins_envoy_policies_use_give_opas_answers(engine: Engine) {
         r#"glob.match("*.example.com", ["."], "api.example.com")"#,
         r#"not glob.match("*.example.com", ["."], "a.b.example.com")"#,
         r#"glob.match("/api/**", [], "/api/v1/items")"#,
+        // this filter's own glob.* (src/glob.rs), on OPA's documented examples
+        r#"glob.match("*hub.com", null, "api.cdn.github.com")"#,
+        r#"glob.match("api.**.com", [], "api.cdn.github.com")"#,
+        r#"glob.match("*:github:com", [":"], "api:github:com")"#,
+        r#"not glob.match("?at", [], "at")"#,
+        r#"not glob.match("[!a-c]at", [], "cat")"#,
+        r#"glob.match("{cat,bat,[fr]at}", [], "rat")"#,
+        r#"glob.quote_meta("*.github.com") == "\\*.github.com""#,
+        r#"glob.match(glob.quote_meta("*.github.com"), ["."], "*.github.com")"#,
         // encoding
         r#"base64.decode("aGVsbG8=") == "hello""#,
         r#"base64.encode("hello") == "aGVsbG8=""#,
