@@ -178,9 +178,6 @@ pub(crate) fn current() -> Current {
 struct Entered(Current);
 
 fn enter(now: Current) -> Entered {
-    // What a hook read of a header map is not carried into another hook (see shim.rs).
-    #[cfg(not(feature = "testing"))]
-    shim::forget_headers();
     Entered(
         CURRENT
             .try_with(|c| c.replace(now))
@@ -190,8 +187,6 @@ fn enter(now: Current) -> Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        #[cfg(not(feature = "testing"))]
-        shim::forget_headers();
         let _ = CURRENT.try_with(|c| c.set(self.0));
     }
 }

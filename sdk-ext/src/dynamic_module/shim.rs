@@ -9,7 +9,6 @@
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use super::{current, Answer, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ptr::null;
 use std::sync::{Mutex, OnceLock};
@@ -348,7 +347,6 @@ pub(crate) unsafe fn proxy_set_buffer_bytes(
     buffer_data: *const u8,
     buffer_size: usize,
 ) -> u32 {
-    forget_headers();
     // SAFETY: host.rs passes a live slice.
     let value = unsafe { slice(buffer_data, buffer_size) };
     let request = match buffer_type {
@@ -486,111 +484,6 @@ unsafe fn give_pairs(headers: &[EnvoyHttpHeader], data: *mut *mut u8, size: *mut
     unsafe { give(&encoded, data, size) }
 }
 
-/// One hook's view of a stream's header map: Envoy's entries (pointers into the map, valid
-/// while it is not changed), fetched with one `get_headers` call at the hook's first read of
-/// that map; the hook's further reads are answered from it, where each `get_header` call
-/// costs Envoy a lookup that builds a lowercase copy of the name (a filter reading `:path`
-/// for its rule and a token header pays one call instead of two). Dropped ([`forget_headers`])
-/// whenever a hook starts or ends and whenever the map may change: a header edit, a local
-/// reply, resuming or closing the stream, a body edit.
-struct Snapshot {
-    envoy: EnvoyPtr,
-    kind: u32,
-    state: Held,
-    headers: Vec<EnvoyHttpHeader>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Held {
-    /// Nothing held.
-    None,
-    /// `headers` is the map of `envoy`'s `kind`.
-    Map,
-    /// The map is over [`SNAPSHOT_MAX`] entries: read header by header.
-    Large,
-}
-
-/// The largest map a snapshot copies (a longer one costs more to list than a few lookups).
-const SNAPSHOT_MAX: usize = 32;
-
-thread_local! {
-    static SNAPSHOT: RefCell<Snapshot> = const {
-        RefCell::new(Snapshot {
-            envoy: std::ptr::null_mut(),
-            kind: 0,
-            state: Held::None,
-            headers: Vec::new(),
-        })
-    };
-}
-
-/// Drops the header snapshot (see [`Snapshot`]).
-pub(crate) fn forget_headers() {
-    let _ = SNAPSHOT.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.state = Held::None;
-        }
-    });
-}
-
-/// Answers a read of header `key` of `envoy`'s map `kind` from the snapshot (taken now if
-/// none is held): `Some(status)`, or `None` when the map is too large to hold.
-///
-/// # Safety
-/// `envoy` is the current hook's stream; the out pointers are writable.
-unsafe fn from_snapshot(
-    envoy: EnvoyPtr,
-    kind: u32,
-    key: &[u8],
-    data: *mut *mut u8,
-    size: *mut usize,
-) -> Option<u32> {
-    SNAPSHOT
-        .try_with(|s| {
-            let mut s = s.try_borrow_mut().ok()?;
-            if s.state == Held::None || s.envoy != envoy || s.kind != kind {
-                s.envoy = envoy;
-                s.kind = kind;
-                // SAFETY: plain calls on the current stream; the array is sized by the first.
-                let n = unsafe {
-                    abi::envoy_dynamic_module_callback_http_get_headers_size(envoy, kind)
-                };
-                if n > SNAPSHOT_MAX {
-                    s.state = Held::Large;
-                    return None;
-                }
-                s.headers.clear();
-                s.headers.resize(n, EnvoyHttpHeader::NULL);
-                let ptr = s.headers.as_mut_ptr();
-                // SAFETY: room for `n` entries.
-                if n > 0
-                    && !unsafe {
-                        abi::envoy_dynamic_module_callback_http_get_headers(envoy, kind, ptr)
-                    }
-                {
-                    s.state = Held::None;
-                    return None;
-                }
-                s.state = Held::Map;
-            }
-            if s.state != Held::Map {
-                return None;
-            }
-            // Envoy's names are lowercase; its lookup lowercases the name asked for.
-            let found = s.headers.iter().find(|h| {
-                // SAFETY: Envoy's header buffers, valid while the map is unchanged.
-                unsafe { slice(h.key_ptr, h.key_length) }.eq_ignore_ascii_case(key)
-            });
-            Some(match found {
-                // SAFETY: as above; then forwarded out pointers.
-                Some(h) => unsafe { give(slice(h.value_ptr, h.value_length), data, size) },
-                None => NOT_FOUND,
-            })
-        })
-        .ok()
-        .flatten()
-}
-
 pub(crate) unsafe fn proxy_get_header_map_value(
     map_type: u32,
     key_data: *const u8,
@@ -602,12 +495,6 @@ pub(crate) unsafe fn proxy_get_header_map_value(
     let key = unsafe { slice(key_data, key_size) };
     let answer = answer();
     if let (Some(t), Some((envoy, _, _, _))) = (header_type(map_type), stream()) {
-        // SAFETY: the current stream; forwarded out pointers.
-        if let Some(status) =
-            unsafe { from_snapshot(envoy, t, key, return_value_data, return_value_size) }
-        {
-            return status;
-        }
         let mut value = EnvoyBuffer::NULL;
         let mut count = 0usize;
         // SAFETY: a plain call on the current stream with live buffers.
@@ -647,7 +534,6 @@ pub(crate) unsafe fn proxy_get_header_map_value(
 }
 
 fn edit_header(map_type: u32, key: &[u8], value: Option<&[u8]>, add: bool) -> u32 {
-    forget_headers();
     let Some((envoy, _, _, _)) = stream() else {
         return NOT_FOUND;
     };
@@ -890,7 +776,6 @@ pub(crate) unsafe fn proxy_send_local_response(
     headers_size: usize,
     _grpc_status: i32,
 ) -> u32 {
-    forget_headers();
     let Some((envoy, _, _, _)) = stream() else {
         return NOT_FOUND;
     };
@@ -926,7 +811,6 @@ pub(crate) unsafe fn proxy_send_local_response(
 }
 
 pub(crate) unsafe fn proxy_continue_stream(stream_type: u32) -> u32 {
-    forget_headers();
     if let Some((envoy, _)) = connection() {
         if stream_type != StreamType::Downstream as u32 {
             return UNIMPLEMENTED;
@@ -954,7 +838,6 @@ pub(crate) unsafe fn proxy_continue_stream(stream_type: u32) -> u32 {
 }
 
 pub(crate) unsafe fn proxy_close_stream(stream_type: u32) -> u32 {
-    forget_headers();
     match connection() {
         Some((envoy, _)) if stream_type == StreamType::Downstream as u32 => {
             // SAFETY: a plain call on the current connection.
