@@ -100,12 +100,11 @@ use crate::http::{HttpFilter, HttpHost};
 use crate::network::{NetworkFilter, NetworkHost};
 use crate::plugin::Plugin;
 use abi::{EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
-use std::alloc::Layout;
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::{null, NonNull};
+use std::ptr::null;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -754,99 +753,6 @@ pub fn http_filter_per_route_config_new(name: &str) -> *const c_void {
     null()
 }
 
-/// The memory of streams this thread destroyed, kept for its next streams: a stream then
-/// costs no `malloc` and no `free` (each a call into Envoy's allocator, ~100 instructions
-/// under load), as Envoy's own filters come from its allocator's per-thread caches.
-/// At most [`SPARE_STREAMS`] blocks, each with the layout it was allocated with; freed
-/// when the thread ends.
-struct SpareStreams(Vec<(Layout, NonNull<u8>)>);
-
-/// How many freed stream blocks a thread keeps.
-const SPARE_STREAMS: usize = 16;
-
-impl Drop for SpareStreams {
-    fn drop(&mut self) {
-        for (layout, block) in self.0.drain(..) {
-            // SAFETY: allocated by the global allocator with `layout`, owned by the list.
-            unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
-        }
-    }
-}
-
-thread_local! {
-    static SPARE: RefCell<SpareStreams> = const { RefCell::new(SpareStreams(Vec::new())) };
-}
-
-/// `value` in a block of the global allocator (a spare one of its layout if this thread has
-/// one), as `Box::into_raw(Box::new(value))`; released with [`unboxed`].
-fn boxed<T>(value: T) -> *mut T {
-    let layout = Layout::new::<T>();
-    if layout.size() == 0 {
-        return Box::into_raw(Box::new(value));
-    }
-    let spare = SPARE
-        .try_with(|s| {
-            let mut s = s.try_borrow_mut().ok()?;
-            let at = s.0.iter().rposition(|(l, _)| *l == layout)?;
-            Some(s.0.swap_remove(at).1)
-        })
-        .ok()
-        .flatten();
-    match spare {
-        Some(block) => {
-            let p = block.as_ptr().cast::<T>();
-            // SAFETY: a live block of `T`'s layout that nothing else references.
-            unsafe { p.write(value) };
-            p
-        }
-        None => Box::into_raw(Box::new(value)),
-    }
-}
-
-/// Drops the value [`boxed`] made and keeps its block for this thread's next one (frees it
-/// when the thread has [`SPARE_STREAMS`]), also when the value's drop panics.
-///
-/// # Safety
-/// `p` came from [`boxed`] for the same `T` and is not used again.
-unsafe fn unboxed<T>(p: *mut T) {
-    let layout = Layout::new::<T>();
-    if layout.size() == 0 {
-        // SAFETY: the caller's contract; a ZST box owns no block.
-        drop(unsafe { Box::from_raw(p) });
-        return;
-    }
-    struct Release(NonNull<u8>, Layout);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            let (block, layout) = (self.0, self.1);
-            let kept = SPARE
-                .try_with(|s| {
-                    let mut s = s.try_borrow_mut().ok()?;
-                    if s.0.len() >= SPARE_STREAMS {
-                        return None;
-                    }
-                    if s.0.capacity() == 0 {
-                        s.0.reserve_exact(SPARE_STREAMS);
-                    }
-                    s.0.push((layout, block));
-                    Some(())
-                })
-                .ok()
-                .flatten();
-            if kept.is_none() {
-                // SAFETY: allocated by the global allocator with `layout`; not kept.
-                unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
-            }
-        }
-    }
-    let Some(block) = NonNull::new(p.cast::<u8>()) else {
-        return;
-    };
-    let _release = Release(block, layout);
-    // SAFETY: the caller's contract: a live `T`, dropped once; its block is released after.
-    unsafe { std::ptr::drop_in_place(p) };
-}
-
 /// One stream: its configuration, this thread's plugin and the filter value (`None` while a
 /// phase runs, or after a panic).
 struct Stream<P, H> {
@@ -889,13 +795,13 @@ pub unsafe fn http_filter_new<P: Plugin, H: HttpFilter<Plugin = P>>(
             });
             H::create(&plugin)
         };
-        let stream = Stream {
+        let stream = Box::new(Stream {
             config,
             plugin,
             filter: Some(filter),
             closed_during: None,
-        };
-        boxed(stream).cast_const().cast()
+        });
+        Box::into_raw(stream).cast_const().cast()
     })
 }
 
@@ -910,7 +816,7 @@ pub unsafe fn http_filter_destroy<P: Plugin, H: HttpFilter<Plugin = P>>(stream: 
     }
     shielded(P::NAME, "http_filter_destroy", (), || {
         // SAFETY: the caller's contract.
-        unsafe { unboxed(stream.cast_mut().cast::<Stream<P, H>>()) };
+        drop(unsafe { Box::from_raw(stream.cast_mut().cast::<Stream<P, H>>()) });
     });
 }
 
@@ -1271,13 +1177,13 @@ pub unsafe fn network_filter_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
             });
             N::create(&plugin)
         };
-        let stream = Stream {
+        let stream = Box::new(Stream {
             config,
             plugin,
             filter: Some(filter),
             closed_during: None,
-        };
-        boxed(stream).cast_const().cast()
+        });
+        Box::into_raw(stream).cast_const().cast()
     })
 }
 
@@ -1294,7 +1200,7 @@ pub unsafe fn network_filter_destroy<P: Plugin, N: NetworkFilter<Plugin = P>>(
     }
     shielded(P::NAME, "network_filter_destroy", (), || {
         // SAFETY: the caller's contract.
-        unsafe { unboxed(stream.cast_mut().cast::<Stream<P, N>>()) };
+        drop(unsafe { Box::from_raw(stream.cast_mut().cast::<Stream<P, N>>()) });
     });
 }
 
