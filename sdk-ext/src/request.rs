@@ -199,14 +199,16 @@ impl Key {
 
 /// The live request, read through the host, each value fetched at most once.
 ///
-/// A phase usually reads one value (a rule on the path) or none: the first one read has its
-/// own place, the others go in a list, so such a phase allocates nothing but the value and
-/// drops little more than it.
+/// A phase usually reads one or two values (a rule on the path, a token header) or none:
+/// the first two read have their own places, the others go in a list, so such a phase
+/// allocates nothing but the values and drops little more than them.
 #[derive(Debug, Default)]
 pub struct HostRequest {
     /// The first header or property read (`None` inside: absent on the request).
     first: Option<(Key, Option<Vec<u8>>)>,
-    /// The ones read after it, in order.
+    /// The second one.
+    second: Option<(Key, Option<Vec<u8>>)>,
+    /// The ones read after those, in order.
     more: Vec<(Key, Option<Vec<u8>>)>,
     /// The whole header map as the host encodes it (well-formed, or empty), fetched on the
     /// first `header_values` call; values are read from it in place.
@@ -224,6 +226,9 @@ impl HostRequest {
         if self.first.as_ref().is_some_and(|(k, _)| k.is_header(name)) {
             self.first = None;
         }
+        if self.second.as_ref().is_some_and(|(k, _)| k.is_header(name)) {
+            self.second = None;
+        }
         self.more.retain(|(k, _)| !k.is_header(name));
         self.all = None;
     }
@@ -235,16 +240,27 @@ impl HostRequest {
         key: impl FnOnce() -> Key,
         fetch: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Option<&[u8]> {
-        match self.first.as_ref().map(|(k, _)| is(k)) {
-            None => {
-                self.first = Some((key(), fetch()));
-                return self.first.as_ref().and_then(|(_, v)| v.as_deref());
-            }
-            Some(true) => return self.first.as_ref().and_then(|(_, v)| v.as_deref()),
-            Some(false) => {}
+        type Slot = Option<(Key, Option<Vec<u8>>)>;
+        fn value(slot: &Slot) -> Option<&[u8]> {
+            slot.as_ref().and_then(|(_, v)| v.as_deref())
+        }
+        let holds = |slot: &Slot| slot.as_ref().is_some_and(|(k, _)| is(k));
+        if holds(&self.first) {
+            return value(&self.first);
+        }
+        if holds(&self.second) {
+            return value(&self.second);
         }
         let at = match self.more.iter().position(|(k, _)| is(k)) {
             Some(i) => i,
+            None if self.first.is_none() => {
+                self.first = Some((key(), fetch()));
+                return value(&self.first);
+            }
+            None if self.second.is_none() => {
+                self.second = Some((key(), fetch()));
+                return value(&self.second);
+            }
             None => {
                 self.more.push((key(), fetch()));
                 self.more.len() - 1

@@ -1,50 +1,44 @@
 //! Finding a provider's token in a request: headers (after a prefix), query parameters,
-//! cookies, tried in that order. Bytes in, bytes out; no host calls.
+//! cookies, tried in that order. Read through the request view; the token is borrowed from
+//! the value it read, not copied.
 
 use crate::config::Location;
+use sdk_ext::request::Request;
 
 /// A token found in the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found<'a> {
-    /// The token bytes (not yet checked for size or UTF-8).
-    pub token: Vec<u8>,
+pub struct Found<'a, 'r> {
+    /// The token bytes (not yet checked for size or UTF-8), borrowed from the request view.
+    pub token: &'r [u8],
     /// The header it came from, when it came from a header (stripped unless `forward`);
     /// borrowed from the configured location, so finding a token allocates no name.
     pub header: Option<&'a str>,
 }
 
-/// Finds the first token in `locations`. `header(name)` reads a request header (`:path`
-/// for query parameters); it is only called for the locations actually tried.
-pub fn find<'a>(
+/// Finds the first token in `locations`, reading `req` (a header, `:path` for query
+/// parameters, `cookie`) only for the locations actually tried.
+pub fn find<'a, 'r, R: Request + ?Sized>(
     locations: &'a [Location],
-    header: &mut dyn FnMut(&str) -> Option<Vec<u8>>,
-) -> Option<Found<'a>> {
-    for location in locations {
-        let found = match location {
-            Location::Header { name, prefix } => header(name)
-                .and_then(|v| after_prefix(&v, prefix.as_bytes()).map(<[u8]>::to_vec))
-                .map(|token| Found {
-                    token,
-                    header: Some(name.as_str()),
-                }),
-            Location::Param(name) => header(":path")
-                .and_then(|p| query_param(&p, name.as_bytes()).map(<[u8]>::to_vec))
-                .map(|token| Found {
-                    token,
-                    header: None,
-                }),
-            Location::Cookie(name) => header("cookie")
-                .and_then(|c| cookie(&c, name.as_bytes()).map(<[u8]>::to_vec))
-                .map(|token| Found {
-                    token,
-                    header: None,
-                }),
-        };
-        if found.is_some() {
-            return found;
-        }
+    req: &'r mut R,
+) -> Option<Found<'a, 'r>> {
+    // The location that has a token, then its token again: a value borrowed from `req`
+    // cannot leave the search loop, and the view answers a second read from what it read.
+    let location = locations.iter().find(|l| token_in(l, req).is_some())?;
+    let token = token_in(location, req)?;
+    let header = match location {
+        Location::Header { name, .. } => Some(name.as_str()),
+        Location::Param(_) | Location::Cookie(_) => None,
+    };
+    Some(Found { token, header })
+}
+
+/// The token at `location`, if the request has one there.
+fn token_in<'r, R: Request + ?Sized>(location: &Location, req: &'r mut R) -> Option<&'r [u8]> {
+    match location {
+        Location::Header { name, prefix } => after_prefix(req.header(name)?, prefix.as_bytes()),
+        Location::Param(name) => query_param(req.header(":path")?, name.as_bytes()),
+        Location::Cookie(name) => cookie(req.header("cookie")?, name.as_bytes()),
     }
-    None
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {
@@ -121,29 +115,23 @@ mod tests {
         ]
     }
 
-    fn run(headers: &[(&str, &[u8])], path: &str) -> Option<Found<'static>> {
-        let mut get = |n: &str| {
-            if n == ":path" {
-                return Some(path.as_bytes().to_vec());
-            }
-            headers
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_vec())
-        };
+    /// `(token, header)` found in a request with `headers` on `path`.
+    fn run(headers: &[(&str, &[u8])], path: &str) -> Option<(Vec<u8>, Option<&'static str>)> {
+        let mut req = sdk_ext::request::RequestData::default().with(":path", path);
+        for (k, v) in headers {
+            req = req.with(k, v);
+        }
         static LOCATIONS: std::sync::LazyLock<Vec<Location>> = std::sync::LazyLock::new(locations);
-        find(&LOCATIONS, &mut get)
+        find(&LOCATIONS, &mut req).map(|f| (f.token.to_vec(), f.header))
     }
 
     #[test]
     fn header_prefix_param_cookie_in_order() {
         let f = run(&[("authorization", b"Bearer abc.def.ghi")], "/").unwrap();
-        assert_eq!(f.token, b"abc.def.ghi");
-        assert_eq!(f.header, Some("authorization"));
+        assert_eq!(f.0, b"abc.def.ghi");
+        assert_eq!(f.1, Some("authorization"));
         assert_eq!(
-            run(&[("authorization", b"bearer   t1  ")], "/")
-                .unwrap()
-                .token,
+            run(&[("authorization", b"bearer   t1  ")], "/").unwrap().0,
             b"t1"
         );
         // Basic credentials are not a bearer token: try the next location.
@@ -152,11 +140,11 @@ mod tests {
             "/",
         )
         .unwrap();
-        assert_eq!((f.token.as_slice(), f.header), (&b"t2"[..], Some("x-jwt")));
+        assert_eq!((f.0.as_slice(), f.1), (&b"t2"[..], Some("x-jwt")));
         let f = run(&[], "/p?a=1&access_token=t3&b=2").unwrap();
-        assert_eq!((f.token.as_slice(), f.header), (&b"t3"[..], None));
+        assert_eq!((f.0.as_slice(), f.1), (&b"t3"[..], None));
         let f = run(&[("cookie", b"a=b; session=\"t4\"; c=d")], "/").unwrap();
-        assert_eq!(f.token, b"t4");
+        assert_eq!(f.0, b"t4");
         assert!(run(&[("authorization", b"Bearer ")], "/p?access_token=").is_none());
         assert!(run(
             &[("cookie", b"sessionx=1; xsession=2")],
@@ -167,7 +155,7 @@ mod tests {
         assert_eq!(
             run(&[("authorization", b"Bearer \xff\xfe")], "/")
                 .unwrap()
-                .token,
+                .0,
             b"\xff\xfe"
         );
     }

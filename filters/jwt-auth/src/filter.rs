@@ -148,18 +148,19 @@ impl Shared {
         &self,
         index: usize,
         provider: &Provider,
-        found: Option<&Found>,
+        found: Option<&Found<'_, '_>>,
         now: u64,
     ) -> Result<Rc<Verified>, Failure> {
         let found = found.ok_or(Failure::Missing)?;
-        if found.token.len() > self.config.max_token_bytes {
+        let bytes = found.token;
+        if bytes.len() > self.config.max_token_bytes {
             return Err(Failure::TooLarge);
         }
-        let raw = std::str::from_utf8(&found.token).map_err(|_| token::BAD_FORMAT)?;
-        let mut state = self
-            .state
-            .try_borrow_mut()
-            .map_err(|_| Failure::JwksUnavailable)?;
+        let utf8 = || std::str::from_utf8(bytes).map_err(|_| token::BAD_FORMAT);
+        let mut state = self.state.try_borrow_mut().map_err(|_| match utf8() {
+            Err(malformed) => malformed,
+            Ok(_) => Failure::JwksUnavailable,
+        })?;
         let check = |v: &Verified| {
             v.claims.check(
                 provider.issuer.as_deref(),
@@ -170,19 +171,35 @@ impl Shared {
             )
         };
         let cached = state.caches.get_mut(index).filter(|c| c.enabled());
+        // A hit is a token that verified, byte for byte: valid UTF-8, not checked again.
         if let Some(c) = cached {
-            if let Some(hit) = c.get(raw) {
+            if let Some(hit) = c.get(bytes) {
                 self.metrics.jwt_cache_hit.inc();
                 return match check(&hit) {
                     Ok(()) => Ok(hit),
                     Err(e) => {
-                        c.remove(raw);
+                        c.remove(bytes);
                         Err(e)
                     }
                 };
             }
+            let raw = utf8()?;
             self.metrics.jwt_cache_miss.inc();
+            return self.verify_new(index, provider, raw, &mut state, &check);
         }
+        let raw = utf8()?;
+        self.verify_new(index, provider, raw, &mut state, &check)
+    }
+
+    /// Parses and verifies a token the cache did not have; caches it once it verified.
+    fn verify_new(
+        &self,
+        index: usize,
+        provider: &Provider,
+        raw: &str,
+        state: &mut State,
+        check: &dyn Fn(&Verified) -> Result<(), Failure>,
+    ) -> Result<Rc<Verified>, Failure> {
         let mut jwt = token::parse(raw)?;
         // The signature check needs only the signed text: the payload moves, not copies.
         let verified = Verified {
@@ -236,7 +253,7 @@ impl Shared {
         }
         let verified = Rc::new(verified);
         if let Some(c) = state.caches.get_mut(index) {
-            c.insert(raw, Rc::clone(&verified));
+            c.insert(raw.as_bytes(), Rc::clone(&verified));
         }
         Ok(verified)
     }
@@ -417,6 +434,9 @@ impl Plugin for Shared {
 /// One provider's verdict in one request, with the header its token came from.
 type ProviderResult<'a> = Result<(Rc<Verified>, Option<&'a str>), Failure>;
 
+/// Providers whose verdicts a request keeps without allocating (more: on the heap).
+const INLINE_PROVIDERS: usize = 4;
+
 /// One HTTP stream (no per-stream state: the decision is made at request headers).
 pub struct Stream;
 
@@ -477,23 +497,31 @@ impl Shared {
     /// A failed header edit fails the request closed (500), as the upstream would
     /// otherwise see a token or identity the filter meant to replace; a claim that is no
     /// valid header value refuses the request (401) before any header is written.
-    fn apply(&self, verified: &[(usize, Rc<Verified>, Option<&str>)]) -> Result<(), Refusal> {
+    ///
+    /// `results`: each provider's verdict, by index (those not asked are `None`).
+    fn apply(&self, results: &[Option<ProviderResult<'_>>]) -> Result<(), Refusal> {
         let providers = &self.config.providers;
-        let mut claims = Vec::with_capacity(verified.len());
-        for (index, v, _) in verified {
-            let mut values = Vec::new();
+        let verified = || {
+            results.iter().enumerate().filter_map(|(i, r)| match r {
+                Some(Ok((v, h))) => Some((i, v, *h)),
+                _ => None,
+            })
+        };
+        // Every claim value is checked before any header is written (allocates only when
+        // a provider has claim headers).
+        let mut claims = Vec::new();
+        for (index, v, _) in verified() {
             for (name, path) in providers
-                .get(*index)
+                .get(index)
                 .map_or(&[][..], |p| &p.claim_to_headers)
             {
                 if let Some(value) = identity::claim_header_value(&v.payload, path)? {
-                    values.push((name, value));
+                    claims.push((index, name, value));
                 }
             }
-            claims.push(values);
         }
-        for ((index, v, header), values) in verified.iter().zip(claims) {
-            let Some(p) = providers.get(*index) else {
+        for (index, v, header) in verified() {
+            let Some(p) = providers.get(index) else {
                 continue;
             };
             if let Some(name) = &p.forward_payload_header {
@@ -507,7 +535,7 @@ impl Shared {
                 };
                 Headers::REQUEST.set(name, value.as_bytes())?;
             }
-            for (name, value) in values {
+            for (_, name, value) in claims.iter().filter(|(i, _, _)| *i == index) {
                 Headers::REQUEST.set(name, value.as_bytes())?;
             }
             if let (false, Some(h)) = (p.forward, header) {
@@ -571,7 +599,16 @@ impl HttpFilter for Stream {
         };
         let now = now_secs();
         let n = config.providers.len();
-        let mut results: Vec<Option<ProviderResult>> = vec![None; n];
+        // Each provider's verdict, asked at most once; inline for the usual few providers.
+        let mut inline: [Option<ProviderResult>; INLINE_PROVIDERS] = Default::default();
+        let mut heap: Vec<Option<ProviderResult>>;
+        let results: &mut [Option<ProviderResult>] = match inline.get_mut(..n) {
+            Some(slots) => slots,
+            None => {
+                heap = vec![None; n];
+                &mut heap
+            }
+        };
         let outcome = {
             let mut verify = |i: usize| -> Result<Rc<Verified>, Failure> {
                 if let Some(Some(done)) = results.get(i) {
@@ -579,9 +616,9 @@ impl HttpFilter for Stream {
                 }
                 let provider = config.providers.get(i).ok_or(Failure::Missing)?;
                 // Through the request view: each header (and :path, already read to match
-                // the rule) costs at most one host call per request.
-                let mut header = |name: &str| req.header(name).map(<[u8]>::to_vec);
-                let found = extract::find(&provider.locations, &mut header);
+                // the rule) costs at most one host call per request; the token is borrowed
+                // from the value read.
+                let found = extract::find(&provider.locations, &mut *req);
                 let result = shared
                     .verify_provider(i, provider, found.as_ref(), now)
                     .map(|v| (v, found.and_then(|f| f.header)));
@@ -603,15 +640,7 @@ impl HttpFilter for Stream {
         if let Err(failure) = outcome {
             return shared.deny(req, failure);
         }
-        let verified: Vec<(usize, Rc<Verified>, Option<&str>)> = results
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, r)| match r {
-                Some(Ok((v, h))) => Some((i, v, h)),
-                _ => None,
-            })
-            .collect();
-        match shared.apply(&verified) {
+        match shared.apply(results) {
             Ok(()) => {}
             Err(Refusal::Deny(failure)) => return shared.deny(req, failure),
             Err(Refusal::Edit(status)) => return edit_failed(status),

@@ -89,6 +89,7 @@
 #![cfg_attr(feature = "testing", allow(dead_code))]
 
 pub mod abi;
+pub mod alloc;
 #[cfg(not(feature = "testing"))]
 mod crypto;
 #[cfg(not(feature = "testing"))]
@@ -177,6 +178,7 @@ pub(crate) fn current() -> Current {
 struct Entered(Current);
 
 fn enter(now: Current) -> Entered {
+    alloc::arm_flush();
     Entered(
         CURRENT
             .try_with(|c| c.replace(now))
@@ -1463,6 +1465,12 @@ pub(crate) fn answer_headers(answer: &Answer) -> &[EnvoyHttpHeader] {
 #[macro_export]
 macro_rules! __dynamic_module_exports {
     ($p:ty, $h:ty, $n:ty) => {
+        /// Small blocks cached per thread in front of the system allocator
+        /// (`sdk_ext::dynamic_module::alloc`).
+        #[global_allocator]
+        static SDK_EXT_DYNAMIC_MODULE_ALLOCATOR: $crate::dynamic_module::alloc::ThreadBlocks =
+            $crate::dynamic_module::alloc::ThreadBlocks;
+
         const _: () = {
             use $crate::dynamic_module::abi::{EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr};
             use $crate::dynamic_module as dm;
