@@ -13,6 +13,7 @@
 //! On wasm the imports bind to the host; natively (under `cargo test`) to the emulator in
 //! `sdk_ext::testing`.
 
+use std::ops::Range;
 use std::ptr::{null, null_mut};
 use std::time::Duration;
 
@@ -501,6 +502,17 @@ pub fn get_header_pairs_encoded(map: MapType) -> Result<Vec<u8>, Status> {
     }
 }
 
+/// Every header of a map, indexed for lookups by name ([`PairIndex`]): one pass over the
+/// host's encoding, which also checks it.
+pub fn get_header_pair_index(map: MapType) -> Result<PairIndex, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the host writes an owned allocation and its size through the pointers.
+    ok(unsafe { proxy_get_header_map_pairs(map.raw(), &mut data, &mut size) })?;
+    // SAFETY: see `take`.
+    let bytes = unsafe { take(data, size) };
+    PairIndex::new(bytes).ok_or(Status::SerializationFailure)
+}
+
 /// Replaces every value of header `name` with `value` (adds it when absent).
 #[inline(always)] // a host call on every request
 pub fn set_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
@@ -803,6 +815,17 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<HeaderPair>> {
 /// `false` when the bytes are malformed (`f` may have seen the pairs before the fault).
 /// Empty bytes are an empty map.
 pub fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> bool {
+    walk_spans(bytes, |name, value| {
+        if let (Some(n), Some(v)) = (bytes.get(name), bytes.get(value)) {
+            f(n, v);
+        }
+    })
+}
+
+/// Calls `f` with where each (name, value) of the map format is in `bytes`, in order: ranges
+/// that are in bounds (checked here); `false` when the bytes are malformed (`f` may have
+/// seen the pairs before the fault). Empty bytes are an empty map.
+pub fn walk_spans(bytes: &[u8], mut f: impl FnMut(Range<usize>, Range<usize>)) -> bool {
     if bytes.is_empty() {
         return true;
     }
@@ -810,7 +833,7 @@ pub fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) ->
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         usize::try_from(u32::from_le_bytes(b)).ok()
     };
-    let walk = |f: &mut dyn FnMut(&'a [u8], &'a [u8])| -> Option<()> {
+    let walk = |f: &mut dyn FnMut(Range<usize>, Range<usize>)| -> Option<()> {
         let count = read_u32(0)?;
         let mut data_at = count.checked_mul(8)?.checked_add(4)?;
         if data_at > bytes.len() {
@@ -819,10 +842,13 @@ pub fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) ->
         for i in 0..count {
             let name_len = read_u32(4 + i * 8)?;
             let value_len = read_u32(8 + i * 8)?;
-            let name = bytes.get(data_at..data_at.checked_add(name_len)?)?;
-            data_at = data_at.checked_add(name_len)?.checked_add(1)?;
-            let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
-            data_at = data_at.checked_add(value_len)?.checked_add(1)?;
+            let name = data_at..data_at.checked_add(name_len)?;
+            data_at = name.end.checked_add(1)?;
+            let value = data_at..data_at.checked_add(value_len)?;
+            data_at = value.end.checked_add(1)?;
+            if name.end > bytes.len() || value.end > bytes.len() {
+                return None;
+            }
             f(name, value);
         }
         Some(())
@@ -830,9 +856,74 @@ pub fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) ->
     walk(&mut f).is_some()
 }
 
+/// A header map as the host encodes it, with where each name and value is, found once: each
+/// lookup of a name's values then compares lengths, not re-reads the encoding.
+#[derive(Debug, Default)]
+pub struct PairIndex {
+    bytes: Vec<u8>,
+    /// (name, value) ranges into `bytes`, in order; in bounds.
+    spans: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl PairIndex {
+    /// Indexes `bytes` (the map format); `None` when they are malformed.
+    pub fn new(bytes: Vec<u8>) -> Option<Self> {
+        // The count the encoding starts with, bounded by what its length can hold (8 bytes
+        // of sizes and 2 NULs a pair): one allocation, whatever the count claims.
+        let count = bytes
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+            .min(bytes.len() / 10);
+        let mut spans = Vec::with_capacity(count);
+        walk_spans(&bytes, |n, v| spans.push((n, v))).then_some(Self { bytes, spans })
+    }
+
+    /// The values of header `name` (as the host spells names: lower case), in order.
+    pub fn values(&self, name: &str) -> Vec<&[u8]> {
+        let name = name.as_bytes();
+        let mut out = Vec::new();
+        for (n, v) in &self.spans {
+            if n.len() == name.len() && self.bytes.get(n.clone()) == Some(name) {
+                if let Some(v) = self.bytes.get(v.clone()) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_index_finds_every_value_of_a_name_and_refuses_what_walk_refuses() {
+        let pairs: Vec<(&str, &[u8])> = vec![
+            ("a", b"1"),
+            ("x-bin", &[0xff, 0xfe]),
+            ("a", b""),
+            ("ab", b"2"),
+            ("a", b"3"),
+        ];
+        let bytes = encode_pairs(&pairs).unwrap();
+        let index = PairIndex::new(bytes.clone()).unwrap();
+        assert_eq!(index.values("a"), vec![&b"1"[..], b"", b"3"]);
+        assert_eq!(index.values("x-bin"), vec![&[0xff, 0xfe][..]]);
+        assert_eq!(index.values("ab"), vec![&b"2"[..]]);
+        assert!(index.values("b").is_empty());
+        assert!(PairIndex::new(Vec::new()).unwrap().values("a").is_empty());
+        // Every truncation: indexed exactly when the walk accepts it.
+        for end in 0..bytes.len() {
+            let cut = bytes.get(..end).unwrap().to_vec();
+            assert_eq!(
+                PairIndex::new(cut.clone()).is_some(),
+                walk_pairs(&cut, |_, _| {}),
+                "{end}"
+            );
+        }
+    }
 
     #[test]
     fn pairs_round_trip_with_non_utf8_values() {

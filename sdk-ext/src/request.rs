@@ -210,9 +210,9 @@ pub struct HostRequest {
     second: Option<(Key, Option<Vec<u8>>)>,
     /// The ones read after those, in order.
     more: Vec<(Key, Option<Vec<u8>>)>,
-    /// The whole header map as the host encodes it (well-formed, or empty), fetched on the
-    /// first `header_values` call; values are read from it in place.
-    all: Option<Vec<u8>>,
+    /// The whole header map as the host encodes it (well-formed, or empty) and indexed,
+    /// fetched on the first `header_values` call; values are read from it in place.
+    all: Option<host::PairIndex>,
 }
 
 impl HostRequest {
@@ -299,21 +299,16 @@ impl Request for HostRequest {
         }
     }
     fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
-        let all = self.all.get_or_insert_with(|| {
-            host::get_header_pairs_encoded(host::MapType::HttpRequestHeaders).unwrap_or_else(
-                |status| {
-                    log::debug!("get header map: host answered {status:?}");
-                    Vec::new()
-                },
-            )
-        });
-        let mut values = Vec::new();
-        let _ = host::walk_pairs(all, |n, v| {
-            if n == name.as_bytes() {
-                values.push(v);
-            }
-        });
-        values
+        self.all
+            .get_or_insert_with(|| {
+                host::get_header_pair_index(host::MapType::HttpRequestHeaders).unwrap_or_else(
+                    |status| {
+                        log::debug!("get header map: host answered {status:?}");
+                        host::PairIndex::default()
+                    },
+                )
+            })
+            .values(name)
     }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.cached_property(Key::Source, &["source", "address"])

@@ -562,8 +562,21 @@ fn end_of_value_outcomes_are_remembered_per_state() {
             Re2::new_search(p).unwrap()
         };
         for v in [
-            &b"a"[..], b"a", b"ab", b"x", b"x\n", b"xy", b"x", b"ab", b"a", b"", b"wrk", b"NIKTO0",
-            b"wrk", b"bb", b"b",
+            &b"a"[..],
+            b"a",
+            b"ab",
+            b"x",
+            b"x\n",
+            b"xy",
+            b"x",
+            b"ab",
+            b"a",
+            b"",
+            b"wrk",
+            b"NIKTO0",
+            b"wrk",
+            b"bb",
+            b"b",
         ] {
             let fresh = if full { m(p, v) } else { search(p, v) };
             assert_eq!(reused.is_match(v), fresh, "{p} on {v:?}");
