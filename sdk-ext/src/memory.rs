@@ -100,10 +100,82 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 #[derive(Debug)]
 pub struct SmallBlocks<A> {
     inner: A,
+    lists: FreeLists,
+}
+
+/// Per size class, a list of free blocks and how many it holds: the cache of
+/// [`SmallBlocks`], and per thread of the dynamic module's allocator
+/// (`dynamic_module::alloc`). Blocks are taken from and returned to an inner allocator
+/// with [`small_layout`]; a layout is served by the class [`small_class`] names.
+#[derive(Debug)]
+pub(crate) struct FreeLists {
     /// Per size class, the first free block; each free block's first word is the next.
     free: [Cell<*mut u8>; SMALL_CLASSES],
     /// Per size class, how many blocks its list holds.
     kept: [Cell<u32>; SMALL_CLASSES],
+}
+
+impl FreeLists {
+    /// Empty lists.
+    pub(crate) const fn new() -> Self {
+        FreeLists {
+            free: [const { Cell::new(std::ptr::null_mut()) }; SMALL_CLASSES],
+            kept: [const { Cell::new(0) }; SMALL_CLASSES],
+        }
+    }
+
+    /// A free block of `class`, off its list.
+    #[inline]
+    pub(crate) fn pop(&self, class: usize) -> Option<*mut u8> {
+        let (head, kept) = (self.free.get(class)?, self.kept.get(class)?);
+        let block = head.get();
+        if block.is_null() {
+            return None;
+        }
+        // SAFETY: a block on a list came through `push`: a block of this class, at least 16
+        // bytes and 16-aligned, whose first word is the next free block.
+        head.set(unsafe { block.cast::<*mut u8>().read() });
+        kept.set(kept.get().saturating_sub(1));
+        Some(block)
+    }
+
+    /// Puts `ptr` on `class`'s list; `false` when the list holds [`SMALL_KEPT`] already
+    /// (the caller returns the block to the inner allocator).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a block of `class` (allocated with `small_layout(class)`) that the caller
+    /// gives up.
+    #[inline]
+    pub(crate) unsafe fn push(&self, class: usize, ptr: *mut u8) -> bool {
+        let (Some(head), Some(kept)) = (self.free.get(class), self.kept.get(class)) else {
+            return false;
+        };
+        if kept.get() >= SMALL_KEPT {
+            return false;
+        }
+        // SAFETY: the caller's block of this class (16-aligned, at least 16 bytes): its first
+        // word now links the list.
+        unsafe { ptr.cast::<*mut u8>().write(head.get()) };
+        head.set(ptr);
+        kept.set(kept.get() + 1);
+        true
+    }
+
+    /// Empties every list, handing each block and its class to `free`.
+    pub(crate) fn drain(&self, mut free: impl FnMut(*mut u8, usize)) {
+        for class in 0..SMALL_CLASSES {
+            while let Some(block) = self.pop(class) {
+                free(block, class);
+            }
+        }
+    }
+
+    /// How many blocks `class`'s list holds.
+    #[cfg(test)]
+    pub(crate) fn kept(&self, class: usize) -> u32 {
+        self.kept.get(class).map_or(0, Cell::get)
+    }
 }
 
 /// Size classes of [`SmallBlocks`]: 16 << 0 ..= 16 << 4 bytes.
@@ -112,6 +184,43 @@ const SMALL_CLASSES: usize = 5;
 const SMALL_BLOCK: usize = 16;
 /// Freed blocks [`SmallBlocks`] keeps per size class (at most 31 KiB in all).
 pub const SMALL_KEPT: u32 = 64;
+
+/// `GlobalAlloc::realloc` for an allocator serving the small classes as blocks: a block
+/// already holding `new_size` stays; a move into, out of or between classes goes through
+/// `this`'s `alloc` and `dealloc`; with neither layout small, `inner` (the inner allocator's
+/// own realloc) does it.
+///
+/// # Safety
+///
+/// `GlobalAlloc::realloc`'s contract, for `this`.
+#[inline]
+pub(crate) unsafe fn realloc_in_classes<G: GlobalAlloc + ?Sized>(
+    this: &G,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    inner: impl FnOnce() -> *mut u8,
+) -> *mut u8 {
+    let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+        return std::ptr::null_mut();
+    };
+    match (small_class(layout), small_class(new_layout)) {
+        (None, None) => inner(),
+        // The block already holds the new size.
+        (Some(a), Some(b)) if a == b => ptr,
+        _ => {
+            // SAFETY: as `this.alloc`; then both blocks are live and hold the bytes copied.
+            unsafe {
+                let new = this.alloc(new_layout);
+                if !new.is_null() {
+                    std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    this.dealloc(ptr, layout);
+                }
+                new
+            }
+        }
+    }
+}
 
 // SAFETY: the cells are only touched by the one thread of a single-threaded wasm module.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
@@ -122,14 +231,14 @@ impl<A> SmallBlocks<A> {
     pub const fn new(inner: A) -> Self {
         SmallBlocks {
             inner,
-            free: [const { Cell::new(std::ptr::null_mut()) }; SMALL_CLASSES],
-            kept: [const { Cell::new(0) }; SMALL_CLASSES],
+            lists: FreeLists::new(),
         }
     }
 }
 
 /// The size class serving `layout`, if any.
-fn small_class(layout: Layout) -> Option<usize> {
+#[inline]
+pub(crate) fn small_class(layout: Layout) -> Option<usize> {
     if layout.align() > SMALL_BLOCK || layout.size() > SMALL_BLOCK << (SMALL_CLASSES - 1) {
         return None;
     }
@@ -140,7 +249,8 @@ fn small_class(layout: Layout) -> Option<usize> {
 }
 
 /// The layout of a block of `class`, as the inner allocator sees it.
-fn small_layout(class: usize) -> Option<Layout> {
+#[inline]
+pub(crate) fn small_layout(class: usize) -> Option<Layout> {
     Layout::from_size_align(SMALL_BLOCK << class, SMALL_BLOCK).ok()
 }
 
@@ -153,15 +263,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.inner.alloc(layout) };
         };
-        if let (Some(head), Some(kept)) = (self.free.get(class), self.kept.get(class)) {
-            let block = head.get();
-            if !block.is_null() {
-                // SAFETY: a free block of this class, at least 16 bytes and 16-aligned; its
-                // first word is the next free block (written by `dealloc`).
-                head.set(unsafe { block.cast::<*mut u8>().read() });
-                kept.set(kept.get().saturating_sub(1));
-                return block;
-            }
+        if let Some(block) = self.lists.pop(class) {
+            return block;
         }
         match small_layout(class) {
             // SAFETY: a non-zero size and a valid alignment.
@@ -189,15 +292,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.inner.dealloc(ptr, layout) };
         };
-        if let (Some(head), Some(kept)) = (self.free.get(class), self.kept.get(class)) {
-            if kept.get() < SMALL_KEPT {
-                // SAFETY: `ptr` is a block of this class the caller gives up; its first word
-                // now links the list.
-                unsafe { ptr.cast::<*mut u8>().write(head.get()) };
-                head.set(ptr);
-                kept.set(kept.get() + 1);
-                return;
-            }
+        // SAFETY: `ptr` is a block of this class (it was allocated with this layout's class)
+        // that the caller gives up.
+        if unsafe { self.lists.push(class, ptr) } {
+            return;
         }
         if let Some(l) = small_layout(class) {
             // SAFETY: the block came from `A` with this layout.
@@ -206,25 +304,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-            return std::ptr::null_mut();
-        };
-        match (small_class(layout), small_class(new_layout)) {
-            // SAFETY: the caller's contract, passed on.
-            (None, None) => unsafe { self.inner.realloc(ptr, layout, new_size) },
-            // The block already holds the new size.
-            (Some(a), Some(b)) if a == b => ptr,
-            _ => {
-                // SAFETY: as `alloc`; then both blocks are live and hold the bytes copied.
-                unsafe {
-                    let new = self.alloc(new_layout);
-                    if !new.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    new
-                }
-            }
+        // SAFETY: the caller's contract, passed on (to the inner allocator when neither
+        // layout is a small block's).
+        unsafe {
+            realloc_in_classes(self, ptr, layout, new_size, || {
+                self.inner.realloc(ptr, layout, new_size)
+            })
         }
     }
 }
@@ -303,22 +388,15 @@ mod tests {
             for &b in &many {
                 a.dealloc(b, l(16, 1));
             }
-            assert_eq!(a.kept[0].get(), SMALL_KEPT);
+            assert_eq!(a.lists.kept(0), SMALL_KEPT);
             let big = a.alloc(l(4096, 8));
             let bigger = a.realloc(big, l(4096, 8), 8192);
             assert!(!bigger.is_null());
             a.dealloc(bigger, l(8192, 8));
             // Drain the cache so the test leaks nothing.
-            while !a.free[0].get().is_null() {
-                let b = a.alloc(l(16, 1));
-                System.dealloc(b, small_layout(0).unwrap());
-            }
-            for c in 1..SMALL_CLASSES {
-                while !a.free[c].get().is_null() {
-                    let b = a.alloc(small_layout(c).unwrap());
-                    System.dealloc(b, small_layout(c).unwrap());
-                }
-            }
+            a.lists
+                .drain(|b, c| System.dealloc(b, small_layout(c).unwrap()));
+            assert!((0..SMALL_CLASSES).all(|c| a.lists.kept(c) == 0));
         }
     }
 

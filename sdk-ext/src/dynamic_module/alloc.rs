@@ -6,7 +6,7 @@
 //! path.
 //!
 //! Per thread and size class (16, 32, 64, 128 and 256 bytes, 16-aligned) a list of free
-//! blocks, at most [`KEPT`] each (≤ 31 KiB a thread); every other layout goes straight to
+//! blocks, at most [`SMALL_KEPT`](crate::memory::SMALL_KEPT) each (≤ 31 KiB a thread); every other layout goes straight to
 //! the system allocator. A block is always taken from the system allocator with its class's
 //! layout and returned with it, so a block freed on another thread than the one that
 //! allocated it joins that thread's list like any other. The lists live in a `const`
@@ -15,21 +15,13 @@
 //! [`Flush`], which the dispatch arms on each thread that runs hooks (a thread where it was
 //! not armed keeps its ≤ 31 KiB).
 
+use crate::memory::{realloc_in_classes, small_class, small_layout, FreeLists};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-/// Size classes: 16 << 0 ..= 16 << 4 bytes.
-const CLASSES: usize = 5;
-/// The smallest block, and the alignment of every block.
-const BLOCK: usize = 16;
-/// Freed blocks a thread keeps per size class.
-pub(crate) const KEPT: u32 = 64;
-
-/// One thread's free lists: per class, the first free block (each free block's first word
-/// is the next) and how many the list holds.
+/// One thread's free lists.
 struct Lists {
-    free: [Cell<*mut u8>; CLASSES],
-    kept: [Cell<u32>; CLASSES],
+    lists: FreeLists,
     /// The thread is ending ([`Flush`] ran): blocks go straight back.
     closed: Cell<bool>,
 }
@@ -37,27 +29,10 @@ struct Lists {
 thread_local! {
     static LISTS: Lists = const {
         Lists {
-            free: [const { Cell::new(std::ptr::null_mut()) }; CLASSES],
-            kept: [const { Cell::new(0) }; CLASSES],
+            lists: FreeLists::new(),
             closed: Cell::new(false),
         }
     };
-}
-
-/// The size class serving `layout`, if any.
-fn class_of(layout: Layout) -> Option<usize> {
-    if layout.align() > BLOCK || layout.size() > BLOCK << (CLASSES - 1) {
-        return None;
-    }
-    // The class of the next power of two: 16 -> 0, 17..=32 -> 1, ..., 129..=256 -> 4.
-    let size = layout.size().max(BLOCK);
-    let bits = usize::BITS - (size - 1).leading_zeros();
-    usize::try_from(bits).ok()?.checked_sub(4)
-}
-
-/// The layout of a block of `class`, as the system allocator sees it.
-fn block_layout(class: usize) -> Option<Layout> {
-    Layout::from_size_align(BLOCK << class, BLOCK).ok()
 }
 
 /// The dynamic module's global allocator (see the module docs).
@@ -70,29 +45,14 @@ pub struct ThreadBlocks;
 // unchanged.
 unsafe impl GlobalAlloc for ThreadBlocks {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(class) = class_of(layout) else {
+        let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
             return unsafe { System.alloc(layout) };
         };
-        let reused = LISTS
-            .try_with(|l| {
-                let (head, kept) = (l.free.get(class)?, l.kept.get(class)?);
-                let block = head.get();
-                if block.is_null() {
-                    return None;
-                }
-                // SAFETY: a free block of this class, at least 16 bytes and 16-aligned; its
-                // first word is the next free block (written by `dealloc`).
-                head.set(unsafe { block.cast::<*mut u8>().read() });
-                kept.set(kept.get().saturating_sub(1));
-                Some(block)
-            })
-            .ok()
-            .flatten();
-        if let Some(block) = reused {
+        if let Some(block) = LISTS.try_with(|l| l.lists.pop(class)).ok().flatten() {
             return block;
         }
-        match block_layout(class) {
+        match small_layout(class) {
             // SAFETY: a non-zero size and a valid alignment.
             Some(l) => unsafe { System.alloc(l) },
             None => std::ptr::null_mut(),
@@ -100,27 +60,19 @@ unsafe impl GlobalAlloc for ThreadBlocks {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let Some(class) = class_of(layout) else {
+        let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
             return unsafe { System.dealloc(ptr, layout) };
         };
         let kept = LISTS
             .try_with(|l| {
-                let (head, kept) = (l.free.get(class)?, l.kept.get(class)?);
-                if kept.get() >= KEPT || l.closed.get() {
-                    return None;
-                }
-                // SAFETY: a block of this class (16-aligned, at least 16 bytes) that the
-                // caller gives up: its first word now links the list.
-                unsafe { ptr.cast::<*mut u8>().write(head.get()) };
-                head.set(ptr);
-                kept.set(kept.get() + 1);
-                Some(())
+                // SAFETY: a block of this class (allocated with its class's layout) that the
+                // caller gives up.
+                !l.closed.get() && unsafe { l.lists.push(class, ptr) }
             })
-            .ok()
-            .flatten();
-        if kept.is_none() {
-            if let Some(l) = block_layout(class) {
+            .unwrap_or(false);
+        if !kept {
+            if let Some(l) = small_layout(class) {
                 // SAFETY: allocated from `System` with this class's layout.
                 unsafe { System.dealloc(ptr, l) };
             }
@@ -128,31 +80,12 @@ unsafe impl GlobalAlloc for ThreadBlocks {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old = class_of(layout);
-        let new = Layout::from_size_align(new_size, layout.align())
-            .ok()
-            .and_then(class_of);
-        match (old, new) {
-            // Neither is a small block: the system allocator's own realloc.
-            // SAFETY: the caller's contract, passed on.
-            (None, None) => unsafe { System.realloc(ptr, layout, new_size) },
-            // Within its class a block already has the room.
-            (Some(a), Some(b)) if a == b => ptr,
-            _ => {
-                let Ok(to) = Layout::from_size_align(new_size, layout.align()) else {
-                    return std::ptr::null_mut();
-                };
-                // SAFETY: a valid layout; the old block holds `layout.size()` bytes and the
-                // new one at least `new_size`; the old block is freed with its layout.
-                unsafe {
-                    let p = self.alloc(to);
-                    if !p.is_null() {
-                        std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
-                        self.dealloc(ptr, layout);
-                    }
-                    p
-                }
-            }
+        // SAFETY: the caller's contract, passed on (to `System` when neither layout is a
+        // small block's).
+        unsafe {
+            realloc_in_classes(self, ptr, layout, new_size, || {
+                System.realloc(ptr, layout, new_size)
+            })
         }
     }
 }
@@ -162,20 +95,12 @@ unsafe impl GlobalAlloc for ThreadBlocks {
 fn flush(close: bool) {
     let _ = LISTS.try_with(|l| {
         l.closed.set(close);
-        for (class, (head, kept)) in l.free.iter().zip(&l.kept).enumerate() {
-            let Some(layout) = block_layout(class) else {
-                continue;
-            };
-            let mut block = head.replace(std::ptr::null_mut());
-            kept.set(0);
-            while !block.is_null() {
-                // SAFETY: a free block of this class; its first word is the next one.
-                let next = unsafe { block.cast::<*mut u8>().read() };
-                // SAFETY: allocated from `System` with this class's layout.
+        l.lists.drain(|block, class| {
+            if let Some(layout) = small_layout(class) {
+                // SAFETY: a free block of this class, allocated from `System` with its layout.
                 unsafe { System.dealloc(block, layout) };
-                block = next;
             }
-        }
+        });
     });
 }
 
@@ -204,14 +129,15 @@ mod tests {
 
     #[test]
     fn small_blocks_are_reused_per_thread_and_large_ones_pass_through() {
+        use crate::memory::SMALL_KEPT as KEPT;
         let a = ThreadBlocks;
         let l = |size, align| Layout::from_size_align(size, align).unwrap();
-        assert_eq!(class_of(l(1, 1)), Some(0));
-        assert_eq!(class_of(l(16, 8)), Some(0));
-        assert_eq!(class_of(l(17, 1)), Some(1));
-        assert_eq!(class_of(l(256, 16)), Some(4));
-        assert_eq!(class_of(l(257, 1)), None);
-        assert_eq!(class_of(l(8, 32)), None);
+        assert_eq!(small_class(l(1, 1)), Some(0));
+        assert_eq!(small_class(l(16, 8)), Some(0));
+        assert_eq!(small_class(l(17, 1)), Some(1));
+        assert_eq!(small_class(l(256, 16)), Some(4));
+        assert_eq!(small_class(l(257, 1)), None);
+        assert_eq!(small_class(l(8, 32)), None);
         // SAFETY (the whole test): valid layouts; every block is freed with the layout it
         // was allocated with (or reallocated to), and written only within its size.
         unsafe {
@@ -241,7 +167,7 @@ mod tests {
                 // Closed: a freed block is not kept.
                 let b = ThreadBlocks.alloc(Layout::from_size_align(16, 1).unwrap());
                 ThreadBlocks.dealloc(b, Layout::from_size_align(16, 1).unwrap());
-                LISTS.with(|lists| assert_eq!(lists.kept[0].get(), 0));
+                LISTS.with(|lists| assert_eq!(lists.lists.kept(0), 0));
             })
             .join()
             .unwrap();
@@ -250,13 +176,13 @@ mod tests {
             for &b in &many {
                 a.dealloc(b, l(16, 1));
             }
-            LISTS.with(|lists| assert_eq!(lists.kept[0].get(), KEPT));
+            LISTS.with(|lists| assert_eq!(lists.lists.kept(0), KEPT));
             let big = a.alloc(l(4096, 8));
             let bigger = a.realloc(big, l(4096, 8), 8192);
             assert!(!bigger.is_null());
             a.dealloc(bigger, l(8192, 8));
         }
         flush(false);
-        LISTS.with(|lists| assert!(lists.kept.iter().all(|k| k.get() == 0)));
+        LISTS.with(|lists| assert!((0..5).all(|c| lists.lists.kept(c) == 0)));
     }
 }
