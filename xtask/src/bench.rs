@@ -353,7 +353,7 @@ enum PolicyLoad {
 
 fn policy_load(v: &Variant) -> PolicyLoad {
     match v.name {
-        "native-cors" | "cors" | "raw-cors" | "cors-dynmod" => PolicyLoad::Cors,
+        "native-cors" | "cors" | "raw-cors" | "cors-dynmod" | "raw-dynmod-cors" => PolicyLoad::Cors,
         "native-cors-preflight" | "cors-preflight" | "raw-cors-preflight" => PolicyLoad::Preflight,
         _ => PolicyLoad::Plain,
     }
@@ -764,6 +764,40 @@ const VARIANTS: &[Variant] = &[
         route: None,
         floor: None,
     },
+    // The floors of the dynamic-module rows (`bench/raw-dynmod`, one mode per floor): an
+    // empty module (Envoy's own per-stream price of a dynamic-module filter) and each
+    // filter's Envoy calls through the bare ABI.
+    Variant {
+        name: "raw-dynmod-empty",
+        filters: raw_dynmod_empty_filter,
+        edits: Edits::None,
+        stats: &[],
+        wasm: Some(Module::BenchNative("raw-dynmod")),
+        denied: None,
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    ratelimit_variant(
+        "raw-dynmod-ratelimit",
+        raw_dynmod_ratelimit_filter,
+        Some(Module::BenchNative("raw-dynmod")),
+        None,
+    ),
+    ratelimit_variant(
+        "raw-dynmod-ratelimit-client",
+        raw_dynmod_ratelimit_client_filter,
+        Some(Module::BenchNative("raw-dynmod")),
+        None,
+    ),
+    policy_variant(
+        "raw-dynmod-cors",
+        raw_dynmod_cors_filter,
+        &["wasmcustom.raw_dynmod.cors.origin_valid"],
+        Some(Module::BenchNative("raw-dynmod")),
+        None,
+        None,
+    ),
     Variant {
         name: "native-rbac10",
         filters: native_rbac_filter,
@@ -904,13 +938,13 @@ const VARIANTS: &[Variant] = &[
         "rate-limit-dynmod",
         rate_limit_dynmod_filter,
         Some(Module::Dist("librate-limit.so")),
-        None,
+        Some("raw-dynmod-ratelimit"),
     ),
     ratelimit_variant(
         "rate-limit-client-dynmod",
         rate_limit_client_dynmod_filter,
         Some(Module::Dist("librate-limit.so")),
-        None,
+        Some("raw-dynmod-ratelimit-client"),
     ),
     policy_variant(
         "cors-dynmod",
@@ -918,7 +952,7 @@ const VARIANTS: &[Variant] = &[
         &["wasmcustom.cors.origin_valid"],
         Some(Module::Dist("libcors.so")),
         None,
-        None,
+        Some("raw-dynmod-cors"),
     ),
     policy_variant(
         "ip-filter-cidr10k-dynmod",
@@ -948,7 +982,8 @@ const fn ratelimit_variant(
     let stats: &'static [&'static str] = match (&wasm, &floor) {
         (Some(Module::Dist(_)), _) => RATE_LIMIT_STATS,
         (Some(Module::Bench(_)), _) => &["wasmcustom.raw_ratelimit.allowed"],
-        (Some(Module::BenchNative(_)), _) | (None, _) => &[],
+        (Some(Module::BenchNative(_)), _) => &["wasmcustom.raw_dynmod.allowed"],
+        (None, _) => &[],
     };
     Variant {
         name,
@@ -1404,6 +1439,31 @@ fn raw_dynmod_filter(i: &Inputs) -> String {
         "raw-dynmod",
         "",
     )
+}
+
+/// The floors of the other dynamic-module rows: `bench/raw-dynmod` in one of its modes.
+fn raw_dynmod_mode(i: &Inputs, mode: &str) -> String {
+    dynmod_filter(
+        &i.modules.path(Module::BenchNative("raw-dynmod")),
+        "raw-dynmod",
+        mode,
+    )
+}
+
+fn raw_dynmod_empty_filter(i: &Inputs) -> String {
+    raw_dynmod_mode(i, "empty")
+}
+
+fn raw_dynmod_ratelimit_filter(i: &Inputs) -> String {
+    raw_dynmod_mode(i, "ratelimit")
+}
+
+fn raw_dynmod_ratelimit_client_filter(i: &Inputs) -> String {
+    raw_dynmod_mode(i, "ratelimit-client")
+}
+
+fn raw_dynmod_cors_filter(i: &Inputs) -> String {
+    raw_dynmod_mode(i, "cors")
 }
 
 fn header_rules_dynmod_filter(i: &Inputs) -> String {
@@ -4515,6 +4575,10 @@ mod tests {
                 "header-rules-dynmod",
                 "raw-dynmod",
                 "template-dynmod",
+                "raw-dynmod-empty",
+                "raw-dynmod-ratelimit",
+                "raw-dynmod-ratelimit-client",
+                "raw-dynmod-cors",
                 "native-cors",
                 "native-rbac-matcher-cidr10k",
                 "native-jwt-rs256-same",

@@ -92,6 +92,7 @@ pub mod abi;
 pub mod alloc;
 #[cfg(not(feature = "testing"))]
 mod crypto;
+mod hash;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod shim;
 
@@ -174,21 +175,32 @@ pub(crate) fn current() -> Current {
 }
 
 /// Sets the current context for the life of the guard (hooks nest: Envoy may re-enter the
-/// module from inside a host call, e.g. a local reply running the response phases).
-struct Entered(Current);
+/// module from inside a host call, e.g. a local reply running the response phases). The
+/// guard keeps the thread's cell, so leaving costs no second thread-local lookup (in a
+/// `.so` each lookup is a `__tls_get_addr` call).
+struct Entered {
+    /// This thread's `CURRENT` (null when the thread-local is gone: nothing to restore).
+    cell: *const Cell<Current>,
+    previous: Current,
+}
 
 fn enter(now: Current) -> Entered {
-    alloc::arm_flush();
-    Entered(
-        CURRENT
-            .try_with(|c| c.replace(now))
-            .unwrap_or(Current::None),
-    )
+    match CURRENT.try_with(|c| (c.replace(now), c as *const Cell<Current>)) {
+        Ok((previous, cell)) => Entered { cell, previous },
+        Err(_) => Entered {
+            cell: null(),
+            previous: Current::None,
+        },
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| c.set(self.0));
+        // SAFETY: the cell is this thread's `CURRENT` (the guard is neither `Send` nor kept
+        // past the hook that made it), alive while the thread runs that hook.
+        if let Some(cell) = unsafe { self.cell.as_ref() } {
+            cell.set(self.previous);
+        }
     }
 }
 
@@ -309,6 +321,9 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
         }
         return Some(p);
     }
+    // A thread's first plugin: its small-block cache is flushed when it ends (every thread
+    // that runs stream or connection hooks builds one first).
+    alloc::arm_flush();
     let built = {
         let _in = enter(Current::Plugin {
             config: Arc::as_ptr(config),
@@ -577,6 +592,8 @@ pub unsafe fn http_filter_config_new<P: Plugin, H: HttpFilter<Plugin = P>>(
 /// Parses a configuration on the main thread (defining its metrics); answers the in-module
 /// config for Envoy, or null after logging why it is refused.
 fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *const c_void {
+    // The main thread's small-block cache, flushed when it ends (see `alloc`).
+    alloc::arm_flush();
     {
         let shared = Arc::new(ModuleConfig {
             id: NEXT_CONFIG.fetch_add(1, Ordering::Relaxed),

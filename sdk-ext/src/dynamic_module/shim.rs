@@ -7,6 +7,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
+use super::hash::SeededHash;
 use super::{current, Answer, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
 use std::collections::HashMap;
@@ -493,8 +494,19 @@ pub(crate) unsafe fn proxy_get_header_map_value(
 ) -> u32 {
     // SAFETY: host.rs passes a live &str.
     let key = unsafe { slice(key_data, key_size) };
-    let answer = answer();
-    if let (Some(t), Some((envoy, _, _, _))) = (header_type(map_type), stream()) {
+    // One read of the current context (a stream's header is the common case).
+    let now = current();
+    let answer = match now {
+        Current::Stream { answer, .. }
+        | Current::Connection { answer, .. }
+        | Current::Root { answer, .. } => answer,
+        _ => None,
+    };
+    let on_stream = match now {
+        Current::Stream { envoy, .. } => Some(envoy),
+        _ => None,
+    };
+    if let (Some(t), Some(envoy)) = (header_type(map_type), on_stream) {
         let mut value = EnvoyBuffer::NULL;
         let mut count = 0usize;
         // SAFETY: a plain call on the current stream with live buffers.
@@ -859,7 +871,7 @@ pub(crate) unsafe fn proxy_close_stream(stream_type: u32) -> u32 {
 /// wasm host keeps one per `vm_id`. Each write gets a new CAS; a write with a CAS other than
 /// 0 succeeds only if it is still the entry's (else `CasMismatch`).
 struct Shared {
-    entries: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    entries: HashMap<Vec<u8>, (Vec<u8>, u32), SeededHash>,
     next_cas: u32,
 }
 
@@ -867,7 +879,7 @@ fn shared() -> &'static Mutex<Shared> {
     static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
     SHARED.get_or_init(|| {
         Mutex::new(Shared {
-            entries: HashMap::new(),
+            entries: HashMap::with_hasher(SeededHash::new()),
             next_cas: 1,
         })
     })
@@ -904,16 +916,27 @@ pub(crate) unsafe fn proxy_set_shared_data(
 ) -> u32 {
     // SAFETY: host.rs passes live slices.
     let (key, value) = unsafe { (slice(key_data, key_size), slice(value_data, value_size)) };
-    let Ok(mut store) = shared().lock() else {
+    let Ok(mut guard) = shared().lock() else {
         return INTERNAL;
     };
-    let current = store.entries.get(key).map(|(_, c)| *c);
-    if cas != 0 && current.is_some_and(|c| c != cas) {
-        return Status::CasMismatch as u32;
-    }
+    let store = &mut *guard;
     let next = store.next_cas;
+    match store.entries.get_mut(key) {
+        // An existing entry is rewritten in place: one lookup, and no allocation when the
+        // new value fits the old one's capacity (a rate-limit slot always does).
+        Some((old, current)) => {
+            if cas != 0 && *current != cas {
+                return Status::CasMismatch as u32;
+            }
+            old.clear();
+            old.extend_from_slice(value);
+            *current = next;
+        }
+        None => {
+            store.entries.insert(key.to_vec(), (value.to_vec(), next));
+        }
+    }
     store.next_cas = next.wrapping_add(1).max(1);
-    store.entries.insert(key.to_vec(), (value.to_vec(), next));
     OK
 }
 
