@@ -32,6 +32,13 @@ pub fn compile(package: &str) -> Result<PathBuf, String> {
         ])
         .args(["--profile", PROFILE, "--features", "sdk-ext/dynamic-module"])
         .args(["--", "--cfg", "sdk_ext_dynamic_module"])
+        // Thread-locals through TLS descriptors (`-mtls-dialect=gnu2`): in a `.so` Envoy
+        // loads with dlopen, every thread-local access (the adapter's current context, the
+        // allocator's per-thread lists: ~25 a request) was a `__tls_get_addr` call; with a
+        // descriptor, glibc puts the module's small TLS block (< 256 B) in static TLS and the
+        // access is a two-instruction resolver. An LLVM option: a toolchain whose LLVM drops
+        // it fails this build loudly, never silently.
+        .args(["-C", "llvm-args=-enable-tlsdesc"])
         .status()
         .map_err(|e| format!("running cargo rustc for {package}: {e}"))?;
     if !status.success() {

@@ -95,6 +95,10 @@ pub struct Policy {
     pub forward_not_matching_preflights: bool,
     /// Disallowed origins get 403.
     pub reject_disallowed_origins: bool,
+    /// The last origin checked and its verdict (dynamic-module build only; see
+    /// [`OriginMemo`](crate::policy::OriginMemo)).
+    #[cfg(sdk_ext_dynamic_module)]
+    pub memo: crate::policy::OriginMemo,
 }
 
 /// The validated configuration.
@@ -191,6 +195,8 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
         allow_private_network_access: raw.allow_private_network_access,
         forward_not_matching_preflights: raw.forward_not_matching_preflights,
         reject_disallowed_origins: raw.reject_disallowed_origins,
+        #[cfg(sdk_ext_dynamic_module)]
+        memo: crate::policy::OriginMemo::default(),
     })
 }
 

@@ -135,11 +135,57 @@ fn is_host_byte(b: u8) -> bool {
 impl Policy {
     /// Whether `origin` (as sent) is allowed.
     pub fn origin_allowed(&self, origin: &[u8]) -> bool {
+        #[cfg(sdk_ext_dynamic_module)]
+        {
+            self.memo.verdict(origin, || self.check_origin(origin))
+        }
+        #[cfg(not(sdk_ext_dynamic_module))]
+        {
+            self.check_origin(origin)
+        }
+    }
+
+    /// [`origin_allowed`](Self::origin_allowed), always computed.
+    fn check_origin(&self, origin: &[u8]) -> bool {
         if origin == b"null" {
             return self.allows_null;
         }
         is_well_formed_origin(origin)
             && (self.any_origin || self.origins.iter().any(|m| m.matches(origin)))
+    }
+}
+
+/// The last origin a policy checked and its verdict, in the dynamic-module build: each
+/// worker thread has its own plugin (so its own policies), and a browser sends the same
+/// `Origin` on every request of a page, so the well-formedness check and the matchers
+/// (~500 instructions a request for `https://app.example.com`) run once per change of
+/// origin on a worker; a request from another origin pays one comparison and a copy more.
+/// Not in the `.wasm` (whose instructions its own floor measures).
+#[derive(Debug, Default)]
+pub struct OriginMemo(std::cell::RefCell<Option<(Vec<u8>, bool)>>);
+
+impl OriginMemo {
+    /// `check()`'s verdict on `origin`, remembered for the next call with the same origin.
+    pub fn verdict(&self, origin: &[u8], check: impl FnOnce() -> bool) -> bool {
+        if let Ok(last) = self.0.try_borrow() {
+            if let Some((o, v)) = last.as_ref() {
+                if o.as_slice() == origin {
+                    return *v;
+                }
+            }
+        }
+        let v = check();
+        if let Ok(mut last) = self.0.try_borrow_mut() {
+            match last.as_mut() {
+                Some((o, kept)) => {
+                    o.clear();
+                    o.extend_from_slice(origin);
+                    *kept = v;
+                }
+                None => *last = Some((origin.to_vec(), v)),
+            }
+        }
+        v
     }
 }
 
@@ -270,6 +316,27 @@ mod tests {
 
     fn cfg(json: &str) -> Config {
         Config::parse(json.as_bytes()).unwrap()
+    }
+
+    /// The dynamic-module build's memo: the check runs again only when the origin changes,
+    /// and the verdict is the check's, whichever origin came before.
+    #[test]
+    fn origin_memo_rechecks_only_a_changed_origin() {
+        let memo = OriginMemo::default();
+        let runs = std::cell::Cell::new(0);
+        let check = |v: bool| {
+            runs.set(runs.get() + 1);
+            v
+        };
+        assert!(memo.verdict(b"https://a.example", || check(true)));
+        assert!(memo.verdict(b"https://a.example", || check(false)));
+        assert_eq!(runs.get(), 1);
+        assert!(!memo.verdict(b"https://b.example", || check(false)));
+        assert!(!memo.verdict(b"https://b.example", || check(true)));
+        // A prefix of the last origin is another origin.
+        assert!(memo.verdict(b"https://b.exampl", || check(true)));
+        assert!(memo.verdict(b"https://a.example", || check(true)));
+        assert_eq!(runs.get(), 4);
     }
 
     const BASIC: &str = r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://app.example.com"},{"suffix":".example.org"}],

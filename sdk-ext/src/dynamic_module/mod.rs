@@ -132,6 +132,27 @@ pub(crate) struct Answer {
     pub chunks_len: usize,
 }
 
+/// The callout answer of the current hook, by reference (it lives on that hook's stack), so
+/// [`Current`] stays small: it is copied in and out of its thread-local at every hook and
+/// read by every host call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerRef(*const Answer);
+
+impl AnswerRef {
+    pub(crate) const NONE: AnswerRef = AnswerRef(null());
+
+    fn of(answer: &Answer) -> AnswerRef {
+        AnswerRef(answer)
+    }
+
+    /// The answer (valid during the hook whose context holds it).
+    pub(crate) fn get(self) -> Option<Answer> {
+        // SAFETY: a context holding a non-null answer is current only while the hook that
+        // owns the answer runs (`enter`'s guard restores the previous one before it returns).
+        unsafe { self.0.as_ref() }.copied()
+    }
+}
+
 /// What entered the module: host calls act on it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Current {
@@ -149,20 +170,20 @@ pub(crate) enum Current {
     /// `on_tick`, the answer to its callout): callouts go through the config.
     Root {
         config: *const ModuleConfig,
-        answer: Option<Answer>,
+        answer: AnswerRef,
     },
     /// A stream hook.
     Stream {
         envoy: EnvoyPtr,
         config: *const ModuleConfig,
         body: Body,
-        answer: Option<Answer>,
+        answer: AnswerRef,
     },
     /// A connection hook (network filter).
     Connection {
         envoy: EnvoyPtr,
         config: *const ModuleConfig,
-        answer: Option<Answer>,
+        answer: AnswerRef,
     },
 }
 
@@ -282,6 +303,37 @@ thread_local! {
     static PLUGINS: RefCell<Vec<PluginSlot>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The plugin [`plugin_for`] last found or built on this thread: its configuration's id
+    /// and `Rc::as_ptr` of the plugin its `PLUGINS` slot holds (type-checked then). Set only
+    /// for a configuration without per-thread ticks (an HTTP one: its ticks are the root
+    /// plugin's), so a stream of the same configuration skips the table and the downcast.
+    static LAST_PLUGIN: Cell<(u64, *const ())> = const { Cell::new((0, null())) };
+}
+
+fn remember_plugin<P: Plugin>(config: &ModuleConfig, plugin: &Rc<P>) {
+    if config.root_on_main {
+        let _ = LAST_PLUGIN.try_with(|c| c.set((config.id, Rc::as_ptr(plugin).cast())));
+    }
+}
+
+/// [`LAST_PLUGIN`]'s plugin, if it is `id`'s.
+fn last_plugin<P: Plugin>(id: u64) -> Option<Rc<P>> {
+    let (last, ptr) = LAST_PLUGIN.try_with(Cell::get).ok()?;
+    if last != id || ptr.is_null() {
+        return None;
+    }
+    let ptr = ptr.cast::<P>();
+    // SAFETY: `ptr` is `Rc::as_ptr` of the `Rc<P>` (downcast checked) in this thread's
+    // `PLUGINS` slot of configuration `id`. Ids are never reused, and that slot is removed
+    // only once the configuration is gone, when no stream can ask for `id` again: the
+    // caller holds the configuration alive, so the slot, and its count on the plugin, are.
+    unsafe {
+        Rc::increment_strong_count(ptr);
+        Some(Rc::from_raw(ptr))
+    }
+}
+
 /// Whether a tick is due now (and if so, schedules the next one).
 fn tick_due(tick: &Option<(Duration, Cell<Instant>)>) -> bool {
     let Some((period, next)) = tick else {
@@ -300,6 +352,9 @@ fn tick_due(tick: &Option<(Duration, Cell<Instant>)>) -> bool {
 /// starts and a tick is due (never more often than `tick_period`; an idle worker does not
 /// tick, and has nothing to tick for).
 fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
+    if let Some(p) = last_plugin::<P>(config.id) {
+        return Some(p);
+    }
     let found = PLUGINS
         .try_with(|t| {
             t.try_borrow().ok().and_then(|slots| {
@@ -313,6 +368,7 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
         .flatten();
     if let Some((p, due)) = found {
         let p = p.downcast::<P>().ok()?;
+        remember_plugin(config, &p);
         if due {
             let _in = enter(Current::Plugin {
                 config: Arc::as_ptr(config),
@@ -358,6 +414,7 @@ fn plugin_for<P: Plugin>(config: &Arc<ModuleConfig>) -> Option<Rc<P>> {
             });
         }
     });
+    remember_plugin(config, &plugin);
     if !config.root_on_main {
         let _in = enter(Current::Plugin {
             config: Arc::as_ptr(config),
@@ -635,7 +692,7 @@ fn configure<P: Plugin>(envoy: EnvoyPtr, bytes: Vec<u8>, network: bool) -> *cons
                 {
                     let _in = enter(Current::Root {
                         config: Arc::as_ptr(&shared),
-                        answer: None,
+                        answer: AnswerRef::NONE,
                     });
                     plugin.on_start();
                 }
@@ -716,7 +773,7 @@ pub unsafe fn http_filter_config_scheduled<P: Plugin>(config: *const c_void, eve
         if let Some(root) = root_plugin::<P>(id) {
             let _in = enter(Current::Root {
                 config: ptr,
-                answer: None,
+                answer: AnswerRef::NONE,
             });
             root.on_tick();
         }
@@ -751,7 +808,7 @@ pub unsafe fn http_filter_config_callout_done<P: Plugin>(
         if let Some(root) = root_plugin::<P>(id) {
             let _in = enter(Current::Root {
                 config: ptr,
-                answer: Some(answer),
+                answer: AnswerRef::of(&answer),
             });
             root.on_http_call_response(token, body_size);
         }
@@ -810,7 +867,7 @@ pub unsafe fn http_filter_new<P: Plugin, H: HttpFilter<Plugin = P>>(
                 envoy,
                 config: ptr,
                 body: Body::None,
-                answer: None,
+                answer: AnswerRef::NONE,
             });
             H::create(&plugin)
         };
@@ -902,7 +959,7 @@ unsafe fn run<P: Plugin, H: HttpFilter<Plugin = P>, R>(
     stream: *const c_void,
     hook: &str,
     body: Body,
-    answer: Option<Answer>,
+    answer: AnswerRef,
     on_panic: impl FnOnce() -> R,
     phase: impl FnOnce(&mut H, &P, &mut HttpHost) -> R,
 ) -> Option<R> {
@@ -963,7 +1020,7 @@ macro_rules! phase_fn {
             let on_panic = || if $req { fail_request(envoy, P::NAME) } else { abi::STATUS_CONTINUE };
             // SAFETY: forwarded contract.
             unsafe {
-                run::<P, H, u32>(envoy, stream, stringify!($fn), $body, None, on_panic, |$f, $p, $h| act($call))
+                run::<P, H, u32>(envoy, stream, stringify!($fn), $body, AnswerRef::NONE, on_panic, |$f, $p, $h| act($call))
             }
             .unwrap_or(abi::STATUS_CONTINUE)
         }
@@ -1035,7 +1092,7 @@ pub unsafe fn request_body<P: Plugin, H: HttpFilter<Plugin = P>>(
             stream,
             "request_body",
             Body::Request,
-            None,
+            AnswerRef::NONE,
             on_panic,
             |f, p, h| act(f.on_request_body(p, h, size, end_of_stream)),
         )
@@ -1071,7 +1128,7 @@ pub unsafe fn response_body<P: Plugin, H: HttpFilter<Plugin = P>>(
             stream,
             "response_body",
             Body::Response,
-            None,
+            AnswerRef::NONE,
             || abi::STATUS_CONTINUE,
             |f, p, h| act(f.on_response_body(p, h, size, end_of_stream)),
         )
@@ -1097,7 +1154,7 @@ pub unsafe fn stream_complete<P: Plugin, H: HttpFilter<Plugin = P>>(
             stream,
             "stream_complete",
             Body::None,
-            None,
+            AnswerRef::NONE,
             || (),
             |f, p, h| f.on_log(p, h),
         )
@@ -1134,7 +1191,7 @@ pub unsafe fn http_callout_done<P: Plugin, H: HttpFilter<Plugin = P>>(
             stream,
             "http_callout_done",
             Body::None,
-            Some(answer),
+            AnswerRef::of(&answer),
             || (),
             |f, p, h| f.on_http_call_response(p, h, token, body_size),
         )
@@ -1192,7 +1249,7 @@ pub unsafe fn network_filter_new<P: Plugin, N: NetworkFilter<Plugin = P>>(
             let _in = enter(Current::Connection {
                 envoy,
                 config: ptr,
-                answer: None,
+                answer: AnswerRef::NONE,
             });
             N::create(&plugin)
         };
@@ -1231,7 +1288,7 @@ unsafe fn run_net<P: Plugin, N: NetworkFilter<Plugin = P>, R>(
     envoy: EnvoyPtr,
     stream: *const c_void,
     hook: &str,
-    answer: Option<Answer>,
+    answer: AnswerRef,
     on_panic: impl FnOnce() -> R,
     phase: impl FnOnce(&mut N, &P, &mut NetworkHost) -> R,
 ) -> Option<R> {
@@ -1294,7 +1351,7 @@ pub unsafe fn new_connection<P: Plugin, N: NetworkFilter<Plugin = P>>(
             envoy,
             stream,
             "new_connection",
-            None,
+            AnswerRef::NONE,
             || fail_connection(envoy),
             |f, p, h| act(f.on_new_connection(p, h)),
         )
@@ -1322,7 +1379,7 @@ pub unsafe fn network_read<P: Plugin, N: NetworkFilter<Plugin = P>>(
             envoy,
             stream,
             "network_read",
-            None,
+            AnswerRef::NONE,
             || fail_connection(envoy),
             |f, p, h| act(f.on_downstream_data(p, h, data_length, end_stream)),
         )
@@ -1350,7 +1407,7 @@ pub unsafe fn network_write<P: Plugin, N: NetworkFilter<Plugin = P>>(
             envoy,
             stream,
             "network_write",
-            None,
+            AnswerRef::NONE,
             || abi::STATUS_CONTINUE,
             |f, p, h| act(f.on_upstream_data(p, h, data_length, end_stream)),
         )
@@ -1392,7 +1449,7 @@ pub unsafe fn network_event<P: Plugin, N: NetworkFilter<Plugin = P>>(
             envoy,
             stream,
             "network_event",
-            None,
+            AnswerRef::NONE,
             || (),
             |f, p, h| f.on_downstream_close(p, h, peer),
         )
@@ -1426,7 +1483,7 @@ pub unsafe fn network_callout_done<P: Plugin, N: NetworkFilter<Plugin = P>>(
             envoy,
             stream,
             "network_callout_done",
-            Some(answer),
+            AnswerRef::of(&answer),
             || (),
             |f, p, h| f.on_http_call_response(p, h, token, body_size),
         )

@@ -8,7 +8,7 @@
 
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use super::hash::SeededHash;
-use super::{current, Answer, Body, Current, MetricDef, ModuleConfig};
+use super::{current, Answer, AnswerRef, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
 use std::collections::HashMap;
 use std::ptr::null;
@@ -63,7 +63,7 @@ fn stream() -> Option<(EnvoyPtr, &'static ModuleConfig, Body, Option<Answer>)> {
         } => {
             // SAFETY: the stream holds its config alive for the whole hook.
             let config = unsafe { &*config };
-            Some((envoy, config, body, answer))
+            Some((envoy, config, body, answer.get()))
         }
         _ => None,
     }
@@ -72,7 +72,7 @@ fn stream() -> Option<(EnvoyPtr, &'static ModuleConfig, Body, Option<Answer>)> {
 /// The connection of the current context (network filter).
 fn connection() -> Option<(EnvoyPtr, Option<Answer>)> {
     match current() {
-        Current::Connection { envoy, answer, .. } => Some((envoy, answer)),
+        Current::Connection { envoy, answer, .. } => Some((envoy, answer.get())),
         _ => None,
     }
 }
@@ -82,7 +82,7 @@ fn answer() -> Option<Answer> {
     match current() {
         Current::Stream { answer, .. }
         | Current::Connection { answer, .. }
-        | Current::Root { answer, .. } => answer,
+        | Current::Root { answer, .. } => answer.get(),
         _ => None,
     }
 }
@@ -500,7 +500,7 @@ pub(crate) unsafe fn proxy_get_header_map_value(
         Current::Stream { answer, .. }
         | Current::Connection { answer, .. }
         | Current::Root { answer, .. } => answer,
-        _ => None,
+        _ => AnswerRef::NONE,
     };
     let on_stream = match now {
         Current::Stream { envoy, .. } => Some(envoy),
@@ -526,7 +526,10 @@ pub(crate) unsafe fn proxy_get_header_map_value(
         // SAFETY: Envoy's buffer, valid for the current hook; then forwarded out pointers.
         return unsafe { give(value.bytes(), return_value_data, return_value_size) };
     }
-    if let (Some(a), true) = (answer, map_type == MapType::HttpCallResponseHeaders as u32) {
+    if let (Some(a), true) = (
+        answer.get(),
+        map_type == MapType::HttpCallResponseHeaders as u32,
+    ) {
         for h in super::answer_headers(&a) {
             // SAFETY: Envoy's header buffers, valid for the callout hook.
             let k = unsafe { slice(h.key_ptr, h.key_length) };
@@ -1208,6 +1211,26 @@ fn net_update(kind: u32, op: Op) -> Option<(NetUpdate, NetUpdate)> {
 }
 
 fn update(id: u32, op: Op, value: u64) -> u32 {
+    // The common case first: a counter incremented during a stream hook.
+    if let (Current::Stream { envoy, .. }, Op::Add) = (current(), op) {
+        if id & 3 == MetricType::Counter as u32 {
+            // SAFETY: the stream of the current hook; no labels.
+            let result = unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                    envoy,
+                    (id >> 2) as usize,
+                    null(),
+                    0,
+                    value,
+                )
+            };
+            return if result == abi::METRICS_SUCCESS {
+                OK
+            } else {
+                NOT_FOUND
+            };
+        }
+    }
     let Some(via) = via() else {
         return UNIMPLEMENTED;
     };
