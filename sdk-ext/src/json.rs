@@ -1122,6 +1122,11 @@ pub trait FromJson: Sized {
         None
     }
 
+    /// Whether a struct field of this type without `default` must be present: `false` for
+    /// the types whose [`absent`](Self::absent) is a value (`Option`).
+    #[doc(hidden)]
+    const REQUIRED: bool = true;
+
     /// A struct read from an object without the member named `skip` (which a caller, such
     /// as [`crate::rules::RawRule`], reads itself). Types that are not structs read the
     /// whole value.
@@ -1190,13 +1195,16 @@ fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
 /// an object (else "invalid type ..., expected `expected`"), then reads each member, in
 /// document order, into the slot of the field it names (`slots[i]` is `fields[i]`'s). Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
 /// twice (in either spelling) is a "duplicate field"; an unknown key is refused at itself when
-/// `deny_unknown` and skipped otherwise; the member named `skip` is left out.
+/// `deny_unknown` and skipped otherwise; the member named `skip` is left out. Then the first
+/// field with `required[i]` that no member named is a "missing field" at the struct (where
+/// serde reports it; [`crate::config::parse`] names the field).
 #[doc(hidden)]
 pub fn read_fields(
     value: &Value,
     at: &Path<'_>,
     expected: &str,
     fields: &[&str],
+    required: &[bool],
     deny_unknown: bool,
     skip: Option<&str>,
     slots: &mut [&mut dyn Slot],
@@ -1230,6 +1238,13 @@ pub fn read_fields(
             slot.read(member, &path)?;
         }
     }
+    // serde's order: after the members, the first required field (in declaration order)
+    // that none of them named.
+    for ((name, required), seen) in fields.iter().zip(required).zip(&seen) {
+        if *required && !*seen {
+            return Err(Error::located(at, format_args!("missing field `{name}`")));
+        }
+    }
     Ok(())
 }
 
@@ -1244,18 +1259,10 @@ pub trait Slot {
 
 impl<T: FromJson> Slot for Option<T> {
     fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
-        *self = Some(T::from_json(value, at)?);
+        // The slot is empty ([`read_fields`] refuses a field named twice before reading
+        // it), so there is nothing to drop: forgetting the `None` leaves out `T`'s drop.
+        std::mem::forget(self.replace(T::from_json(value, at)?));
         Ok(())
-    }
-}
-
-/// A field without `default`: its value, or [`FromJson::absent`], or "missing field" at the
-/// struct (where serde reports it; [`crate::config::parse`] names the field).
-#[doc(hidden)]
-pub fn required<T: FromJson>(slot: Option<T>, at: &Path<'_>, name: &str) -> Result<T, Error> {
-    match slot.or_else(T::absent) {
-        Some(v) => Ok(v),
-        None => Err(Error::located(at, format_args!("missing field `{name}`"))),
     }
 }
 
@@ -1377,6 +1384,8 @@ impl<T: FromJson> FromJson for Option<T> {
     fn absent() -> Option<Self> {
         Some(None)
     }
+
+    const REQUIRED: bool = false;
 }
 
 impl<T: FromJson> FromJson for Vec<T> {

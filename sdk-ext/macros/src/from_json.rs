@@ -194,9 +194,17 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
             };
             let expected = format!("struct {name}");
             let deny = c.deny_unknown_fields;
+            // The slots are one tuple of `Option`s, read through `&mut dyn Slot`; the struct
+            // is then built by one `match` on the tuple. Every exit (a member's error, a
+            // missing field, which `read_fields` reports) drops that one tuple: one drop
+            // function per struct, not a drop sequence of the slots filled so far at each
+            // `?` (most of a reader's code before).
             let mut keys = Vec::new();
-            let mut slots = Vec::new();
+            let mut required = Vec::new();
+            let mut types = Vec::new();
             let mut arms = Vec::new();
+            let mut parts = Vec::new();
+            let mut pats = Vec::new();
             let mut inits = Vec::new();
             for (i, f) in named.named.iter().enumerate() {
                 let ident = f
@@ -209,20 +217,37 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                     (None, Some(rule)) => rule.field(&unraw(ident)),
                     (None, None) => unraw(ident),
                 };
-                let slot = format_ident!("__f{i}");
+                let index = syn::Index::from(i);
+                let var = format_ident!("__v{i}");
                 let ty = &f.ty;
-                slots.push(quote!(let mut #slot: ::core::option::Option<#ty> = None;));
-                arms.push(quote!(&mut #slot as &mut dyn #j::Slot,));
-                inits.push(match m.default {
-                    Default_::None => quote!(#ident: #j::required(#slot, at, #key)?,),
-                    Default_::Trait => quote!(#ident: #slot.unwrap_or_default(),),
-                    Default_::Path(p) => quote!(#ident: match #slot {
-                        Some(v) => v,
-                        None => #p(),
-                    },),
-                });
+                types.push(quote!(::core::option::Option<#ty>,));
+                arms.push(quote!(&mut __s.#index as &mut dyn #j::Slot,));
+                match m.default {
+                    Default_::None => {
+                        required.push(quote!(<#ty as #j::FromJson>::REQUIRED,));
+                        parts.push(quote!(__s.#index.or_else(<#ty as #j::FromJson>::absent),));
+                        pats.push(quote!(::core::option::Option::Some(#var),));
+                        inits.push(quote!(#ident: #var,));
+                    }
+                    Default_::Trait => {
+                        required.push(quote!(false,));
+                        parts.push(quote!(__s.#index,));
+                        pats.push(quote!(#var,));
+                        inits.push(quote!(#ident: #var.unwrap_or_default(),));
+                    }
+                    Default_::Path(p) => {
+                        required.push(quote!(false,));
+                        parts.push(quote!(__s.#index,));
+                        pats.push(quote!(#var,));
+                        inits.push(quote!(#ident: match #var {
+                            ::core::option::Option::Some(v) => v,
+                            ::core::option::Option::None => #p(),
+                        },));
+                    }
+                }
                 keys.push(key);
             }
+            let nones = types.iter().map(|_| quote!(::core::option::Option::None,));
             Ok(quote! {
                 impl #j::FromJson for #name {
                     fn from_json(
@@ -237,17 +262,23 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                         at: &#j::Path<'_>,
                         skip: ::core::option::Option<&str>,
                     ) -> ::core::result::Result<Self, #j::Error> {
-                        #(#slots)*
+                        let mut __s: (#(#types)*) = (#(#nones)*);
                         #j::read_fields(
                             value,
                             at,
                             #expected,
                             &[#(#keys),*],
+                            &[#(#required)*],
                             #deny,
                             skip,
                             &mut [#(#arms)*],
                         )?;
-                        Ok(Self { #(#inits)* })
+                        match (#(#parts)*) {
+                            (#(#pats)*) => Ok(Self { #(#inits)* }),
+                            // Not reached: `read_fields` refused a missing required field.
+                            #[allow(unreachable_patterns)]
+                            _ => Err(#j::Error::located(at, "missing field")),
+                        }
                     }
                 }
             })
