@@ -563,9 +563,15 @@ pub(crate) enum Integer {
     Signed(i64),
 }
 
+/// Whether a number is written with a fraction or an exponent (bytes, not a `char` set:
+/// `str`'s multi-char searcher is its own code in the module).
+fn is_float(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
 /// The number as an integer, if it is written as one and fits in 64 bits.
 fn parse_integer(text: &str) -> Option<Integer> {
-    if text.contains(['.', 'e', 'E']) {
+    if is_float(text) {
         return None;
     }
     let (negative, magnitude) = parse_decimal(text)?;
@@ -662,7 +668,7 @@ impl<'de> ValueDeserializer<'de, '_> {
             Value::Number(n) => match parse_integer(n) {
                 Some(Integer::Unsigned(u)) => visitor.visit_u64(u),
                 Some(Integer::Signed(i)) => visitor.visit_i64(i),
-                None if n.contains(['.', 'e', 'E']) => Err(self.invalid_type(&visitor)),
+                None if is_float(n) => Err(self.invalid_type(&visitor)),
                 None => Err(Error::new(format_args!("number {n} out of range"))),
             },
             // proto-JSON writes int64 as a string; a visitor that takes strings sees it
@@ -1212,7 +1218,8 @@ pub fn read_fields(
     let Value::Object(members) = value else {
         return Err(invalid_type(value, at, expected));
     };
-    let mut seen = vec![false; fields.len()];
+    // A bit per field (the derive refuses structs of more than 64 fields).
+    let mut seen = 0u64;
     for (key, member) in members {
         if skip == Some(key.as_str()) {
             continue;
@@ -1229,10 +1236,15 @@ pub fn read_fields(
             }
             continue;
         };
-        match seen.get_mut(index) {
-            Some(true) => return Err(Error::located(at, format_args!("duplicate field `{name}`"))),
-            Some(s) => *s = true,
-            None => {}
+        let bit = 1u64.checked_shl(index as u32).unwrap_or(0);
+        if seen & bit != 0 {
+            return Err(Error::located(at, format_args!("duplicate field `{name}`")));
+        }
+        seen |= bit;
+        // A field past the 64th would have no bit to refuse its second value (and
+        // `Slot::read` expects an empty slot): not read.
+        if bit == 0 {
+            continue;
         }
         if let Some(slot) = slots.get_mut(index) {
             slot.read(member, &path)?;
@@ -1240,8 +1252,8 @@ pub fn read_fields(
     }
     // serde's order: after the members, the first required field (in declaration order)
     // that none of them named.
-    for ((name, required), seen) in fields.iter().zip(required).zip(&seen) {
-        if *required && !*seen {
+    for (i, (name, required)) in fields.iter().zip(required).enumerate() {
+        if *required && seen & 1u64.checked_shl(i as u32).unwrap_or(0) == 0 {
             return Err(Error::located(at, format_args!("missing field `{name}`")));
         }
     }
@@ -1324,7 +1336,7 @@ pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<In
     match value {
         Value::Number(n) => match parse_integer(n) {
             Some(i) => Ok(i),
-            None if n.contains(['.', 'e', 'E']) => Err(invalid_type(value, at, expected)),
+            None if is_float(n) => Err(invalid_type(value, at, expected)),
             None => Err(Error::located(at, format_args!("number {n} out of range"))),
         },
         _ => Err(invalid_type(value, at, expected)),

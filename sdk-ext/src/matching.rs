@@ -917,7 +917,10 @@ impl Default for RequestMatcher {
 
 /// Envoy's rule for `path_separated_prefix`: `^[^?#]+[^?#/]$`.
 fn valid_separated_prefix(p: &str) -> bool {
-    p.chars().count() >= 2 && !p.contains(['?', '#']) && !p.ends_with('/')
+    // Bytes: '?', '#' and '/' are ASCII; a character is a byte that is no UTF-8 continuation.
+    p.bytes().filter(|b| b & 0xC0 != 0x80).count() >= 2
+        && !p.bytes().any(|b| b == b'?' || b == b'#')
+        && !p.ends_with('/')
 }
 
 /// The path without query and fragment.

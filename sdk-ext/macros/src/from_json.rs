@@ -192,6 +192,12 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                     "FromJson: only structs with named fields",
                 ));
             };
+            if named.named.len() > 64 {
+                return Err(Error::new_spanned(
+                    name,
+                    "FromJson: at most 64 fields (read_fields keeps a bit per field)",
+                ));
+            }
             let expected = format!("struct {name}");
             let deny = c.deny_unknown_fields;
             // The slots are one tuple of `Option`s, read through `&mut dyn Slot`; the struct
