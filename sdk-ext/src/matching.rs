@@ -361,7 +361,7 @@ fn compile_regex(spec: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
         return Err(ConfigError::new(at, "must not be empty"));
     }
     // Parsed on its own by RE2's rules first; anchored only once it is known to be whole.
-    Regex::new(&spec.regex).map_err(|e| ConfigError::new(at, format!("invalid regex: {e}")))
+    Regex::new(&spec.regex).map_err(|e| ConfigError::new(at, re2::msg("invalid regex: ", &e)))
 }
 
 /// A filter built without the `regex` feature refuses `safe_regex` by name, at config time.
@@ -556,7 +556,7 @@ impl StringMatcherSet {
         let texts: Vec<&str> = patterns.iter().map(|(_, p)| *p).collect();
         self.regex = Some(Regex::new_set(&texts, search).map_err(
             |(k, e)| match patterns.get(k) {
-                Some((i, _)) => ConfigError::new(at(*i), format!("invalid regex: {e}")),
+                Some((i, _)) => ConfigError::new(at(*i), re2::msg("invalid regex: ", &e)),
                 None => ConfigError::new(field, e),
             },
         )?);
@@ -566,7 +566,7 @@ impl StringMatcherSet {
             } else {
                 Regex::new(p)
             };
-            let one = one.map_err(|e| ConfigError::new(at(*i), format!("invalid regex: {e}")))?;
+            let one = one.map_err(|e| ConfigError::new(at(*i), re2::msg("invalid regex: ", &e)))?;
             self.regexes.push((*i, one));
         }
         Ok(())

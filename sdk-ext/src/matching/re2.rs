@@ -219,7 +219,7 @@ fn parse(pattern: &[u8]) -> Result<Node, String> {
 
 /// `what` followed by `text`: the parser's messages, concatenated (each `format!` was its own
 /// argument setup).
-fn msg(what: &str, text: &str) -> String {
+pub(crate) fn msg(what: &str, text: &str) -> String {
     let mut out = String::with_capacity(what.len() + text.len());
     out.push_str(what);
     out.push_str(text);
