@@ -660,7 +660,7 @@ impl Path<'_> {
 }
 
 /// Appends `n` in decimal (what `{n}` writes), without `fmt`'s integer code.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+pub fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut len = 0;
     for d in digits.iter_mut() {
@@ -678,7 +678,7 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
 
 /// `parts` joined: the messages of the config reader, built without `format!` (each call
 /// site of which is its own argument setup, and links `fmt`'s padding code).
-pub(crate) fn cat(parts: &[&str]) -> String {
+pub fn cat(parts: &[&str]) -> String {
     let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
         out.push_str(p);
@@ -1284,6 +1284,7 @@ fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
 /// field with `required[i]` that no member named is a "missing field" at the struct (where
 /// serde reports it; [`crate::config::parse`] names the field).
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // called only by the derive's generated code
 pub fn read_fields(
     value: &Value,
     at: &Path<'_>,
