@@ -232,7 +232,7 @@ mod tests {
         let many = vec![rule; MAX_RULES + 1].join(",");
         let e = Config::parse(format!(r#"{{"rules":[{many}]}}"#).as_bytes()).unwrap_err();
         assert_eq!((e.field.as_str(), e.reason.as_str()), ("rules", "at most 256 rules"));
-        let twelve = vec![rule; 12].join(",");
+        let twelve = [rule; 12].join(",");
         let c = Config::parse(format!(r#"{{"rules":[{twelve}]}}"#).as_bytes()).unwrap();
         let names: Vec<&str> = c.rules.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names.first(), Some(&"0"));
