@@ -215,9 +215,12 @@ impl crate::json::FromJson for Int64 {
                 .ok_or_else(|| Error::located(at, crate::json::quoted("", v, " is not an int64"))),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),
-                crate::json::Integer::Unsigned(n) => i64::try_from(n)
-                    .map(Int64)
-                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range"))),
+                crate::json::Integer::Unsigned(n) => i64::try_from(n).map(Int64).map_err(|_| {
+                    let mut m = String::new();
+                    crate::json::push_decimal(&mut m, n);
+                    m.push_str(" is out of the int64 range");
+                    Error::located(at, m)
+                }),
             },
             _ => Err(crate::json::invalid_type(value, at, EXPECTED)),
         }
@@ -1528,6 +1531,17 @@ mod tests {
             "rules[0].match.headers[0].string_match"
         );
         assert_eq!(err(r#"{"hosts":["*a*"]}"#).field, "rules[0].match.hosts[0]");
+        // The int64 of a range: out of range as a number, or not one as a string.
+        let parsed = crate::config::parse::<RequestMatchSpec>(
+            br#"{"headers":[{"name":"x","range_match":{"end":9223372036854775808}}]}"#,
+        );
+        let e = parsed.unwrap_err();
+        assert_eq!(e.field, "headers[0].range_match.end");
+        assert_eq!(e.reason, "9223372036854775808 is out of the int64 range");
+        let parsed = crate::config::parse::<RequestMatchSpec>(
+            br#"{"headers":[{"name":"x","range_match":{"start":"1x"}}]}"#,
+        );
+        assert_eq!(parsed.unwrap_err().reason, r#""1x" is not an int64"#);
         // Envoy accepts any path string and any header name without NUL/CR/LF.
         assert!(RequestMatcher::compile(
             &crate::config::parse(br#"{"path":"nope","headers":[{"name":"bad name"}]}"#).unwrap(),

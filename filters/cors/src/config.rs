@@ -231,7 +231,10 @@ mod tests {
         let rule = r#"{"allow_origin_string_match":[{"exact":"https://a.example"}]}"#;
         let many = vec![rule; MAX_RULES + 1].join(",");
         let e = Config::parse(format!(r#"{{"rules":[{many}]}}"#).as_bytes()).unwrap_err();
-        assert_eq!((e.field.as_str(), e.reason.as_str()), ("rules", "at most 256 rules"));
+        assert_eq!(
+            (e.field.as_str(), e.reason.as_str()),
+            ("rules", "at most 256 rules")
+        );
         let twelve = [rule; 12].join(",");
         let c = Config::parse(format!(r#"{{"rules":[{twelve}]}}"#).as_bytes()).unwrap();
         let names: Vec<&str> = c.rules.iter().map(|p| p.name.as_str()).collect();
