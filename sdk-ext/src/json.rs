@@ -1358,6 +1358,18 @@ impl<T: FromJson> Slot for Option<T> {
     }
 }
 
+/// A field of a `#[from_json(in_place)]` struct as its slot: the member is read over the
+/// field's default value.
+#[doc(hidden)]
+pub struct InPlace<'a, T>(pub &'a mut T);
+
+impl<T: FromJson> Slot for InPlace<'_, T> {
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
+        *self.0 = T::from_json(value, at)?;
+        Ok(())
+    }
+}
+
 /// The generated reader of an enum of unit variants: the index of the variant `value` names
 /// in `variants` (`"name"`, or serde's `{"name": null}`).
 #[doc(hidden)]

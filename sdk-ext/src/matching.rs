@@ -143,6 +143,7 @@ impl Regex {
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
 #[derive(Debug, Clone, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
@@ -152,6 +153,7 @@ pub struct RegexSpec {
 
 /// Envoy's `StringMatcher`: exactly one of the kinds, optionally ignoring ASCII case.
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatchSpec {
@@ -242,6 +244,7 @@ impl schemars::JsonSchema for Int64 {
 
 /// Envoy's `Int64Range`: half-open `[start, end)`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RangeSpec {
@@ -255,6 +258,7 @@ pub struct RangeSpec {
 
 /// Envoy's `HeaderMatcher` (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
@@ -286,6 +290,7 @@ pub struct HeaderMatchSpec {
 
 /// Envoy's `QueryParameterMatcher`.
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryParameterMatchSpec {
@@ -300,6 +305,7 @@ pub struct QueryParameterMatchSpec {
 /// The JSON form of a request match: Envoy's `RouteMatch` plus `hosts` and `methods`
 /// (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {

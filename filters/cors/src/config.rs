@@ -9,6 +9,7 @@ use sdk_ext::FromJson;
 
 /// The JSON configuration.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -21,6 +22,7 @@ pub struct RawConfig {
 /// One rule's CORS policy: the fields of Envoy's `envoy.config.route.v3.CorsPolicy`, plus
 /// `enabled` and `reject_disallowed_origins`.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {

@@ -15,6 +15,7 @@ pub const MAX_TOTAL_SLOTS: u32 = 1 << 16;
 
 /// The JSON configuration.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -59,7 +60,8 @@ fn yes() -> bool {
 }
 
 /// Envoy's `TokenBucket`.
-#[derive(Debug, Clone, FromJson)]
+#[derive(Debug, Clone, Default, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenBucket {
@@ -76,6 +78,7 @@ pub struct RawTokenBucket {
 
 /// A bucket per value of some request attributes.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawDescriptor {
@@ -93,6 +96,7 @@ pub struct RawDescriptor {
 
 /// One part of a descriptor's key.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEntry {
@@ -112,6 +116,7 @@ pub struct RawEntry {
 
 /// A per-route rule's limits (beside its `match`).
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
@@ -131,6 +136,7 @@ pub struct RawRoute {
 
 /// Envoy's `RuntimeFractionalPercent` (`runtime_key` accepted and ignored: no runtime here).
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntimeFraction {
@@ -142,7 +148,8 @@ pub struct RawRuntimeFraction {
 }
 
 /// Envoy's `FractionalPercent`.
-#[derive(Debug, Clone, FromJson)]
+#[derive(Debug, Clone, Default, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFractionalPercent {
@@ -171,6 +178,7 @@ pub enum Denominator {
 
 /// Envoy's `HttpStatus`.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpStatus {
@@ -195,6 +203,7 @@ pub enum HeadersMode {
 
 /// L4 limits per client address.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConnections {

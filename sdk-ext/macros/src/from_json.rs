@@ -107,6 +107,9 @@ impl Rule {
 struct Container {
     deny_unknown_fields: bool,
     rename_all: Option<Rule>,
+    /// `#[from_json(in_place)]`: every field type is `Default`; members are read straight
+    /// into a value built from the defaults (see `expand`).
+    in_place: bool,
 }
 
 enum Default_ {
@@ -142,6 +145,20 @@ fn container(input: &DeriveInput) -> Result<Container, Error> {
         }
         Ok(())
     })?;
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("from_json"))
+    {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("in_place") {
+                c.in_place = true;
+                Ok(())
+            } else {
+                Err(meta.error("FromJson: the only from_json attribute is `in_place`"))
+            }
+        })?;
+    }
     Ok(c)
 }
 
@@ -252,6 +269,55 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                     }
                 }
                 keys.push(key);
+            }
+            if c.in_place {
+                // Read in place: the value starts as every field's default (`default =
+                // "path"`: that function's value) and each member is read over its field;
+                // an error drops the one value. No slots to move out at the end.
+                let mut init = Vec::new();
+                let mut places = Vec::new();
+                for (i, f) in named.named.iter().enumerate() {
+                    let ident = f
+                        .ident
+                        .as_ref()
+                        .ok_or_else(|| Error::new_spanned(f, "unnamed"))?;
+                    let m = member(&f.attrs, true)?;
+                    init.push(match m.default {
+                        Default_::Path(p) => quote!(#ident: #p(),),
+                        _ => quote!(#ident: ::core::default::Default::default(),),
+                    });
+                    places.push(quote!(&mut #j::InPlace(&mut __out.#ident) as &mut dyn #j::Slot,));
+                    let _ = i;
+                }
+                return Ok(quote! {
+                    impl #j::FromJson for #name {
+                        fn from_json(
+                            value: &#j::Value,
+                            at: &#j::Path<'_>,
+                        ) -> ::core::result::Result<Self, #j::Error> {
+                            <Self as #j::FromJson>::from_json_without(value, at, None)
+                        }
+
+                        fn from_json_without(
+                            value: &#j::Value,
+                            at: &#j::Path<'_>,
+                            skip: ::core::option::Option<&str>,
+                        ) -> ::core::result::Result<Self, #j::Error> {
+                            let mut __out = Self { #(#init)* };
+                            #j::read_fields(
+                                value,
+                                at,
+                                #expected,
+                                &[#(#keys),*],
+                                &[#(#required)*],
+                                #deny,
+                                skip,
+                                &mut [#(#places)*],
+                            )?;
+                            Ok(__out)
+                        }
+                    }
+                });
             }
             let nones = types.iter().map(|_| quote!(::core::option::Option::None,));
             Ok(quote! {
