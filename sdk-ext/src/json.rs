@@ -1168,6 +1168,28 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
 /// assert_eq!(e.to_string(), "invalid config at tags[0]: invalid type: integer `1`, expected a string");
 /// ```
 ///
+/// `#[from_json(in_place)]` (every field type `Default`) reads the same, with less code: the
+/// members are read over a value built from the fields' defaults.
+///
+/// ```
+/// #[derive(sdk_ext::FromJson)]
+/// #[from_json(in_place)]
+/// #[serde(deny_unknown_fields)]
+/// struct Raw {
+///     name: String,
+///     #[serde(default = "ten")]
+///     limit: u32,
+///     note: Option<String>,
+/// }
+/// fn ten() -> u32 {
+///     10
+/// }
+/// let raw: Raw = sdk_ext::config::parse(br#"{"name": "a"}"#).unwrap();
+/// assert_eq!((raw.name.as_str(), raw.limit, raw.note), ("a", 10, None));
+/// let e = sdk_ext::config::parse::<Raw>(br#"{"limit": 1}"#).err().unwrap();
+/// assert_eq!(e.to_string(), "invalid config at name: missing field `name`");
+/// ```
+///
 /// A serde attribute the derive does not implement is refused, not ignored:
 ///
 /// ```compile_fail

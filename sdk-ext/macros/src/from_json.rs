@@ -4,7 +4,10 @@
 //! types use are supported; any other is a compile error (rather than silently ignored).
 //!
 //! - Structs with named fields. Container: `deny_unknown_fields`, `rename_all = "..."`.
-//!   Field: `default`, `default = "path"`, `rename = "..."`.
+//!   Field: `default`, `default = "path"`, `rename = "..."`. And sdk-ext's own container
+//!   attribute `#[from_json(in_place)]`, for a struct whose field types are all `Default`:
+//!   the members are read straight into a value built from the defaults (smaller code: no
+//!   slot per field to move into the struct at the end); same behaviour.
 //! - Enums whose variants are all unit variants (a JSON string). Container:
 //!   `rename_all = "..."`. Variant: `rename = "..."`.
 
