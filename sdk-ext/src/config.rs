@@ -49,8 +49,16 @@ pub fn join_path(parent: &str, child: &str) -> String {
     match (parent, child) {
         ("" | ".", c) => c.to_string(),
         (p, "" | ".") => p.to_string(),
-        (p, c) if c.starts_with('[') => format!("{p}{c}"),
-        (p, c) => format!("{p}.{c}"),
+        (p, c) => {
+            // Pushed, not `format!` (its argument setup and padding code).
+            let mut out = String::with_capacity(p.len() + c.len() + 1);
+            out.push_str(p);
+            if !c.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(c);
+            out
+        }
     }
 }
 
@@ -59,20 +67,7 @@ pub fn join_path(parent: &str, child: &str) -> String {
 pub fn index_path(parent: &str, name: &str, i: usize) -> String {
     let mut out = join_path(parent, name);
     out.push('[');
-    let mut digits = [0u8; 20];
-    let mut n = i;
-    let mut len = 0;
-    for d in digits.iter_mut() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in digits.iter().take(len).rev() {
-        out.push(char::from(*d));
-    }
+    crate::json::push_decimal(&mut out, i as u64);
     out.push(']');
     out
 }

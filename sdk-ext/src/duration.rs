@@ -62,6 +62,33 @@ fn display(d: Duration) -> String {
     }
 }
 
+/// `"<seconds>[.<fraction>]s"` as whole seconds (any that fit a `u64`) and nanoseconds;
+/// `None` for any other text. Byte by byte: `str`'s char searchers, std's integer parsers
+/// and `format!` padding were ~1 KB of the module.
+fn seconds_and_nanos(text: &str) -> Option<(u64, u32)> {
+    let number = text.as_bytes().strip_suffix(b"s")?;
+    let (whole, fraction) = match number.iter().position(|&b| b == b'.') {
+        Some(i) => (number.get(..i)?, number.get(i + 1..)?),
+        None => (number, &[][..]),
+    };
+    let digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    if whole.is_empty() || !digits(whole) || fraction.len() > 9 || !digits(fraction) {
+        return None;
+    }
+    if number.last() == Some(&b'.') {
+        return None;
+    }
+    let secs = whole.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    // At most 9 digits (checked above), scaled to nanoseconds: "5" is 500,000,000.
+    let mut nanos = 0u32;
+    for i in 0..9 {
+        nanos = nanos * 10 + fraction.get(i).map_or(0, |d| u32::from(d - b'0'));
+    }
+    Some((secs, nanos))
+}
+
 /// A duration in proto-JSON form (`"<seconds>[.<fraction>]s"`); deserializes from that
 /// string, so a config field typed `ProtoDuration` reads exactly what Envoy's does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -70,38 +97,21 @@ pub struct ProtoDuration(pub Duration);
 impl ProtoDuration {
     /// Parses `"300s"`, `"1.5s"`, `"0.000000001s"`; no sign, no other unit.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || crate::json::quoted("", text, " is not a duration like \"300s\" or \"1.5s\"");
-        let number = text.strip_suffix('s').ok_or_else(bad)?;
-        // A byte search, not `split_once('.')` (str's char searcher, ~0.4 KB of the module).
-        let (whole, fraction) = match number.bytes().position(|b| b == b'.') {
-            Some(i) => (
-                number.get(..i).unwrap_or_default(),
-                number.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (number, ""),
+        let Some((secs, nanos)) = seconds_and_nanos(text) else {
+            return Err(crate::json::quoted(
+                "",
+                text,
+                " is not a duration like \"300s\" or \"1.5s\"",
+            ));
         };
-        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        if number.ends_with('.') {
-            return Err(bad());
-        }
-        let secs: u64 = whole.parse().map_err(|_| bad())?;
         if secs > MAX_SECONDS {
-            return Err(format!(
-                "{} is over {MAX_SECONDS}s, the longest a protobuf Duration holds",
-                crate::json::quote(text)
+            // The number is MAX_SECONDS (a test checks the text).
+            return Err(crate::json::quoted(
+                "",
+                text,
+                " is over 315576000000s, the longest a protobuf Duration holds",
             ));
         }
-        let nanos: u32 = if fraction.is_empty() {
-            0
-        } else {
-            let scaled = format!("{fraction:0<9}");
-            scaled.parse().map_err(|_| bad())?
-        };
         Ok(Self(Duration::new(secs, nanos)))
     }
 
@@ -123,8 +133,12 @@ impl crate::json::FromJson for ProtoDuration {
         value: &crate::json::Value,
         at: &crate::json::Path<'_>,
     ) -> Result<Self, crate::json::Error> {
-        let text = String::from_json(value, at)?;
-        Self::parse(&text).map_err(|e| crate::json::Error::located(at, e))
+        match value {
+            crate::json::Value::String(text) => {
+                Self::parse(text).map_err(|e| crate::json::Error::located(at, e))
+            }
+            _ => Err(crate::json::invalid_type(value, at, "a string")),
+        }
     }
 }
 
@@ -177,6 +191,24 @@ mod tests {
         ] {
             assert!(ProtoDuration::parse(bad).is_err(), "{bad:?} accepted");
         }
+        // Past u64: not a duration at all; within u64 but past protobuf's range: too long.
+        let e = ProtoDuration::parse("99999999999999999999999s").unwrap_err();
+        assert!(
+            e.ends_with("is not a duration like \"300s\" or \"1.5s\""),
+            "{e}"
+        );
+        let e = ProtoDuration::parse("18446744073709551615s").unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "{} is over {MAX_SECONDS}s, the longest a protobuf Duration holds",
+                crate::json::quote("18446744073709551615s")
+            )
+        );
+        assert_eq!(
+            ProtoDuration::parse("2.05s").unwrap().get(),
+            Duration::from_millis(2050)
+        );
         assert_eq!(
             ProtoDuration::parse("315576000000.999999999s")
                 .unwrap()

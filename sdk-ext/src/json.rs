@@ -116,7 +116,9 @@ impl Error {
     /// Sets the path unless an inner (deeper) one was already set.
     fn at(mut self, path: &Path<'_>) -> Self {
         if !self.located {
-            self.path = path.to_string();
+            let mut out = String::new();
+            path.write_to(&mut out);
+            self.path = out;
             self.located = true;
         }
         self
@@ -195,10 +197,10 @@ impl Display for Describe<'_> {
 /// Reads one JSON document (surrounding whitespace allowed, nothing else).
 pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::new(format_args!(
-            "not UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
+        let mut out = String::from("not UTF-8 (invalid byte at offset ");
+        push_decimal(&mut out, e.valid_up_to() as u64);
+        out.push(')');
+        Error::new(out)
     })?;
     let mut reader = Reader { text, pos: 0 };
     reader.skip_ws();
@@ -237,7 +239,11 @@ impl Reader<'_> {
                 .rposition(|b| b == b'\n')
                 .map_or(0, |i| i + 1)
             + 1;
-        Error::new(format_args!("{what} at line {line} column {column}"))
+        let mut out = cat(&[what, " at line "]);
+        push_decimal(&mut out, line as u64);
+        out.push_str(" column ");
+        push_decimal(&mut out, column as u64);
+        Error::new(out)
     }
 
     fn consume(&mut self, byte: u8, what: &str) -> Result<(), Error> {
@@ -280,7 +286,10 @@ impl Reader<'_> {
 
     fn enter(&self, depth: usize) -> Result<(), Error> {
         if depth > MAX_DEPTH {
-            Err(self.error(&format!("nested deeper than {MAX_DEPTH} levels")))
+            let mut what = String::from("nested deeper than ");
+            push_decimal(&mut what, MAX_DEPTH as u64);
+            what.push_str(" levels");
+            Err(self.error(&what))
         } else {
             Ok(())
         }
@@ -343,7 +352,7 @@ impl Reader<'_> {
                         None => Ok(Value::Object(members)),
                         Some(key) => {
                             self.pos = start;
-                            Err(self.error(&format!("duplicate key {} in the object", quote(key))))
+                            Err(self.error(&quoted("duplicate key ", key, " in the object")))
                         }
                     };
                 }
@@ -563,9 +572,15 @@ pub(crate) enum Integer {
     Signed(i64),
 }
 
+/// Whether a number is written with a fraction or an exponent (bytes, not a `char` set:
+/// `str`'s multi-char searcher is its own code in the module).
+fn is_float(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
 /// The number as an integer, if it is written as one and fits in 64 bits.
 fn parse_integer(text: &str) -> Option<Integer> {
-    if text.contains(['.', 'e', 'E']) {
+    if is_float(text) {
         return None;
     }
     let (negative, magnitude) = parse_decimal(text)?;
@@ -621,6 +636,56 @@ pub enum Path<'a> {
     Index(&'a Path<'a>, usize),
 }
 
+impl Path<'_> {
+    /// Appends the path as [`Display`] writes it (`rules[1].status`), without `fmt`.
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Path::Root => out.push('.'),
+            Path::Key(Path::Root, key) => out.push_str(key),
+            Path::Key(parent, key) => {
+                parent.write_to(out);
+                out.push('.');
+                out.push_str(key);
+            }
+            Path::Index(parent, i) => {
+                if !matches!(parent, Path::Root) {
+                    parent.write_to(out);
+                }
+                out.push('[');
+                push_decimal(out, *i as u64);
+                out.push(']');
+            }
+        }
+    }
+}
+
+/// Appends `n` in decimal (what `{n}` writes), without `fmt`'s integer code.
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    for d in digits.iter_mut() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
+/// `parts` joined: the messages of the config reader, built without `format!` (each call
+/// site of which is its own argument setup, and links `fmt`'s padding code).
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
 impl Display for Path<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -662,7 +727,7 @@ impl<'de> ValueDeserializer<'de, '_> {
             Value::Number(n) => match parse_integer(n) {
                 Some(Integer::Unsigned(u)) => visitor.visit_u64(u),
                 Some(Integer::Signed(i)) => visitor.visit_i64(i),
-                None if n.contains(['.', 'e', 'E']) => Err(self.invalid_type(&visitor)),
+                None if is_float(n) => Err(self.invalid_type(&visitor)),
                 None => Err(Error::new(format_args!("number {n} out of range"))),
             },
             // proto-JSON writes int64 as a string; a visitor that takes strings sees it
@@ -1103,6 +1168,28 @@ impl<'de> de::VariantAccess<'de> for VariantContent<'de, '_> {
 /// assert_eq!(e.to_string(), "invalid config at tags[0]: invalid type: integer `1`, expected a string");
 /// ```
 ///
+/// `#[from_json(in_place)]` (every field type `Default`) reads the same, with less code: the
+/// members are read over a value built from the fields' defaults.
+///
+/// ```
+/// #[derive(sdk_ext::FromJson)]
+/// #[from_json(in_place)]
+/// #[serde(deny_unknown_fields)]
+/// struct Raw {
+///     name: String,
+///     #[serde(default = "ten")]
+///     limit: u32,
+///     note: Option<String>,
+/// }
+/// fn ten() -> u32 {
+///     10
+/// }
+/// let raw: Raw = sdk_ext::config::parse(br#"{"name": "a"}"#).unwrap();
+/// assert_eq!((raw.name.as_str(), raw.limit, raw.note), ("a", 10, None));
+/// let e = sdk_ext::config::parse::<Raw>(br#"{"limit": 1}"#).err().unwrap();
+/// assert_eq!(e.to_string(), "invalid config at name: missing field `name`");
+/// ```
+///
 /// A serde attribute the derive does not implement is refused, not ignored:
 ///
 /// ```compile_fail
@@ -1121,6 +1208,11 @@ pub trait FromJson: Sized {
     fn absent() -> Option<Self> {
         None
     }
+
+    /// Whether a struct field of this type without `default` must be present: `false` for
+    /// the types whose [`absent`](Self::absent) is a value (`Option`).
+    #[doc(hidden)]
+    const REQUIRED: bool = true;
 
     /// A struct read from an object without the member named `skip` (which a caller, such
     /// as [`crate::rules::RawRule`], reads itself). Types that are not structs read the
@@ -1145,58 +1237,82 @@ pub fn from_json_slice<T: FromJson>(bytes: &[u8]) -> Result<T, Error> {
 
 /// "invalid type: <what `value` is>, expected <expected>" at `at`, in serde's words.
 pub fn invalid_type(value: &Value, at: &Path<'_>, expected: &str) -> Error {
-    Error::located(
-        at,
-        format_args!(
-            "invalid type: {}, expected {expected}",
-            Describe(&value.unexpected())
-        ),
-    )
+    let mut out = String::from("invalid type: ");
+    describe(value, &mut out);
+    out.push_str(", expected ");
+    out.push_str(expected);
+    Error::located(at, out)
 }
 
-/// serde's "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
-struct OneOf<'a>(&'a [&'a str]);
+/// What [`Describe`] writes for `value`'s [`Value::unexpected`], written without `fmt`.
+fn describe(value: &Value, out: &mut String) {
+    let integer = |out: &mut String, negative: bool, magnitude: u64| {
+        out.push_str("integer `");
+        if negative {
+            out.push('-');
+        }
+        push_decimal(out, magnitude);
+        out.push('`');
+    };
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("boolean `true`"),
+        Value::Bool(false) => out.push_str("boolean `false`"),
+        Value::Number(n) => match parse_integer(n) {
+            Some(Integer::Unsigned(u)) => integer(out, false, u),
+            Some(Integer::Signed(i)) => integer(out, i < 0, i.unsigned_abs()),
+            None => out.push_str("floating point number"),
+        },
+        Value::String(s) => {
+            out.push_str("string ");
+            write_string(out, s);
+        }
+        Value::Array(_) => out.push_str("array"),
+        Value::Object(_) => out.push_str("map"),
+    }
+}
 
-impl Display for OneOf<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            [] => Ok(()),
-            [a] => write!(f, "`{a}`"),
-            [a, b] => write!(f, "`{a}` or `{b}`"),
-            names => {
-                f.write_str("one of ")?;
-                for (i, n) in names.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "`{n}`")?;
+/// serde's `unknown field` / `unknown variant` message: "unknown <kind> `<name>`, expected
+/// `a`" (or "`a` or `b`", "one of `a`, `b`, `c`"; "there are no <plural>" for none).
+fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
+    let mut out = cat(&["unknown ", kind, " `", name, "`, "]);
+    match expected {
+        [] => {
+            out.push_str("there are no ");
+            out.push_str(plural);
+        }
+        [a] => out.push_str(&cat(&["expected `", a, "`"])),
+        [a, b] => out.push_str(&cat(&["expected `", a, "` or `", b, "`"])),
+        names => {
+            out.push_str("expected one of ");
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
                 }
-                Ok(())
+                out.push('`');
+                out.push_str(n);
+                out.push('`');
             }
         }
     }
-}
-
-/// serde's `unknown field` / `unknown variant` message.
-fn unknown(kind: &str, name: &str, expected: &[&str], plural: &str) -> String {
-    if expected.is_empty() {
-        format!("unknown {kind} `{name}`, there are no {plural}")
-    } else {
-        format!("unknown {kind} `{name}`, expected {}", OneOf(expected))
-    }
+    out
 }
 
 /// The generated struct reader's loop (one copy for every struct): checks that `value` is
 /// an object (else "invalid type ..., expected `expected`"), then reads each member, in
 /// document order, into the slot of the field it names (`slots[i]` is `fields[i]`'s). Keys may be lowerCamelCase (proto-JSON) for a snake_case field; a key named
 /// twice (in either spelling) is a "duplicate field"; an unknown key is refused at itself when
-/// `deny_unknown` and skipped otherwise; the member named `skip` is left out.
+/// `deny_unknown` and skipped otherwise; the member named `skip` is left out. Then the first
+/// field with `required[i]` that no member named is a "missing field" at the struct (where
+/// serde reports it; [`crate::config::parse`] names the field).
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // called only by the derive's generated code
 pub fn read_fields(
     value: &Value,
     at: &Path<'_>,
     expected: &str,
     fields: &[&str],
+    required: &[bool],
     deny_unknown: bool,
     skip: Option<&str>,
     slots: &mut [&mut dyn Slot],
@@ -1204,7 +1320,8 @@ pub fn read_fields(
     let Value::Object(members) = value else {
         return Err(invalid_type(value, at, expected));
     };
-    let mut seen = vec![false; fields.len()];
+    // A bit per field (the derive refuses structs of more than 64 fields).
+    let mut seen = 0u64;
     for (key, member) in members {
         if skip == Some(key.as_str()) {
             continue;
@@ -1221,13 +1338,25 @@ pub fn read_fields(
             }
             continue;
         };
-        match seen.get_mut(index) {
-            Some(true) => return Err(Error::located(at, format_args!("duplicate field `{name}`"))),
-            Some(s) => *s = true,
-            None => {}
+        let bit = 1u64.checked_shl(index as u32).unwrap_or(0);
+        if seen & bit != 0 {
+            return Err(Error::located(at, cat(&["duplicate field `", name, "`"])));
+        }
+        seen |= bit;
+        // A field past the 64th would have no bit to refuse its second value (and
+        // `Slot::read` expects an empty slot): not read.
+        if bit == 0 {
+            continue;
         }
         if let Some(slot) = slots.get_mut(index) {
             slot.read(member, &path)?;
+        }
+    }
+    // serde's order: after the members, the first required field (in declaration order)
+    // that none of them named.
+    for (i, (name, required)) in fields.iter().zip(required).enumerate() {
+        if *required && seen & 1u64.checked_shl(i as u32).unwrap_or(0) == 0 {
+            return Err(Error::located(at, cat(&["missing field `", name, "`"])));
         }
     }
     Ok(())
@@ -1244,18 +1373,22 @@ pub trait Slot {
 
 impl<T: FromJson> Slot for Option<T> {
     fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
-        *self = Some(T::from_json(value, at)?);
+        // The slot is empty ([`read_fields`] refuses a field named twice before reading
+        // it), so there is nothing to drop: forgetting the `None` leaves out `T`'s drop.
+        std::mem::forget(self.replace(T::from_json(value, at)?));
         Ok(())
     }
 }
 
-/// A field without `default`: its value, or [`FromJson::absent`], or "missing field" at the
-/// struct (where serde reports it; [`crate::config::parse`] names the field).
+/// A field of a `#[from_json(in_place)]` struct as its slot: the member is read over the
+/// field's default value.
 #[doc(hidden)]
-pub fn required<T: FromJson>(slot: Option<T>, at: &Path<'_>, name: &str) -> Result<T, Error> {
-    match slot.or_else(T::absent) {
-        Some(v) => Ok(v),
-        None => Err(Error::located(at, format_args!("missing field `{name}`"))),
+pub struct InPlace<'a, T>(pub &'a mut T);
+
+impl<T: FromJson> Slot for InPlace<'_, T> {
+    fn read(&mut self, value: &Value, at: &Path<'_>) -> Result<(), Error> {
+        *self.0 = T::from_json(value, at)?;
+        Ok(())
     }
 }
 
@@ -1317,19 +1450,23 @@ pub(crate) fn integer(value: &Value, at: &Path<'_>, expected: &str) -> Result<In
     match value {
         Value::Number(n) => match parse_integer(n) {
             Some(i) => Ok(i),
-            None if n.contains(['.', 'e', 'E']) => Err(invalid_type(value, at, expected)),
-            None => Err(Error::located(at, format_args!("number {n} out of range"))),
+            None if is_float(n) => Err(invalid_type(value, at, expected)),
+            None => Err(Error::located(at, cat(&["number ", n, " out of range"]))),
         },
         _ => Err(invalid_type(value, at, expected)),
     }
 }
 
 /// serde's "invalid value: integer `n`, expected <ty>".
-fn out_of_range(n: impl Display, at: &Path<'_>, expected: &str) -> Error {
-    Error::located(
-        at,
-        format_args!("invalid value: integer `{n}`, expected {expected}"),
-    )
+fn out_of_range(negative: bool, magnitude: u64, at: &Path<'_>, expected: &str) -> Error {
+    let mut out = String::from("invalid value: integer `");
+    if negative {
+        out.push('-');
+    }
+    push_decimal(&mut out, magnitude);
+    out.push_str("`, expected ");
+    out.push_str(expected);
+    Error::located(at, out)
 }
 
 macro_rules! integers {
@@ -1338,10 +1475,11 @@ macro_rules! integers {
             fn from_json(value: &Value, at: &Path<'_>) -> Result<Self, Error> {
                 match integer(value, at, stringify!($ty))? {
                     Integer::Unsigned(n) => {
-                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                        $ty::try_from(n).map_err(|_| out_of_range(false, n, at, stringify!($ty)))
                     }
                     Integer::Signed(n) => {
-                        $ty::try_from(n).map_err(|_| out_of_range(n, at, stringify!($ty)))
+                        $ty::try_from(n)
+                            .map_err(|_| out_of_range(n < 0, n.unsigned_abs(), at, stringify!($ty)))
                     }
                 }
             }
@@ -1356,7 +1494,7 @@ impl FromJson for f64 {
         match value {
             Value::Number(n) => match n.parse::<f64>() {
                 Ok(f) if f.is_finite() => Ok(f),
-                _ => Err(Error::located(at, format_args!("number {n} out of range"))),
+                _ => Err(Error::located(at, cat(&["number ", n, " out of range"]))),
             },
             _ => Err(invalid_type(value, at, "f64")),
         }
@@ -1377,6 +1515,8 @@ impl<T: FromJson> FromJson for Option<T> {
     fn absent() -> Option<Self> {
         Some(None)
     }
+
+    const REQUIRED: bool = false;
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
@@ -1423,6 +1563,79 @@ impl FromJson for Value {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// The messages written without `fmt` say exactly what the `fmt` forms say.
+    #[test]
+    fn messages_without_fmt_match_fmt() {
+        for text in [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.5",
+            "1e3",
+            "99999999999999999999",
+            "\"a\\\"b\"",
+            "[]",
+            "{}",
+        ] {
+            let value = parse(text.as_bytes()).unwrap();
+            let mut ours = String::new();
+            describe(&value, &mut ours);
+            assert_eq!(ours, Describe(&value.unexpected()).to_string(), "{text}");
+        }
+        let root = Path::Root;
+        let rules = Path::Key(&root, "rules");
+        let first = Path::Index(&rules, 10);
+        let top = Path::Index(&root, 3);
+        let under = Path::Key(&top, "x");
+        for path in [root, rules, first, Path::Key(&first, "status"), top, under] {
+            let mut ours = String::new();
+            path.write_to(&mut ours);
+            assert_eq!(ours, path.to_string());
+        }
+        for n in [0u64, 9, 10, 12345, u64::MAX] {
+            let mut ours = String::new();
+            push_decimal(&mut ours, n);
+            assert_eq!(ours, n.to_string());
+        }
+        assert_eq!(
+            unknown("field", "x", &[], "fields"),
+            "unknown field `x`, there are no fields"
+        );
+        assert_eq!(
+            unknown("field", "x", &["a"], "fields"),
+            "unknown field `x`, expected `a`"
+        );
+        assert_eq!(
+            unknown("variant", "x", &["a", "b"], "variants"),
+            "unknown variant `x`, expected `a` or `b`"
+        );
+        assert_eq!(
+            unknown("field", "x", &["a", "b", "c"], "fields"),
+            "unknown field `x`, expected one of `a`, `b`, `c`"
+        );
+        let e = parse(b"[1, ").unwrap_err();
+        assert_eq!(e.reason, "EOF while parsing a value at line 1 column 5");
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert!(parse(deep.as_bytes())
+            .unwrap_err()
+            .reason
+            .starts_with(&format!("nested deeper than {MAX_DEPTH} levels")));
+        assert_eq!(
+            parse(b"\"\xff\"").unwrap_err().reason,
+            "not UTF-8 (invalid byte at offset 1)"
+        );
+        let e = from_json_value::<u8>(&parse(b"-3").unwrap()).unwrap_err();
+        assert_eq!(e.reason, "invalid value: integer `-3`, expected u8");
+        let e = from_json_value::<u8>(&parse(b"300").unwrap()).unwrap_err();
+        assert_eq!(e.reason, "invalid value: integer `300`, expected u8");
+    }
 
     #[test]
     fn quoted_writes_what_format_with_quoted_writes() {

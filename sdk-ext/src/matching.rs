@@ -143,6 +143,7 @@ impl Regex {
 
 /// `{"regex": "..."}`, as Envoy's `RegexMatcher`.
 #[derive(Debug, Clone, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexSpec {
@@ -152,6 +153,7 @@ pub struct RegexSpec {
 
 /// Envoy's `StringMatcher`: exactly one of the kinds, optionally ignoring ASCII case.
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatchSpec {
@@ -215,9 +217,12 @@ impl crate::json::FromJson for Int64 {
                 .ok_or_else(|| Error::located(at, crate::json::quoted("", v, " is not an int64"))),
             Value::Number(_) => match crate::json::integer(value, at, EXPECTED)? {
                 crate::json::Integer::Signed(n) => Ok(Int64(n)),
-                crate::json::Integer::Unsigned(n) => i64::try_from(n)
-                    .map(Int64)
-                    .map_err(|_| Error::located(at, format_args!("{n} is out of the int64 range"))),
+                crate::json::Integer::Unsigned(n) => i64::try_from(n).map(Int64).map_err(|_| {
+                    let mut m = String::new();
+                    crate::json::push_decimal(&mut m, n);
+                    m.push_str(" is out of the int64 range");
+                    Error::located(at, m)
+                }),
             },
             _ => Err(crate::json::invalid_type(value, at, EXPECTED)),
         }
@@ -239,6 +244,7 @@ impl schemars::JsonSchema for Int64 {
 
 /// Envoy's `Int64Range`: half-open `[start, end)`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RangeSpec {
@@ -252,6 +258,7 @@ pub struct RangeSpec {
 
 /// Envoy's `HeaderMatcher` (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatchSpec {
@@ -283,6 +290,7 @@ pub struct HeaderMatchSpec {
 
 /// Envoy's `QueryParameterMatcher`.
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryParameterMatchSpec {
@@ -297,6 +305,7 @@ pub struct QueryParameterMatchSpec {
 /// The JSON form of a request match: Envoy's `RouteMatch` plus `hosts` and `methods`
 /// (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize, crate::FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {
@@ -361,7 +370,7 @@ fn compile_regex(spec: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
         return Err(ConfigError::new(at, "must not be empty"));
     }
     // Parsed on its own by RE2's rules first; anchored only once it is known to be whole.
-    Regex::new(&spec.regex).map_err(|e| ConfigError::new(at, format!("invalid regex: {e}")))
+    Regex::new(&spec.regex).map_err(|e| ConfigError::new(at, re2::msg("invalid regex: ", &e)))
 }
 
 /// A filter built without the `regex` feature refuses `safe_regex` by name, at config time.
@@ -556,7 +565,7 @@ impl StringMatcherSet {
         let texts: Vec<&str> = patterns.iter().map(|(_, p)| *p).collect();
         self.regex = Some(Regex::new_set(&texts, search).map_err(
             |(k, e)| match patterns.get(k) {
-                Some((i, _)) => ConfigError::new(at(*i), format!("invalid regex: {e}")),
+                Some((i, _)) => ConfigError::new(at(*i), re2::msg("invalid regex: ", &e)),
                 None => ConfigError::new(field, e),
             },
         )?);
@@ -566,7 +575,7 @@ impl StringMatcherSet {
             } else {
                 Regex::new(p)
             };
-            let one = one.map_err(|e| ConfigError::new(at(*i), format!("invalid regex: {e}")))?;
+            let one = one.map_err(|e| ConfigError::new(at(*i), re2::msg("invalid regex: ", &e)))?;
             self.regexes.push((*i, one));
         }
         Ok(())
@@ -917,7 +926,10 @@ impl Default for RequestMatcher {
 
 /// Envoy's rule for `path_separated_prefix`: `^[^?#]+[^?#/]$`.
 fn valid_separated_prefix(p: &str) -> bool {
-    p.chars().count() >= 2 && !p.contains(['?', '#']) && !p.ends_with('/')
+    // Bytes: '?', '#' and '/' are ASCII; a character is a byte that is no UTF-8 continuation.
+    p.bytes().filter(|b| b & 0xC0 != 0x80).count() >= 2
+        && !p.bytes().any(|b| b == b'?' || b == b'#')
+        && !p.ends_with('/')
 }
 
 /// The path without query and fragment.
@@ -1525,6 +1537,17 @@ mod tests {
             "rules[0].match.headers[0].string_match"
         );
         assert_eq!(err(r#"{"hosts":["*a*"]}"#).field, "rules[0].match.hosts[0]");
+        // The int64 of a range: out of range as a number, or not one as a string.
+        let parsed = crate::config::parse::<RequestMatchSpec>(
+            br#"{"headers":[{"name":"x","range_match":{"end":9223372036854775808}}]}"#,
+        );
+        let e = parsed.unwrap_err();
+        assert_eq!(e.field, "headers[0].range_match.end");
+        assert_eq!(e.reason, "9223372036854775808 is out of the int64 range");
+        let parsed = crate::config::parse::<RequestMatchSpec>(
+            br#"{"headers":[{"name":"x","range_match":{"start":"1x"}}]}"#,
+        );
+        assert_eq!(parsed.unwrap_err().reason, r#""1x" is not an int64"#);
         // Envoy accepts any path string and any header name without NUL/CR/LF.
         assert!(RequestMatcher::compile(
             &crate::config::parse(br#"{"path":"nope","headers":[{"name":"bad name"}]}"#).unwrap(),

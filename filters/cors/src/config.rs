@@ -9,6 +9,7 @@ use sdk_ext::FromJson;
 
 /// The JSON configuration.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -21,6 +22,7 @@ pub struct RawConfig {
 /// One rule's CORS policy: the fields of Envoy's `envoy.config.route.v3.CorsPolicy`, plus
 /// `enabled` and `reject_disallowed_origins`.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
@@ -179,7 +181,11 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
     let name = match &raw.name {
         Some(n) if !n.is_empty() => n.clone(),
         Some(_) => return Err(ConfigError::new(join_path(at, "name"), "must not be empty")),
-        None => index.to_string(),
+        None => {
+            let mut n = String::new();
+            sdk_ext::json::push_decimal(&mut n, index as u64);
+            n
+        }
     };
     Ok(Policy {
         name,
@@ -208,10 +214,12 @@ impl Config {
             return Err(ConfigError::new("rules", "needs at least one rule"));
         }
         if raw.rules.len() > MAX_RULES {
-            return Err(ConfigError::new(
-                "rules",
-                format!("at most {MAX_RULES} rules"),
-            ));
+            return Err(ConfigError::new("rules", {
+                let mut m = String::from("at most ");
+                sdk_ext::json::push_decimal(&mut m, MAX_RULES as u64);
+                m.push_str(" rules");
+                m
+            }));
         }
         let mut index = 0;
         let rules = Rules::compile(&raw.rules, "rules", |r: &RawPolicy, at| {
@@ -219,5 +227,26 @@ impl Config {
             policy(r, at, index - 1)
         })?;
         Ok(Self { rules })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_count_and_default_names() {
+        let rule = r#"{"allow_origin_string_match":[{"exact":"https://a.example"}]}"#;
+        let many = vec![rule; MAX_RULES + 1].join(",");
+        let e = Config::parse(format!(r#"{{"rules":[{many}]}}"#).as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.reason.as_str()),
+            ("rules", "at most 256 rules")
+        );
+        let twelve = [rule; 12].join(",");
+        let c = Config::parse(format!(r#"{{"rules":[{twelve}]}}"#).as_bytes()).unwrap();
+        let names: Vec<&str> = c.rules.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"0"));
+        assert_eq!(names.last(), Some(&"11"));
     }
 }

@@ -4,7 +4,7 @@
 use crate::bucket::{Concurrency, TokenBucket};
 use sdk_ext::config::{self, index_path, join_path, ConfigError};
 use sdk_ext::duration::ProtoDuration;
-use sdk_ext::json::quoted;
+use sdk_ext::json::{push_decimal, quoted};
 use sdk_ext::rules::{RawRule, Rules};
 use sdk_ext::FromJson;
 
@@ -15,6 +15,7 @@ pub const MAX_TOTAL_SLOTS: u32 = 1 << 16;
 
 /// The JSON configuration.
 #[derive(Debug, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -59,7 +60,8 @@ fn yes() -> bool {
 }
 
 /// Envoy's `TokenBucket`.
-#[derive(Debug, Clone, FromJson)]
+#[derive(Debug, Clone, Default, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenBucket {
@@ -76,6 +78,7 @@ pub struct RawTokenBucket {
 
 /// A bucket per value of some request attributes.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawDescriptor {
@@ -93,6 +96,7 @@ pub struct RawDescriptor {
 
 /// One part of a descriptor's key.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEntry {
@@ -112,6 +116,7 @@ pub struct RawEntry {
 
 /// A per-route rule's limits (beside its `match`).
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
@@ -131,6 +136,7 @@ pub struct RawRoute {
 
 /// Envoy's `RuntimeFractionalPercent` (`runtime_key` accepted and ignored: no runtime here).
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntimeFraction {
@@ -142,7 +148,8 @@ pub struct RawRuntimeFraction {
 }
 
 /// Envoy's `FractionalPercent`.
-#[derive(Debug, Clone, FromJson)]
+#[derive(Debug, Clone, Default, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFractionalPercent {
@@ -171,6 +178,7 @@ pub enum Denominator {
 
 /// Envoy's `HttpStatus`.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpStatus {
@@ -195,6 +203,7 @@ pub enum HeadersMode {
 
 /// L4 limits per client address.
 #[derive(Debug, Clone, FromJson)]
+#[from_json(in_place)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConnections {
@@ -344,6 +353,22 @@ pub struct Config {
     pub connections: Option<ConnectionLimits>,
 }
 
+/// `n` then `rest`: messages built without `format!` (each call site's argument setup).
+fn number(n: u64, rest: &str) -> String {
+    let mut out = String::new();
+    push_decimal(&mut out, n);
+    out.push_str(rest);
+    out
+}
+
+/// `<start>` [`MAX_TOTAL_SLOTS`] ` shared-data slots`.
+fn slots_message(start: &str) -> String {
+    let mut out = String::from(start);
+    push_decimal(&mut out, u64::from(MAX_TOTAL_SLOTS));
+    out.push_str(" shared-data slots");
+    out
+}
+
 fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
     if name.is_empty()
         || name.len() > 64
@@ -363,7 +388,10 @@ fn token_bucket(raw: &RawTokenBucket, field: &str) -> Result<TokenBucket, Config
     let too_big = |f: &str, v: u64| {
         ConfigError::new(
             join_path(field, f),
-            format!("{v} is larger than a bucket's stored value holds (at most 4294967295)"),
+            number(
+                v,
+                " is larger than a bucket's stored value holds (at most 4294967295)",
+            ),
         )
     };
     if raw.max_tokens == 0 {
@@ -420,7 +448,11 @@ fn fraction(raw: &Option<RawRuntimeFraction>, field: &str) -> Result<Fraction, C
     if numerator > denominator {
         return Err(ConfigError::new(
             join_path(field, "default_value.numerator"),
-            format!("{numerator} is more than the denominator {denominator}"),
+            {
+                let mut m = number(u64::from(numerator), " is more than the denominator ");
+                push_decimal(&mut m, u64::from(denominator));
+                m
+            },
         ));
     }
     Ok(Fraction {
@@ -442,9 +474,7 @@ impl Builder {
         if self.total_slots > MAX_TOTAL_SLOTS {
             return Err(ConfigError::new(
                 field,
-                format!(
-                    "the configuration's buckets would need more than {MAX_TOTAL_SLOTS} shared-data slots"
-                ),
+                slots_message("the configuration's buckets would need more than "),
             ));
         }
         if self.buckets.iter().any(|b| b.name == spec.name) {
@@ -498,8 +528,15 @@ impl Builder {
     ) -> Result<Descriptor, ConfigError> {
         let name = match &raw.name {
             Some(n) => n.clone(),
-            None if scope == "default" => format!("descriptor_{i}"),
-            None => format!("{scope}_descriptor_{i}"),
+            None => {
+                let mut n = if scope == "default" {
+                    String::from("descriptor_")
+                } else {
+                    sdk_ext::json::cat(&[scope, "_descriptor_"])
+                };
+                push_decimal(&mut n, i as u64);
+                n
+            }
         };
         check_name(&name, &join_path(field, "name"))?;
         if raw.entries.is_empty() {
@@ -656,7 +693,11 @@ impl Config {
                     "a route needs token_bucket, descriptors, or disabled: true",
                 ));
             }
-            let scope = r.name.clone().unwrap_or_else(|| format!("route_{i}"));
+            let scope = r.name.clone().unwrap_or_else(|| {
+                let mut n = String::from("route_");
+                push_decimal(&mut n, i as u64);
+                n
+            });
             b.limits(Some(&scope), &scope, &r.token_bucket, &r.descriptors, field)
                 .map(RouteLimits::Limits)
         })?;
@@ -666,7 +707,7 @@ impl Config {
             Some(s) => {
                 return Err(ConfigError::new(
                     "status.code",
-                    format!("{} is not a 4xx or 5xx status", s.code),
+                    number(u64::from(s.code), " is not a 4xx or 5xx status"),
                 ))
             }
         };
@@ -718,7 +759,7 @@ impl Config {
                     if b.total_slots > MAX_TOTAL_SLOTS {
                         return Err(ConfigError::new(
                             "connections.max_clients",
-                            format!("the configuration would need more than {MAX_TOTAL_SLOTS} shared-data slots"),
+                            slots_message("the configuration would need more than "),
                         ));
                     }
                 }
@@ -753,6 +794,58 @@ mod tests {
     }
 
     const TB: &str = r#"{"max_tokens":10,"tokens_per_fill":10,"fill_interval":"1s"}"#;
+
+    /// The messages and default names that carry numbers, word for word.
+    #[test]
+    fn numbers_in_messages_and_names() {
+        let e = err(r#"{"filter_enabled":{"default_value":{"numerator":101}}}"#);
+        assert_eq!(e.field, "filter_enabled.default_value.numerator");
+        assert_eq!(e.reason, "101 is more than the denominator 100");
+        let e = err(r#"{"status":{"code":200}}"#);
+        assert_eq!(
+            (e.field.as_str(), e.reason.as_str()),
+            ("status.code", "200 is not a 4xx or 5xx status")
+        );
+        let e = err(r#"{"token_bucket":{"max_tokens":4294967296,"fill_interval":"1s"}}"#);
+        assert_eq!(
+            e.reason,
+            "4294967296 is larger than a bucket's stored value holds (at most 4294967295)"
+        );
+        let d = format!(
+            r#"{{"entries":[{{"attribute":"path"}}],"token_bucket":{TB},"max_keys":40000}}"#
+        );
+        let e = err(&format!(r#"{{"descriptors":[{d},{d}]}}"#));
+        assert_eq!(
+            e.reason,
+            "the configuration's buckets would need more than 65536 shared-data slots"
+        );
+        let e = err(&format!(
+            r#"{{"max_dynamic_descriptors":65536,"connections":{{"max_concurrent":1}},"descriptors":[{{"entries":[{{"attribute":"path"}}],"token_bucket":{TB}}}]}}"#
+        ));
+        assert_eq!(e.field, "connections.max_clients");
+        assert_eq!(
+            e.reason,
+            "the configuration would need more than 65536 shared-data slots"
+        );
+        let c = Config::parse(
+            format!(
+                r#"{{"descriptors":[{d},{d}],"routes":[{{"descriptors":[{d}]}},{{"name":"api","descriptors":[{d}]}}]}}"#,
+                d = format!(r#"{{"entries":[{{"attribute":"path"}}],"token_bucket":{TB},"max_keys":2}}"#)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let names: Vec<&str> = c.buckets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "descriptor_0",
+                "descriptor_1",
+                "route_0_descriptor_0",
+                "api_descriptor_0"
+            ]
+        );
+    }
 
     #[test]
     fn bad_configs_name_the_field() {

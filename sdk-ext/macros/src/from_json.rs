@@ -4,7 +4,10 @@
 //! types use are supported; any other is a compile error (rather than silently ignored).
 //!
 //! - Structs with named fields. Container: `deny_unknown_fields`, `rename_all = "..."`.
-//!   Field: `default`, `default = "path"`, `rename = "..."`.
+//!   Field: `default`, `default = "path"`, `rename = "..."`. And sdk-ext's own container
+//!   attribute `#[from_json(in_place)]`, for a struct whose field types are all `Default`:
+//!   the members are read straight into a value built from the defaults (smaller code: no
+//!   slot per field to move into the struct at the end); same behaviour.
 //! - Enums whose variants are all unit variants (a JSON string). Container:
 //!   `rename_all = "..."`. Variant: `rename = "..."`.
 
@@ -107,6 +110,9 @@ impl Rule {
 struct Container {
     deny_unknown_fields: bool,
     rename_all: Option<Rule>,
+    /// `#[from_json(in_place)]`: every field type is `Default`; members are read straight
+    /// into a value built from the defaults (see `expand`).
+    in_place: bool,
 }
 
 enum Default_ {
@@ -142,6 +148,20 @@ fn container(input: &DeriveInput) -> Result<Container, Error> {
         }
         Ok(())
     })?;
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("from_json"))
+    {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("in_place") {
+                c.in_place = true;
+                Ok(())
+            } else {
+                Err(meta.error("FromJson: the only from_json attribute is `in_place`"))
+            }
+        })?;
+    }
     Ok(c)
 }
 
@@ -192,11 +212,25 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                     "FromJson: only structs with named fields",
                 ));
             };
+            if named.named.len() > 64 {
+                return Err(Error::new_spanned(
+                    name,
+                    "FromJson: at most 64 fields (read_fields keeps a bit per field)",
+                ));
+            }
             let expected = format!("struct {name}");
             let deny = c.deny_unknown_fields;
+            // The slots are one tuple of `Option`s, read through `&mut dyn Slot`; the struct
+            // is then built by one `match` on the tuple. Every exit (a member's error, a
+            // missing field, which `read_fields` reports) drops that one tuple: one drop
+            // function per struct, not a drop sequence of the slots filled so far at each
+            // `?` (most of a reader's code before).
             let mut keys = Vec::new();
-            let mut slots = Vec::new();
+            let mut required = Vec::new();
+            let mut types = Vec::new();
             let mut arms = Vec::new();
+            let mut parts = Vec::new();
+            let mut pats = Vec::new();
             let mut inits = Vec::new();
             for (i, f) in named.named.iter().enumerate() {
                 let ident = f
@@ -209,20 +243,86 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                     (None, Some(rule)) => rule.field(&unraw(ident)),
                     (None, None) => unraw(ident),
                 };
-                let slot = format_ident!("__f{i}");
+                let index = syn::Index::from(i);
+                let var = format_ident!("__v{i}");
                 let ty = &f.ty;
-                slots.push(quote!(let mut #slot: ::core::option::Option<#ty> = None;));
-                arms.push(quote!(&mut #slot as &mut dyn #j::Slot,));
-                inits.push(match m.default {
-                    Default_::None => quote!(#ident: #j::required(#slot, at, #key)?,),
-                    Default_::Trait => quote!(#ident: #slot.unwrap_or_default(),),
-                    Default_::Path(p) => quote!(#ident: match #slot {
-                        Some(v) => v,
-                        None => #p(),
-                    },),
-                });
+                types.push(quote!(::core::option::Option<#ty>,));
+                arms.push(quote!(&mut __s.#index as &mut dyn #j::Slot,));
+                match m.default {
+                    Default_::None => {
+                        required.push(quote!(<#ty as #j::FromJson>::REQUIRED,));
+                        parts.push(quote!(__s.#index.or_else(<#ty as #j::FromJson>::absent),));
+                        pats.push(quote!(::core::option::Option::Some(#var),));
+                        inits.push(quote!(#ident: #var,));
+                    }
+                    Default_::Trait => {
+                        required.push(quote!(false,));
+                        parts.push(quote!(__s.#index,));
+                        pats.push(quote!(#var,));
+                        inits.push(quote!(#ident: #var.unwrap_or_default(),));
+                    }
+                    Default_::Path(p) => {
+                        required.push(quote!(false,));
+                        parts.push(quote!(__s.#index,));
+                        pats.push(quote!(#var,));
+                        inits.push(quote!(#ident: match #var {
+                            ::core::option::Option::Some(v) => v,
+                            ::core::option::Option::None => #p(),
+                        },));
+                    }
+                }
                 keys.push(key);
             }
+            if c.in_place {
+                // Read in place: the value starts as every field's default (`default =
+                // "path"`: that function's value) and each member is read over its field;
+                // an error drops the one value. No slots to move out at the end.
+                let mut init = Vec::new();
+                let mut places = Vec::new();
+                for (i, f) in named.named.iter().enumerate() {
+                    let ident = f
+                        .ident
+                        .as_ref()
+                        .ok_or_else(|| Error::new_spanned(f, "unnamed"))?;
+                    let m = member(&f.attrs, true)?;
+                    init.push(match m.default {
+                        Default_::Path(p) => quote!(#ident: #p(),),
+                        _ => quote!(#ident: ::core::default::Default::default(),),
+                    });
+                    places.push(quote!(&mut #j::InPlace(&mut __out.#ident) as &mut dyn #j::Slot,));
+                    let _ = i;
+                }
+                return Ok(quote! {
+                    impl #j::FromJson for #name {
+                        fn from_json(
+                            value: &#j::Value,
+                            at: &#j::Path<'_>,
+                        ) -> ::core::result::Result<Self, #j::Error> {
+                            <Self as #j::FromJson>::from_json_without(value, at, None)
+                        }
+
+                        fn from_json_without(
+                            value: &#j::Value,
+                            at: &#j::Path<'_>,
+                            skip: ::core::option::Option<&str>,
+                        ) -> ::core::result::Result<Self, #j::Error> {
+                            let mut __out = Self { #(#init)* };
+                            #j::read_fields(
+                                value,
+                                at,
+                                #expected,
+                                &[#(#keys),*],
+                                &[#(#required)*],
+                                #deny,
+                                skip,
+                                &mut [#(#places)*],
+                            )?;
+                            Ok(__out)
+                        }
+                    }
+                });
+            }
+            let nones = types.iter().map(|_| quote!(::core::option::Option::None,));
             Ok(quote! {
                 impl #j::FromJson for #name {
                     fn from_json(
@@ -237,17 +337,23 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                         at: &#j::Path<'_>,
                         skip: ::core::option::Option<&str>,
                     ) -> ::core::result::Result<Self, #j::Error> {
-                        #(#slots)*
+                        let mut __s: (#(#types)*) = (#(#nones)*);
                         #j::read_fields(
                             value,
                             at,
                             #expected,
                             &[#(#keys),*],
+                            &[#(#required)*],
                             #deny,
                             skip,
                             &mut [#(#arms)*],
                         )?;
-                        Ok(Self { #(#inits)* })
+                        match (#(#parts)*) {
+                            (#(#pats)*) => Ok(Self { #(#inits)* }),
+                            // Not reached: `read_fields` refused a missing required field.
+                            #[allow(unreachable_patterns)]
+                            _ => Err(#j::Error::located(at, "missing field")),
+                        }
                     }
                 }
             })

@@ -15,7 +15,7 @@ mod from_json;
 
 /// `#[derive(FromJson)]`: reads the type from `sdk_ext::json::Value` as its `#[serde(...)]`
 /// attributes describe it (see `sdk_ext::json::FromJson`).
-#[proc_macro_derive(FromJson, attributes(serde))]
+#[proc_macro_derive(FromJson, attributes(serde, from_json))]
 pub fn derive_from_json(item: TokenStream) -> TokenStream {
     let input = parse_macro_input!(item as syn::DeriveInput);
     from_json::expand(&input)

@@ -217,6 +217,15 @@ fn parse(pattern: &[u8]) -> Result<Node, String> {
     Ok(p.frames.pop().map(Frame::finish).unwrap_or(Node::Empty))
 }
 
+/// `what` followed by `text`: the parser's messages, concatenated (each `format!` was its own
+/// argument setup).
+pub(crate) fn msg(what: &str, text: &str) -> String {
+    let mut out = String::with_capacity(what.len() + text.len());
+    out.push_str(what);
+    out.push_str(text);
+    out
+}
+
 impl Parser<'_> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
@@ -230,8 +239,34 @@ impl Parser<'_> {
     fn folding(&self) -> bool {
         self.flags().fold
     }
+    /// The pattern's text from `from` to here, invalid UTF-8 (a character cut by the span)
+    /// replaced as `String::from_utf8_lossy` does, by `from_utf8`'s error positions (the
+    /// lossy decoder was ~0.8 KB of the module).
     fn rest_text(&self, from: usize) -> String {
-        String::from_utf8_lossy(self.s.get(from..self.pos).unwrap_or_default()).into_owned()
+        let mut rest = self.s.get(from..self.pos).unwrap_or_default();
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    out.push_str(text);
+                    return out;
+                }
+                Err(e) => {
+                    let valid = rest.get(..e.valid_up_to()).unwrap_or_default();
+                    out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    out.push('\u{FFFD}');
+                    match e.error_len() {
+                        Some(n) => rest = rest.get(e.valid_up_to() + n..).unwrap_or_default(),
+                        None => return out,
+                    }
+                }
+            }
+        }
+    }
+
+    /// `what` then the text from `from` to here (a message without `format!`).
+    fn error_at(&self, what: &str, from: usize) -> String {
+        msg(what, &self.rest_text(from))
     }
 
     /// Adds a repeatable item to the current concatenation.
@@ -327,17 +362,17 @@ impl Parser<'_> {
             op.push('?');
         }
         let Some(sub) = self.frames.last_mut().and_then(|f| f.cat.pop()) else {
-            return Err(format!("missing argument to repetition operator: {op}"));
+            return Err(msg("missing argument to repetition operator: ", &op));
         };
         if self.repeated {
-            return Err(format!("bad repetition operator: {op}"));
+            return Err(msg("bad repetition operator: ", &op));
         }
         let node = Node::Rep(Box::new(sub), min, max);
         // RE2 refuses nested counts whose product exceeds its limit (`(a{100}){11}`).
         if (min >= 2 || max.is_some_and(|m| m >= 2))
             && node.repeat_product() > u64::from(MAX_REPEAT)
         {
-            return Err(format!("invalid repetition size: {op}"));
+            return Err(msg("invalid repetition size: ", &op));
         }
         self.item(node);
         self.repeated = true;
@@ -388,7 +423,7 @@ impl Parser<'_> {
         self.pos = i + 1;
         let text = self.rest_text(start);
         if lo > MAX_REPEAT || hi.is_some_and(|h| h > MAX_REPEAT || h < lo) {
-            return Err(format!("invalid repetition size: {text}"));
+            return Err(msg("invalid repetition size: ", &text));
         }
         Ok(Some((text, lo, hi)))
     }
@@ -412,7 +447,7 @@ impl Parser<'_> {
             return Ok(());
         }
         self.pos += 1;
-        let bad = |p: &Self| format!("invalid perl operator: {}", p.rest_text(start));
+        let bad = |p: &Self| p.error_at("invalid perl operator: ", start);
         // Named groups: (?P<name>...) and (?<name>...).
         let named = match (self.peek(), self.peek_at(1)) {
             (Some(b'P'), Some(b'<')) => Some(2),
@@ -431,23 +466,14 @@ impl Parser<'_> {
                 .unwrap_or_default()
                 .to_vec();
             if self.peek() != Some(b'>') {
-                return Err(format!(
-                    "invalid named capture group: {}",
-                    self.rest_text(start)
-                ));
+                return Err(self.error_at("invalid named capture group: ", start));
             }
             self.pos += 1;
             if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
-                return Err(format!(
-                    "invalid named capture group: {}",
-                    self.rest_text(start)
-                ));
+                return Err(self.error_at("invalid named capture group: ", start));
             }
             if self.names.contains(&name) {
-                return Err(format!(
-                    "duplicate capture group name: {}",
-                    self.rest_text(start)
-                ));
+                return Err(self.error_at("duplicate capture group name: ", start));
             }
             self.names.push(name);
             open(self, current);
@@ -574,7 +600,7 @@ impl Parser<'_> {
             return Err("trailing \\".into());
         };
         self.pos += 1;
-        let bad = |p: &Self| format!("invalid escape sequence: {}", p.rest_text(start));
+        let bad = |p: &Self| p.error_at("invalid escape sequence: ", start);
         let octal = |b: Option<u8>| b.filter(|d| (b'0'..=b'7').contains(d));
         match c {
             b'1'..=b'7' | b'0' => {
@@ -641,7 +667,7 @@ impl Parser<'_> {
         let mut first = true;
         loop {
             match self.peek() {
-                None => return Err(format!("missing ]: {}", self.rest_text(start))),
+                None => return Err(self.error_at("missing ]: ", start)),
                 Some(b']') if !first => break,
                 _ => {}
             }
@@ -661,10 +687,7 @@ impl Parser<'_> {
                     };
                     self.pos = from + len + 2;
                     let Some(g) = named_class(name) else {
-                        return Err(format!(
-                            "invalid character class range: {}",
-                            self.rest_text(from - 2)
-                        ));
+                        return Err(self.error_at("invalid character class range: ", from - 2));
                     };
                     set.union(&group(g, neg, fold));
                     continue;
@@ -693,10 +716,7 @@ impl Parser<'_> {
                 self.pos += 1;
                 hi = self.class_char(start)?;
                 if hi < lo {
-                    return Err(format!(
-                        "invalid character class range: {}",
-                        self.rest_text(range_start)
-                    ));
+                    return Err(self.error_at("invalid character class range: ", range_start));
                 }
             }
             let mut r = Set::default();
@@ -715,7 +735,7 @@ impl Parser<'_> {
 
     fn class_char(&mut self, class_start: usize) -> Result<u8, String> {
         match self.peek() {
-            None => Err(format!("missing ]: {}", self.rest_text(class_start))),
+            None => Err(self.error_at("missing ]: ", class_start)),
             Some(b'\\') => self.escaped_char(),
             Some(c) => {
                 self.pos += 1;

@@ -170,6 +170,20 @@ impl Compiler {
         }
     }
 
+    /// The alternation of `v` before `next` (a slice: the pattern list of a set is one too,
+    /// without copying it into a `Node`).
+    fn alt(&mut self, v: &[Node], next: u32) -> Result<u32, &'static str> {
+        let mut pc: Option<u32> = None;
+        for n in v.iter().rev() {
+            let entry = self.emit(n, next)?;
+            pc = Some(match pc {
+                Some(rest) => self.push(Inst::Split(entry, rest))?,
+                None => entry,
+            });
+        }
+        Ok(pc.unwrap_or(next))
+    }
+
     /// Compiles `node` to run before `next`; returns its entry. Built back to front, so every
     /// target is known when an instruction is written (only a loop's head is patched).
     fn emit(&mut self, node: &Node, next: u32) -> Result<u32, &'static str> {
@@ -202,17 +216,7 @@ impl Compiler {
                 }
                 Ok(pc)
             }
-            Node::Alt(v) => {
-                let mut pc: Option<u32> = None;
-                for n in v.iter().rev() {
-                    let entry = self.emit(n, next)?;
-                    pc = Some(match pc {
-                        Some(rest) => self.push(Inst::Split(entry, rest))?,
-                        None => entry,
-                    });
-                }
-                Ok(pc.unwrap_or(next))
-            }
+            Node::Alt(v) => self.alt(v, next),
             Node::Rep(sub, min, max) => {
                 let mut pc = match max {
                     None => {
@@ -251,21 +255,19 @@ pub(crate) fn compile(nodes: &[Node], search: bool) -> Result<Prog, &'static str
         looks: false,
     };
     let done = c.push(Inst::Match)?;
-    let start = c.emit(&Node::Alt(nodes.to_vec()), done)?;
-    let mut splitters = c.sets.clone();
+    let start = c.alt(nodes, done)?;
+    let mut word = Set::default();
+    let mut nl = Set::default();
     if c.looks {
-        let mut word = Set::default();
-        let mut nl = Set::default();
         for b in 0..=255u8 {
             if is_word(b) {
                 word.add_range(b, b);
             }
         }
         nl.add_range(b'\n', b'\n');
-        splitters.push(word);
-        splitters.push(nl);
     }
-    let (classes, nclasses) = byte_classes(&splitters);
+    // The two extra splitters are empty without assertions: an empty set splits no class.
+    let (classes, nclasses) = byte_classes(c.sets.iter().chain([&word, &nl]));
     Ok(Prog {
         insts: c.insts,
         sets: c.sets,
@@ -278,7 +280,7 @@ pub(crate) fn compile(nodes: &[Node], search: bool) -> Result<Prog, &'static str
 }
 
 /// Partitions the bytes so that each set is a union of classes.
-fn byte_classes(sets: &[Set]) -> ([u8; 256], usize) {
+fn byte_classes<'a>(sets: impl Iterator<Item = &'a Set>) -> ([u8; 256], usize) {
     let mut classes = [0u8; 256];
     let mut n = 1usize;
     for s in sets {

@@ -583,3 +583,32 @@ fn end_of_value_outcomes_are_remembered_per_state() {
         }
     }
 }
+
+/// Error texts quote the span of the pattern; a span that cuts a multi-byte character is
+/// shown as `String::from_utf8_lossy` shows it.
+#[test]
+fn error_spans_replace_cut_characters_as_lossy_utf8() {
+    let pattern = "aé€😀b".as_bytes();
+    for from in 0..=pattern.len() {
+        for to in from..=pattern.len() {
+            let p = super::Parser {
+                s: pattern,
+                pos: to,
+                frames: Vec::new(),
+                repeated: false,
+                names: Vec::new(),
+            };
+            let want = String::from_utf8_lossy(&pattern[from..to]).into_owned();
+            assert_eq!(p.rest_text(from), want, "{from}..{to}");
+        }
+    }
+    // Through a refused pattern: the range starts inside `é`.
+    assert_eq!(
+        Re2::new("[é-a]").unwrap_err(),
+        "invalid character class range: \u{FFFD}-a"
+    );
+    assert_eq!(
+        Re2::new("\\é").unwrap_err(),
+        "invalid escape sequence: \\\u{FFFD}"
+    );
+}
