@@ -5,6 +5,7 @@ use sdk_ext::matching::{RegexMode, StringMatchSpec, StringMatcherSet};
 use sdk_ext::metrics::check_name_part;
 use sdk_ext::path::{EscapedSlashes, PathOptions};
 use sdk_ext::FromJson;
+use std::cell::RefCell;
 
 /// Where a rule looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromJson)]
@@ -183,6 +184,9 @@ pub struct Config {
     pub query: LocationSet,
     /// Header rules, one set per header name (lowercase).
     pub headers: Vec<(String, LocationSet)>,
+    /// The lengths of those names, as bits ([`length_bit`]): a header whose name's bit is
+    /// not set has no rules, found without comparing it with each name.
+    pub header_lengths: u64,
     /// Body rules.
     pub body: LocationSet,
     /// Path normalisation.
@@ -193,6 +197,19 @@ pub struct Config {
     pub status: u16,
     /// Block message.
     pub message: String,
+    /// The buffer the path's normal form and the decoded query are written into, kept
+    /// between requests so that checking one allocates nothing.
+    pub scratch: RefCell<Vec<u8>>,
+}
+
+/// The scratch buffer's largest capacity kept between requests (a longer path's buffer is
+/// freed after its request, as every buffer was before there was one to keep).
+pub const SCRATCH_KEPT: usize = 4096;
+
+/// A name length's bit in [`Config::header_lengths`] (every length from 63 on shares one).
+#[inline]
+pub fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Most rules.
@@ -310,6 +327,9 @@ impl Config {
             rules,
             path: build(&path, "rules")?,
             query: build(&query, "rules")?,
+            header_lengths: headers
+                .iter()
+                .fold(0, |bits, (n, _)| bits | length_bit(n.len())),
             headers,
             body: build(&body, "rules")?,
             path_options: PathOptions {
@@ -324,6 +344,7 @@ impl Config {
             body_max_bytes: raw.body.max_bytes as usize,
             status: raw.status,
             message: raw.message,
+            scratch: RefCell::default(),
         })
     }
 }
