@@ -92,8 +92,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 /// then costs a pop from a list instead of the inner allocator's search and bookkeeping
 /// (talc's is several hundred wasm instructions for an allocation and its free).
 ///
-/// Sizes up to 256 bytes with alignment up to 16 are served as blocks of 16, 32, 64, 128
-/// or 256 bytes; a freed block goes on its size's list (up to [`SMALL_KEPT`] per size, the
+/// Sizes up to 512 bytes with alignment up to 16 are served as blocks of 16, 32, 64, 128,
+/// 256 or 512 bytes (512: a request's whole header map as the host hands it over is often
+/// a little over 256); a freed block goes on its size's list (up to [`SMALL_KEPT`] per size, the
 /// rest back to the inner allocator), and the next allocation of that size takes it. Larger
 /// or more aligned layouts go straight to the inner allocator. Single-threaded: the global
 /// allocator of single-threaded wasm only.
@@ -178,11 +179,11 @@ impl FreeLists {
     }
 }
 
-/// Size classes of [`SmallBlocks`]: 16 << 0 ..= 16 << 4 bytes.
-const SMALL_CLASSES: usize = 5;
+/// Size classes of [`SmallBlocks`]: 16 << 0 ..= 16 << 5 bytes.
+const SMALL_CLASSES: usize = 6;
 /// The smallest block, and the alignment of every block.
 const SMALL_BLOCK: usize = 16;
-/// Freed blocks [`SmallBlocks`] keeps per size class (at most 31 KiB in all).
+/// Freed blocks [`SmallBlocks`] keeps per size class (at most 63 KiB in all).
 pub const SMALL_KEPT: u32 = 64;
 
 /// `GlobalAlloc::realloc` for an allocator serving the small classes as blocks: a block
@@ -242,7 +243,7 @@ pub(crate) fn small_class(layout: Layout) -> Option<usize> {
     if layout.align() > SMALL_BLOCK || layout.size() > SMALL_BLOCK << (SMALL_CLASSES - 1) {
         return None;
     }
-    // The class of the next power of two: 16 -> 0, 17..=32 -> 1, ..., 129..=256 -> 4.
+    // The class of the next power of two: 16 -> 0, 17..=32 -> 1, ..., 257..=512 -> 5.
     let size = layout.size().max(SMALL_BLOCK);
     let bits = usize::BITS - (size - 1).leading_zeros();
     usize::try_from(bits).ok()?.checked_sub(4)
@@ -361,7 +362,9 @@ mod tests {
         assert_eq!(small_class(l(16, 8)), Some(0));
         assert_eq!(small_class(l(17, 1)), Some(1));
         assert_eq!(small_class(l(256, 16)), Some(4));
-        assert_eq!(small_class(l(257, 1)), None);
+        assert_eq!(small_class(l(257, 1)), Some(5));
+        assert_eq!(small_class(l(512, 16)), Some(5));
+        assert_eq!(small_class(l(513, 1)), None);
         assert_eq!(small_class(l(8, 32)), None);
         // SAFETY (the whole test): valid layouts; every block is freed with the layout it
         // was allocated with (or reallocated to), and written only within its size.

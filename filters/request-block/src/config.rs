@@ -184,9 +184,9 @@ pub struct Config {
     pub query: LocationSet,
     /// Header rules, one set per header name (lowercase).
     pub headers: Vec<(String, LocationSet)>,
-    /// The lengths of those names, as bits ([`length_bit`]): a header whose name's bit is
-    /// not set has no rules, found without comparing it with each name.
-    pub header_lengths: u64,
+    /// Those names as bits ([`name_bit`]): a header whose name's bit is not set has no
+    /// rules, found without comparing its name with each (most of a request's headers).
+    pub header_bits: u64,
     /// Body rules.
     pub body: LocationSet,
     /// Path normalisation.
@@ -206,10 +206,12 @@ pub struct Config {
 /// freed after its request, as every buffer was before there was one to keep).
 pub const SCRATCH_KEPT: usize = 4096;
 
-/// A name length's bit in [`Config::header_lengths`] (every length from 63 on shares one).
+/// A header name's bit in [`Config::header_bits`], from its length and last byte (names of
+/// one length often share their start, `x-`): a 64-bit Bloom filter with one hash.
 #[inline]
-pub fn length_bit(len: usize) -> u64 {
-    1 << len.min(63)
+pub fn name_bit(name: &[u8]) -> u64 {
+    let last = usize::from(name.last().copied().unwrap_or(0));
+    1 << (((name.len() << 3) ^ last) & 63)
 }
 
 /// Most rules.
@@ -327,9 +329,9 @@ impl Config {
             rules,
             path: build(&path, "rules")?,
             query: build(&query, "rules")?,
-            header_lengths: headers
+            header_bits: headers
                 .iter()
-                .fold(0, |bits, (n, _)| bits | length_bit(n.len())),
+                .fold(0, |bits, (n, _)| bits | name_bit(n.as_bytes())),
             headers,
             body: build(&body, "rules")?,
             path_options: PathOptions {
