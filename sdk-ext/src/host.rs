@@ -504,6 +504,7 @@ pub fn get_header_pairs_encoded(map: MapType) -> Result<Vec<u8>, Status> {
 
 /// Every header of a map, indexed for lookups by name ([`PairIndex`]): one pass over the
 /// host's encoding, which also checks it.
+#[inline]
 pub fn get_header_pair_index(map: MapType) -> Result<PairIndex, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.

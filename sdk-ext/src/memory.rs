@@ -32,6 +32,7 @@ thread_local! {
 #[derive(Debug, Default)]
 pub struct Counting<A>(pub A);
 
+#[inline(always)] // on every allocation: see `SmallBlocks`
 fn grew(by: usize) {
     let _ = IN_USE.try_with(|n| {
         let now = n.get().saturating_add(by);
@@ -45,12 +46,14 @@ fn grew(by: usize) {
     let _ = COUNTING.try_with(|c| c.set(true));
 }
 
+#[inline(always)]
 fn shrank(by: usize) {
     let _ = IN_USE.try_with(|n| n.set(n.get().saturating_sub(by)));
 }
 
 // SAFETY: every call is forwarded to `A` unchanged; the wrapper only counts sizes.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc`, passed on.
         let p = unsafe { self.0.alloc(layout) };
@@ -69,6 +72,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
         p
     }
 
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract for `dealloc`, passed on.
         unsafe { self.0.dealloc(ptr, layout) };
@@ -126,7 +130,7 @@ impl FreeLists {
     }
 
     /// A free block of `class`, off its list.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&self, class: usize) -> Option<*mut u8> {
         let (head, kept) = (self.free.get(class)?, self.kept.get(class)?);
         let block = head.get();
@@ -147,7 +151,7 @@ impl FreeLists {
     ///
     /// `ptr` is a block of `class` (allocated with `small_layout(class)`) that the caller
     /// gives up.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn push(&self, class: usize, ptr: *mut u8) -> bool {
         let (Some(head), Some(kept)) = (self.free.get(class), self.kept.get(class)) else {
             return false;
@@ -238,7 +242,7 @@ impl<A> SmallBlocks<A> {
 }
 
 /// The size class serving `layout`, if any.
-#[inline]
+#[inline(always)]
 pub(crate) fn small_class(layout: Layout) -> Option<usize> {
     if layout.align() > SMALL_BLOCK || layout.size() > SMALL_BLOCK << (SMALL_CLASSES - 1) {
         return None;
@@ -250,7 +254,7 @@ pub(crate) fn small_class(layout: Layout) -> Option<usize> {
 }
 
 /// The layout of a block of `class`, as the inner allocator sees it.
-#[inline]
+#[inline(always)]
 pub(crate) fn small_layout(class: usize) -> Option<Layout> {
     Layout::from_size_align(SMALL_BLOCK << class, SMALL_BLOCK).ok()
 }
@@ -259,6 +263,10 @@ pub(crate) fn small_layout(class: usize) -> Option<Layout> {
 // `A` with the same layout; while on a list it is owned by the cache, which hands it out to
 // one caller at a time. Every other layout is passed to `A` unchanged.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
+    // The fast paths (a block off a list, a block onto one) are inlined into the
+    // allocator's entry points: out of line at the size-optimised level sdk-ext is built
+    // at, each allocation and free was ~100 wasm operators of calls and spills.
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
@@ -288,6 +296,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
         p
     }
 
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.

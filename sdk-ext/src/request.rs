@@ -276,6 +276,7 @@ impl HostRequest {
     }
 
     /// The whole header map, fetched (and checked) at the first call.
+    #[inline]
     fn pairs(&mut self) -> &host::PairIndex {
         self.all.get_or_insert_with(|| {
             host::get_header_pair_index(host::MapType::HttpRequestHeaders).unwrap_or_else(
