@@ -467,6 +467,7 @@ pub fn set_buffer(
 }
 
 /// The first value of header `name`, as bytes. `Ok(None)`: the header is absent.
+#[inline]
 pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.

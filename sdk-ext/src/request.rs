@@ -302,6 +302,7 @@ impl HostRequest {
 }
 
 impl Request for HostRequest {
+    #[inline]
     fn header(&mut self, name: &str) -> Option<&[u8]> {
         let fetch = || Headers::REQUEST.get(name);
         match pseudo_index(name) {
