@@ -48,6 +48,7 @@ impl Headers {
     pub const CALLOUT_RESPONSE: Headers = Headers(MapType::HttpCallResponseHeaders);
 
     /// The first value of `name`, as bytes.
+    #[inline]
     pub fn get(self, name: &str) -> Option<Vec<u8>> {
         match host::get_header(self.0, name) {
             Ok(v) => v,

@@ -467,6 +467,7 @@ pub fn set_buffer(
 }
 
 /// The first value of header `name`, as bytes. `Ok(None)`: the header is absent.
+#[inline]
 pub fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
@@ -504,6 +505,7 @@ pub fn get_header_pairs_encoded(map: MapType) -> Result<Vec<u8>, Status> {
 
 /// Every header of a map, indexed for lookups by name ([`PairIndex`]): one pass over the
 /// host's encoding, which also checks it.
+#[inline]
 pub fn get_header_pair_index(map: MapType) -> Result<PairIndex, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an owned allocation and its size through the pointers.
@@ -856,40 +858,97 @@ pub fn walk_spans(bytes: &[u8], mut f: impl FnMut(Range<usize>, Range<usize>)) -
     walk(&mut f).is_some()
 }
 
-/// A header map as the host encodes it, with where each name and value is, found once: each
-/// lookup of a name's values then compares lengths, not re-reads the encoding.
+/// Calls `f` with each (name, value) of the map format in `bytes`, in order, while it answers
+/// `true`; `true` when every pair was read and `f` never stopped, `false` at the first pair
+/// that is not in bounds (so a malformed map is refused as [`walk_spans`] refuses it). Tight
+/// and inlined: it runs on every request of a filter that reads the header map.
+#[inline]
+fn walk_map<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8]) -> bool) -> bool {
+    let Some((count, rest)) = bytes.split_first_chunk::<4>() else {
+        return false;
+    };
+    let count = u32::from_le_bytes(*count) as usize;
+    let Some((sizes, mut data)) = count.checked_mul(8).and_then(|n| rest.split_at_checked(n))
+    else {
+        return false;
+    };
+    for size in sizes.chunks_exact(8) {
+        let (Some(n), Some(v)) = (size.first_chunk::<4>(), size.last_chunk::<4>()) else {
+            return false;
+        };
+        let (n, v) = (
+            u32::from_le_bytes(*n) as usize,
+            u32::from_le_bytes(*v) as usize,
+        );
+        // name NUL value NUL (the last NUL may be missing).
+        let (Some(name), Some(value)) = (
+            data.get(..n),
+            n.checked_add(1)
+                .and_then(|at| data.get(at..at.checked_add(v)?)),
+        ) else {
+            return false;
+        };
+        if !f(name, value) {
+            return false;
+        }
+        data = data
+            .get(n.saturating_add(v).saturating_add(2)..)
+            .unwrap_or_default();
+    }
+    true
+}
+
+/// A header map as the host encodes it, checked well-formed once: every lookup then walks
+/// the encoding in place, with no copy of a name or value and no index to build (a request's
+/// handful of headers is walked faster than a list of ranges is allocated and filled).
 #[derive(Debug, Default)]
 pub struct PairIndex {
+    /// Well-formed (checked by [`PairIndex::new`]), or empty.
     bytes: Vec<u8>,
-    /// (name, value) ranges into `bytes`, in order; in bounds.
-    spans: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl PairIndex {
-    /// Indexes `bytes` (the map format); `None` when they are malformed.
+    /// Checks `bytes` (the map format); `None` when they are malformed: exactly the
+    /// encodings [`walk_spans`] refuses (the test below checks every truncation), found from
+    /// the sizes alone. Each pair ends past the one before it, so every name and value is in
+    /// bounds when the last value is.
+    #[inline]
     pub fn new(bytes: Vec<u8>) -> Option<Self> {
-        // The count the encoding starts with, bounded by what its length can hold (8 bytes
-        // of sizes and 2 NULs a pair): one allocation, whatever the count claims.
-        let count = bytes
-            .get(..4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map_or(0, |b| u32::from_le_bytes(b) as usize)
-            .min(bytes.len() / 10);
-        let mut spans = Vec::with_capacity(count);
-        walk_spans(&bytes, |n, v| spans.push((n, v))).then_some(Self { bytes, spans })
+        if bytes.is_empty() {
+            return Some(Self { bytes });
+        }
+        let (count, rest) = bytes.split_first_chunk::<4>()?;
+        let count = u32::from_le_bytes(*count) as usize;
+        let sizes = rest.get(..count.checked_mul(8)?)?;
+        // Where the next pair would start (after the last one's value and its NUL); u64: at
+        // most 2^29 pairs of two u32 sizes, no overflow.
+        let mut next = 4 + sizes.len() as u64;
+        for size in sizes.chunks_exact(4) {
+            let n = size
+                .first_chunk::<4>()
+                .map_or(0, |b| u32::from_le_bytes(*b));
+            next += u64::from(n) + 1;
+        }
+        // `next - 1`: the last value's end (every NUL but the last one is required).
+        (count == 0 || next - 1 <= bytes.len() as u64).then_some(Self { bytes })
+    }
+
+    /// Calls `f` with each (name, value), in order, while it answers `true`.
+    #[inline]
+    pub fn each<'a>(&'a self, f: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
+        let _ = walk_map(&self.bytes, f);
     }
 
     /// The values of header `name` (as the host spells names: lower case), in order.
     pub fn values(&self, name: &str) -> Vec<&[u8]> {
         let name = name.as_bytes();
         let mut out = Vec::new();
-        for (n, v) in &self.spans {
-            if n.len() == name.len() && self.bytes.get(n.clone()) == Some(name) {
-                if let Some(v) = self.bytes.get(v.clone()) {
-                    out.push(v);
-                }
+        self.each(|n, v| {
+            if n == name {
+                out.push(v);
             }
-        }
+            true
+        });
         out
     }
 }
@@ -922,6 +981,45 @@ mod tests {
                 walk_pairs(&cut, |_, _| {}),
                 "{end}"
             );
+        }
+    }
+
+    /// Random and corrupted encodings: the index takes exactly what the walk takes, and
+    /// lists the same pairs.
+    #[test]
+    fn pair_index_agrees_with_the_walk_on_corrupted_maps() {
+        let good = encode_pairs(&[("a", b"1"), ("bb", b""), ("", b"xyz"), ("c", b"4")]).unwrap();
+        let mut x: u32 = 0x9e37_79b9;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize
+        };
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            for _ in 0..next() % 3 + 1 {
+                let at = next() % bytes.len();
+                bytes[at] = match next() % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    2 => bytes[at].wrapping_add(1),
+                    _ => bytes[at].wrapping_sub(1),
+                };
+            }
+            bytes.truncate(next() % (bytes.len() + 1));
+            let mut walked = Vec::new();
+            let ok = walk_pairs(&bytes, |n, v| walked.push((n.to_vec(), v.to_vec())));
+            let index = PairIndex::new(bytes.clone());
+            assert_eq!(index.is_some(), ok, "{bytes:?}");
+            if let Some(index) = index {
+                let mut listed = Vec::new();
+                index.each(|n, v| {
+                    listed.push((n.to_vec(), v.to_vec()));
+                    true
+                });
+                assert_eq!(listed, walked, "{bytes:?}");
+            }
         }
     }
 

@@ -275,6 +275,9 @@ impl Request for HttpHost {
     fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
         self.request.header_values(name)
     }
+    fn each_header(&mut self, f: impl FnMut(&[u8], &[u8]) -> bool) {
+        self.request.each_header(f);
+    }
     fn route_name(&mut self) -> Option<&[u8]> {
         self.request.route_name()
     }

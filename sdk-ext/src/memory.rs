@@ -32,6 +32,7 @@ thread_local! {
 #[derive(Debug, Default)]
 pub struct Counting<A>(pub A);
 
+#[inline(always)] // on every allocation: see `SmallBlocks`
 fn grew(by: usize) {
     let _ = IN_USE.try_with(|n| {
         let now = n.get().saturating_add(by);
@@ -45,12 +46,14 @@ fn grew(by: usize) {
     let _ = COUNTING.try_with(|c| c.set(true));
 }
 
+#[inline(always)]
 fn shrank(by: usize) {
     let _ = IN_USE.try_with(|n| n.set(n.get().saturating_sub(by)));
 }
 
 // SAFETY: every call is forwarded to `A` unchanged; the wrapper only counts sizes.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc`, passed on.
         let p = unsafe { self.0.alloc(layout) };
@@ -69,6 +72,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
         p
     }
 
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract for `dealloc`, passed on.
         unsafe { self.0.dealloc(ptr, layout) };
@@ -92,8 +96,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 /// then costs a pop from a list instead of the inner allocator's search and bookkeeping
 /// (talc's is several hundred wasm instructions for an allocation and its free).
 ///
-/// Sizes up to 256 bytes with alignment up to 16 are served as blocks of 16, 32, 64, 128
-/// or 256 bytes; a freed block goes on its size's list (up to [`SMALL_KEPT`] per size, the
+/// Sizes up to 512 bytes with alignment up to 16 are served as blocks of 16, 32, 64, 128,
+/// 256 or 512 bytes (512: a request's whole header map as the host hands it over is often
+/// a little over 256); a freed block goes on its size's list (up to [`SMALL_KEPT`] per size, the
 /// rest back to the inner allocator), and the next allocation of that size takes it. Larger
 /// or more aligned layouts go straight to the inner allocator. Single-threaded: the global
 /// allocator of single-threaded wasm only.
@@ -125,7 +130,7 @@ impl FreeLists {
     }
 
     /// A free block of `class`, off its list.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&self, class: usize) -> Option<*mut u8> {
         let (head, kept) = (self.free.get(class)?, self.kept.get(class)?);
         let block = head.get();
@@ -146,7 +151,7 @@ impl FreeLists {
     ///
     /// `ptr` is a block of `class` (allocated with `small_layout(class)`) that the caller
     /// gives up.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn push(&self, class: usize, ptr: *mut u8) -> bool {
         let (Some(head), Some(kept)) = (self.free.get(class), self.kept.get(class)) else {
             return false;
@@ -178,11 +183,11 @@ impl FreeLists {
     }
 }
 
-/// Size classes of [`SmallBlocks`]: 16 << 0 ..= 16 << 4 bytes.
-const SMALL_CLASSES: usize = 5;
+/// Size classes of [`SmallBlocks`]: 16 << 0 ..= 16 << 5 bytes.
+const SMALL_CLASSES: usize = 6;
 /// The smallest block, and the alignment of every block.
 const SMALL_BLOCK: usize = 16;
-/// Freed blocks [`SmallBlocks`] keeps per size class (at most 31 KiB in all).
+/// Freed blocks [`SmallBlocks`] keeps per size class (at most 63 KiB in all).
 pub const SMALL_KEPT: u32 = 64;
 
 /// `GlobalAlloc::realloc` for an allocator serving the small classes as blocks: a block
@@ -237,19 +242,19 @@ impl<A> SmallBlocks<A> {
 }
 
 /// The size class serving `layout`, if any.
-#[inline]
+#[inline(always)]
 pub(crate) fn small_class(layout: Layout) -> Option<usize> {
     if layout.align() > SMALL_BLOCK || layout.size() > SMALL_BLOCK << (SMALL_CLASSES - 1) {
         return None;
     }
-    // The class of the next power of two: 16 -> 0, 17..=32 -> 1, ..., 129..=256 -> 4.
+    // The class of the next power of two: 16 -> 0, 17..=32 -> 1, ..., 257..=512 -> 5.
     let size = layout.size().max(SMALL_BLOCK);
     let bits = usize::BITS - (size - 1).leading_zeros();
     usize::try_from(bits).ok()?.checked_sub(4)
 }
 
 /// The layout of a block of `class`, as the inner allocator sees it.
-#[inline]
+#[inline(always)]
 pub(crate) fn small_layout(class: usize) -> Option<Layout> {
     Layout::from_size_align(SMALL_BLOCK << class, SMALL_BLOCK).ok()
 }
@@ -258,6 +263,10 @@ pub(crate) fn small_layout(class: usize) -> Option<Layout> {
 // `A` with the same layout; while on a list it is owned by the cache, which hands it out to
 // one caller at a time. Every other layout is passed to `A` unchanged.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
+    // The fast paths (a block off a list, a block onto one) are inlined into the
+    // allocator's entry points: out of line at the size-optimised level sdk-ext is built
+    // at, each allocation and free was ~100 wasm operators of calls and spills.
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
@@ -287,6 +296,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
         p
     }
 
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
@@ -361,7 +371,9 @@ mod tests {
         assert_eq!(small_class(l(16, 8)), Some(0));
         assert_eq!(small_class(l(17, 1)), Some(1));
         assert_eq!(small_class(l(256, 16)), Some(4));
-        assert_eq!(small_class(l(257, 1)), None);
+        assert_eq!(small_class(l(257, 1)), Some(5));
+        assert_eq!(small_class(l(512, 16)), Some(5));
+        assert_eq!(small_class(l(513, 1)), None);
         assert_eq!(small_class(l(8, 32)), None);
         // SAFETY (the whole test): valid layouts; every block is freed with the layout it
         // was allocated with (or reallocated to), and written only within its size.

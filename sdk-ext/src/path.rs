@@ -101,6 +101,7 @@ fn hex(b: u8) -> Option<u8> {
 
 /// The path part of a `:path` (before the first `?` or `#`) and its query (after `?`, up to
 /// a `#`; `None` without `?`).
+#[inline]
 pub fn split(path: &[u8]) -> (&[u8], Option<&[u8]>) {
     let end = path
         .iter()
@@ -120,7 +121,17 @@ pub fn split(path: &[u8]) -> (&[u8], Option<&[u8]>) {
 /// Percent-decodes `text` once, leniently (an invalid escape stays as it is), with `+` as
 /// a space when `plus_is_space` (form and query encoding).
 pub fn decode_lenient(text: &[u8], plus_is_space: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
+    let mut out = Vec::new();
+    decode_lenient_into(text, plus_is_space, &mut out);
+    out
+}
+
+/// [`decode_lenient`] into `out` (cleared first), which keeps its allocation: a filter
+/// decoding on every request reuses one buffer.
+#[inline]
+pub fn decode_lenient_into(text: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(text.len());
     let mut i = 0;
     while let Some(&b) = text.get(i) {
         match b {
@@ -140,13 +151,13 @@ pub fn decode_lenient(text: &[u8], plus_is_space: bool) -> Vec<u8> {
         }
         i += 1;
     }
-    out
 }
 
 /// Whether `raw` (a path without its query) is its own normal form up to lowercasing:
 /// it starts with `/`, has nothing to decode or refuse (`%`, `\`, NUL; `;` when
 /// parameters are stripped), no empty segment but a trailing one, and no `.` or `..`
 /// segment.
+#[inline]
 fn is_normal(raw: &[u8], options: &PathOptions) -> bool {
     let Some((b'/', rest)) = raw.split_first() else {
         return false;
@@ -187,6 +198,29 @@ pub fn normalize(path: &[u8], options: &PathOptions) -> Result<Vec<u8>, Refusal>
         return Ok(out);
     }
     normalize_steps(raw, options)
+}
+
+/// [`normalize`] into `out` (cleared first; left empty on a refusal), which keeps its
+/// allocation: a filter normalising every request's path reuses one buffer, and a path that
+/// is already normal (most are) costs one scan and one copy.
+#[inline]
+pub fn normalize_into(
+    path: &[u8],
+    options: &PathOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), Refusal> {
+    out.clear();
+    let (raw, _) = split(path);
+    if is_normal(raw, options) {
+        out.extend_from_slice(raw);
+        if options.lowercase {
+            out.make_ascii_lowercase();
+        }
+        return Ok(());
+    }
+    let steps = normalize_steps(raw, options)?;
+    out.extend_from_slice(&steps);
+    Ok(())
 }
 
 /// [`normalize`]'s steps on `raw` (the path without its query).
@@ -290,6 +324,7 @@ mod tests {
             x as usize
         };
         let mut shortcuts = 0;
+        let mut reused = b"/previous/path".to_vec();
         for _ in 0..20_000 {
             let mut p = Vec::new();
             for _ in 0..next() % 7 {
@@ -306,6 +341,12 @@ mod tests {
                 let (raw, _) = split(&p);
                 if is_normal(raw, &options) {
                     shortcuts += 1;
+                }
+                // Into a reused buffer (holding the previous path): the same answer.
+                let into = normalize_into(&p, &options, &mut reused).map(|()| reused.clone());
+                assert_eq!(into, normalize(&p, &options));
+                if into.is_err() {
+                    assert!(reused.is_empty());
                 }
                 assert_eq!(
                     normalize(&p, &options),

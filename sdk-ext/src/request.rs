@@ -119,6 +119,12 @@ pub trait Request {
     fn header(&mut self, name: &str) -> Option<&[u8]>;
     /// Every value of header `name`, in order (empty: absent).
     fn header_values(&mut self, name: &str) -> Vec<&[u8]>;
+    /// Calls `f` with every header's (name, value), in the request's order (a name sent
+    /// twice: twice), while `f` answers `true`: one pass over the whole map, for a filter
+    /// that looks at several names (no list of values is built per name).
+    fn each_header(&mut self, f: impl FnMut(&[u8], &[u8]) -> bool)
+    where
+        Self: Sized;
     /// The client address with port.
     fn source_address(&mut self) -> Option<&[u8]>;
     /// The matched route's name (`xds.route_name`).
@@ -269,6 +275,19 @@ impl HostRequest {
         self.more.get(at).and_then(|(_, v)| v.as_deref())
     }
 
+    /// The whole header map, fetched (and checked) at the first call.
+    #[inline]
+    fn pairs(&mut self) -> &host::PairIndex {
+        self.all.get_or_insert_with(|| {
+            host::get_header_pair_index(host::MapType::HttpRequestHeaders).unwrap_or_else(
+                |status| {
+                    log::debug!("get header map: host answered {status:?}");
+                    host::PairIndex::default()
+                },
+            )
+        })
+    }
+
     /// A host property, cached under `key` (a unit variant): one function for every
     /// property getter, where each was its own copy of [`cached`](Self::cached).
     #[inline(never)]
@@ -283,6 +302,7 @@ impl HostRequest {
 }
 
 impl Request for HostRequest {
+    #[inline]
     fn header(&mut self, name: &str) -> Option<&[u8]> {
         let fetch = || Headers::REQUEST.get(name);
         match pseudo_index(name) {
@@ -299,16 +319,11 @@ impl Request for HostRequest {
         }
     }
     fn header_values(&mut self, name: &str) -> Vec<&[u8]> {
-        self.all
-            .get_or_insert_with(|| {
-                host::get_header_pair_index(host::MapType::HttpRequestHeaders).unwrap_or_else(
-                    |status| {
-                        log::debug!("get header map: host answered {status:?}");
-                        host::PairIndex::default()
-                    },
-                )
-            })
-            .values(name)
+        self.pairs().values(name)
+    }
+    #[inline]
+    fn each_header(&mut self, f: impl FnMut(&[u8], &[u8]) -> bool) {
+        self.pairs().each(f);
     }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.cached_property(Key::Source, &["source", "address"])
@@ -387,6 +402,13 @@ impl Request for RequestData {
             .filter(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
             .collect()
+    }
+    fn each_header(&mut self, mut f: impl FnMut(&[u8], &[u8]) -> bool) {
+        for (n, v) in &self.headers {
+            if !f(n.as_bytes(), v) {
+                return;
+            }
+        }
     }
     fn source_address(&mut self) -> Option<&[u8]> {
         self.source_address.as_deref()

@@ -5,8 +5,8 @@
 //! names), body; within a location the first rule (config order) whose pattern matches is
 //! the one named.
 
-use crate::config::Config;
-use sdk_ext::path::{decode_lenient, normalize, split, Refusal};
+use crate::config::{name_bit, Config, SCRATCH_KEPT};
+use sdk_ext::path::{decode_lenient_into, normalize_into, split, Refusal};
 use sdk_ext::request::Request;
 
 /// What to do with a request.
@@ -22,37 +22,71 @@ pub enum Verdict {
 
 /// Checks the path, query and headers.
 pub fn check_headers(config: &Config, req: &mut impl Request) -> Verdict {
-    let verdict = check_path(config, req.header(":path").unwrap_or(b"/"));
-    if verdict != Verdict::Allow {
+    let path = req.header(":path").unwrap_or(b"/");
+    let verdict = match config.scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let verdict = check_path(config, path, &mut scratch);
+            if scratch.capacity() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+            verdict
+        }
+        // Only reachable by re-entrance, which nothing does: a buffer of its own.
+        Err(_) => check_path(config, path, &mut Vec::new()),
+    };
+    if verdict != Verdict::Allow || config.headers.is_empty() {
         return verdict;
     }
-    for (name, set) in &config.headers {
-        for value in req.header_values(name) {
-            if let Some(i) = set.first_rule(value) {
-                return Verdict::Block(i);
-            }
-        }
-    }
-    Verdict::Allow
+    first_header_rule(config, req).map_or(Verdict::Allow, Verdict::Block)
 }
 
-/// Checks the path and the query of `raw` (`:path`), read in place.
-fn check_path(config: &Config, raw: &[u8]) -> Verdict {
+/// The rule a header value matches: of the names with rules (in config order) the first one
+/// any of whose values matches, and of its values the first in request order. One pass over
+/// the request's headers: each value is matched against its name's set only while no name
+/// before it has matched.
+fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
+    let names = &config.headers;
+    // (name index, rule) of the best match so far.
+    let mut best: Option<(usize, usize)> = None;
+    req.each_header(|name, value| {
+        if config.header_bits & name_bit(name) == 0 {
+            return true;
+        }
+        let before = best.map_or(names.len(), |(k, _)| k);
+        let set = names
+            .iter()
+            .take(before)
+            .enumerate()
+            // The last bytes first: names of one length often share their start (`x-`).
+            .find(|(_, (n, _))| n.as_bytes().last() == name.last() && n.as_bytes() == name);
+        if let Some((k, (_, set))) = set {
+            if let Some(rule) = set.first_rule(value) {
+                best = Some((k, rule));
+            }
+        }
+        // A match of the first name cannot be bettered.
+        best.is_none_or(|(k, _)| k > 0)
+    });
+    best.map(|(_, rule)| rule)
+}
+
+/// Checks the path and the query of `raw` (`:path`), read in place; `scratch` holds the
+/// normal form and the decoded query in turn.
+fn check_path(config: &Config, raw: &[u8], scratch: &mut Vec<u8>) -> Verdict {
     let (_, query) = split(raw);
     if !config.path.set.is_empty()
         || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
     {
-        match normalize(raw, &config.path_options) {
-            Ok(p) => {
-                if let Some(i) = config.path.first_rule(&p) {
-                    return Verdict::Block(i);
-                }
-            }
-            Err(r) => return Verdict::Refuse(r),
+        if let Err(r) = normalize_into(raw, &config.path_options, scratch) {
+            return Verdict::Refuse(r);
+        }
+        if let Some(i) = config.path.first_rule(scratch) {
+            return Verdict::Block(i);
         }
     }
     if let (false, Some(q)) = (config.query.set.is_empty(), query) {
-        if let Some(i) = config.query.first_rule(&decode_lenient(q, true)) {
+        decode_lenient_into(q, true, scratch);
+        if let Some(i) = config.query.first_rule(scratch) {
             return Verdict::Block(i);
         }
     }
@@ -183,6 +217,44 @@ mod tests {
             "past max_bytes"
         );
         assert_eq!(check_body(&c, b"\xff\x00<script"), Verdict::Block(3));
+    }
+
+    /// Header rules: the first name in config order with a matching value wins, whatever
+    /// the order the request sends its headers in; of that name's values the first matching.
+    #[test]
+    fn header_names_in_config_order_values_in_request_order() {
+        let c = cfg(r#"{"rules":[
+            {"name":"a1","in":"header","header":"x-a","pattern":{"exact":"bad"}},
+            {"name":"b1","in":"header","header":"x-b","pattern":{"contains":"bad"}},
+            {"name":"a2","in":"header","header":"x-a","pattern":{"prefix":"ev"}}]}"#);
+        let check = |headers: &[(&str, &str)]| {
+            let mut q = RequestData::new("GET", "/", "h");
+            for (n, v) in headers {
+                q = q.with(n, v);
+            }
+            check_headers(&c, &mut q)
+        };
+        assert_eq!(
+            check(&[("x-b", "so bad"), ("x-a", "bad")]),
+            Verdict::Block(0)
+        );
+        assert_eq!(
+            check(&[("x-b", "so bad"), ("x-a", "evil")]),
+            Verdict::Block(2)
+        );
+        assert_eq!(check(&[("x-a", "evil"), ("x-a", "bad")]), Verdict::Block(2));
+        assert_eq!(
+            check(&[("x-a", "ok"), ("x-b", "bad"), ("x-a", "bad")]),
+            Verdict::Block(0)
+        );
+        assert_eq!(check(&[("x-a", "ok"), ("x-b", "bad")]), Verdict::Block(1));
+        // Other names: `y-a` shares `x-a`'s bit (length and last byte), so it is compared
+        // and found another name; the others are passed over on their bits.
+        assert_eq!(name_bit(b"y-a"), name_bit(b"x-a"));
+        assert_eq!(
+            check(&[("y-a", "bad"), ("x-c", "bad"), ("x-ab", "bad")]),
+            Verdict::Allow
+        );
     }
 
     #[test]

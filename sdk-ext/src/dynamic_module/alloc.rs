@@ -5,15 +5,15 @@
 //! request freed, as Envoy's own filters get theirs from tcmalloc's inlined per-thread fast
 //! path.
 //!
-//! Per thread and size class (16, 32, 64, 128 and 256 bytes, 16-aligned) a list of free
-//! blocks, at most [`SMALL_KEPT`](crate::memory::SMALL_KEPT) each (≤ 31 KiB a thread); every other layout goes straight to
+//! Per thread and size class (16, 32, 64, 128, 256 and 512 bytes, 16-aligned) a list of free
+//! blocks, at most [`SMALL_KEPT`](crate::memory::SMALL_KEPT) each (≤ 63 KiB a thread); every other layout goes straight to
 //! the system allocator. A block is always taken from the system allocator with its class's
 //! layout and returned with it, so a block freed on another thread than the one that
 //! allocated it joins that thread's list like any other. The lists live in a `const`
 //! thread-local without a destructor, so the allocator never allocates itself and works
 //! at any point of a thread's life; what a thread's lists hold when it ends is returned by
 //! [`Flush`], which the dispatch arms on each thread that runs hooks (a thread where it was
-//! not armed keeps its ≤ 31 KiB).
+//! not armed keeps its ≤ 63 KiB).
 
 use crate::memory::{realloc_in_classes, small_class, small_layout, FreeLists};
 use std::alloc::{GlobalAlloc, Layout, System};

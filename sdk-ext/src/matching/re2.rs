@@ -18,6 +18,19 @@ mod tests;
 use prog::{Look, Node, Set};
 use std::cell::RefCell;
 
+/// What a literal of [`Re2::new_union`] must be in a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Literal {
+    /// All of it.
+    Exact,
+    /// Its start.
+    Prefix,
+    /// Its end.
+    Suffix,
+    /// Any part.
+    Contains,
+}
+
 /// A compiled full-match (or search) pattern.
 #[derive(Clone)]
 pub(crate) struct Re2(Box<Inner>);
@@ -74,8 +87,60 @@ impl Re2 {
         })))
     }
 
+    /// One program for a whole set of matchers: the `patterns` (RE2 syntax) and the literal
+    /// matchers, each `(kind, bytes, ignore_case)` (ASCII folding, as `StringMatcher`'s),
+    /// matching whole values or (`search`) anywhere as the set's patterns do; a literal keeps
+    /// its own meaning in either mode (a prefix is where the value starts). `None` when the
+    /// combination is refused (too large): the caller then goes without it.
+    pub(crate) fn new_union(
+        patterns: &[&str],
+        literals: &[(Literal, &[u8], bool)],
+        search: bool,
+    ) -> Option<Self> {
+        let mut nodes = Vec::with_capacity(patterns.len() + literals.len());
+        for p in patterns {
+            nodes.push(parse(p.as_bytes()).ok()?);
+        }
+        let mut any = Set::default();
+        any.add_range(0, 255);
+        let any = || Node::Rep(Box::new(Node::Byte(any)), 0, None);
+        for &(kind, bytes, ignore_case) in literals {
+            let text = Node::Cat(
+                bytes
+                    .iter()
+                    .map(|&b| {
+                        let mut set = Set::default();
+                        set.add_range(b, b);
+                        if ignore_case {
+                            set.add_range(b.to_ascii_lowercase(), b.to_ascii_lowercase());
+                            set.add_range(b.to_ascii_uppercase(), b.to_ascii_uppercase());
+                        }
+                        Node::Byte(set)
+                    })
+                    .collect(),
+            );
+            let (begin, end) = (Node::Look(Look::BeginText), Node::Look(Look::EndText));
+            nodes.push(Node::Cat(match (kind, search) {
+                (Literal::Exact, true) => vec![begin, text, end],
+                (Literal::Exact, false) => vec![text],
+                (Literal::Prefix, true) => vec![begin, text],
+                (Literal::Prefix, false) => vec![text, any()],
+                (Literal::Suffix, true) => vec![text, end],
+                (Literal::Suffix, false) => vec![any(), text],
+                (Literal::Contains, true) => vec![text],
+                (Literal::Contains, false) => vec![any(), text, any()],
+            }));
+        }
+        let prog = prog::compile(&nodes, search).ok()?;
+        Some(Self(Box::new(Inner {
+            prog,
+            cache: RefCell::default(),
+        })))
+    }
+
     /// Whether `value` matches: the whole of it (RE2 `FullMatch` on bytes) for a pattern
     /// built by [`new`](Self::new), anywhere in it for [`new_search`](Self::new_search).
+    #[inline]
     pub(crate) fn is_match(&self, value: &[u8]) -> bool {
         let Inner { prog, cache } = &*self.0;
         match cache.try_borrow_mut() {

@@ -129,6 +129,7 @@ impl Prog {
     }
 
     /// Whether `value` matches: entirely, or anywhere in it for a search program.
+    #[inline]
     pub(crate) fn is_match(&self, value: &[u8], cache: &mut Cache) -> bool {
         let mut state = match cache.start {
             Some(s) => s,
