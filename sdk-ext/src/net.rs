@@ -189,35 +189,62 @@ pub fn parse_ip(text: &[u8]) -> Option<Ip> {
 /// three digits, at most 255, no leading zero); `None` for anything else, which then goes
 /// to std's parser (so what is refused, and every IPv6 form, is std's answer).
 fn parse_dotted_quad(text: &[u8]) -> Option<u32> {
-    let mut out: u32 = 0;
-    let mut rest = text;
-    for octet in 0..4 {
-        if octet > 0 {
-            rest = rest.strip_prefix(b".")?;
-        }
-        let digits = rest
-            .iter()
-            .take(4)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let (number, after) = rest.split_at_checked(digits)?;
-        if digits == 0 || digits > 3 || (digits > 1 && number.first() == Some(&b'0')) {
-            return None;
-        }
-        let value = number
-            .iter()
-            .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
-        if value > 255 {
-            return None;
-        }
-        out = out << 8 | value;
-        rest = after;
+    match dotted_quad_head(text)? {
+        (v4, []) => Some(v4),
+        _ => None,
     }
-    rest.is_empty().then_some(out)
+}
+
+/// A dotted quad (as [`parse_dotted_quad`] accepts it) at the start of `text`, ended by the
+/// end of `text` or a byte that is neither a digit nor `.`; the value and the rest.
+///
+/// One pass over the bytes with no iterator adaptors: at the filters' size-optimised level
+/// the adaptor version (`take`, `take_while`, `count`, `fold`, per octet) was ~1,000 wasm
+/// operators for `127.0.0.1`, on every request ip-filter judges.
+fn dotted_quad_head(text: &[u8]) -> Option<(u32, &[u8])> {
+    let (mut out, mut value, mut digits, mut octets) = (0u32, 0u32, 0u32, 0u32);
+    let mut at = 0;
+    while let Some(&b) = text.get(at) {
+        match b {
+            b'0'..=b'9' => {
+                // A second digit after a leading zero, a fourth digit, or over 255: refused.
+                if (digits == 1 && value == 0) || digits == 3 {
+                    return None;
+                }
+                value = value * 10 + u32::from(b - b'0');
+                if value > 255 {
+                    return None;
+                }
+                digits += 1;
+            }
+            b'.' => {
+                if digits == 0 || octets == 3 {
+                    return None;
+                }
+                out = out << 8 | value;
+                (value, digits, octets) = (0, 0, octets + 1);
+            }
+            _ => break,
+        }
+        at += 1;
+    }
+    if digits == 0 || octets != 3 {
+        return None;
+    }
+    Some((out << 8 | value, text.get(at..).unwrap_or_default()))
 }
 
 /// An address with an optional port: `a.b.c.d[:port]`, `[v6]:port`, or a bare IPv6 address.
 pub fn parse_socket_address(text: &[u8]) -> Option<Ip> {
+    // The usual `source.address` (`a.b.c.d:port`) in one pass: the same answer as the
+    // general path below (which strips a port after the only `:`), without its two scans.
+    if let Some((v4, rest)) = dotted_quad_head(text) {
+        match rest {
+            [] => return Some(Ip::V4(v4)),
+            [b':', port @ ..] if !port.contains(&b':') => return Some(Ip::V4(v4)),
+            _ => {}
+        }
+    }
     parse_ip(crate::request::without_port(text))
 }
 
@@ -520,6 +547,64 @@ mod tests {
         assert!(accepted > 100, "{accepted}");
         assert_eq!(parse_dotted_quad(b"255.255.255.255"), Some(u32::MAX));
         assert_eq!(parse_dotted_quad(b"127.0.0.1"), Some(0x7f00_0001));
+    }
+
+    /// The one-pass `a.b.c.d[:port]` path answers as the general one (strip the port after
+    /// the only `:`, then parse), on socket-address-shaped random text.
+    #[test]
+    fn socket_addresses_as_the_general_path() {
+        let pieces: &[&[u8]] = &[
+            b"127",
+            b"0",
+            b"1",
+            b"255",
+            b"256",
+            b"01",
+            b".",
+            b".",
+            b":",
+            b"80",
+            b"",
+            b"[",
+            b"]",
+            b"::1",
+            b"x",
+            b" ",
+            b"1234",
+            b"::ffff:",
+            b"2001:db8::",
+        ];
+        let mut x: u32 = 0x1234_5679;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize
+        };
+        let mut v4 = 0;
+        for _ in 0..50_000 {
+            let mut t = Vec::new();
+            if next() % 2 == 0 {
+                for i in 0..4 {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.extend_from_slice(pieces[next() % 6]);
+                }
+            }
+            for _ in 0..next() % 4 {
+                t.extend_from_slice(pieces[next() % pieces.len()]);
+            }
+            let want = parse_ip(crate::request::without_port(&t));
+            v4 += usize::from(matches!(want, Some(Ip::V4(_))));
+            assert_eq!(
+                parse_socket_address(&t),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&t)
+            );
+        }
+        assert!(v4 > 1_000, "{v4}");
     }
 
     /// The address text is std's, for every shape of zero runs.
