@@ -890,7 +890,7 @@ mod tests {
                     0 => rnd() as u32,
                     1 => (rnd() as u32 & 0x00ff_ffff) | ((9 + (rnd() % 5) as u32) << 24),
                     // The edges of /16s.
-                    2 => ((rnd() as u32) & 0xffff_0000).wrapping_sub((k & 1) as u32),
+                    2 => ((rnd() as u32) & 0xffff_0000).wrapping_sub(k & 1),
                     _ => base.wrapping_add(k).wrapping_sub(1500),
                 };
                 let a = Ip::V4(a);

@@ -666,10 +666,7 @@ mod tests {
         let c = cfg(
             r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://A.example","ignore_case":true},{"exact":"https://b.example:8443"},{"exact":"null","ignore_case":true}]}]}"#,
         );
-        assert!(
-            c.rules.get(0).unwrap().exact_only == false,
-            "null ignoring case"
-        );
+        assert!(!c.rules.get(0).unwrap().exact_only, "null ignoring case");
         let c2 = cfg(
             r#"{"rules":[{"allow_origin_string_match":[{"exact":"https://A.example","ignore_case":true},{"exact":"https://b.example:8443"},{"exact":"null"}]}]}"#,
         );
