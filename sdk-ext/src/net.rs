@@ -189,35 +189,63 @@ pub fn parse_ip(text: &[u8]) -> Option<Ip> {
 /// three digits, at most 255, no leading zero); `None` for anything else, which then goes
 /// to std's parser (so what is refused, and every IPv6 form, is std's answer).
 fn parse_dotted_quad(text: &[u8]) -> Option<u32> {
+    match dotted_quad_head(text)? {
+        (v4, []) => Some(v4),
+        _ => None,
+    }
+}
+
+/// A dotted quad (as [`parse_dotted_quad`] accepts it) at the start of `text`, ended by the
+/// end of `text` or a byte that is neither a digit nor `.`; the value and the rest.
+///
+/// Octet by octet with slice patterns, no iterator adaptors: at the filters' size-optimised
+/// level the adaptor version (`take`, `take_while`, `count`, `fold`, per octet) was ~1,000
+/// wasm operators for `127.0.0.1`, on every request ip-filter judges.
+fn dotted_quad_head(text: &[u8]) -> Option<(u32, &[u8])> {
+    // A digit's value; over 9 for any other byte.
+    let digit = |b: u8| u32::from(b.wrapping_sub(b'0'));
     let mut out: u32 = 0;
     let mut rest = text;
     for octet in 0..4 {
-        if octet > 0 {
-            rest = rest.strip_prefix(b".")?;
-        }
-        let digits = rest
-            .iter()
-            .take(4)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let (number, after) = rest.split_at_checked(digits)?;
-        if digits == 0 || digits > 3 || (digits > 1 && number.first() == Some(&b'0')) {
-            return None;
-        }
-        let value = number
-            .iter()
-            .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+        // One to three digits; more than one: no leading zero.
+        let (value, after) = match *rest {
+            [a, b, c, ref after @ ..]
+                if a != b'0' && digit(a) <= 9 && digit(b) <= 9 && digit(c) <= 9 =>
+            {
+                (digit(a) * 100 + digit(b) * 10 + digit(c), after)
+            }
+            [a, b, ref after @ ..] if a != b'0' && digit(a) <= 9 && digit(b) <= 9 => {
+                (digit(a) * 10 + digit(b), after)
+            }
+            [a, ref after @ ..] if digit(a) <= 9 => (digit(a), after),
+            _ => return None,
+        };
         if value > 255 {
             return None;
         }
         out = out << 8 | value;
-        rest = after;
+        match *after {
+            [b'.', ref tail @ ..] if octet < 3 => rest = tail,
+            // A fourth digit (or a digit after a leading zero), a fifth octet.
+            [b, ..] if digit(b) <= 9 || b == b'.' => return None,
+            _ if octet < 3 => return None,
+            _ => return Some((out, after)),
+        }
     }
-    rest.is_empty().then_some(out)
+    None
 }
 
 /// An address with an optional port: `a.b.c.d[:port]`, `[v6]:port`, or a bare IPv6 address.
 pub fn parse_socket_address(text: &[u8]) -> Option<Ip> {
+    // The usual `source.address` (`a.b.c.d:port`) in one pass: the same answer as the
+    // general path below (which strips a port after the only `:`), without its two scans.
+    if let Some((v4, rest)) = dotted_quad_head(text) {
+        match rest {
+            [] => return Some(Ip::V4(v4)),
+            [b':', port @ ..] if port.iter().all(|&b| b != b':') => return Some(Ip::V4(v4)),
+            _ => {}
+        }
+    }
     parse_ip(crate::request::without_port(text))
 }
 
@@ -392,16 +420,46 @@ impl<K: Copy + Ord + Default> Segments<K> {
     }
 
     fn lookup(&self, key: K) -> Option<u32> {
-        let i = self.starts.partition_point(|&s| s <= key);
+        self.entry_of(self.starts.partition_point(|&s| s <= key))
+    }
+
+    /// The entry of the segment before the `i`th start (`i`: how many starts are `<=` the
+    /// key).
+    fn entry_of(&self, i: usize) -> Option<u32> {
         let entry = *self.entries.get(i.checked_sub(1)?)?;
         (entry != NONE).then_some(entry)
     }
+}
+
+/// IPv4 segment lists at least this long get a first-level index ([`v4_index`]).
+const V4_INDEX_FROM: usize = 1024;
+
+/// The first-level index of a long IPv4 segment list: entry `h` is how many starts lie
+/// below `h << 16` (65,537 entries, 256 KiB), so a lookup searches only the starts of its
+/// address's /16 (DIR-16 style). For 10,000 `/24`s: at most 256 starts, 8 steps of binary
+/// search instead of 14, none for an address in a /16 holding no start. Empty below
+/// [`V4_INDEX_FROM`] segments (the whole search is short there).
+fn v4_index(starts: &[u32]) -> Vec<u32> {
+    if starts.len() < V4_INDEX_FROM {
+        return Vec::new();
+    }
+    let mut index = Vec::with_capacity(65_537);
+    let mut below = 0usize;
+    for high in 0..=65_536u32 {
+        while starts.get(below).is_some_and(|&s| s >> 16 < high) {
+            below += 1;
+        }
+        index.push(u32::try_from(below).unwrap_or(u32::MAX));
+    }
+    index
 }
 
 /// CIDR ranges mapped to values, answering the longest matching prefix in `O(log n)`.
 #[derive(Debug, Clone)]
 pub struct CidrTable<V> {
     v4: Segments<u32>,
+    /// [`v4_index`] of `v4.starts` (empty: a short list).
+    v4_index: Vec<u32>,
     v6: Segments<u128>,
     entries: Vec<(Cidr, V)>,
 }
@@ -410,6 +468,7 @@ impl<V> Default for CidrTable<V> {
     fn default() -> Self {
         Self {
             v4: Segments::default(),
+            v4_index: Vec::new(),
             v6: Segments::default(),
             entries: Vec::new(),
         }
@@ -434,8 +493,10 @@ impl<V> CidrTable<V> {
                 Ip::V6(first) => v6.push((first, first | !mask128(c.len), i)),
             }
         }
+        let v4 = Segments::build(&v4, |k| k.checked_add(1));
         Self {
-            v4: Segments::build(&v4, |k| k.checked_add(1)),
+            v4_index: v4_index(&v4.starts),
+            v4,
             v6: Segments::build(&v6, |k| k.checked_add(1)),
             entries,
         }
@@ -443,12 +504,34 @@ impl<V> CidrTable<V> {
 
     /// The longest-prefix range containing `ip`, and its value.
     pub fn lookup(&self, ip: Ip) -> Option<(&Cidr, &V)> {
+        // An empty list (often the deny or the allow list) costs no search.
+        if self.entries.is_empty() {
+            return None;
+        }
         let i = match ip {
-            Ip::V4(v) => self.v4.lookup(v)?,
+            Ip::V4(v) => self.lookup_v4(v)?,
             Ip::V6(v) => self.v6.lookup(v)?,
         };
         let (c, v) = self.entries.get(usize::try_from(i).ok()?)?;
         Some((c, v))
+    }
+
+    /// The IPv4 segment lookup, through the first-level index when there is one.
+    fn lookup_v4(&self, key: u32) -> Option<u32> {
+        let high = usize::try_from(key >> 16).unwrap_or(usize::MAX);
+        let i = match (
+            self.v4_index.get(high),
+            high.checked_add(1).and_then(|h| self.v4_index.get(h)),
+        ) {
+            (Some(&lo), Some(&hi)) => {
+                // Every start before `lo` is below the key's /16, every one from `hi` above.
+                let (lo, hi) = (lo as usize, hi as usize);
+                let within = self.v4.starts.get(lo..hi).unwrap_or_default();
+                lo + within.partition_point(|&s| s <= key)
+            }
+            _ => self.v4.starts.partition_point(|&s| s <= key),
+        };
+        self.v4.entry_of(i)
     }
 
     /// How many distinct ranges.
@@ -520,6 +603,64 @@ mod tests {
         assert!(accepted > 100, "{accepted}");
         assert_eq!(parse_dotted_quad(b"255.255.255.255"), Some(u32::MAX));
         assert_eq!(parse_dotted_quad(b"127.0.0.1"), Some(0x7f00_0001));
+    }
+
+    /// The one-pass `a.b.c.d[:port]` path answers as the general one (strip the port after
+    /// the only `:`, then parse), on socket-address-shaped random text.
+    #[test]
+    fn socket_addresses_as_the_general_path() {
+        let pieces: &[&[u8]] = &[
+            b"127",
+            b"0",
+            b"1",
+            b"255",
+            b"256",
+            b"01",
+            b".",
+            b".",
+            b":",
+            b"80",
+            b"",
+            b"[",
+            b"]",
+            b"::1",
+            b"x",
+            b" ",
+            b"1234",
+            b"::ffff:",
+            b"2001:db8::",
+        ];
+        let mut x: u32 = 0x1234_5679;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize
+        };
+        let mut v4 = 0;
+        for _ in 0..50_000 {
+            let mut t = Vec::new();
+            if next() % 2 == 0 {
+                for i in 0..4 {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.extend_from_slice(pieces[next() % 6]);
+                }
+            }
+            for _ in 0..next() % 4 {
+                t.extend_from_slice(pieces[next() % pieces.len()]);
+            }
+            let want = parse_ip(crate::request::without_port(&t));
+            v4 += usize::from(matches!(want, Some(Ip::V4(_))));
+            assert_eq!(
+                parse_socket_address(&t),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&t)
+            );
+        }
+        assert!(v4 > 1_000, "{v4}");
     }
 
     /// The address text is std's, for every shape of zero runs.
@@ -717,6 +858,60 @@ mod tests {
                 let got = t.lookup(a).map(|(c, i)| (*c, *i));
                 assert_eq!(got, want, "{a}");
             }
+        }
+    }
+
+    /// Long IPv4 lists (the first-level index) agree with a linear scan too, at /16
+    /// boundaries and inside.
+    #[test]
+    fn indexed_lookups_agree_with_a_linear_scan() {
+        let mut x: u64 = 0x0bad_c0de_1234_5679;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..3 {
+            let mut cidrs = Vec::new();
+            for i in 0..1500 {
+                // Three /8s, lengths 8..=32, so /16 buckets hold many, few or no starts.
+                let len = 8 + (rnd() % 25) as u8;
+                let addr = (rnd() as u32 & 0x00ff_ffff) | ((10 + (rnd() % 3) as u32) << 24);
+                let ip = Ip::V4(addr & mask32(len));
+                cidrs.push((Cidr { ip, len }, i));
+            }
+            let t = CidrTable::new(cidrs.clone());
+            assert!(!t.v4_index.is_empty(), "{} segments", t.segments());
+            let (c0, _) = cidrs[0];
+            let Ip::V4(base) = c0.ip else { unreachable!() };
+            for k in 0..3000u32 {
+                let a = match k % 4 {
+                    0 => rnd() as u32,
+                    1 => (rnd() as u32 & 0x00ff_ffff) | ((9 + (rnd() % 5) as u32) << 24),
+                    // The edges of /16s.
+                    2 => ((rnd() as u32) & 0xffff_0000).wrapping_sub(k & 1),
+                    _ => base.wrapping_add(k).wrapping_sub(1500),
+                };
+                let a = Ip::V4(a);
+                let want = cidrs
+                    .iter()
+                    .filter(|(c, _)| c.contains(a))
+                    .max_by_key(|(c, i)| (c.len, std::cmp::Reverse(*i)))
+                    .map(|(c, i)| (*c, *i));
+                let got = t.lookup(a).map(|(c, i)| (*c, *i));
+                assert_eq!(got, want, "{a}");
+            }
+        }
+        for a in [0u32, u32::MAX, 0x0aff_ffff, 0x0b00_0000] {
+            let t = CidrTable::new(vec![(
+                Cidr {
+                    ip: Ip::V4(0),
+                    len: 0,
+                },
+                0,
+            )]);
+            assert!(t.lookup(Ip::V4(a)).is_some());
         }
     }
 

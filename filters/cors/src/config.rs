@@ -77,6 +77,10 @@ pub struct Policy {
     pub enabled: bool,
     /// Origin matchers.
     pub origins: Vec<StringMatcher>,
+    /// Every matcher is an `exact` origin other than `*`: each is well formed (or `null`,
+    /// which never gets that far), and so is an origin one matches, even ignoring case
+    /// (case folding keeps the shape): no shape check per request.
+    pub exact_only: bool,
     /// Some matcher matches the text `*`: every well-formed origin is allowed.
     pub any_origin: bool,
     /// Some matcher is `{"exact": "null"}`: the opaque origin `null` is allowed.
@@ -141,6 +145,7 @@ fn exact_origin_problem(origin: &str, ignore_case: bool) -> Option<&'static str>
 
 fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError> {
     let mut origins = Vec::with_capacity(raw.allow_origin_string_match.len());
+    let mut exact_only = true;
     let mut allows_null = false;
     for (i, spec) in raw.allow_origin_string_match.iter().enumerate() {
         let field = index_path(at, "allow_origin_string_match", i);
@@ -153,6 +158,11 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
             }
             allows_null |= exact == "null";
         }
+        // (`null` ignoring case would match `NULL`, which is no origin.)
+        exact_only &= spec
+            .exact
+            .as_ref()
+            .is_some_and(|e| e != "*" && !(spec.ignore_case && e.eq_ignore_ascii_case("null")));
         origins.push(StringMatcher::compile(spec, &field)?);
     }
     let any_origin = origins.iter().any(|m| m.matches(b"*"));
@@ -191,6 +201,7 @@ fn policy(raw: &RawPolicy, at: &str, index: usize) -> Result<Policy, ConfigError
         name,
         enabled: raw.enabled,
         origins,
+        exact_only,
         any_origin,
         allows_null,
         allow_methods: header_value(&raw.allow_methods, at, "allow_methods")?,

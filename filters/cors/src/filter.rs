@@ -2,7 +2,7 @@
 //! the CORS headers and `Vary: Origin` on the response.
 
 use crate::config::Config;
-use crate::policy::{decide, vary_with_origin, Decision, HeaderEdits};
+use crate::policy::{actual_headers, decide, vary_with_origin, Decision, MAX_PREFLIGHT_HEADERS};
 use crate::NAME;
 use sdk_ext::config::ConfigError;
 use sdk_ext::metrics::Counter;
@@ -36,10 +36,19 @@ impl Plugin for Shared {
     }
 }
 
+/// What a forwarded request's response gets: `Vary: Origin` and, from an allowed origin,
+/// the CORS headers of rule `rule`'s policy (written from the policy, not copied per
+/// request).
+struct Pending {
+    rule: usize,
+    /// The allowed origin (`None`: absent or disallowed; only `vary` is written).
+    origin: Option<Vec<u8>>,
+}
+
 /// One HTTP stream: what to write on its response.
 pub struct Stream {
     /// Some: an enabled rule matched and the request went upstream.
-    response: Option<HeaderEdits>,
+    response: Option<Pending>,
 }
 
 #[sdk_ext::filter]
@@ -54,19 +63,20 @@ impl HttpFilter for Stream {
         match decide(&shared.config, host.request()) {
             Decision::Pass => Action::Continue,
             Decision::Forward {
-                headers,
+                rule,
+                origin,
                 disallowed,
             } => {
                 if disallowed {
                     shared.origin_invalid.inc();
-                } else if !headers.is_empty() {
+                } else if origin.is_some() {
                     shared.origin_valid.inc();
                 }
-                self.response = Some(headers);
+                self.response = Some(Pending { rule, origin });
                 Action::Continue
             }
             Decision::Preflight {
-                mut headers,
+                headers,
                 disallowed,
             } => {
                 if disallowed {
@@ -74,12 +84,20 @@ impl HttpFilter for Stream {
                 } else {
                     shared.origin_valid.inc();
                 }
-                headers.push(("vary", b"origin".to_vec()));
-                let mut extra: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len());
-                for (n, v) in &headers {
-                    extra.push((*n, v.as_slice()));
+                // The headers as borrowed pairs, on the stack (`decide` writes at most
+                // MAX_PREFLIGHT_HEADERS), then `vary`.
+                let mut extra: [(&str, &[u8]); MAX_PREFLIGHT_HEADERS + 1] =
+                    [("", &[]); MAX_PREFLIGHT_HEADERS + 1];
+                let mut n = 0;
+                for (slot, (name, v)) in extra.iter_mut().zip(&headers) {
+                    *slot = (*name, v);
+                    n += 1;
                 }
-                host.respond_with(&shared.preflight, &extra)
+                if let Some(slot) = extra.get_mut(n) {
+                    *slot = ("vary", b"origin");
+                    n += 1;
+                }
+                host.respond_with(&shared.preflight, extra.get(..n).unwrap_or_default())
             }
             Decision::Reject => {
                 shared.origin_invalid.inc();
@@ -89,13 +107,15 @@ impl HttpFilter for Stream {
         }
     }
 
-    fn on_response_headers(&mut self, _: &Shared, host: &mut HttpHost, _: bool) -> Action {
-        let Some(headers) = self.response.take() else {
+    fn on_response_headers(&mut self, shared: &Shared, host: &mut HttpHost, _: bool) -> Action {
+        let Some(Pending { rule, origin }) = self.response.take() else {
             return Action::Continue;
         };
-        for (name, value) in &headers {
-            // A failure is logged by sdk-ext; CORS fails open (the browser then refuses).
-            let _ = host.set_response_header(name, value);
+        if let (Some(origin), Some(policy)) = (&origin, shared.config.rules.get(rule)) {
+            actual_headers(policy, origin, |name, value| {
+                // A failure is logged by sdk-ext; CORS fails open (the browser then refuses).
+                let _ = host.set_response_header(name, value);
+            });
         }
         if let Some(vary) = vary_with_origin(host.response_header("vary").as_deref()) {
             let _ = host.set_response_header("vary", &vary);

@@ -54,7 +54,7 @@ impl Plugin for Shared {
 
 impl Shared {
     /// Counts and logs a judgement; whether the client may pass.
-    fn record(&self, lists: &Lists, ip: Ip, j: Judgement) -> bool {
+    fn record(&self, lists: &Lists, ip: Ip, j: Judgement<'_>) -> bool {
         match j.verdict {
             Verdict::Allow => {
                 self.allowed.inc();

@@ -7,11 +7,12 @@ use sdk_ext::request::Request;
 
 /// The outcome for one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Judgement {
+pub struct Judgement<'a> {
     /// Allow or deny.
     pub verdict: Verdict,
-    /// The range that decided (`None`: the default decided).
-    pub by: Option<Cidr>,
+    /// The range that decided (`None`: the default decided), in the lists (a reference:
+    /// the judgement is moved through a few calls per request).
+    pub by: Option<&'a Cidr>,
 }
 
 /// Why no client address could be judged (each is a refusal: the filter fails closed).
@@ -37,9 +38,9 @@ impl AddressError {
 }
 
 /// Judges `ip` against one policy's lists.
-pub fn judge(lists: &Lists, ip: Ip) -> Judgement {
-    let deny = lists.deny.lookup(ip).map(|(c, _)| *c);
-    let allow = lists.allow.lookup(ip).map(|(c, _)| *c);
+pub fn judge(lists: &Lists, ip: Ip) -> Judgement<'_> {
+    let deny = lists.deny.lookup(ip).map(|(c, _)| c);
+    let allow = lists.allow.lookup(ip).map(|(c, _)| c);
     let (verdict, by) = match (allow, deny, lists.precedence) {
         (_, Some(d), Precedence::Deny) => (Verdict::Deny, Some(d)),
         (Some(a), Some(d), Precedence::MostSpecific) => {
@@ -96,7 +97,7 @@ pub fn lists_for<'a>(config: &'a Config, req: &mut impl Request) -> &'a Lists {
 pub fn decide_http<'a>(
     config: &'a Config,
     req: &mut impl Request,
-) -> (&'a Lists, Result<(Ip, Judgement), AddressError>) {
+) -> (&'a Lists, Result<(Ip, Judgement<'a>), AddressError>) {
     let lists = lists_for(config, req);
     let ip = if config.xff_num_trusted_hops == 0 {
         client_ip(0, req.source_address(), &[])
