@@ -1,7 +1,7 @@
 //! The glue: read the request or connection, update the buckets in shared data, apply the
 //! decision (continue, 429, close), count it.
 
-use crate::bucket::{ceil_secs, Taken};
+use crate::bucket::{ceil_secs, Rate};
 use crate::config::{Config, Fraction, HeadersMode, RouteLimits};
 use crate::headers;
 use crate::keys::descriptor_key;
@@ -16,13 +16,16 @@ use sdk_ext::{Action, HttpFilter, HttpHost, NetworkFilter, NetworkHost, Plugin};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-/// How often stale slots are swept, and how many per tick.
+/// How often stale slots are swept, and how many marked slots (slots this worker gave to a
+/// key: see store.rs) one tick looks at, at most, over all tables.
 const SWEEP_PERIOD: Duration = Duration::from_secs(10);
 const SWEEP_SLOTS: u32 = 256;
 
 /// One bucket's runtime parts.
 struct BucketRuntime {
     table: Table,
+    /// The bucket's constants.
+    rate: Rate,
     allowed: Counter,
     limited: Counter,
     shadow_limited: Counter,
@@ -55,8 +58,8 @@ pub struct Shared {
     /// Events seen by the `filter_enabled` / `filter_enforced` shares.
     enabled_seq: Cell<u64>,
     enforced_seq: Cell<u64>,
-    /// The sweep's position: (table, slot).
-    sweep_at: Cell<(usize, u32)>,
+    /// The table the next sweep starts with (each table keeps its own position).
+    sweep_at: Cell<usize>,
     /// `fingerprint(b"")`: the default bucket's key, hashed once.
     empty_key: u64,
 }
@@ -98,6 +101,7 @@ impl Plugin for Shared {
                 }
                 BucketRuntime {
                     table: Table::new(format!("{base}{i}/"), b.slots),
+                    rate: Rate::new(&b.bucket),
                     allowed: m(&format!("bucket.{}.allowed", b.name)),
                     limited: m(&format!("bucket.{}.limited", b.name)),
                     shadow_limited: m(&format!("bucket.{}.shadow_limited", b.name)),
@@ -147,7 +151,7 @@ impl Plugin for Shared {
             descriptor_buf: RefCell::new(Vec::with_capacity(64)),
             enabled_seq: Cell::new(0),
             enforced_seq: Cell::new(0),
-            sweep_at: Cell::new((0, 0)),
+            sweep_at: Cell::new(0),
             empty_key: fingerprint(b""),
         })
     }
@@ -156,39 +160,39 @@ impl Plugin for Shared {
         Some(SWEEP_PERIOD)
     }
 
-    /// Resets stale slots (idle buckets still naming a key), a few per tick, round-robin.
+    /// Empties stale slots (idle buckets still naming a key): up to [`SWEEP_SLOTS`] marked
+    /// slots per tick, the tables in turn.
     fn on_tick(&self) {
         let Ok(now) = host::now_nanos() else {
             return;
         };
-        let (mut table, start) = self.sweep_at.get();
-        if table >= self.buckets.len() {
-            table = 0;
-        }
-        let Some(b) = self.buckets.get(table) else {
-            return;
-        };
+        let n = self.buckets.len();
+        let first = self.sweep_at.get() % n.max(1);
+        self.sweep_at.set(first + 1);
+        let mut budget = SWEEP_SLOTS;
         let mut buf = self.key_buf.borrow_mut();
-        let bucket = self.config.buckets.get(table).map(|s| s.bucket);
-        let next = match bucket {
-            Some(tb) => b
+        for i in 0..n {
+            let Some(b) = self.buckets.get((first + i) % n) else {
+                break;
+            };
+            budget -= b
                 .table
-                .sweep(&mut HostStore, &tb, start, SWEEP_SLOTS, now, &mut buf),
-            None => 0,
-        };
-        let done = next == 0 || b.table.slots() <= SWEEP_SLOTS;
-        self.sweep_at
-            .set(if done { (table + 1, 0) } else { (table, next) });
+                .sweep(&mut HostStore, &b.rate, budget, now, &mut buf);
+            if budget == 0 {
+                break;
+            }
+        }
     }
 }
 
 /// What the buckets answered for one request or connection.
 #[derive(Default)]
 struct Verdict {
-    /// The bucket that refused, and its answer.
-    limited: Option<(usize, Taken)>,
-    /// The granting bucket with the fewest tokens left (for `RateLimit` on allowed responses).
-    tightest: Option<(usize, Taken)>,
+    /// The bucket that refused, and the ns until it holds a token.
+    limited: Option<(usize, u128)>,
+    /// The granting bucket with the fewest tokens left (for `RateLimit` on allowed
+    /// responses): its index, the tokens left and the ns until the next one.
+    tightest: Option<(usize, u64, u128)>,
 }
 
 impl Shared {
@@ -196,8 +200,7 @@ impl Shared {
     /// A host error lets the request through (fails open) and is counted; sustained CAS
     /// contention refuses it (see store.rs).
     fn take(&self, index: usize, key: &[u8], now: u64, verdict: &mut Verdict) {
-        let (Some(b), Some(spec)) = (self.buckets.get(index), self.config.buckets.get(index))
-        else {
+        let Some(b) = self.buckets.get(index) else {
             return;
         };
         let owner = if key.is_empty() {
@@ -206,9 +209,11 @@ impl Shared {
             fingerprint(key)
         };
         let mut buf = self.key_buf.borrow_mut();
+        // The default bucket has one key (the empty one), which never leaves a stale slot.
+        let mark = !key.is_empty();
         match b
             .table
-            .update(&mut HostStore, &spec.bucket, owner, now, &mut buf)
+            .update_with(&mut HostStore, &b.rate, owner, now, &mut buf, mark)
         {
             Ok(u) => {
                 if u.evicted {
@@ -216,27 +221,17 @@ impl Shared {
                 }
                 if u.answer.allowed {
                     b.allowed.inc();
-                    let tighter = verdict
-                        .tightest
-                        .is_none_or(|(_, t)| u.answer.remaining < t.remaining);
-                    if tighter {
-                        verdict.tightest = Some((index, u.answer));
+                    let t = u.answer;
+                    if verdict.tightest.is_none_or(|(_, r, _)| t.remaining < r) {
+                        verdict.tightest = Some((index, t.remaining, t.next_token_ns));
                     }
                 } else {
-                    verdict.limited = Some((index, u.answer));
+                    verdict.limited = Some((index, u.answer.next_token_ns));
                 }
             }
             Err(Failure::Contention) => {
                 self.metrics.contention.inc();
-                verdict.limited = Some((
-                    index,
-                    Taken {
-                        allowed: false,
-                        remaining: 0,
-                        next_token_ns: spec.bucket.fill_ns,
-                        store: None,
-                    },
-                ));
+                verdict.limited = Some((index, b.rate.fill_ns()));
             }
             Err(Failure::Host(status)) => {
                 log::debug!("shared data: host answered {status:?}; letting through");
@@ -316,13 +311,13 @@ impl HttpFilter for Stream {
                 if cfg.headers == HeadersMode::Always {
                     self.pending = verdict
                         .tightest
-                        .map(|(b, t)| (b, t.remaining, ceil_secs(t.next_token_ns)));
+                        .map(|(b, remaining, next)| (b, remaining, ceil_secs(next)));
                 }
                 Action::Continue
             }
-            Some((index, taken)) => {
+            Some((index, next_token_ns)) => {
                 let bucket = shared.buckets.get(index);
-                let wait = ceil_secs(taken.next_token_ns);
+                let wait = ceil_secs(next_token_ns);
                 if !shared.refuse(bucket) {
                     if cfg.headers == HeadersMode::Always {
                         self.pending = Some((index, 0, wait));

@@ -17,14 +17,25 @@
 //! [`MAX_ATTEMPTS`] times; then the request is refused (`Contention`, counted), because a
 //! bucket that busy is being drained. A refusal writes nothing.
 //!
+//! **The sweep.** A slot whose bucket is full again but still names its key (stale) is as
+//! good as an empty one to every update; the sweep empties them anyway, a few per tick, so no
+//! key's fingerprint outlives its traffic for long. Each worker marks the slots it gave to a
+//! key (one bit per slot, in its own memory), and at configuration the slots it found holding
+//! a key; the sweep looks at marked slots only, so its cost follows the keys in use, not the
+//! table's size (a per-client table of 1024 slots with one client: one slot per tick, not
+//! 256). A marked slot found empty, or emptied, is unmarked; one still in use stays marked.
+//! Every slot holding a key is marked by some worker: whoever wrote a new key into it did,
+//! and a mark is dropped only once the slot was seen empty.
+//!
 //! **Creation.** Setting shared data with CAS 0 writes unconditionally, so two workers
 //! creating the same key could each overwrite the other. Slots are created at configuration
 //! time, which Envoy runs on its main thread before the workers serve; a slot found missing
 //! later (not expected) is created empty with CAS 0 and then re-read, so a request's token is
 //! only ever taken through a CAS write.
 
-use crate::bucket::{Concurrency, Slot, TokenBucket};
+use crate::bucket::{Concurrency, Rate, Slot, TokenBucket};
 use sdk_ext::host::Status;
+use std::cell::Cell;
 
 /// CAS attempts per update before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -67,6 +78,11 @@ pub struct Table {
     /// Slot 0's key, named once: the whole key of a one-slot table (every bucket without a
     /// dynamic descriptor), which a request names twice (its read and its write).
     key0: String,
+    /// One bit per slot: this worker gave the slot to a key, or found it holding one, and
+    /// has not seen it empty since (what the sweep looks at).
+    marked: Vec<Cell<u64>>,
+    /// The slot the next sweep starts from.
+    cursor: Cell<u32>,
 }
 
 /// A slot read, with its CAS (0: the key is missing).
@@ -99,6 +115,17 @@ pub trait Operation {
 }
 
 impl Operation for TokenBucket {
+    type Answer = crate::bucket::Taken;
+    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>) {
+        let t = self.take(slot, now, owner);
+        (t, t.store)
+    }
+    fn idle(&self, slot: &Slot, now: u64) -> bool {
+        self.is_idle(slot, now)
+    }
+}
+
+impl Operation for Rate {
     type Answer = crate::bucket::Taken;
     fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>) {
         let t = self.take(slot, now, owner);
@@ -157,11 +184,28 @@ impl Table {
     pub fn new(prefix: String, slots: u32) -> Self {
         let mut key0 = prefix.clone();
         push_decimal(&mut key0, 0);
+        let slots = slots.max(1);
         Self {
             prefix,
-            slots: slots.max(1),
+            slots,
             key0,
+            marked: vec![Cell::new(0); slots.div_ceil(64) as usize],
+            cursor: Cell::new(0),
         }
+    }
+
+    /// Marks slot `index` for the sweep.
+    fn mark(&self, index: u32) {
+        if let Some(w) = self.marked.get((index / 64) as usize) {
+            w.set(w.get() | 1 << (index % 64));
+        }
+    }
+
+    /// Whether slot `index` is marked for the sweep.
+    pub fn is_marked(&self, index: u32) -> bool {
+        self.marked
+            .get((index / 64) as usize)
+            .is_some_and(|w| w.get() & 1 << (index % 64) != 0)
     }
 
     /// Number of slots.
@@ -182,6 +226,9 @@ impl Table {
 
     /// The two candidate slots of a key (equal only in a one-slot table).
     fn candidates(&self, owner: u64) -> (u32, u32) {
+        if self.slots == 1 {
+            return (0, 0); // every bucket without a dynamic descriptor
+        }
         let n = u64::from(self.slots);
         let first = owner % n;
         let mut second = (owner.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15) % n;
@@ -194,13 +241,20 @@ impl Table {
         )
     }
 
-    /// Creates every missing slot (empty). Run at configuration time.
+    /// Creates every missing slot (empty) and marks the ones holding a key (left by another
+    /// worker, or by this configuration's previous instance) for the sweep. Run at
+    /// configuration time.
     pub fn create(&self, store: &mut impl SharedStore) -> Result<(), Status> {
         let mut buf = String::new();
         for index in 0..self.slots {
             let key = self.key(index, &mut buf);
-            if store.get(key)?.is_none() {
-                store.set(key, &Slot::default().encode(), 0)?;
+            match store.get(key)? {
+                Some((bytes, _)) => {
+                    if Slot::decode(&bytes).owner != 0 {
+                        self.mark(index);
+                    }
+                }
+                None => store.set(key, &Slot::default().encode(), 0)?,
             }
         }
         Ok(())
@@ -237,7 +291,8 @@ impl Table {
         }
     }
 
-    /// Applies `op` to the slot of the key with fingerprint `owner`, atomically.
+    /// Applies `op` to the slot of the key with fingerprint `owner`, atomically; a slot given
+    /// to `owner` (it held another key, or none) is marked for the sweep.
     pub fn update<O: Operation>(
         &self,
         store: &mut impl SharedStore,
@@ -245,6 +300,21 @@ impl Table {
         owner: u64,
         now: u64,
         buf: &mut String,
+    ) -> Result<Updated<O::Answer>, Failure> {
+        self.update_with(store, op, owner, now, buf, true)
+    }
+
+    /// [`update`](Self::update), marking a slot given to `owner` only when `mark`: a table
+    /// with one fixed key (a bucket without dynamic descriptor entries) has no other key to
+    /// leave a stale slot, so its slot need not be swept.
+    pub fn update_with<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        owner: u64,
+        now: u64,
+        buf: &mut String,
+        mark: bool,
     ) -> Result<Updated<O::Answer>, Failure> {
         let (first, second) = self.candidates(owner);
         for _ in 0..MAX_ATTEMPTS {
@@ -277,11 +347,14 @@ impl Table {
             let key = self.key(target.index, buf);
             match store.set(key, &new.encode(), target.cas) {
                 Ok(()) => {
+                    if mark && target.slot.owner != owner {
+                        self.mark(target.index);
+                    }
                     return Ok(Updated {
                         answer,
                         index: target.index,
                         evicted,
-                    })
+                    });
                 }
                 Err(Status::CasMismatch) => continue,
                 Err(other) => return Err(Failure::Host(other)),
@@ -314,30 +387,71 @@ impl Table {
         Err(Failure::Contention)
     }
 
-    /// Resets up to `max` slots from `start` that are idle but still hold a key (stale),
-    /// each with a CAS write (a slot written meanwhile is left alone). Returns the next
-    /// start, for a sweep spread over ticks.
+    /// Looks at up to `max` marked slots, from where the last sweep stopped, and empties
+    /// the stale ones (idle but still holding a key), each with a CAS write (a slot written
+    /// meanwhile is left alone). Returns how many it looked at.
     pub fn sweep<O: Operation>(
         &self,
         store: &mut impl SharedStore,
         op: &O,
-        start: u32,
         max: u32,
         now: u64,
         buf: &mut String,
     ) -> u32 {
-        let mut index = start % self.slots;
-        for _ in 0..max.min(self.slots) {
-            let key = self.key(index, buf);
-            if let Ok(Some((bytes, cas))) = store.get(key) {
-                let slot = Slot::decode(&bytes);
-                if slot.owner != 0 && op.idle(&slot, now) {
-                    let _ = store.set(key, &Slot::default().encode(), cas);
+        let words = self.marked.len();
+        let start = self.cursor.get() % self.slots;
+        let (first, shift) = ((start / 64) as usize, start % 64);
+        let mut looked = 0;
+        // One round over the words from the cursor's: its own word from the cursor on
+        // first, the part before the cursor last.
+        for step in 0..=words {
+            let w = (first + step) % words.max(1);
+            let Some(cell) = self.marked.get(w) else {
+                break;
+            };
+            let mut bits = cell.get();
+            if step == 0 {
+                bits &= u64::MAX << shift;
+            }
+            if step == words {
+                bits &= !(u64::MAX << shift);
+            }
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                let index = (w as u32) * 64 + bit;
+                if looked == max {
+                    self.cursor.set(index);
+                    return looked;
+                }
+                looked += 1;
+                if self.sweep_one(store, op, index, now, buf) {
+                    cell.set(cell.get() & !(1 << bit));
                 }
             }
-            index = (index + 1) % self.slots;
         }
-        index
+        looked
+    }
+
+    /// Empties slot `index` if it is stale; `true` when it is empty now (unmark it).
+    fn sweep_one<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        index: u32,
+        now: u64,
+        buf: &mut String,
+    ) -> bool {
+        let Ok(r) = self.read(store, index, buf) else {
+            return false;
+        };
+        if r.slot.owner == 0 {
+            return true;
+        }
+        op.idle(&r.slot, now)
+            && store
+                .set(self.key(index, buf), &Slot::default().encode(), r.cas)
+                .is_ok()
     }
 }
 
@@ -572,10 +686,17 @@ pub(crate) mod tests {
             r.answer.allowed && !r.evicted,
             "key 5's bucket was full again"
         );
-        assert_eq!(t.sweep(&mut s, &b, 0, 10, 12 * SEC, &mut buf), 0);
+        assert_eq!(t.sweep(&mut s, &b, 10, 12 * SEC, &mut buf), 1);
         assert_ne!(Slot::decode(&s.data["rl/0"].0).owner, 0, "not yet idle");
-        t.sweep(&mut s, &b, 0, 10, 20 * SEC, &mut buf);
+        assert!(t.is_marked(0), "still in use: still marked");
+        t.sweep(&mut s, &b, 10, 20 * SEC, &mut buf);
         assert_eq!(Slot::decode(&s.data["rl/0"].0), Slot::default());
+        assert!(!t.is_marked(0));
+        assert_eq!(
+            t.sweep(&mut s, &b, 10, 30 * SEC, &mut buf),
+            0,
+            "nothing marked"
+        );
     }
 
     #[test]
