@@ -486,6 +486,7 @@ pub(crate) mod tests {
         next_cas: u32,
         pub before_set: Option<Hook>,
         pub sets: u32,
+        pub gets: u32,
     }
 
     impl MemStore {
@@ -497,6 +498,7 @@ pub(crate) mod tests {
 
     impl SharedStore for MemStore {
         fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+            self.gets += 1;
             Ok(self.data.get(key).cloned())
         }
         fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
@@ -697,6 +699,113 @@ pub(crate) mod tests {
             0,
             "nothing marked"
         );
+    }
+
+    /// A bucket of one token per second.
+    fn per_second() -> Rate {
+        Rate::new(&TokenBucket {
+            max_tokens: 1,
+            tokens_per_fill: 1,
+            fill_ns: u128::from(SEC),
+        })
+    }
+
+    fn owner_of(s: &MemStore, key: &str) -> u64 {
+        Slot::decode(&s.data[key].0).owner
+    }
+
+    #[test]
+    fn the_sweep_reads_marked_slots_only_a_bounded_number_per_call() {
+        let t = Table::new("rl/".into(), 200);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = per_second();
+        let mut buf = String::new();
+        assert_eq!(
+            t.sweep(&mut s, &b, 256, 10 * SEC, &mut buf),
+            0,
+            "nothing marked"
+        );
+        let mut at = Vec::new();
+        for k in 1..=5u64 {
+            let u = t
+                .update(
+                    &mut s,
+                    &b,
+                    fingerprint(&k.to_le_bytes()),
+                    10 * SEC,
+                    &mut buf,
+                )
+                .unwrap();
+            assert!(u.answer.allowed && t.is_marked(u.index));
+            at.push(u.index);
+        }
+        at.sort_unstable();
+        at.dedup();
+        assert_eq!(at.len(), 5, "five keys, five slots");
+        // Granted at 10 s: not idle before 11 s, so they stay (and stay marked).
+        s.gets = 0;
+        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC, &mut buf), 5);
+        assert_eq!(
+            s.gets, 5,
+            "one read per marked slot, none for the other 195"
+        );
+        assert!(at.iter().all(|&i| t.is_marked(i)));
+        // Idle now: two per call, continuing where the last call stopped.
+        let mut swept = 0;
+        for _ in 0..3 {
+            s.gets = 0;
+            let looked = t.sweep(&mut s, &b, 2, 20 * SEC, &mut buf);
+            assert!(looked <= 2 && s.gets == looked);
+            swept += looked;
+        }
+        assert_eq!(swept, 5);
+        for &i in &at {
+            assert!(!t.is_marked(i));
+            assert_eq!(owner_of(&s, &format!("rl/{i}")), 0, "slot {i} emptied");
+        }
+        assert_eq!(t.sweep(&mut s, &b, 256, 30 * SEC, &mut buf), 0);
+        // A fixed-key update marks nothing.
+        let u = t
+            .update_with(&mut s, &b, 77, 40 * SEC, &mut buf, false)
+            .unwrap();
+        assert!(u.answer.allowed && !t.is_marked(u.index));
+    }
+
+    #[test]
+    fn slots_found_holding_a_key_are_marked_and_a_slot_written_meanwhile_is_kept() {
+        let mut s = MemStore::default();
+        let b = per_second();
+        let mut buf = String::new();
+        // Another worker (or this configuration's previous instance) left a key in a slot.
+        let other = Table::new("rl/".into(), 8);
+        other.create(&mut s).unwrap();
+        let u = other.update(&mut s, &b, 42, 10 * SEC, &mut buf).unwrap();
+        let key = format!("rl/{}", u.index);
+        let t = Table::new("rl/".into(), 8);
+        t.create(&mut s).unwrap();
+        assert!(t.is_marked(u.index), "found holding a key at configuration");
+        assert_eq!((0..8).filter(|&i| t.is_marked(i)).count(), 1);
+        // The reset races with a write by another worker: the slot is left alone, marked.
+        s.before_set = Some(Box::new(|data, next| {
+            *next += 1;
+            for v in data.values_mut() {
+                v.1 = *next;
+            }
+        }));
+        assert_eq!(t.sweep(&mut s, &b, 256, 20 * SEC, &mut buf), 1);
+        assert_eq!(owner_of(&s, &key), 42);
+        assert!(t.is_marked(u.index));
+        s.before_set = None;
+        t.sweep(&mut s, &b, 256, 20 * SEC, &mut buf);
+        assert_eq!(owner_of(&s, &key), 0);
+        assert!(!t.is_marked(u.index));
+        // The other worker still has its mark: it finds the slot empty and drops it.
+        assert!(other.is_marked(u.index));
+        s.sets = 0;
+        assert_eq!(other.sweep(&mut s, &b, 256, 20 * SEC, &mut buf), 1);
+        assert!(!other.is_marked(u.index));
+        assert_eq!(s.sets, 0, "an empty slot is not rewritten");
     }
 
     #[test]
