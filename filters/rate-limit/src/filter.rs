@@ -5,7 +5,7 @@ use crate::bucket::{ceil_secs, Rate};
 use crate::config::{Config, Fraction, HeadersMode, RouteLimits};
 use crate::headers;
 use crate::keys::descriptor_key;
-use crate::store::{fingerprint, Failure, HostStore, Table};
+use crate::store::{config_prefix, fingerprint, Failure, HostStore, Table};
 use crate::NAME;
 use sdk_ext::config::ConfigError;
 use sdk_ext::host::{self, PeerType};
@@ -73,12 +73,6 @@ fn sample(f: &Fraction, seq: &Cell<u64>) -> bool {
     f.includes(n)
 }
 
-/// A 64-bit hash of the configuration, so a changed configuration starts with fresh buckets
-/// (and two limiters with different configurations never share keys).
-fn config_hash(bytes: &[u8]) -> u64 {
-    fingerprint(bytes)
-}
-
 impl Plugin for Shared {
     const NAME: &'static str = NAME;
 
@@ -86,7 +80,7 @@ impl Plugin for Shared {
     fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
         let sp = config.stat_prefix.clone();
-        let base = format!("rate-limit/{sp}/{:016x}/", config_hash(bytes));
+        let base = config_prefix(bytes);
         let m = |name: &str| Counter::new(&format!("rate_limit.{sp}.{name}"));
         // Loops, not iterator adapters (each adapter stack is its own code in the module).
         let mut buckets = Vec::with_capacity(config.buckets.len());
@@ -113,7 +107,7 @@ impl Plugin for Shared {
         let concurrent = config.connections.as_ref().and_then(|c| {
             c.concurrent.map(|_| {
                 (
-                    Table::new(format!("{base}concurrent/"), c.slots),
+                    Table::new(format!("{base}c/"), c.slots),
                     m("concurrent.allowed"),
                     m("concurrent.limited"),
                     m("concurrent.shadow_limited"),

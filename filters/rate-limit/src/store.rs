@@ -2,7 +2,12 @@
 //! of a dynamic descriptor), exact across every worker of one Envoy.
 //!
 //! **Key space.** A table (one bucket of the config) owns `slots` shared-data keys,
-//! `<prefix><n>` for n in 0..slots, created at configuration time. Shared data has no delete,
+//! `<prefix><n>` for n in 0..slots, created at configuration time. A prefix is
+//! [`config_prefix`] (`rl:` and the configuration's 64-bit hash in 11 base64url characters)
+//! and the table's name (`<bucket>/`, `c/` for L4 concurrency): a key is 17 to 25 bytes, short
+//! enough for the host's short-string buffer in the usual case (Envoy's shared data copies
+//! every key it is given into a `std::string`; libc++ keeps up to 22 bytes without a heap
+//! allocation). Shared data has no delete,
 //! so the number of keys never depends on traffic: a dynamic descriptor's request keys (client
 //! addresses, API keys) are hashed into its slots. Each key has two candidate slots; the value
 //! stores the key's 64-bit fingerprint, so a slot owned by another key is recognised. A new key
@@ -157,6 +162,23 @@ pub fn fingerprint(key: &[u8]) -> u64 {
     // tests (found by running the emulator suite on the built .wasm).
     h.write(key);
     h.finish().max(1)
+}
+
+/// The shared-data key prefix of the configuration `config`: `rl:` and its 64-bit
+/// [`fingerprint`] in 11 base64url characters (a changed configuration starts with fresh
+/// buckets, and two limiters with different configurations never share keys).
+pub fn config_prefix(config: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let hash = fingerprint(config);
+    let mut out = String::with_capacity(16);
+    out.push_str("rl:");
+    for shift in (0..11u32).rev() {
+        let digit = (hash >> (shift * 6)) & 63;
+        if let Some(&d) = DIGITS.get(digit as usize) {
+            out.push(char::from(d));
+        }
+    }
+    out
 }
 
 /// Appends `n` in decimal, as `write!(buf, "{n}")` does, without the formatting machinery
@@ -461,6 +483,23 @@ pub(crate) mod tests {
     use std::collections::HashMap;
 
     type Data = HashMap<String, (Vec<u8>, u32)>;
+
+    #[test]
+    fn config_prefixes_are_short_and_distinct() {
+        let a = config_prefix(b"{}");
+        assert_eq!(a.len(), 14);
+        assert!(a.starts_with("rl:"));
+        assert!(a[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(a, config_prefix(b"{}"));
+        assert_ne!(a, config_prefix(b"{ }"));
+        // The bench's one-bucket key, and a per-client table's last: within 22 bytes.
+        let t = Table::new(format!("{a}0/"), 1024);
+        let mut buf = String::new();
+        assert_eq!(t.key(0, &mut buf).len(), 17);
+        assert_eq!(t.key(1023, &mut buf).len(), 20);
+    }
 
     #[test]
     fn slot_keys_are_decimal() {

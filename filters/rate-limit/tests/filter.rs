@@ -39,9 +39,9 @@ fn count_ok(emu: &mut Emulator, client: &str, path: &str, n: usize) -> usize {
 }
 
 /// The shared-data key of slot `slot` of bucket `bucket` under `config`.
-fn slot_key(config: &str, stat_prefix: &str, bucket: usize, slot: u32) -> String {
-    let hash = rate_limit::store::fingerprint(config.as_bytes());
-    format!("rate-limit/{stat_prefix}/{hash:016x}/{bucket}/{slot}")
+fn slot_key(config: &str, bucket: usize, slot: u32) -> String {
+    let prefix = rate_limit::store::config_prefix(config.as_bytes());
+    format!("{prefix}{bucket}/{slot}")
 }
 
 #[engines]
@@ -175,7 +175,7 @@ fn refill_follows_the_host_clock_including_backwards_and_long_gaps(engine: Engin
 fn another_worker_sharing_the_bucket_is_seen(engine: Engine) {
     let config = r#"{"token_bucket":{"max_tokens":5,"tokens_per_fill":5,"fill_interval":"3600s"}}"#;
     let mut emu = start(engine, config);
-    let key = slot_key(config, "local", 0, 0);
+    let key = slot_key(config, 0, 0);
     assert!(
         emu.shared_data(&key).is_some(),
         "slots exist after configure"
@@ -212,8 +212,8 @@ fn dynamic_keys_are_bounded_and_evicted_least_recently_used(engine: Engine) {
         assert_eq!(request(&mut emu, &format!("10.1.0.{i}"), "/", &[]), 200);
     }
     // Two slots, whatever the number of clients.
-    assert!(emu.shared_data(&slot_key(config, "local", 0, 1)).is_some());
-    assert!(emu.shared_data(&slot_key(config, "local", 0, 2)).is_none());
+    assert!(emu.shared_data(&slot_key(config, 0, 1)).is_some());
+    assert!(emu.shared_data(&slot_key(config, 0, 2)).is_none());
     assert!(emu.metric("rate_limit.local.evicted").unwrap() >= 47);
     // The most recent client still holds its (empty) bucket.
     assert_eq!(request(&mut emu, "10.1.0.49", "/", &[]), 429);
@@ -336,7 +336,7 @@ fn exports_no_data_phases() {
 fn held(emu: &Emulator, config: &str, bucket: usize, slots: u32) -> usize {
     (0..slots)
         .filter(|&i| {
-            emu.shared_data(&slot_key(config, "local", bucket, i))
+            emu.shared_data(&slot_key(config, bucket, i))
                 .is_some_and(|v| Slot::decode(&v).owner != 0)
         })
         .count()
@@ -371,7 +371,7 @@ fn the_tick_empties_stale_slots_and_keeps_buckets_in_use(engine: Engine) {
     assert_eq!(held(&emu, config, 1, 64), 1);
     // The default bucket's one slot keeps its one key.
     assert_ne!(
-        Slot::decode(&emu.shared_data(&slot_key(config, "local", 0, 0)).unwrap()).owner,
+        Slot::decode(&emu.shared_data(&slot_key(config, 0, 0)).unwrap()).owner,
         0
     );
 }
