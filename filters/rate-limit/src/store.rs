@@ -341,10 +341,13 @@ impl Table {
         let (first, second) = self.candidates(owner);
         for _ in 0..MAX_ATTEMPTS {
             let a = self.read(store, first, buf)?;
+            // The slot whose key `buf` holds (the last one read).
+            let mut last = first;
             let target = if a.slot.owner == owner || first == second {
                 a
             } else {
                 let b = self.read(store, second, buf)?;
+                last = second;
                 if b.slot.owner == owner {
                     b
                 } else {
@@ -366,7 +369,11 @@ impl Table {
                     evicted: false,
                 });
             };
-            let key = self.key(target.index, buf);
+            let key = if target.index == last && last != 0 {
+                buf.as_str()
+            } else {
+                self.key(target.index, buf)
+            };
             match store.set(key, &new.encode(), target.cas) {
                 Ok(()) => {
                     if mark && target.slot.owner != owner {
