@@ -93,7 +93,9 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _eos:
                 Some(i) => addr.get(..i).unwrap_or(addr),
                 None => addr,
             };
-            let tail = host.get(host.len().saturating_sub(CLIENT_BYTES)..).unwrap_or(host);
+            let tail = host
+                .get(host.len().saturating_sub(CLIENT_BYTES)..)
+                .unwrap_or(host);
             let end = CLIENT_PREFIX + tail.len();
             if let Some(k) = key.get_mut(CLIENT_PREFIX..end) {
                 k.copy_from_slice(tail);
