@@ -52,8 +52,7 @@ pub struct Shared {
     /// L4 concurrency table.
     concurrent: Option<(Table, Counter, Counter, Counter)>,
     metrics: Metrics,
-    /// Scratch for shared-data keys and descriptor keys (one request at a time per VM).
-    key_buf: RefCell<String>,
+    /// Scratch for descriptor keys (one request at a time per VM).
     descriptor_buf: RefCell<Vec<u8>>,
     /// Events seen by the `filter_enabled` / `filter_enforced` shares.
     enabled_seq: Cell<u64>,
@@ -141,7 +140,6 @@ impl Plugin for Shared {
             buckets,
             concurrent,
             metrics,
-            key_buf: RefCell::new(String::with_capacity(64)),
             descriptor_buf: RefCell::new(Vec::with_capacity(64)),
             enabled_seq: Cell::new(0),
             enforced_seq: Cell::new(0),
@@ -164,14 +162,11 @@ impl Plugin for Shared {
         let first = self.sweep_at.get() % n.max(1);
         self.sweep_at.set(first + 1);
         let mut budget = SWEEP_SLOTS;
-        let mut buf = self.key_buf.borrow_mut();
         for i in 0..n {
             let Some(b) = self.buckets.get((first + i) % n) else {
                 break;
             };
-            budget -= b
-                .table
-                .sweep(&mut HostStore, &b.rate, budget, now, &mut buf);
+            budget -= b.table.sweep(&mut HostStore, &b.rate, budget, now);
             if budget == 0 {
                 break;
             }
@@ -202,12 +197,11 @@ impl Shared {
         } else {
             fingerprint(key)
         };
-        let mut buf = self.key_buf.borrow_mut();
         // The default bucket has one key (the empty one), which never leaves a stale slot.
         let mark = !key.is_empty();
         match b
             .table
-            .update_with(&mut HostStore, &b.rate, owner, now, &mut buf, mark)
+            .update_with(&mut HostStore, &b.rate, owner, now, mark)
         {
             Ok(u) => {
                 if u.evicted {
@@ -376,11 +370,7 @@ impl Connection {
         let Some(limit) = limits.concurrent else {
             return;
         };
-        let mut buf = shared.key_buf.borrow_mut();
-        if table
-            .release(&mut HostStore, &limit, index, owner, &mut buf)
-            .is_err()
-        {
+        if table.release(&mut HostStore, &limit, index, owner).is_err() {
             shared.metrics.errors.inc();
         }
     }
@@ -415,8 +405,7 @@ impl NetworkFilter for Connection {
         if let (Some((table, allowed, ..)), Some(limit)) =
             (shared.concurrent.as_ref(), limits.concurrent)
         {
-            let mut buf = shared.key_buf.borrow_mut();
-            match table.update(&mut HostStore, &limit, owner, now, &mut buf) {
+            match table.update(&mut HostStore, &limit, owner, now) {
                 Ok(u) if u.answer => {
                     allowed.inc();
                     self.held = Some((u.index, owner));

@@ -40,7 +40,8 @@
 
 use crate::bucket::{Concurrency, Rate, Slot, TokenBucket};
 use sdk_ext::host::Status;
-use std::cell::Cell;
+use std::cell::{Cell, Ref, RefCell};
+use std::ops::Deref;
 
 /// CAS attempts per update before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -80,14 +81,34 @@ pub enum Failure {
 pub struct Table {
     prefix: String,
     slots: u32,
-    /// Slot 0's key, named once: the whole key of a one-slot table (every bucket without a
-    /// dynamic descriptor), which a request names twice (its read and its write).
-    key0: String,
     /// One bit per slot: this worker gave the slot to a key, or found it holding one, and
     /// has not seen it empty since (what the sweep looks at).
     marked: Vec<Cell<u64>>,
     /// The slot the next sweep starts from.
     cursor: Cell<u32>,
+    /// The key of slot `key_slot` (`u32::MAX`: none yet), kept from one request to the next:
+    /// a one-slot table's key is built once, and a client's requests name the same slot.
+    key_buf: RefCell<String>,
+    key_slot: Cell<u32>,
+}
+
+/// A slot's shared-data key, as [`Table::key`] names it.
+#[derive(Debug)]
+pub enum Key<'a> {
+    /// The table's last key, kept for the next request.
+    Kept(Ref<'a, String>),
+    /// Built aside.
+    Aside(String),
+}
+
+impl Deref for Key<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Key::Kept(k) => k.as_str(),
+            Key::Aside(k) => k,
+        }
+    }
 }
 
 /// A slot read, with its CAS (0: the key is missing).
@@ -204,15 +225,14 @@ fn push_decimal(buf: &mut String, mut n: u32) {
 impl Table {
     /// A table of `slots` (at least 1) keys named `<prefix><n>`.
     pub fn new(prefix: String, slots: u32) -> Self {
-        let mut key0 = prefix.clone();
-        push_decimal(&mut key0, 0);
         let slots = slots.max(1);
         Self {
             prefix,
             slots,
-            key0,
             marked: vec![Cell::new(0); slots.div_ceil(64) as usize],
             cursor: Cell::new(0),
+            key_buf: RefCell::new(String::new()),
+            key_slot: Cell::new(u32::MAX),
         }
     }
 
@@ -235,15 +255,28 @@ impl Table {
         self.slots
     }
 
-    /// The shared-data key of slot `index` (written into `buf`, except slot 0's).
-    pub fn key<'a>(&'a self, index: u32, buf: &'a mut String) -> &'a str {
-        if index == 0 {
-            return &self.key0;
+    /// The shared-data key of slot `index` (built unless it was the last one named).
+    pub fn key(&self, index: u32) -> Key<'_> {
+        if self.key_slot.get() != index {
+            let Ok(mut buf) = self.key_buf.try_borrow_mut() else {
+                return self.key_aside(index);
+            };
+            buf.clear();
+            buf.push_str(&self.prefix);
+            push_decimal(&mut buf, index);
+            self.key_slot.set(index);
         }
-        buf.clear();
-        buf.push_str(&self.prefix);
-        push_decimal(buf, index);
-        buf
+        match self.key_buf.try_borrow() {
+            Ok(buf) => Key::Kept(buf),
+            Err(_) => self.key_aside(index),
+        }
+    }
+
+    /// Slot `index`'s key in its own string (another key is being named: not expected).
+    fn key_aside(&self, index: u32) -> Key<'_> {
+        let mut key = self.prefix.clone();
+        push_decimal(&mut key, index);
+        Key::Aside(key)
     }
 
     /// The two candidate slots of a key (equal only in a one-slot table).
@@ -267,29 +300,23 @@ impl Table {
     /// worker, or by this configuration's previous instance) for the sweep. Run at
     /// configuration time.
     pub fn create(&self, store: &mut impl SharedStore) -> Result<(), Status> {
-        let mut buf = String::new();
         for index in 0..self.slots {
-            let key = self.key(index, &mut buf);
-            match store.get(key)? {
+            let key = self.key(index);
+            match store.get(&key)? {
                 Some((bytes, _)) => {
                     if Slot::decode(&bytes).owner != 0 {
                         self.mark(index);
                     }
                 }
-                None => store.set(key, &Slot::default().encode(), 0)?,
+                None => store.set(&key, &Slot::default().encode(), 0)?,
             }
         }
         Ok(())
     }
 
-    fn read(
-        &self,
-        store: &mut impl SharedStore,
-        index: u32,
-        buf: &mut String,
-    ) -> Result<Read, Failure> {
-        let key = self.key(index, buf);
-        match store.get(key).map_err(Failure::Host)? {
+    fn read(&self, store: &mut impl SharedStore, index: u32) -> Result<Read, Failure> {
+        let key = self.key(index);
+        match store.get(&key).map_err(Failure::Host)? {
             Some((bytes, cas)) => Ok(Read {
                 index,
                 slot: Slot::decode(&bytes),
@@ -299,9 +326,9 @@ impl Table {
                 // Not expected (slots are created at configure): create it empty, then
                 // read it back, so the token itself is taken through a CAS write.
                 store
-                    .set(key, &Slot::default().encode(), 0)
+                    .set(&key, &Slot::default().encode(), 0)
                     .map_err(Failure::Host)?;
-                match store.get(key).map_err(Failure::Host)? {
+                match store.get(&key).map_err(Failure::Host)? {
                     Some((bytes, cas)) => Ok(Read {
                         index,
                         slot: Slot::decode(&bytes),
@@ -321,9 +348,8 @@ impl Table {
         op: &O,
         owner: u64,
         now: u64,
-        buf: &mut String,
     ) -> Result<Updated<O::Answer>, Failure> {
-        self.update_with(store, op, owner, now, buf, true)
+        self.update_with(store, op, owner, now, true)
     }
 
     /// [`update`](Self::update), marking a slot given to `owner` only when `mark`: a table
@@ -335,19 +361,15 @@ impl Table {
         op: &O,
         owner: u64,
         now: u64,
-        buf: &mut String,
         mark: bool,
     ) -> Result<Updated<O::Answer>, Failure> {
         let (first, second) = self.candidates(owner);
         for _ in 0..MAX_ATTEMPTS {
-            let a = self.read(store, first, buf)?;
-            // The slot whose key `buf` holds (the last one read).
-            let mut last = first;
+            let a = self.read(store, first)?;
             let target = if a.slot.owner == owner || first == second {
                 a
             } else {
-                let b = self.read(store, second, buf)?;
-                last = second;
+                let b = self.read(store, second)?;
                 if b.slot.owner == owner {
                     b
                 } else {
@@ -369,12 +391,7 @@ impl Table {
                     evicted: false,
                 });
             };
-            let key = if target.index == last && last != 0 {
-                buf.as_str()
-            } else {
-                self.key(target.index, buf)
-            };
-            match store.set(key, &new.encode(), target.cas) {
+            match store.set(&self.key(target.index), &new.encode(), target.cas) {
                 Ok(()) => {
                     if mark && target.slot.owner != owner {
                         self.mark(target.index);
@@ -399,15 +416,13 @@ impl Table {
         limit: &Concurrency,
         index: u32,
         owner: u64,
-        buf: &mut String,
     ) -> Result<(), Failure> {
         for _ in 0..MAX_ATTEMPTS {
-            let r = self.read(store, index, buf)?;
+            let r = self.read(store, index)?;
             let Some(new) = limit.leave(&r.slot, owner) else {
                 return Ok(()); // evicted meanwhile: nothing to give back
             };
-            let key = self.key(index, buf);
-            match store.set(key, &new.encode(), r.cas) {
+            match store.set(&self.key(index), &new.encode(), r.cas) {
                 Ok(()) => return Ok(()),
                 Err(Status::CasMismatch) => continue,
                 Err(other) => return Err(Failure::Host(other)),
@@ -425,7 +440,6 @@ impl Table {
         op: &O,
         max: u32,
         now: u64,
-        buf: &mut String,
     ) -> u32 {
         let words = self.marked.len();
         let start = self.cursor.get() % self.slots;
@@ -454,7 +468,7 @@ impl Table {
                     return looked;
                 }
                 looked += 1;
-                if self.sweep_one(store, op, index, now, buf) {
+                if self.sweep_one(store, op, index, now) {
                     cell.set(cell.get() & !(1 << bit));
                 }
             }
@@ -469,9 +483,8 @@ impl Table {
         op: &O,
         index: u32,
         now: u64,
-        buf: &mut String,
     ) -> bool {
-        let Ok(r) = self.read(store, index, buf) else {
+        let Ok(r) = self.read(store, index) else {
             return false;
         };
         if r.slot.owner == 0 {
@@ -479,7 +492,7 @@ impl Table {
         }
         op.idle(&r.slot, now)
             && store
-                .set(self.key(index, buf), &Slot::default().encode(), r.cas)
+                .set(&self.key(index), &Slot::default().encode(), r.cas)
                 .is_ok()
     }
 }
@@ -503,9 +516,8 @@ pub(crate) mod tests {
         assert_ne!(a, config_prefix(b"{ }"));
         // The bench's one-bucket key, and a per-client table's last: within 22 bytes.
         let t = Table::new(format!("{a}0/"), 1024);
-        let mut buf = String::new();
-        assert_eq!(t.key(0, &mut buf).len(), 17);
-        assert_eq!(t.key(1023, &mut buf).len(), 20);
+        assert_eq!(t.key(0).len(), 17);
+        assert_eq!(t.key(1023).len(), 20);
     }
 
     #[test]
@@ -516,10 +528,11 @@ pub(crate) mod tests {
             assert_eq!(buf, format!("x{n}"));
         }
         let t = Table::new("p/".into(), 3);
-        let mut buf = String::new();
-        assert_eq!(t.key(12345, &mut buf), "p/12345");
-        assert_eq!(t.key(0, &mut buf), "p/0");
-        assert_eq!(t.key(7, &mut buf), "p/7");
+        let key = |i| t.key(i).to_string();
+        assert_eq!(key(12345), "p/12345");
+        assert_eq!(key(0), "p/0");
+        assert_eq!(key(7), "p/7");
+        assert_eq!(key(12345), "p/12345", "named again");
     }
 
     type Hook = Box<dyn FnMut(&mut Data, &mut u32)>;
@@ -591,17 +604,11 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let b = bucket(3);
-        let mut buf = String::new();
         let now = 1000 * SEC;
         for key in [b"alice".as_slice(), b"bob"] {
             let fp = fingerprint(key);
             let granted = (0..10)
-                .filter(|_| {
-                    t.update(&mut s, &b, fp, now, &mut buf)
-                        .unwrap()
-                        .answer
-                        .allowed
-                })
+                .filter(|_| t.update(&mut s, &b, fp, now).unwrap().answer.allowed)
                 .count();
             assert_eq!(granted, 3);
         }
@@ -628,14 +635,8 @@ pub(crate) mod tests {
                 data.insert("rl/0".into(), (new.encode().to_vec(), *next));
             }
         }));
-        let mut buf = String::new();
         let granted = (0..10)
-            .filter(|_| {
-                t.update(&mut s, &b, fp, now, &mut buf)
-                    .unwrap()
-                    .answer
-                    .allowed
-            })
+            .filter(|_| t.update(&mut s, &b, fp, now).unwrap().answer.allowed)
             .count();
         assert_eq!(
             granted, 3,
@@ -655,8 +656,7 @@ pub(crate) mod tests {
                 v.1 = *next;
             }
         }));
-        let mut buf = String::new();
-        let r = t.update(&mut s, &bucket(5), 9, 1000 * SEC, &mut buf);
+        let r = t.update(&mut s, &bucket(5), 9, 1000 * SEC);
         assert_eq!(r, Err(Failure::Contention));
         assert_eq!(s.sets, MAX_ATTEMPTS);
     }
@@ -665,10 +665,7 @@ pub(crate) mod tests {
     fn a_missing_slot_is_created_then_updated_by_cas() {
         let t = Table::new("rl/".into(), 1);
         let mut s = MemStore::default();
-        let mut buf = String::new();
-        let r = t
-            .update(&mut s, &bucket(2), 9, 1000 * SEC, &mut buf)
-            .unwrap();
+        let r = t.update(&mut s, &bucket(2), 9, 1000 * SEC).unwrap();
         assert!(r.answer.allowed);
         assert_eq!(Slot::decode(&s.data["rl/0"].0).owner, 9);
     }
@@ -679,36 +676,15 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let b = bucket(1);
-        let mut buf = String::new();
         let (k1, k2, k3) = (fingerprint(b"1"), fingerprint(b"2"), fingerprint(b"3"));
-        assert!(
-            t.update(&mut s, &b, k1, 10 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        assert!(
-            t.update(&mut s, &b, k2, 20 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
+        assert!(t.update(&mut s, &b, k1, 10 * SEC).unwrap().answer.allowed);
+        assert!(t.update(&mut s, &b, k2, 20 * SEC).unwrap().answer.allowed);
         // Both slots hold empty buckets of active keys; k3 evicts the older one (k1).
-        let r = t.update(&mut s, &b, k3, 30 * SEC, &mut buf).unwrap();
+        let r = t.update(&mut s, &b, k3, 30 * SEC).unwrap();
         assert!(r.answer.allowed && r.evicted);
         // k2 keeps its (empty) bucket; k1 was evicted and starts over.
-        assert!(
-            !t.update(&mut s, &b, k2, 31 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        assert!(
-            t.update(&mut s, &b, k1, 32 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
+        assert!(!t.update(&mut s, &b, k2, 31 * SEC).unwrap().answer.allowed);
+        assert!(t.update(&mut s, &b, k1, 32 * SEC).unwrap().answer.allowed);
         assert_eq!(s.data.len(), 2, "the key space never grows");
     }
 
@@ -722,29 +698,19 @@ pub(crate) mod tests {
             tokens_per_fill: 1,
             fill_ns: u128::from(SEC),
         };
-        let mut buf = String::new();
-        assert!(
-            t.update(&mut s, &b, 5, 10 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        let r = t.update(&mut s, &b, 6, 12 * SEC, &mut buf).unwrap();
+        assert!(t.update(&mut s, &b, 5, 10 * SEC).unwrap().answer.allowed);
+        let r = t.update(&mut s, &b, 6, 12 * SEC).unwrap();
         assert!(
             r.answer.allowed && !r.evicted,
             "key 5's bucket was full again"
         );
-        assert_eq!(t.sweep(&mut s, &b, 10, 12 * SEC, &mut buf), 1);
+        assert_eq!(t.sweep(&mut s, &b, 10, 12 * SEC), 1);
         assert_ne!(Slot::decode(&s.data["rl/0"].0).owner, 0, "not yet idle");
         assert!(t.is_marked(0), "still in use: still marked");
-        t.sweep(&mut s, &b, 10, 20 * SEC, &mut buf);
+        t.sweep(&mut s, &b, 10, 20 * SEC);
         assert_eq!(Slot::decode(&s.data["rl/0"].0), Slot::default());
         assert!(!t.is_marked(0));
-        assert_eq!(
-            t.sweep(&mut s, &b, 10, 30 * SEC, &mut buf),
-            0,
-            "nothing marked"
-        );
+        assert_eq!(t.sweep(&mut s, &b, 10, 30 * SEC), 0, "nothing marked");
     }
 
     /// A bucket of one token per second.
@@ -766,22 +732,11 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let b = per_second();
-        let mut buf = String::new();
-        assert_eq!(
-            t.sweep(&mut s, &b, 256, 10 * SEC, &mut buf),
-            0,
-            "nothing marked"
-        );
+        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC), 0, "nothing marked");
         let mut at = Vec::new();
         for k in 1..=5u64 {
             let u = t
-                .update(
-                    &mut s,
-                    &b,
-                    fingerprint(&k.to_le_bytes()),
-                    10 * SEC,
-                    &mut buf,
-                )
+                .update(&mut s, &b, fingerprint(&k.to_le_bytes()), 10 * SEC)
                 .unwrap();
             assert!(u.answer.allowed && t.is_marked(u.index));
             at.push(u.index);
@@ -791,7 +746,7 @@ pub(crate) mod tests {
         assert_eq!(at.len(), 5, "five keys, five slots");
         // Granted at 10 s: not idle before 11 s, so they stay (and stay marked).
         s.gets = 0;
-        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC, &mut buf), 5);
+        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC), 5);
         assert_eq!(
             s.gets, 5,
             "one read per marked slot, none for the other 195"
@@ -801,7 +756,7 @@ pub(crate) mod tests {
         let mut swept = 0;
         for _ in 0..3 {
             s.gets = 0;
-            let looked = t.sweep(&mut s, &b, 2, 20 * SEC, &mut buf);
+            let looked = t.sweep(&mut s, &b, 2, 20 * SEC);
             assert!(looked <= 2 && s.gets == looked);
             swept += looked;
         }
@@ -810,11 +765,9 @@ pub(crate) mod tests {
             assert!(!t.is_marked(i));
             assert_eq!(owner_of(&s, &format!("rl/{i}")), 0, "slot {i} emptied");
         }
-        assert_eq!(t.sweep(&mut s, &b, 256, 30 * SEC, &mut buf), 0);
+        assert_eq!(t.sweep(&mut s, &b, 256, 30 * SEC), 0);
         // A fixed-key update marks nothing.
-        let u = t
-            .update_with(&mut s, &b, 77, 40 * SEC, &mut buf, false)
-            .unwrap();
+        let u = t.update_with(&mut s, &b, 77, 40 * SEC, false).unwrap();
         assert!(u.answer.allowed && !t.is_marked(u.index));
     }
 
@@ -822,11 +775,10 @@ pub(crate) mod tests {
     fn slots_found_holding_a_key_are_marked_and_a_slot_written_meanwhile_is_kept() {
         let mut s = MemStore::default();
         let b = per_second();
-        let mut buf = String::new();
         // Another worker (or this configuration's previous instance) left a key in a slot.
         let other = Table::new("rl/".into(), 8);
         other.create(&mut s).unwrap();
-        let u = other.update(&mut s, &b, 42, 10 * SEC, &mut buf).unwrap();
+        let u = other.update(&mut s, &b, 42, 10 * SEC).unwrap();
         let key = format!("rl/{}", u.index);
         let t = Table::new("rl/".into(), 8);
         t.create(&mut s).unwrap();
@@ -839,17 +791,17 @@ pub(crate) mod tests {
                 v.1 = *next;
             }
         }));
-        assert_eq!(t.sweep(&mut s, &b, 256, 20 * SEC, &mut buf), 1);
+        assert_eq!(t.sweep(&mut s, &b, 256, 20 * SEC), 1);
         assert_eq!(owner_of(&s, &key), 42);
         assert!(t.is_marked(u.index));
         s.before_set = None;
-        t.sweep(&mut s, &b, 256, 20 * SEC, &mut buf);
+        t.sweep(&mut s, &b, 256, 20 * SEC);
         assert_eq!(owner_of(&s, &key), 0);
         assert!(!t.is_marked(u.index));
         // The other worker still has its mark: it finds the slot empty and drops it.
         assert!(other.is_marked(u.index));
         s.sets = 0;
-        assert_eq!(other.sweep(&mut s, &b, 256, 20 * SEC, &mut buf), 1);
+        assert_eq!(other.sweep(&mut s, &b, 256, 20 * SEC), 1);
         assert!(!other.is_marked(u.index));
         assert_eq!(s.sets, 0, "an empty slot is not rewritten");
     }
@@ -860,14 +812,13 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let c = Concurrency { max: 1 };
-        let mut buf = String::new();
         let fp = fingerprint(b"10.0.0.1");
-        let r = t.update(&mut s, &c, fp, 1, &mut buf).unwrap();
+        let r = t.update(&mut s, &c, fp, 1).unwrap();
         assert!(r.answer);
-        assert!(!t.update(&mut s, &c, fp, 2, &mut buf).unwrap().answer);
-        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
-        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
-        assert!(t.update(&mut s, &c, fp, 3, &mut buf).unwrap().answer);
-        assert!(!t.update(&mut s, &c, fp, 4, &mut buf).unwrap().answer);
+        assert!(!t.update(&mut s, &c, fp, 2).unwrap().answer);
+        t.release(&mut s, &c, r.index, fp).unwrap();
+        t.release(&mut s, &c, r.index, fp).unwrap();
+        assert!(t.update(&mut s, &c, fp, 3).unwrap().answer);
+        assert!(!t.update(&mut s, &c, fp, 4).unwrap().answer);
     }
 }
