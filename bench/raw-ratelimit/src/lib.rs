@@ -10,6 +10,14 @@
 //!   `proxy_on_memory_allocate`), one 32-byte CAS write (`proxy_set_shared_data`) and two
 //!   counter increments (the bucket's `allowed` and the filter's).
 //!
+//! Keys have the lengths of rate-limit's keys in the bench's configurations, because the host
+//! copies every key into a `std::string` and libc++ allocates for one longer than 22 bytes:
+//! 17 bytes for the one bucket (`raw-ratelimit/0/0`, as rate-limit's `rl:<hash>0/0`), 19 for
+//! a client (`raw-ratelimit/` and the last 5 bytes of the address without its port, as
+//! rate-limit's `rl:<hash>0/<slot>` for 127.0.0.1). Until 2026-12-03 the floor's one-bucket
+//! key was 22 bytes and its client key 31 (the address with its port: a new key per
+//! connection), while rate-limit's were 37 and 39.
+//!
 //! Its exports are rate-limit's: the lifecycle set of `abi.rs`, `proxy_on_request_headers`,
 //! `proxy_on_response_headers` (rate-limit adds `RateLimit` headers there when configured),
 //! and the L4 callbacks it serves (`proxy_on_new_connection`,
@@ -51,7 +59,11 @@ const NAMES: [&[u8]; 9] = [
 /// `-client` rows: a key per client address.
 static PER_CLIENT: AtomicBool = AtomicBool::new(false);
 
-const SLOT: &[u8] = b"raw-ratelimit/bucket/0";
+const SLOT: &[u8] = b"raw-ratelimit/0/0";
+/// The client keys' prefix (the first 14 bytes of [`SLOT`]) and how many of the address's
+/// last bytes follow it.
+const CLIENT_PREFIX: usize = 14;
+const CLIENT_BYTES: usize = 5;
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(_root: u32, size: usize) -> u32 {
@@ -70,17 +82,24 @@ pub extern "C" fn proxy_on_request_headers(_context: u32, _headers: usize, _eos:
     let now = now_nanos();
     // The key: the fixed slot, or one per client address (copied out of the scratch area,
     // which the next host call reuses).
-    let mut key = [0u8; 96];
+    let mut key = [0u8; 32];
     let mut key_len = SLOT.len();
     if let Some(k) = key.get_mut(..key_len) {
         k.copy_from_slice(SLOT);
     }
     if PER_CLIENT.load(Ordering::Relaxed) {
         if let Some(addr) = property(b"source\0address") {
-            let n = addr.len().min(key.len() - 16);
-            if let (Some(k), Some(a)) = (key.get_mut(16..16 + n), addr.get(..n)) {
-                k.copy_from_slice(a);
-                key_len = 16 + n;
+            let host = match addr.iter().rposition(|&b| b == b':') {
+                Some(i) => addr.get(..i).unwrap_or(addr),
+                None => addr,
+            };
+            let tail = host
+                .get(host.len().saturating_sub(CLIENT_BYTES)..)
+                .unwrap_or(host);
+            let end = CLIENT_PREFIX + tail.len();
+            if let Some(k) = key.get_mut(CLIENT_PREFIX..end) {
+                k.copy_from_slice(tail);
+                key_len = end;
             }
         }
     }

@@ -29,35 +29,41 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// The stored form.
+    /// The stored form. (Fixed-size chunks: plain 8- and 16-byte stores, where
+    /// `copy_from_slice` is a bounds-checked call at the crate's opt-level.)
     pub fn encode(&self) -> [u8; SLOT_BYTES] {
         let mut out = [0u8; SLOT_BYTES];
-        let (level, rest) = out.split_at_mut(16);
-        let (seen, owner) = rest.split_at_mut(8);
-        level.copy_from_slice(&self.level.to_le_bytes());
-        seen.copy_from_slice(&self.seen.to_le_bytes());
-        owner.copy_from_slice(&self.owner.to_le_bytes());
+        if let Some((level, rest)) = out.split_first_chunk_mut::<16>() {
+            *level = self.level.to_le_bytes();
+            if let Some((seen, owner)) = rest.split_first_chunk_mut::<8>() {
+                *seen = self.seen.to_le_bytes();
+                if let Some(owner) = owner.first_chunk_mut::<8>() {
+                    *owner = self.owner.to_le_bytes();
+                }
+            }
+        }
         out
     }
 
     /// Reads a stored value; anything that is not exactly a slot reads as an empty slot
     /// (so a foreign or corrupt value is overwritten, never trusted).
     pub fn decode(bytes: &[u8]) -> Slot {
-        let Ok(bytes) = <&[u8; SLOT_BYTES]>::try_from(bytes) else {
+        if bytes.len() != SLOT_BYTES {
+            return Slot::default();
+        }
+        let Some((level, rest)) = bytes.split_first_chunk::<16>() else {
             return Slot::default();
         };
-        let (level, rest) = bytes.split_at(16);
-        let (seen, owner) = rest.split_at(8);
-        let le16 = |b: &[u8]| {
-            <[u8; 16]>::try_from(b)
-                .map(u128::from_le_bytes)
-                .unwrap_or(0)
+        let Some((seen, owner)) = rest.split_first_chunk::<8>() else {
+            return Slot::default();
         };
-        let le8 = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_le_bytes).unwrap_or(0);
+        let Some(owner) = owner.first_chunk::<8>() else {
+            return Slot::default();
+        };
         Slot {
-            level: le16(level),
-            seen: le8(seen),
-            owner: le8(owner),
+            level: u128::from_le_bytes(*level),
+            seen: u64::from_le_bytes(*seen),
+            owner: u64::from_le_bytes(*owner),
         }
     }
 }
@@ -87,6 +93,65 @@ pub struct Taken {
 }
 
 impl TokenBucket {
+    /// Takes one token from `slot` at host time `now` (ns), for the key `owner`
+    /// ([`Rate::take`]).
+    pub fn take(&self, slot: &Slot, now: u64, owner: u64) -> Taken {
+        Rate::new(self).take(slot, now, owner)
+    }
+
+    /// Whether `slot` (of any owner) would be a full bucket at `now`: reusing it for another
+    /// key loses nothing ([`Rate::is_idle`]).
+    pub fn is_idle(&self, slot: &Slot, now: u64) -> bool {
+        Rate::new(self).is_idle(slot, now)
+    }
+
+    /// One bucket's span in scaled units: `max_tokens · fill_ns`.
+    fn span(&self) -> u128 {
+        u128::from(self.max_tokens).saturating_mul(self.fill_ns.max(1))
+    }
+
+    /// Seconds to refill from empty (`max_tokens · fill_interval / tokens_per_fill`, rounded
+    /// up, at least 1): the `w` of `RateLimit-Policy`.
+    pub fn window_secs(&self) -> u64 {
+        let ns = u128::from(self.max_tokens)
+            .saturating_mul(self.fill_ns)
+            .div_ceil(u128::from(self.tokens_per_fill.max(1)));
+        ceil_secs(ns)
+    }
+}
+
+/// A bucket's constants, computed once per configuration (the request path's arithmetic
+/// then starts from them): `tokens_per_fill`, the cost of one token in scaled units
+/// (`fill_ns`) and one bucket's span (`max_tokens · fill_ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    tpf: u64,
+    cost: u128,
+    span: u128,
+}
+
+impl Rate {
+    /// `bucket`'s constants.
+    pub fn new(bucket: &TokenBucket) -> Rate {
+        Rate {
+            tpf: u64::from(bucket.tokens_per_fill),
+            cost: bucket.fill_ns.max(1),
+            span: bucket.span(),
+        }
+    }
+
+    /// The fill interval in ns (at least 1).
+    pub fn fill_ns(&self) -> u128 {
+        self.cost
+    }
+
+    /// The scaled clock: `now · tokens_per_fill + max_tokens · fill_ns`. The offset (one
+    /// bucket's span, the same in every worker) keeps a full bucket representable at any
+    /// clock value, 0 included, with no signed arithmetic.
+    fn scaled(&self, now: u64) -> u128 {
+        wide(now, self.tpf).saturating_add(self.span)
+    }
+
     /// Takes one token from `slot` at host time `now` (ns), for the key `owner`.
     ///
     /// - Idle time refills at most to `max_tokens` (the level is raised to
@@ -97,30 +162,28 @@ impl TokenBucket {
     /// - All arithmetic is u128 and saturating; the largest values the config admits
     ///   (`u32` tokens, a 10,000-year interval, a u64 ns clock) stay far below u128's range.
     pub fn take(&self, slot: &Slot, now: u64, owner: u64) -> Taken {
-        let tpf = u128::from(self.tokens_per_fill);
-        let cost = self.fill_ns.max(1);
-        let span = self.span();
-        let scaled_now = self.scaled_with(now, span);
+        let cost = self.cost;
+        let span = self.span;
+        let scaled_now = self.scaled(now);
         let mut level = slot.level;
         let mut rebased = false;
         if slot.owner != owner {
             level = 0; // a fresh bucket: full
         } else if now < slot.seen {
-            let back = mul(u128::from(slot.seen - now), tpf);
-            level = level.saturating_sub(back);
+            level = level.saturating_sub(wide(slot.seen - now, self.tpf));
             rebased = true;
         }
         level = level.max(scaled_now.saturating_sub(span));
         let after = level.saturating_add(cost);
+        let tpf = u128::from(self.tpf.max(1));
         if after <= scaled_now {
-            let remaining = div(scaled_now - after, cost);
-            let next = after
-                .saturating_add(mul(remaining.saturating_add(1), cost))
-                .saturating_sub(scaled_now);
+            // remaining = ⌊d / cost⌋ tokens; the next one is `cost − d mod cost` away
+            // (`after + (remaining + 1)·cost − scaled_now`, which stays far below u128::MAX).
+            let (remaining, rest) = div_rem(scaled_now - after, cost);
             Taken {
                 allowed: true,
                 remaining: u64::try_from(remaining).unwrap_or(u64::MAX),
-                next_token_ns: div_ceil(next, tpf.max(1)).max(1),
+                next_token_ns: div_ceil(cost - rest, tpf).max(1),
                 store: Some(Slot {
                     level: after,
                     seen: now,
@@ -131,7 +194,7 @@ impl TokenBucket {
             Taken {
                 allowed: false,
                 remaining: 0,
-                next_token_ns: div_ceil(after - scaled_now, tpf.max(1)).max(1),
+                next_token_ns: div_ceil(after - scaled_now, tpf).max(1),
                 // A refusal writes nothing, except the rebase after the clock went back:
                 // from then on time counts from the new clock.
                 store: rebased.then_some(Slot {
@@ -146,31 +209,31 @@ impl TokenBucket {
     /// Whether `slot` (of any owner) would be a full bucket at `now`: reusing it for another
     /// key loses nothing.
     pub fn is_idle(&self, slot: &Slot, now: u64) -> bool {
-        let span = self.span();
         slot.owner == 0
             || now < slot.seen
-            || slot.level.saturating_add(span) <= self.scaled_with(now, span)
+            || slot.level.saturating_add(self.span) <= self.scaled(now)
     }
+}
 
-    /// One bucket's span in scaled units: `max_tokens · fill_ns`.
-    fn span(&self) -> u128 {
-        mul(u128::from(self.max_tokens), self.fill_ns.max(1))
-    }
+/// `a · b` as u128 from 32-bit halves: the product of two u64 never overflows u128, and
+/// this is a few inline operators where the u128 multiplication is a library call on wasm.
+fn wide(a: u64, b: u64) -> u128 {
+    const LOW: u64 = 0xffff_ffff;
+    let (a0, a1, b0, b1) = (a & LOW, a >> 32, b & LOW, b >> 32);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    let mid = (p00 >> 32) + (p01 & LOW) + (p10 & LOW);
+    let low = (p00 & LOW) | (mid << 32);
+    let high = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    (u128::from(high) << 64) | u128::from(low)
+}
 
-    /// The scaled clock: `now · tokens_per_fill + max_tokens · fill_ns`. The offset (one
-    /// bucket's span, the same in every worker) keeps a full bucket representable at any
-    /// clock value, 0 included, with no signed arithmetic.
-    fn scaled_with(&self, now: u64, span: u128) -> u128 {
-        mul(u128::from(now), u128::from(self.tokens_per_fill)).saturating_add(span)
-    }
-
-    /// Seconds to refill from empty (`max_tokens · fill_interval / tokens_per_fill`, rounded
-    /// up, at least 1): the `w` of `RateLimit-Policy`.
-    pub fn window_secs(&self) -> u64 {
-        let ns = u128::from(self.max_tokens)
-            .saturating_mul(self.fill_ns)
-            .div_ceil(u128::from(self.tokens_per_fill.max(1)));
-        ceil_secs(ns)
+/// `(a / b, a % b)` (`b > 0`). Wasm has no 128-bit division: a `u128` one is a library
+/// call of several hundred operators, so operands that fit (the usual case: a bucket's level
+/// differences and intervals) divide as `u64`.
+fn div_rem(a: u128, b: u128) -> (u128, u128) {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) if b > 0 => (u128::from(a / b), u128::from(a % b)),
+        _ => (a / b, a % b),
     }
 }
 
@@ -179,27 +242,7 @@ pub fn ceil_secs(ns: u128) -> u64 {
     u64::try_from(div_ceil(ns, 1_000_000_000).max(1)).unwrap_or(u64::MAX)
 }
 
-/// `a / b` (`b > 0`). Wasm has no 128-bit division: a `u128` one is a library call of
-/// several hundred operators, so operands that fit (the usual case: a bucket's level
-/// differences and intervals) divide as `u64`.
-fn div(a: u128, b: u128) -> u128 {
-    match (u64::try_from(a), u64::try_from(b)) {
-        (Ok(a), Ok(b)) if b > 0 => u128::from(a / b),
-        _ => a / b,
-    }
-}
-
-/// `a.saturating_mul(b)`. Operands that fit in `u64` (the usual case: a clock, a count, an
-/// interval) cannot overflow `u128`, so they multiply without the overflow check, which on
-/// wasm is a library call of a few hundred operators.
-fn mul(a: u128, b: u128) -> u128 {
-    match (u64::try_from(a), u64::try_from(b)) {
-        (Ok(a), Ok(b)) => u128::from(a) * u128::from(b),
-        _ => a.saturating_mul(b),
-    }
-}
-
-/// `a.div_ceil(b)` (`b > 0`), as [`div`].
+/// `a.div_ceil(b)` (`b > 0`), as [`div_rem`].
 fn div_ceil(a: u128, b: u128) -> u128 {
     match (u64::try_from(a), u64::try_from(b)) {
         (Ok(a), Ok(b)) if b > 0 => u128::from(a.div_ceil(b)),
@@ -251,9 +294,144 @@ mod tests {
         let big = u128::from(u64::MAX);
         for a in [0, 1, 7, 999, big - 1, big, big + 1, big * 3 + 5, u128::MAX] {
             for b in [1, 2, 3, 1_000_000_000, big, big + 1, u128::MAX] {
-                assert_eq!(div(a, b), a / b, "{a} / {b}");
+                assert_eq!(div_rem(a, b), (a / b, a % b), "{a} / {b}");
                 assert_eq!(div_ceil(a, b), a.div_ceil(b), "{a} / {b}");
-                assert_eq!(mul(a, b), a.saturating_mul(b), "{a} * {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn wide_products_agree_with_u128() {
+        let v = [
+            0,
+            1,
+            2,
+            0xffff_ffff,
+            0x1_0000_0000,
+            1 << 63,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for a in v
+            .iter()
+            .copied()
+            .chain([1_700_000_000_000_000_000, 12_345_678_901])
+        {
+            for b in v.iter().copied().chain([1_000_000_000, 4_294_967_295]) {
+                assert_eq!(wide(a, b), u128::from(a) * u128::from(b), "{a} * {b}");
+            }
+        }
+    }
+
+    /// The bucket arithmetic as first written (u128 throughout, from the parameters on
+    /// every call): [`Rate::take`] and [`Rate::is_idle`] must answer exactly as it does.
+    fn reference_take(b: &TokenBucket, slot: &Slot, now: u64, owner: u64) -> Taken {
+        let tpf = u128::from(b.tokens_per_fill);
+        let cost = b.fill_ns.max(1);
+        let span = u128::from(b.max_tokens).saturating_mul(cost);
+        let scaled_now = u128::from(now).saturating_mul(tpf).saturating_add(span);
+        let mut level = slot.level;
+        let mut rebased = false;
+        if slot.owner != owner {
+            level = 0;
+        } else if now < slot.seen {
+            level = level.saturating_sub(u128::from(slot.seen - now).saturating_mul(tpf));
+            rebased = true;
+        }
+        level = level.max(scaled_now.saturating_sub(span));
+        let after = level.saturating_add(cost);
+        if after <= scaled_now {
+            let remaining = (scaled_now - after) / cost;
+            let next = after
+                .saturating_add(remaining.saturating_add(1).saturating_mul(cost))
+                .saturating_sub(scaled_now);
+            Taken {
+                allowed: true,
+                remaining: u64::try_from(remaining).unwrap_or(u64::MAX),
+                next_token_ns: next.div_ceil(tpf.max(1)).max(1),
+                store: Some(Slot {
+                    level: after,
+                    seen: now,
+                    owner,
+                }),
+            }
+        } else {
+            Taken {
+                allowed: false,
+                remaining: 0,
+                next_token_ns: (after - scaled_now).div_ceil(tpf.max(1)).max(1),
+                store: rebased.then_some(Slot {
+                    level,
+                    seen: now,
+                    owner,
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn take_and_idle_agree_with_the_reference_arithmetic() {
+        let buckets = [
+            bucket(1, 1, 1),
+            bucket(5, 5, 60),
+            bucket(3, 1, 2),
+            bucket(1_000_000_000, 1_000_000_000, 1),
+            TokenBucket {
+                max_tokens: 7,
+                tokens_per_fill: 3,
+                fill_ns: 1_234_567,
+            },
+            TokenBucket {
+                max_tokens: u32::MAX,
+                tokens_per_fill: u32::MAX,
+                fill_ns: 315_576_000_000 * u128::from(SEC),
+            },
+            TokenBucket {
+                max_tokens: u32::MAX,
+                tokens_per_fill: 1,
+                fill_ns: 1,
+            },
+        ];
+        let clocks = [0, 1, 999, SEC, 1_700_000_000 * SEC, u64::MAX / 2, u64::MAX];
+        for b in &buckets {
+            let rate = Rate::new(b);
+            for &now in &clocks {
+                // Slots: empty, another key's, and this key's after a few takes at
+                // assorted times (clock forwards and backwards).
+                let mut slots = vec![
+                    Slot::default(),
+                    Slot {
+                        level: 5,
+                        seen: 3,
+                        owner: 8,
+                    },
+                ];
+                let mut slot = Slot::default();
+                for &t in clocks.iter().chain(&[now, now, now]) {
+                    if let Some(s) = reference_take(b, &slot, t, 7).store {
+                        slot = s;
+                    }
+                    slots.push(slot);
+                }
+                slots.push(Slot {
+                    level: u128::MAX,
+                    seen: u64::MAX,
+                    owner: 7,
+                });
+                for s in &slots {
+                    assert_eq!(
+                        rate.take(s, now, 7),
+                        reference_take(b, s, now, 7),
+                        "{b:?} {s:?} {now}"
+                    );
+                    let span = u128::from(b.max_tokens).saturating_mul(b.fill_ns.max(1));
+                    let scaled = u128::from(now)
+                        .saturating_mul(u128::from(b.tokens_per_fill))
+                        .saturating_add(span);
+                    let idle =
+                        s.owner == 0 || now < s.seen || s.level.saturating_add(span) <= scaled;
+                    assert_eq!(rate.is_idle(s, now), idle, "{b:?} {s:?} {now}");
+                }
             }
         }
     }

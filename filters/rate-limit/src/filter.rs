@@ -1,11 +1,11 @@
 //! The glue: read the request or connection, update the buckets in shared data, apply the
 //! decision (continue, 429, close), count it.
 
-use crate::bucket::{ceil_secs, Taken};
+use crate::bucket::{ceil_secs, Rate};
 use crate::config::{Config, Fraction, HeadersMode, RouteLimits};
 use crate::headers;
 use crate::keys::descriptor_key;
-use crate::store::{fingerprint, Failure, HostStore, Table};
+use crate::store::{config_prefix, fingerprint, Failure, HostStore, Table};
 use crate::NAME;
 use sdk_ext::config::ConfigError;
 use sdk_ext::host::{self, PeerType};
@@ -16,13 +16,16 @@ use sdk_ext::{Action, HttpFilter, HttpHost, NetworkFilter, NetworkHost, Plugin};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-/// How often stale slots are swept, and how many per tick.
+/// How often stale slots are swept, and how many marked slots (slots this worker gave to a
+/// key: see store.rs) one tick looks at, at most, over all tables.
 const SWEEP_PERIOD: Duration = Duration::from_secs(10);
 const SWEEP_SLOTS: u32 = 256;
 
 /// One bucket's runtime parts.
 struct BucketRuntime {
     table: Table,
+    /// The bucket's constants.
+    rate: Rate,
     allowed: Counter,
     limited: Counter,
     shadow_limited: Counter,
@@ -49,14 +52,13 @@ pub struct Shared {
     /// L4 concurrency table.
     concurrent: Option<(Table, Counter, Counter, Counter)>,
     metrics: Metrics,
-    /// Scratch for shared-data keys and descriptor keys (one request at a time per VM).
-    key_buf: RefCell<String>,
+    /// Scratch for descriptor keys (one request at a time per VM).
     descriptor_buf: RefCell<Vec<u8>>,
     /// Events seen by the `filter_enabled` / `filter_enforced` shares.
     enabled_seq: Cell<u64>,
     enforced_seq: Cell<u64>,
-    /// The sweep's position: (table, slot).
-    sweep_at: Cell<(usize, u32)>,
+    /// The table the next sweep starts with (each table keeps its own position).
+    sweep_at: Cell<usize>,
     /// `fingerprint(b"")`: the default bucket's key, hashed once.
     empty_key: u64,
 }
@@ -70,12 +72,6 @@ fn sample(f: &Fraction, seq: &Cell<u64>) -> bool {
     f.includes(n)
 }
 
-/// A 64-bit hash of the configuration, so a changed configuration starts with fresh buckets
-/// (and two limiters with different configurations never share keys).
-fn config_hash(bytes: &[u8]) -> u64 {
-    fingerprint(bytes)
-}
-
 impl Plugin for Shared {
     const NAME: &'static str = NAME;
 
@@ -83,7 +79,7 @@ impl Plugin for Shared {
     fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = Config::parse(bytes)?;
         let sp = config.stat_prefix.clone();
-        let base = format!("rate-limit/{sp}/{:016x}/", config_hash(bytes));
+        let base = config_prefix(bytes);
         let m = |name: &str| Counter::new(&format!("rate_limit.{sp}.{name}"));
         // Loops, not iterator adapters (each adapter stack is its own code in the module).
         let mut buckets = Vec::with_capacity(config.buckets.len());
@@ -98,6 +94,7 @@ impl Plugin for Shared {
                 }
                 BucketRuntime {
                     table: Table::new(format!("{base}{i}/"), b.slots),
+                    rate: Rate::new(&b.bucket),
                     allowed: m(&format!("bucket.{}.allowed", b.name)),
                     limited: m(&format!("bucket.{}.limited", b.name)),
                     shadow_limited: m(&format!("bucket.{}.shadow_limited", b.name)),
@@ -109,7 +106,7 @@ impl Plugin for Shared {
         let concurrent = config.connections.as_ref().and_then(|c| {
             c.concurrent.map(|_| {
                 (
-                    Table::new(format!("{base}concurrent/"), c.slots),
+                    Table::new(format!("{base}c/"), c.slots),
                     m("concurrent.allowed"),
                     m("concurrent.limited"),
                     m("concurrent.shadow_limited"),
@@ -143,11 +140,10 @@ impl Plugin for Shared {
             buckets,
             concurrent,
             metrics,
-            key_buf: RefCell::new(String::with_capacity(64)),
             descriptor_buf: RefCell::new(Vec::with_capacity(64)),
             enabled_seq: Cell::new(0),
             enforced_seq: Cell::new(0),
-            sweep_at: Cell::new((0, 0)),
+            sweep_at: Cell::new(0),
             empty_key: fingerprint(b""),
         })
     }
@@ -156,39 +152,36 @@ impl Plugin for Shared {
         Some(SWEEP_PERIOD)
     }
 
-    /// Resets stale slots (idle buckets still naming a key), a few per tick, round-robin.
+    /// Empties stale slots (idle buckets still naming a key): up to [`SWEEP_SLOTS`] marked
+    /// slots per tick, the tables in turn.
     fn on_tick(&self) {
         let Ok(now) = host::now_nanos() else {
             return;
         };
-        let (mut table, start) = self.sweep_at.get();
-        if table >= self.buckets.len() {
-            table = 0;
+        let n = self.buckets.len();
+        let first = self.sweep_at.get() % n.max(1);
+        self.sweep_at.set(first + 1);
+        let mut budget = SWEEP_SLOTS;
+        for i in 0..n {
+            let Some(b) = self.buckets.get((first + i) % n) else {
+                break;
+            };
+            budget -= b.table.sweep(&mut HostStore, &b.rate, budget, now);
+            if budget == 0 {
+                break;
+            }
         }
-        let Some(b) = self.buckets.get(table) else {
-            return;
-        };
-        let mut buf = self.key_buf.borrow_mut();
-        let bucket = self.config.buckets.get(table).map(|s| s.bucket);
-        let next = match bucket {
-            Some(tb) => b
-                .table
-                .sweep(&mut HostStore, &tb, start, SWEEP_SLOTS, now, &mut buf),
-            None => 0,
-        };
-        let done = next == 0 || b.table.slots() <= SWEEP_SLOTS;
-        self.sweep_at
-            .set(if done { (table + 1, 0) } else { (table, next) });
     }
 }
 
 /// What the buckets answered for one request or connection.
 #[derive(Default)]
 struct Verdict {
-    /// The bucket that refused, and its answer.
-    limited: Option<(usize, Taken)>,
-    /// The granting bucket with the fewest tokens left (for `RateLimit` on allowed responses).
-    tightest: Option<(usize, Taken)>,
+    /// The bucket that refused, and the ns until it holds a token.
+    limited: Option<(usize, u128)>,
+    /// The granting bucket with the fewest tokens left (for `RateLimit` on allowed
+    /// responses): its index, the tokens left and the ns until the next one.
+    tightest: Option<(usize, u64, u128)>,
 }
 
 impl Shared {
@@ -196,8 +189,7 @@ impl Shared {
     /// A host error lets the request through (fails open) and is counted; sustained CAS
     /// contention refuses it (see store.rs).
     fn take(&self, index: usize, key: &[u8], now: u64, verdict: &mut Verdict) {
-        let (Some(b), Some(spec)) = (self.buckets.get(index), self.config.buckets.get(index))
-        else {
+        let Some(b) = self.buckets.get(index) else {
             return;
         };
         let owner = if key.is_empty() {
@@ -205,10 +197,11 @@ impl Shared {
         } else {
             fingerprint(key)
         };
-        let mut buf = self.key_buf.borrow_mut();
+        // The default bucket has one key (the empty one), which never leaves a stale slot.
+        let mark = !key.is_empty();
         match b
             .table
-            .update(&mut HostStore, &spec.bucket, owner, now, &mut buf)
+            .update_with(&mut HostStore, &b.rate, owner, now, mark)
         {
             Ok(u) => {
                 if u.evicted {
@@ -216,27 +209,17 @@ impl Shared {
                 }
                 if u.answer.allowed {
                     b.allowed.inc();
-                    let tighter = verdict
-                        .tightest
-                        .is_none_or(|(_, t)| u.answer.remaining < t.remaining);
-                    if tighter {
-                        verdict.tightest = Some((index, u.answer));
+                    let t = u.answer;
+                    if verdict.tightest.is_none_or(|(_, r, _)| t.remaining < r) {
+                        verdict.tightest = Some((index, t.remaining, t.next_token_ns));
                     }
                 } else {
-                    verdict.limited = Some((index, u.answer));
+                    verdict.limited = Some((index, u.answer.next_token_ns));
                 }
             }
             Err(Failure::Contention) => {
                 self.metrics.contention.inc();
-                verdict.limited = Some((
-                    index,
-                    Taken {
-                        allowed: false,
-                        remaining: 0,
-                        next_token_ns: spec.bucket.fill_ns,
-                        store: None,
-                    },
-                ));
+                verdict.limited = Some((index, b.rate.fill_ns()));
             }
             Err(Failure::Host(status)) => {
                 log::debug!("shared data: host answered {status:?}; letting through");
@@ -316,13 +299,13 @@ impl HttpFilter for Stream {
                 if cfg.headers == HeadersMode::Always {
                     self.pending = verdict
                         .tightest
-                        .map(|(b, t)| (b, t.remaining, ceil_secs(t.next_token_ns)));
+                        .map(|(b, remaining, next)| (b, remaining, ceil_secs(next)));
                 }
                 Action::Continue
             }
-            Some((index, taken)) => {
+            Some((index, next_token_ns)) => {
                 let bucket = shared.buckets.get(index);
-                let wait = ceil_secs(taken.next_token_ns);
+                let wait = ceil_secs(next_token_ns);
                 if !shared.refuse(bucket) {
                     if cfg.headers == HeadersMode::Always {
                         self.pending = Some((index, 0, wait));
@@ -387,11 +370,7 @@ impl Connection {
         let Some(limit) = limits.concurrent else {
             return;
         };
-        let mut buf = shared.key_buf.borrow_mut();
-        if table
-            .release(&mut HostStore, &limit, index, owner, &mut buf)
-            .is_err()
-        {
+        if table.release(&mut HostStore, &limit, index, owner).is_err() {
             shared.metrics.errors.inc();
         }
     }
@@ -426,8 +405,7 @@ impl NetworkFilter for Connection {
         if let (Some((table, allowed, ..)), Some(limit)) =
             (shared.concurrent.as_ref(), limits.concurrent)
         {
-            let mut buf = shared.key_buf.borrow_mut();
-            match table.update(&mut HostStore, &limit, owner, now, &mut buf) {
+            match table.update(&mut HostStore, &limit, owner, now) {
                 Ok(u) if u.answer => {
                     allowed.inc();
                     self.held = Some((u.index, owner));

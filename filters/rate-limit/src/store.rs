@@ -2,7 +2,12 @@
 //! of a dynamic descriptor), exact across every worker of one Envoy.
 //!
 //! **Key space.** A table (one bucket of the config) owns `slots` shared-data keys,
-//! `<prefix><n>` for n in 0..slots, created at configuration time. Shared data has no delete,
+//! `<prefix><n>` for n in 0..slots, created at configuration time. A prefix is
+//! [`config_prefix`] (`rl:` and the configuration's 64-bit hash in 11 base64url characters)
+//! and the table's name (`<bucket>/`, `c/` for L4 concurrency): a key is 17 to 25 bytes, short
+//! enough for the host's short-string buffer in the usual case (Envoy's shared data copies
+//! every key it is given into a `std::string`; libc++ keeps up to 22 bytes without a heap
+//! allocation). Shared data has no delete,
 //! so the number of keys never depends on traffic: a dynamic descriptor's request keys (client
 //! addresses, API keys) are hashed into its slots. Each key has two candidate slots; the value
 //! stores the key's 64-bit fingerprint, so a slot owned by another key is recognised. A new key
@@ -17,14 +22,26 @@
 //! [`MAX_ATTEMPTS`] times; then the request is refused (`Contention`, counted), because a
 //! bucket that busy is being drained. A refusal writes nothing.
 //!
+//! **The sweep.** A slot whose bucket is full again but still names its key (stale) is as
+//! good as an empty one to every update; the sweep empties them anyway, a few per tick, so no
+//! key's fingerprint outlives its traffic for long. Each worker marks the slots it gave to a
+//! key (one bit per slot, in its own memory), and at configuration the slots it found holding
+//! a key; the sweep looks at marked slots only, so its cost follows the keys in use, not the
+//! table's size (a per-client table of 1024 slots with one client: one slot per tick, not
+//! 256). A marked slot found empty, or emptied, is unmarked; one still in use stays marked.
+//! Every slot holding a key is marked by some worker: whoever wrote a new key into it did,
+//! and a mark is dropped only once the slot was seen empty.
+//!
 //! **Creation.** Setting shared data with CAS 0 writes unconditionally, so two workers
 //! creating the same key could each overwrite the other. Slots are created at configuration
 //! time, which Envoy runs on its main thread before the workers serve; a slot found missing
 //! later (not expected) is created empty with CAS 0 and then re-read, so a request's token is
 //! only ever taken through a CAS write.
 
-use crate::bucket::{Concurrency, Slot, TokenBucket};
+use crate::bucket::{Concurrency, Rate, Slot, TokenBucket};
 use sdk_ext::host::Status;
+use std::cell::{Cell, Ref, RefCell};
+use std::ops::Deref;
 
 /// CAS attempts per update before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -64,9 +81,34 @@ pub enum Failure {
 pub struct Table {
     prefix: String,
     slots: u32,
-    /// Slot 0's key, named once: the whole key of a one-slot table (every bucket without a
-    /// dynamic descriptor), which a request names twice (its read and its write).
-    key0: String,
+    /// One bit per slot: this worker gave the slot to a key, or found it holding one, and
+    /// has not seen it empty since (what the sweep looks at).
+    marked: Vec<Cell<u64>>,
+    /// The slot the next sweep starts from.
+    cursor: Cell<u32>,
+    /// The key of slot `key_slot` (`u32::MAX`: none yet), kept from one request to the next:
+    /// a one-slot table's key is built once, and a client's requests name the same slot.
+    key_buf: RefCell<String>,
+    key_slot: Cell<u32>,
+}
+
+/// A slot's shared-data key, as [`Table::key`] names it.
+#[derive(Debug)]
+pub enum Key<'a> {
+    /// The table's last key, kept for the next request.
+    Kept(Ref<'a, String>),
+    /// Built aside.
+    Aside(String),
+}
+
+impl Deref for Key<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Key::Kept(k) => k.as_str(),
+            Key::Aside(k) => k,
+        }
+    }
 }
 
 /// A slot read, with its CAS (0: the key is missing).
@@ -109,6 +151,17 @@ impl Operation for TokenBucket {
     }
 }
 
+impl Operation for Rate {
+    type Answer = crate::bucket::Taken;
+    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>) {
+        let t = self.take(slot, now, owner);
+        (t, t.store)
+    }
+    fn idle(&self, slot: &Slot, now: u64) -> bool {
+        self.is_idle(slot, now)
+    }
+}
+
 impl Operation for Concurrency {
     type Answer = bool;
     fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (bool, Option<Slot>) {
@@ -130,6 +183,23 @@ pub fn fingerprint(key: &[u8]) -> u64 {
     // tests (found by running the emulator suite on the built .wasm).
     h.write(key);
     h.finish().max(1)
+}
+
+/// The shared-data key prefix of the configuration `config`: `rl:` and its 64-bit
+/// [`fingerprint`] in 11 base64url characters (a changed configuration starts with fresh
+/// buckets, and two limiters with different configurations never share keys).
+pub fn config_prefix(config: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let hash = fingerprint(config);
+    let mut out = String::with_capacity(16);
+    out.push_str("rl:");
+    for shift in (0..11u32).rev() {
+        let digit = (hash >> (shift * 6)) & 63;
+        if let Some(&d) = DIGITS.get(digit as usize) {
+            out.push(char::from(d));
+        }
+    }
+    out
 }
 
 /// Appends `n` in decimal, as `write!(buf, "{n}")` does, without the formatting machinery
@@ -155,13 +225,29 @@ fn push_decimal(buf: &mut String, mut n: u32) {
 impl Table {
     /// A table of `slots` (at least 1) keys named `<prefix><n>`.
     pub fn new(prefix: String, slots: u32) -> Self {
-        let mut key0 = prefix.clone();
-        push_decimal(&mut key0, 0);
+        let slots = slots.max(1);
         Self {
             prefix,
-            slots: slots.max(1),
-            key0,
+            slots,
+            marked: vec![Cell::new(0); slots.div_ceil(64) as usize],
+            cursor: Cell::new(0),
+            key_buf: RefCell::new(String::new()),
+            key_slot: Cell::new(u32::MAX),
         }
+    }
+
+    /// Marks slot `index` for the sweep.
+    fn mark(&self, index: u32) {
+        if let Some(w) = self.marked.get((index / 64) as usize) {
+            w.set(w.get() | 1 << (index % 64));
+        }
+    }
+
+    /// Whether slot `index` is marked for the sweep.
+    pub fn is_marked(&self, index: u32) -> bool {
+        self.marked
+            .get((index / 64) as usize)
+            .is_some_and(|w| w.get() & 1 << (index % 64) != 0)
     }
 
     /// Number of slots.
@@ -169,19 +255,35 @@ impl Table {
         self.slots
     }
 
-    /// The shared-data key of slot `index` (written into `buf`, except slot 0's).
-    pub fn key<'a>(&'a self, index: u32, buf: &'a mut String) -> &'a str {
-        if index == 0 {
-            return &self.key0;
+    /// The shared-data key of slot `index` (built unless it was the last one named).
+    pub fn key(&self, index: u32) -> Key<'_> {
+        if self.key_slot.get() != index {
+            let Ok(mut buf) = self.key_buf.try_borrow_mut() else {
+                return self.key_aside(index);
+            };
+            buf.clear();
+            buf.push_str(&self.prefix);
+            push_decimal(&mut buf, index);
+            self.key_slot.set(index);
         }
-        buf.clear();
-        buf.push_str(&self.prefix);
-        push_decimal(buf, index);
-        buf
+        match self.key_buf.try_borrow() {
+            Ok(buf) => Key::Kept(buf),
+            Err(_) => self.key_aside(index),
+        }
+    }
+
+    /// Slot `index`'s key in its own string (another key is being named: not expected).
+    fn key_aside(&self, index: u32) -> Key<'_> {
+        let mut key = self.prefix.clone();
+        push_decimal(&mut key, index);
+        Key::Aside(key)
     }
 
     /// The two candidate slots of a key (equal only in a one-slot table).
     fn candidates(&self, owner: u64) -> (u32, u32) {
+        if self.slots == 1 {
+            return (0, 0); // every bucket without a dynamic descriptor
+        }
         let n = u64::from(self.slots);
         let first = owner % n;
         let mut second = (owner.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15) % n;
@@ -194,26 +296,27 @@ impl Table {
         )
     }
 
-    /// Creates every missing slot (empty). Run at configuration time.
+    /// Creates every missing slot (empty) and marks the ones holding a key (left by another
+    /// worker, or by this configuration's previous instance) for the sweep. Run at
+    /// configuration time.
     pub fn create(&self, store: &mut impl SharedStore) -> Result<(), Status> {
-        let mut buf = String::new();
         for index in 0..self.slots {
-            let key = self.key(index, &mut buf);
-            if store.get(key)?.is_none() {
-                store.set(key, &Slot::default().encode(), 0)?;
+            let key = self.key(index);
+            match store.get(&key)? {
+                Some((bytes, _)) => {
+                    if Slot::decode(&bytes).owner != 0 {
+                        self.mark(index);
+                    }
+                }
+                None => store.set(&key, &Slot::default().encode(), 0)?,
             }
         }
         Ok(())
     }
 
-    fn read(
-        &self,
-        store: &mut impl SharedStore,
-        index: u32,
-        buf: &mut String,
-    ) -> Result<Read, Failure> {
-        let key = self.key(index, buf);
-        match store.get(key).map_err(Failure::Host)? {
+    fn read(&self, store: &mut impl SharedStore, index: u32) -> Result<Read, Failure> {
+        let key = self.key(index);
+        match store.get(&key).map_err(Failure::Host)? {
             Some((bytes, cas)) => Ok(Read {
                 index,
                 slot: Slot::decode(&bytes),
@@ -223,9 +326,9 @@ impl Table {
                 // Not expected (slots are created at configure): create it empty, then
                 // read it back, so the token itself is taken through a CAS write.
                 store
-                    .set(key, &Slot::default().encode(), 0)
+                    .set(&key, &Slot::default().encode(), 0)
                     .map_err(Failure::Host)?;
-                match store.get(key).map_err(Failure::Host)? {
+                match store.get(&key).map_err(Failure::Host)? {
                     Some((bytes, cas)) => Ok(Read {
                         index,
                         slot: Slot::decode(&bytes),
@@ -237,22 +340,36 @@ impl Table {
         }
     }
 
-    /// Applies `op` to the slot of the key with fingerprint `owner`, atomically.
+    /// Applies `op` to the slot of the key with fingerprint `owner`, atomically; a slot given
+    /// to `owner` (it held another key, or none) is marked for the sweep.
     pub fn update<O: Operation>(
         &self,
         store: &mut impl SharedStore,
         op: &O,
         owner: u64,
         now: u64,
-        buf: &mut String,
+    ) -> Result<Updated<O::Answer>, Failure> {
+        self.update_with(store, op, owner, now, true)
+    }
+
+    /// [`update`](Self::update), marking a slot given to `owner` only when `mark`: a table
+    /// with one fixed key (a bucket without dynamic descriptor entries) has no other key to
+    /// leave a stale slot, so its slot need not be swept.
+    pub fn update_with<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        owner: u64,
+        now: u64,
+        mark: bool,
     ) -> Result<Updated<O::Answer>, Failure> {
         let (first, second) = self.candidates(owner);
         for _ in 0..MAX_ATTEMPTS {
-            let a = self.read(store, first, buf)?;
+            let a = self.read(store, first)?;
             let target = if a.slot.owner == owner || first == second {
                 a
             } else {
-                let b = self.read(store, second, buf)?;
+                let b = self.read(store, second)?;
                 if b.slot.owner == owner {
                     b
                 } else {
@@ -274,14 +391,16 @@ impl Table {
                     evicted: false,
                 });
             };
-            let key = self.key(target.index, buf);
-            match store.set(key, &new.encode(), target.cas) {
+            match store.set(&self.key(target.index), &new.encode(), target.cas) {
                 Ok(()) => {
+                    if mark && target.slot.owner != owner {
+                        self.mark(target.index);
+                    }
                     return Ok(Updated {
                         answer,
                         index: target.index,
                         evicted,
-                    })
+                    });
                 }
                 Err(Status::CasMismatch) => continue,
                 Err(other) => return Err(Failure::Host(other)),
@@ -297,15 +416,13 @@ impl Table {
         limit: &Concurrency,
         index: u32,
         owner: u64,
-        buf: &mut String,
     ) -> Result<(), Failure> {
         for _ in 0..MAX_ATTEMPTS {
-            let r = self.read(store, index, buf)?;
+            let r = self.read(store, index)?;
             let Some(new) = limit.leave(&r.slot, owner) else {
                 return Ok(()); // evicted meanwhile: nothing to give back
             };
-            let key = self.key(index, buf);
-            match store.set(key, &new.encode(), r.cas) {
+            match store.set(&self.key(index), &new.encode(), r.cas) {
                 Ok(()) => return Ok(()),
                 Err(Status::CasMismatch) => continue,
                 Err(other) => return Err(Failure::Host(other)),
@@ -314,30 +431,69 @@ impl Table {
         Err(Failure::Contention)
     }
 
-    /// Resets up to `max` slots from `start` that are idle but still hold a key (stale),
-    /// each with a CAS write (a slot written meanwhile is left alone). Returns the next
-    /// start, for a sweep spread over ticks.
+    /// Looks at up to `max` marked slots, from where the last sweep stopped, and empties
+    /// the stale ones (idle but still holding a key), each with a CAS write (a slot written
+    /// meanwhile is left alone). Returns how many it looked at.
     pub fn sweep<O: Operation>(
         &self,
         store: &mut impl SharedStore,
         op: &O,
-        start: u32,
         max: u32,
         now: u64,
-        buf: &mut String,
     ) -> u32 {
-        let mut index = start % self.slots;
-        for _ in 0..max.min(self.slots) {
-            let key = self.key(index, buf);
-            if let Ok(Some((bytes, cas))) = store.get(key) {
-                let slot = Slot::decode(&bytes);
-                if slot.owner != 0 && op.idle(&slot, now) {
-                    let _ = store.set(key, &Slot::default().encode(), cas);
+        let words = self.marked.len();
+        let start = self.cursor.get() % self.slots;
+        let (first, shift) = ((start / 64) as usize, start % 64);
+        let mut looked = 0;
+        // One round over the words from the cursor's: its own word from the cursor on
+        // first, the part before the cursor last.
+        for step in 0..=words {
+            let w = (first + step) % words.max(1);
+            let Some(cell) = self.marked.get(w) else {
+                break;
+            };
+            let mut bits = cell.get();
+            if step == 0 {
+                bits &= u64::MAX << shift;
+            }
+            if step == words {
+                bits &= !(u64::MAX << shift);
+            }
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                let index = (w as u32) * 64 + bit;
+                if looked == max {
+                    self.cursor.set(index);
+                    return looked;
+                }
+                looked += 1;
+                if self.sweep_one(store, op, index, now) {
+                    cell.set(cell.get() & !(1 << bit));
                 }
             }
-            index = (index + 1) % self.slots;
         }
-        index
+        looked
+    }
+
+    /// Empties slot `index` if it is stale; `true` when it is empty now (unmark it).
+    fn sweep_one<O: Operation>(
+        &self,
+        store: &mut impl SharedStore,
+        op: &O,
+        index: u32,
+        now: u64,
+    ) -> bool {
+        let Ok(r) = self.read(store, index) else {
+            return false;
+        };
+        if r.slot.owner == 0 {
+            return true;
+        }
+        op.idle(&r.slot, now)
+            && store
+                .set(&self.key(index), &Slot::default().encode(), r.cas)
+                .is_ok()
     }
 }
 
@@ -349,6 +505,22 @@ pub(crate) mod tests {
     type Data = HashMap<String, (Vec<u8>, u32)>;
 
     #[test]
+    fn config_prefixes_are_short_and_distinct() {
+        let a = config_prefix(b"{}");
+        assert_eq!(a.len(), 14);
+        assert!(a.starts_with("rl:"));
+        assert!(a[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(a, config_prefix(b"{}"));
+        assert_ne!(a, config_prefix(b"{ }"));
+        // The bench's one-bucket key, and a per-client table's last: within 22 bytes.
+        let t = Table::new(format!("{a}0/"), 1024);
+        assert_eq!(t.key(0).len(), 17);
+        assert_eq!(t.key(1023).len(), 20);
+    }
+
+    #[test]
     fn slot_keys_are_decimal() {
         for n in [0u32, 7, 10, 99, 255, 1000, 4_294_967_295] {
             let mut buf = String::from("x");
@@ -356,10 +528,11 @@ pub(crate) mod tests {
             assert_eq!(buf, format!("x{n}"));
         }
         let t = Table::new("p/".into(), 3);
-        let mut buf = String::new();
-        assert_eq!(t.key(12345, &mut buf), "p/12345");
-        assert_eq!(t.key(0, &mut buf), "p/0");
-        assert_eq!(t.key(7, &mut buf), "p/7");
+        let key = |i| t.key(i).to_string();
+        assert_eq!(key(12345), "p/12345");
+        assert_eq!(key(0), "p/0");
+        assert_eq!(key(7), "p/7");
+        assert_eq!(key(12345), "p/12345", "named again");
     }
 
     type Hook = Box<dyn FnMut(&mut Data, &mut u32)>;
@@ -372,6 +545,7 @@ pub(crate) mod tests {
         next_cas: u32,
         pub before_set: Option<Hook>,
         pub sets: u32,
+        pub gets: u32,
     }
 
     impl MemStore {
@@ -383,6 +557,7 @@ pub(crate) mod tests {
 
     impl SharedStore for MemStore {
         fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+            self.gets += 1;
             Ok(self.data.get(key).cloned())
         }
         fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
@@ -429,17 +604,11 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let b = bucket(3);
-        let mut buf = String::new();
         let now = 1000 * SEC;
         for key in [b"alice".as_slice(), b"bob"] {
             let fp = fingerprint(key);
             let granted = (0..10)
-                .filter(|_| {
-                    t.update(&mut s, &b, fp, now, &mut buf)
-                        .unwrap()
-                        .answer
-                        .allowed
-                })
+                .filter(|_| t.update(&mut s, &b, fp, now).unwrap().answer.allowed)
                 .count();
             assert_eq!(granted, 3);
         }
@@ -466,14 +635,8 @@ pub(crate) mod tests {
                 data.insert("rl/0".into(), (new.encode().to_vec(), *next));
             }
         }));
-        let mut buf = String::new();
         let granted = (0..10)
-            .filter(|_| {
-                t.update(&mut s, &b, fp, now, &mut buf)
-                    .unwrap()
-                    .answer
-                    .allowed
-            })
+            .filter(|_| t.update(&mut s, &b, fp, now).unwrap().answer.allowed)
             .count();
         assert_eq!(
             granted, 3,
@@ -493,8 +656,7 @@ pub(crate) mod tests {
                 v.1 = *next;
             }
         }));
-        let mut buf = String::new();
-        let r = t.update(&mut s, &bucket(5), 9, 1000 * SEC, &mut buf);
+        let r = t.update(&mut s, &bucket(5), 9, 1000 * SEC);
         assert_eq!(r, Err(Failure::Contention));
         assert_eq!(s.sets, MAX_ATTEMPTS);
     }
@@ -503,10 +665,7 @@ pub(crate) mod tests {
     fn a_missing_slot_is_created_then_updated_by_cas() {
         let t = Table::new("rl/".into(), 1);
         let mut s = MemStore::default();
-        let mut buf = String::new();
-        let r = t
-            .update(&mut s, &bucket(2), 9, 1000 * SEC, &mut buf)
-            .unwrap();
+        let r = t.update(&mut s, &bucket(2), 9, 1000 * SEC).unwrap();
         assert!(r.answer.allowed);
         assert_eq!(Slot::decode(&s.data["rl/0"].0).owner, 9);
     }
@@ -517,36 +676,15 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let b = bucket(1);
-        let mut buf = String::new();
         let (k1, k2, k3) = (fingerprint(b"1"), fingerprint(b"2"), fingerprint(b"3"));
-        assert!(
-            t.update(&mut s, &b, k1, 10 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        assert!(
-            t.update(&mut s, &b, k2, 20 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
+        assert!(t.update(&mut s, &b, k1, 10 * SEC).unwrap().answer.allowed);
+        assert!(t.update(&mut s, &b, k2, 20 * SEC).unwrap().answer.allowed);
         // Both slots hold empty buckets of active keys; k3 evicts the older one (k1).
-        let r = t.update(&mut s, &b, k3, 30 * SEC, &mut buf).unwrap();
+        let r = t.update(&mut s, &b, k3, 30 * SEC).unwrap();
         assert!(r.answer.allowed && r.evicted);
         // k2 keeps its (empty) bucket; k1 was evicted and starts over.
-        assert!(
-            !t.update(&mut s, &b, k2, 31 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        assert!(
-            t.update(&mut s, &b, k1, 32 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
+        assert!(!t.update(&mut s, &b, k2, 31 * SEC).unwrap().answer.allowed);
+        assert!(t.update(&mut s, &b, k1, 32 * SEC).unwrap().answer.allowed);
         assert_eq!(s.data.len(), 2, "the key space never grows");
     }
 
@@ -560,22 +698,112 @@ pub(crate) mod tests {
             tokens_per_fill: 1,
             fill_ns: u128::from(SEC),
         };
-        let mut buf = String::new();
-        assert!(
-            t.update(&mut s, &b, 5, 10 * SEC, &mut buf)
-                .unwrap()
-                .answer
-                .allowed
-        );
-        let r = t.update(&mut s, &b, 6, 12 * SEC, &mut buf).unwrap();
+        assert!(t.update(&mut s, &b, 5, 10 * SEC).unwrap().answer.allowed);
+        let r = t.update(&mut s, &b, 6, 12 * SEC).unwrap();
         assert!(
             r.answer.allowed && !r.evicted,
             "key 5's bucket was full again"
         );
-        assert_eq!(t.sweep(&mut s, &b, 0, 10, 12 * SEC, &mut buf), 0);
+        assert_eq!(t.sweep(&mut s, &b, 10, 12 * SEC), 1);
         assert_ne!(Slot::decode(&s.data["rl/0"].0).owner, 0, "not yet idle");
-        t.sweep(&mut s, &b, 0, 10, 20 * SEC, &mut buf);
+        assert!(t.is_marked(0), "still in use: still marked");
+        t.sweep(&mut s, &b, 10, 20 * SEC);
         assert_eq!(Slot::decode(&s.data["rl/0"].0), Slot::default());
+        assert!(!t.is_marked(0));
+        assert_eq!(t.sweep(&mut s, &b, 10, 30 * SEC), 0, "nothing marked");
+    }
+
+    /// A bucket of one token per second.
+    fn per_second() -> Rate {
+        Rate::new(&TokenBucket {
+            max_tokens: 1,
+            tokens_per_fill: 1,
+            fill_ns: u128::from(SEC),
+        })
+    }
+
+    fn owner_of(s: &MemStore, key: &str) -> u64 {
+        Slot::decode(&s.data[key].0).owner
+    }
+
+    #[test]
+    fn the_sweep_reads_marked_slots_only_a_bounded_number_per_call() {
+        let t = Table::new("rl/".into(), 200);
+        let mut s = MemStore::default();
+        t.create(&mut s).unwrap();
+        let b = per_second();
+        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC), 0, "nothing marked");
+        let mut at = Vec::new();
+        for k in 1..=5u64 {
+            let u = t
+                .update(&mut s, &b, fingerprint(&k.to_le_bytes()), 10 * SEC)
+                .unwrap();
+            assert!(u.answer.allowed && t.is_marked(u.index));
+            at.push(u.index);
+        }
+        at.sort_unstable();
+        at.dedup();
+        assert_eq!(at.len(), 5, "five keys, five slots");
+        // Granted at 10 s: not idle before 11 s, so they stay (and stay marked).
+        s.gets = 0;
+        assert_eq!(t.sweep(&mut s, &b, 256, 10 * SEC), 5);
+        assert_eq!(
+            s.gets, 5,
+            "one read per marked slot, none for the other 195"
+        );
+        assert!(at.iter().all(|&i| t.is_marked(i)));
+        // Idle now: two per call, continuing where the last call stopped.
+        let mut swept = 0;
+        for _ in 0..3 {
+            s.gets = 0;
+            let looked = t.sweep(&mut s, &b, 2, 20 * SEC);
+            assert!(looked <= 2 && s.gets == looked);
+            swept += looked;
+        }
+        assert_eq!(swept, 5);
+        for &i in &at {
+            assert!(!t.is_marked(i));
+            assert_eq!(owner_of(&s, &format!("rl/{i}")), 0, "slot {i} emptied");
+        }
+        assert_eq!(t.sweep(&mut s, &b, 256, 30 * SEC), 0);
+        // A fixed-key update marks nothing.
+        let u = t.update_with(&mut s, &b, 77, 40 * SEC, false).unwrap();
+        assert!(u.answer.allowed && !t.is_marked(u.index));
+    }
+
+    #[test]
+    fn slots_found_holding_a_key_are_marked_and_a_slot_written_meanwhile_is_kept() {
+        let mut s = MemStore::default();
+        let b = per_second();
+        // Another worker (or this configuration's previous instance) left a key in a slot.
+        let other = Table::new("rl/".into(), 8);
+        other.create(&mut s).unwrap();
+        let u = other.update(&mut s, &b, 42, 10 * SEC).unwrap();
+        let key = format!("rl/{}", u.index);
+        let t = Table::new("rl/".into(), 8);
+        t.create(&mut s).unwrap();
+        assert!(t.is_marked(u.index), "found holding a key at configuration");
+        assert_eq!((0..8).filter(|&i| t.is_marked(i)).count(), 1);
+        // The reset races with a write by another worker: the slot is left alone, marked.
+        s.before_set = Some(Box::new(|data, next| {
+            *next += 1;
+            for v in data.values_mut() {
+                v.1 = *next;
+            }
+        }));
+        assert_eq!(t.sweep(&mut s, &b, 256, 20 * SEC), 1);
+        assert_eq!(owner_of(&s, &key), 42);
+        assert!(t.is_marked(u.index));
+        s.before_set = None;
+        t.sweep(&mut s, &b, 256, 20 * SEC);
+        assert_eq!(owner_of(&s, &key), 0);
+        assert!(!t.is_marked(u.index));
+        // The other worker still has its mark: it finds the slot empty and drops it.
+        assert!(other.is_marked(u.index));
+        s.sets = 0;
+        assert_eq!(other.sweep(&mut s, &b, 256, 20 * SEC), 1);
+        assert!(!other.is_marked(u.index));
+        assert_eq!(s.sets, 0, "an empty slot is not rewritten");
     }
 
     #[test]
@@ -584,14 +812,13 @@ pub(crate) mod tests {
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
         let c = Concurrency { max: 1 };
-        let mut buf = String::new();
         let fp = fingerprint(b"10.0.0.1");
-        let r = t.update(&mut s, &c, fp, 1, &mut buf).unwrap();
+        let r = t.update(&mut s, &c, fp, 1).unwrap();
         assert!(r.answer);
-        assert!(!t.update(&mut s, &c, fp, 2, &mut buf).unwrap().answer);
-        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
-        t.release(&mut s, &c, r.index, fp, &mut buf).unwrap();
-        assert!(t.update(&mut s, &c, fp, 3, &mut buf).unwrap().answer);
-        assert!(!t.update(&mut s, &c, fp, 4, &mut buf).unwrap().answer);
+        assert!(!t.update(&mut s, &c, fp, 2).unwrap().answer);
+        t.release(&mut s, &c, r.index, fp).unwrap();
+        t.release(&mut s, &c, r.index, fp).unwrap();
+        assert!(t.update(&mut s, &c, fp, 3).unwrap().answer);
+        assert!(!t.update(&mut s, &c, fp, 4).unwrap().answer);
     }
 }

@@ -39,9 +39,9 @@ fn count_ok(emu: &mut Emulator, client: &str, path: &str, n: usize) -> usize {
 }
 
 /// The shared-data key of slot `slot` of bucket `bucket` under `config`.
-fn slot_key(config: &str, stat_prefix: &str, bucket: usize, slot: u32) -> String {
-    let hash = rate_limit::store::fingerprint(config.as_bytes());
-    format!("rate-limit/{stat_prefix}/{hash:016x}/{bucket}/{slot}")
+fn slot_key(config: &str, bucket: usize, slot: u32) -> String {
+    let prefix = rate_limit::store::config_prefix(config.as_bytes());
+    format!("{prefix}{bucket}/{slot}")
 }
 
 #[engines]
@@ -175,7 +175,7 @@ fn refill_follows_the_host_clock_including_backwards_and_long_gaps(engine: Engin
 fn another_worker_sharing_the_bucket_is_seen(engine: Engine) {
     let config = r#"{"token_bucket":{"max_tokens":5,"tokens_per_fill":5,"fill_interval":"3600s"}}"#;
     let mut emu = start(engine, config);
-    let key = slot_key(config, "local", 0, 0);
+    let key = slot_key(config, 0, 0);
     assert!(
         emu.shared_data(&key).is_some(),
         "slots exist after configure"
@@ -212,8 +212,8 @@ fn dynamic_keys_are_bounded_and_evicted_least_recently_used(engine: Engine) {
         assert_eq!(request(&mut emu, &format!("10.1.0.{i}"), "/", &[]), 200);
     }
     // Two slots, whatever the number of clients.
-    assert!(emu.shared_data(&slot_key(config, "local", 0, 1)).is_some());
-    assert!(emu.shared_data(&slot_key(config, "local", 0, 2)).is_none());
+    assert!(emu.shared_data(&slot_key(config, 0, 1)).is_some());
+    assert!(emu.shared_data(&slot_key(config, 0, 2)).is_none());
     assert!(emu.metric("rate_limit.local.evicted").unwrap() >= 47);
     // The most recent client still holds its (empty) bucket.
     assert_eq!(request(&mut emu, "10.1.0.49", "/", &[]), 429);
@@ -330,4 +330,48 @@ fn exports_no_data_phases() {
     assert!(e.on_downstream_connection_close.is_some());
     assert!(e.on_request_body.is_none() && e.on_response_body.is_none());
     assert!(e.on_downstream_data.is_none() && e.on_upstream_data.is_none());
+}
+
+/// The keys held in bucket `bucket`'s `slots` slots under `config`.
+fn held(emu: &Emulator, config: &str, bucket: usize, slots: u32) -> usize {
+    (0..slots)
+        .filter(|&i| {
+            emu.shared_data(&slot_key(config, bucket, i))
+                .is_some_and(|v| Slot::decode(&v).owner != 0)
+        })
+        .count()
+}
+
+#[engines]
+fn the_tick_empties_stale_slots_and_keeps_buckets_in_use(engine: Engine) {
+    // 1 token per 10 s per client; a default bucket alongside, which the sweep never needs.
+    let config = r#"{"max_dynamic_descriptors":64,
+        "token_bucket":{"max_tokens":100,"fill_interval":"1s"},
+        "always_consume_default_token_bucket":true,
+        "descriptors":[{"name":"c","entries":[{"attribute":"client_address"}],
+        "token_bucket":{"max_tokens":1,"fill_interval":"10s"}}]}"#;
+    let mut emu = start(engine, config);
+    assert_eq!(emu.tick_period(), Some(Duration::from_secs(10)));
+    for i in 0..3 {
+        assert_eq!(request(&mut emu, &format!("10.2.0.{i}"), "/", &[]), 200);
+    }
+    assert_eq!(held(&emu, config, 1, 64), 3);
+    // Their buckets are not full again yet: the tick keeps them, and they stay limited.
+    emu.advance_time(Duration::from_secs(5));
+    emu.tick();
+    assert_eq!(held(&emu, config, 1, 64), 3);
+    assert_eq!(request(&mut emu, "10.2.0.0", "/", &[]), 429);
+    // 10 s after their grants the three buckets are full again: stale, emptied by the tick.
+    emu.advance_time(Duration::from_secs(5));
+    emu.tick();
+    assert_eq!(held(&emu, config, 1, 64), 0);
+    // An emptied slot behaves as the full bucket it was.
+    assert_eq!(request(&mut emu, "10.2.0.0", "/", &[]), 200);
+    assert_eq!(request(&mut emu, "10.2.0.0", "/", &[]), 429);
+    assert_eq!(held(&emu, config, 1, 64), 1);
+    // The default bucket's one slot keeps its one key.
+    assert_ne!(
+        Slot::decode(&emu.shared_data(&slot_key(config, 0, 0)).unwrap()).owner,
+        0
+    );
 }
