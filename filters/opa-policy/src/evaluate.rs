@@ -77,6 +77,8 @@ struct Vm {
     machine: RegoVM,
     compiled: CompiledPolicy,
     entry_points: Vec<String>,
+    /// What the program can read of the input document.
+    needs: Needs,
 }
 
 /// A compiled policy: its modules, data and builtins, ready to evaluate.
@@ -89,6 +91,7 @@ pub struct Policy {
     timer: ExecutionTimerConfig,
     query: String,
     max_memory: usize,
+    /// What the modules can reach by the names they spell (the interpreter's).
     needs: Needs,
 }
 
@@ -197,9 +200,13 @@ impl Policy {
         }
     }
 
-    /// The parts of the input document its modules can reach.
+    /// The parts of the input document the policy can read: on the RVM, what its program
+    /// reads (`crate::reads`); on the interpreter, what its modules name.
     pub fn needs(&self) -> Needs {
-        self.needs
+        match self.vm.try_borrow() {
+            Ok(vm) => vm.as_ref().map_or(self.needs, |vm| vm.needs),
+            Err(_) => Needs::ALL,
+        }
     }
 
     /// The policy's configured query.
@@ -311,6 +318,7 @@ fn vm(
         );
         return None;
     }
+    let needs = crate::reads::needs(&program);
     let mut machine = RegoVM::new();
     machine.load_program(program);
     if let Err(e) = machine.set_data(data.clone()) {
@@ -331,6 +339,7 @@ fn vm(
         machine,
         compiled,
         entry_points,
+        needs,
     })
 }
 

@@ -51,10 +51,24 @@ pub struct Needs {
     pub protocol: bool,
     /// `attributes.request.http.headers`.
     pub headers: bool,
+    /// `attributes.request.http.host`.
+    pub host: bool,
+    /// `attributes.request.http.method`.
+    pub method: bool,
+    /// `attributes.request.http.path`.
+    pub path: bool,
+    /// `attributes.request.http.scheme`.
+    pub scheme: bool,
     /// `parsed_path`.
     pub parsed_path: bool,
     /// `parsed_query`.
     pub parsed_query: bool,
+    /// `parsed_body`.
+    pub parsed_body: bool,
+    /// `truncated_body`.
+    pub truncated_body: bool,
+    /// `version`.
+    pub version: bool,
 }
 
 impl Needs {
@@ -65,11 +79,19 @@ impl Needs {
         id: true,
         protocol: true,
         headers: true,
+        host: true,
+        method: true,
+        path: true,
+        scheme: true,
         parsed_path: true,
         parsed_query: true,
+        parsed_body: true,
+        truncated_body: true,
+        version: true,
     };
 
-    /// What modules with these sources can reach.
+    /// What modules with these sources can reach, by the names they spell (for the
+    /// interpreter; a policy on the RVM has its program read instead: `crate::reads`).
     pub fn of<'a>(modules: impl IntoIterator<Item = &'a str> + Clone) -> Needs {
         let any = |word: &str| modules.clone().into_iter().any(|m| has_word(m, word));
         if modules.clone().into_iter().any(uses_whole_input) {
@@ -81,8 +103,15 @@ impl Needs {
             id: any("id"),
             protocol: any("protocol"),
             headers: any("headers"),
+            host: any("host"),
+            method: any("method"),
+            path: any("path"),
+            scheme: any("scheme"),
             parsed_path: any("parsed_path"),
             parsed_query: any("parsed_query"),
+            parsed_body: any("parsed_body"),
+            truncated_body: any("truncated_body"),
+            version: any("version"),
         }
     }
 }
@@ -199,10 +228,16 @@ impl RequestFacts<'_> {
             http.push((k.headers.clone(), headers));
         }
         let [host, method, path_value, scheme] = pseudo;
-        http.push((k.host.clone(), text(host)));
-        http.push((k.method.clone(), text(method)));
-        http.push((k.path.clone(), text(path_value)));
-        http.push((k.scheme.clone(), text(scheme)));
+        for (on, key, value) in [
+            (needs.host, &k.host, host),
+            (needs.method, &k.method, method),
+            (needs.path, &k.path, path_value),
+            (needs.scheme, &k.scheme, scheme),
+        ] {
+            if on {
+                http.push((key.clone(), text(value)));
+            }
+        }
         if let (true, Some(p)) = (needs.protocol, &self.protocol) {
             http.push((k.protocol.clone(), lossy(p)));
         }
@@ -240,9 +275,15 @@ impl RequestFacts<'_> {
         if needs.parsed_query {
             input.push((k.parsed_query.clone(), parsed_query(query)));
         }
-        input.push((k.parsed_body.clone(), parsed_body));
-        input.push((k.truncated_body.clone(), Value::from(truncated)));
-        input.push((k.version.clone(), k.version_value.clone()));
+        if needs.parsed_body {
+            input.push((k.parsed_body.clone(), parsed_body));
+        }
+        if needs.truncated_body {
+            input.push((k.truncated_body.clone(), Value::from(truncated)));
+        }
+        if needs.version {
+            input.push((k.version.clone(), k.version_value.clone()));
+        }
         Ok(k.object(input))
     }
 
@@ -840,6 +881,14 @@ mod tests {
         );
         assert_eq!(v["attributes"]["source"], Value::Undefined);
         assert_eq!(v["parsed_query"], Value::Undefined);
+        // Neither `path` nor `host` is spelled: left out.
+        assert_eq!(v["attributes"]["request"]["http"]["path"], Value::Undefined);
+        assert_eq!(v["attributes"]["request"]["http"]["host"], Value::Undefined);
+        let n = Needs::of([
+            rbac,
+            "package y\nallow if input.attributes.request.http.path == \"/\"\n",
+        ]);
+        let v = f.to_input_for(1 << 16, n).unwrap();
         assert_eq!(
             v["attributes"]["request"]["http"]["path"],
             Value::from("/a?b=1")
@@ -876,13 +925,15 @@ mod tests {
         if needs.headers {
             http.insert(Value::from("headers"), Value::from(headers));
         }
-        for (k, h) in [
-            ("host", ":authority"),
-            ("method", ":method"),
-            ("path", ":path"),
-            ("scheme", ":scheme"),
+        for (on, k, h) in [
+            (needs.host, "host", ":authority"),
+            (needs.method, "method", ":method"),
+            (needs.path, "path", ":path"),
+            (needs.scheme, "scheme", ":scheme"),
         ] {
-            http.insert(Value::from(k), text(f.header(h)));
+            if on {
+                http.insert(Value::from(k), text(f.header(h)));
+            }
         }
         if let (true, Some(p)) = (needs.protocol, &f.protocol) {
             http.insert(Value::from("protocol"), text(Some(p)));
@@ -920,9 +971,15 @@ mod tests {
         if needs.parsed_query {
             input.insert(Value::from("parsed_query"), parsed_query(query));
         }
-        input.insert(Value::from("parsed_body"), parsed_body);
-        input.insert(Value::from("truncated_body"), Value::from(truncated));
-        input.insert(Value::from("version"), k);
+        if needs.parsed_body {
+            input.insert(Value::from("parsed_body"), parsed_body);
+        }
+        if needs.truncated_body {
+            input.insert(Value::from("truncated_body"), Value::from(truncated));
+        }
+        if needs.version {
+            input.insert(Value::from("version"), k);
+        }
         Value::from(input)
     }
 
