@@ -33,12 +33,12 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Which optional parts of the document a policy can reach. The parts that cost host calls
-/// or work per request (peer addresses, request id, protocol, parsed path and query,
-/// headers...) are left out when no module could read them: a module that never names
-/// `source` cannot read `input.attributes.source`. A module that uses `input` as a whole
-/// (`walk(input, ...)`, `json.marshal(input)`, `input[k]`, `import input`) gets everything,
-/// and so does the remote mode.
+/// Which parts of the document a policy can reach; the others are left out (each costs work
+/// or host calls per request). For a policy on the RVM, what its program reads
+/// ([`crate::reads`]); for one on the interpreter, what its modules name ([`Needs::of`]: a
+/// module that never names `source` cannot read `input.attributes.source` but through a
+/// computed key; one that uses `input` as a whole gets everything). The remote mode gets
+/// everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     /// `attributes.source`.
