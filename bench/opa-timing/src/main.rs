@@ -44,7 +44,7 @@ fn main() -> Result<(), String> {
     let facts = RequestFacts {
         headers: REQUEST
             .iter()
-            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
             .collect(),
         source_address: Some(b"127.0.0.1:40000".to_vec()),
         ..RequestFacts::default()

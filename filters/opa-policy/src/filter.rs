@@ -10,7 +10,6 @@ use crate::NAME;
 use regorus::Value;
 use sdk_ext::callout;
 use sdk_ext::config::ConfigError;
-use sdk_ext::headers::Headers;
 use sdk_ext::host;
 use sdk_ext::metrics::{Counter, Histogram};
 use sdk_ext::response::LocalResponse;
@@ -104,17 +103,35 @@ fn now_ns() -> u64 {
     host::now_nanos().unwrap_or(0)
 }
 
-/// The request facts from the host (the properties only when the document has them).
-fn facts(host: &mut HttpHost, body: Option<Body>, needs: Needs) -> RequestFacts {
+/// The request facts from the host (the properties only when the document has them), the
+/// header names and values borrowed from `encoded` (the host's header map, as it gave it).
+fn facts<'a>(
+    host: &mut HttpHost,
+    encoded: &'a [u8],
+    body: Option<Body>,
+    needs: Needs,
+) -> RequestFacts<'a> {
+    let mut headers = Vec::with_capacity(16);
+    if !host::walk_pairs(encoded, |n, v| headers.push((n, v))) {
+        headers.clear();
+    }
     let prop = |on: bool, path: &[&str]| if on { host.property(path) } else { None };
     RequestFacts {
-        headers: Headers::REQUEST.all(),
+        headers,
         source_address: prop(needs.source, &["source", "address"]),
         destination_address: prop(needs.destination, &["destination", "address"]),
         request_id: prop(needs.id, &["request", "id"]),
         protocol: prop(needs.protocol, &["request", "protocol"]),
         body,
     }
+}
+
+/// The request's header map in the host's encoding (empty when the host gives none).
+fn request_header_map() -> Vec<u8> {
+    host::get_header_pairs_encoded(host::MapType::HttpRequestHeaders).unwrap_or_else(|status| {
+        log::debug!("get header map: host answered {status:?}");
+        Vec::new()
+    })
 }
 
 impl Shared {
@@ -131,7 +148,8 @@ impl Shared {
             Decider::Embedded { policy, .. } => policy.needs(),
             Decider::Remote(_) | Decider::Skip => Needs::ALL,
         };
-        let facts = facts(host, body, needs);
+        let encoded = request_header_map();
+        let facts = facts(host, &encoded, body, needs);
         let input = match facts.to_input_for(self.config.limits.max_input_bytes, needs) {
             Ok(input) => input,
             Err(InputError::TooLarge(n)) => {

@@ -29,13 +29,16 @@
 
 use regorus::value::Object;
 use regorus::Value;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// Which optional parts of the document a policy can reach. The parts that cost host calls
-/// or work per request (peer addresses, request id, protocol, parsed path and query,
-/// headers...) are left out when no module could read them: a module that never names
-/// `source` cannot read `input.attributes.source`. A module that uses `input` as a whole
-/// (`walk(input, ...)`, `json.marshal(input)`, `input[k]`, `import input`) gets everything,
-/// and so does the remote mode.
+/// Which parts of the document a policy can reach; the others are left out (each costs work
+/// or host calls per request). For a policy on the RVM, what its program reads
+/// ([`crate::reads`]); for one on the interpreter, what its modules name ([`Needs::of`]: a
+/// module that never names `source` cannot read `input.attributes.source` but through a
+/// computed key; one that uses `input` as a whole gets everything). The remote mode gets
+/// everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     /// `attributes.source`.
@@ -48,10 +51,24 @@ pub struct Needs {
     pub protocol: bool,
     /// `attributes.request.http.headers`.
     pub headers: bool,
+    /// `attributes.request.http.host`.
+    pub host: bool,
+    /// `attributes.request.http.method`.
+    pub method: bool,
+    /// `attributes.request.http.path`.
+    pub path: bool,
+    /// `attributes.request.http.scheme`.
+    pub scheme: bool,
     /// `parsed_path`.
     pub parsed_path: bool,
     /// `parsed_query`.
     pub parsed_query: bool,
+    /// `parsed_body`.
+    pub parsed_body: bool,
+    /// `truncated_body`.
+    pub truncated_body: bool,
+    /// `version`.
+    pub version: bool,
 }
 
 impl Needs {
@@ -62,11 +79,19 @@ impl Needs {
         id: true,
         protocol: true,
         headers: true,
+        host: true,
+        method: true,
+        path: true,
+        scheme: true,
         parsed_path: true,
         parsed_query: true,
+        parsed_body: true,
+        truncated_body: true,
+        version: true,
     };
 
-    /// What modules with these sources can reach.
+    /// What modules with these sources can reach, by the names they spell (for the
+    /// interpreter; a policy on the RVM has its program read instead: `crate::reads`).
     pub fn of<'a>(modules: impl IntoIterator<Item = &'a str> + Clone) -> Needs {
         let any = |word: &str| modules.clone().into_iter().any(|m| has_word(m, word));
         if modules.clone().into_iter().any(uses_whole_input) {
@@ -78,8 +103,15 @@ impl Needs {
             id: any("id"),
             protocol: any("protocol"),
             headers: any("headers"),
+            host: any("host"),
+            method: any("method"),
+            path: any("path"),
+            scheme: any("scheme"),
             parsed_path: any("parsed_path"),
             parsed_query: any("parsed_query"),
+            parsed_body: any("parsed_body"),
+            truncated_body: any("truncated_body"),
+            version: any("version"),
         }
     }
 }
@@ -115,11 +147,12 @@ fn uses_whole_input(text: &str) -> bool {
     })
 }
 
-/// The request facts the document is built from.
+/// The request facts the document is built from. Header names and values are borrowed (from
+/// the host's encoded header map, in the filter: no copy of each).
 #[derive(Debug, Clone, Default)]
-pub struct RequestFacts {
+pub struct RequestFacts<'a> {
     /// Every request header, names lowercase, pseudo-headers included, in order.
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
     /// The client address with port (`source.address`).
     pub source_address: Option<Vec<u8>>,
     /// The address the client connected to, with port (`destination.address`).
@@ -150,7 +183,7 @@ pub enum InputError {
     BadJsonBody(String),
 }
 
-impl RequestFacts {
+impl RequestFacts<'_> {
     /// The request bytes the document carries (header names and values, body).
     pub fn size(&self) -> usize {
         let headers: usize = self
@@ -164,8 +197,8 @@ impl RequestFacts {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n.as_slice() == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| *v)
     }
 
     /// Builds the whole input document, refusing one over `max_bytes` of request data.
@@ -179,36 +212,51 @@ impl RequestFacts {
         if size > max_bytes {
             return Err(InputError::TooLarge(size));
         }
-        let text = |v: Option<&[u8]>| lossy(v.unwrap_or_default());
-        let path = self.header(":path").unwrap_or_default();
+        KEYS.try_with(|k| self.build(k, needs))
+            .unwrap_or_else(|_| Err(InputError::BadJsonBody("thread is exiting".into())))
+    }
 
-        let mut http = Object::new();
-        if needs.headers {
-            http.insert(key("headers"), self.headers_object());
+    fn build(&self, k: &Keys, needs: Needs) -> Result<Value, InputError> {
+        let path = self.header(":path").unwrap_or_default();
+        // The headers object, and the values of the four pseudo-headers the document repeats
+        // under their own names (the same strings: a reference count each, not a copy).
+        let (headers, pseudo) = self.headers_object(k, needs.headers);
+        let text = |v: Option<Value>| v.unwrap_or_else(|| k.empty.clone());
+
+        let mut http = Vec::with_capacity(8);
+        if let Some(headers) = headers {
+            http.push((k.headers.clone(), headers));
         }
-        http.insert(key("host"), text(self.header(":authority")));
-        http.insert(key("method"), text(self.header(":method")));
-        http.insert(key("path"), text(Some(path)));
-        http.insert(key("scheme"), text(self.header(":scheme")));
+        let [host, method, path_value, scheme] = pseudo;
+        for (on, key, value) in [
+            (needs.host, &k.host, host),
+            (needs.method, &k.method, method),
+            (needs.path, &k.path, path_value),
+            (needs.scheme, &k.scheme, scheme),
+        ] {
+            if on {
+                http.push((key.clone(), text(value)));
+            }
+        }
         if let (true, Some(p)) = (needs.protocol, &self.protocol) {
-            http.insert(key("protocol"), text(Some(p)));
+            http.push((k.protocol.clone(), lossy(p)));
         }
         if let (true, Some(id)) = (needs.id, &self.request_id) {
-            http.insert(key("id"), text(Some(id)));
+            http.push((k.id.clone(), lossy(id)));
         }
         if let Some(body) = &self.body {
-            http.insert(key("body"), text(Some(&body.bytes)));
+            http.push((k.body.clone(), lossy(&body.bytes)));
         }
-        let mut request = Object::new();
-        request.insert(key("http"), Value::from(http));
-        let mut attributes = Object::new();
-        attributes.insert(key("request"), Value::from(request));
+        let http = k.object(http);
+        let request = k.object(vec![(k.http.clone(), http)]);
+        let mut attributes = vec![(k.request.clone(), request)];
         if let (true, Some(a)) = (needs.source, &self.source_address) {
-            attributes.insert(key("source"), peer(a));
+            attributes.push((k.source.clone(), peer(k, a)));
         }
         if let (true, Some(a)) = (needs.destination, &self.destination_address) {
-            attributes.insert(key("destination"), peer(a));
+            attributes.push((k.destination.clone(), peer(k, a)));
         }
+        let attributes = k.object(attributes);
 
         let (path_only, query) = match path.iter().position(|&b| b == b'?') {
             Some(i) => (
@@ -219,36 +267,103 @@ impl RequestFacts {
         };
         let (parsed_body, truncated) = self.parsed_body()?;
 
-        let mut input = Object::new();
-        input.insert(key("attributes"), Value::from(attributes));
+        let mut input = Vec::with_capacity(6);
+        input.push((k.attributes.clone(), attributes));
         if needs.parsed_path {
-            input.insert(key("parsed_path"), parsed_path(path_only));
+            input.push((k.parsed_path.clone(), parsed_path(path_only)));
         }
         if needs.parsed_query {
-            input.insert(key("parsed_query"), parsed_query(query));
+            input.push((k.parsed_query.clone(), parsed_query(query)));
         }
-        input.insert(key("parsed_body"), parsed_body);
-        input.insert(key("truncated_body"), Value::from(truncated));
-        input.insert(key("version"), version());
-        Ok(Value::from(input))
+        if needs.parsed_body {
+            input.push((k.parsed_body.clone(), parsed_body));
+        }
+        if needs.truncated_body {
+            input.push((k.truncated_body.clone(), Value::from(truncated)));
+        }
+        if needs.version {
+            input.push((k.version.clone(), k.version_value.clone()));
+        }
+        Ok(k.object(input))
     }
 
-    fn headers_object(&self) -> Value {
-        let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            match joined.iter_mut().find(|(n, _)| *n == name.as_slice()) {
-                Some((_, v)) => {
-                    v.push(b',');
-                    v.extend_from_slice(value);
+    /// `headers` (when `want`) and the values of `:authority`, `:method`, `:path` and
+    /// `:scheme` (the first of each, as ext_authz's `host`, `method`, `path` and `scheme`).
+    /// A name sent several times has its values joined with `,`. Names come from a
+    /// per-thread table (header names repeat from request to request): a name seen before
+    /// is a reference-count increment, not an allocation.
+    fn headers_object(&self, k: &Keys, want: bool) -> (Option<Value>, [Option<Value>; 4]) {
+        let mut pseudo: [Option<Value>; 4] = Default::default();
+        let slot = |name: &[u8]| match name {
+            b":authority" => Some(0),
+            b":method" => Some(1),
+            b":path" => Some(2),
+            b":scheme" => Some(3),
+            _ => None,
+        };
+        if !want {
+            for (name, value) in &self.headers {
+                if let Some(i) = slot(name) {
+                    if let Some(p @ None) = pseudo.get_mut(i) {
+                        *p = Some(lossy(value));
+                    }
                 }
-                None => joined.push((name, value.clone())),
+            }
+            return (None, pseudo);
+        }
+        // Repeated names (rare) are joined first; the common case copies nothing.
+        let repeated = self.headers.iter().enumerate().any(|(i, (n, _))| {
+            self.headers
+                .get(..i)
+                .is_some_and(|before| before.iter().any(|(m, _)| m == n))
+        });
+        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(self.headers.len());
+        let mut stable = true;
+        let mut names = k.names.borrow_mut();
+        if repeated {
+            let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.headers.len());
+            for (name, value) in &self.headers {
+                match joined.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => {
+                        v.push(b',');
+                        v.extend_from_slice(value);
+                    }
+                    None => joined.push((name, value.to_vec())),
+                }
+            }
+            for (name, value) in joined {
+                let (name, kept) = names.intern(name);
+                stable &= kept;
+                entries.push((name, lossy(&value)));
+            }
+        } else {
+            for (name, value) in &self.headers {
+                let (name, kept) = names.intern(name);
+                stable &= kept;
+                entries.push((name, lossy(value)));
             }
         }
-        let object: Object = joined
-            .into_iter()
-            .map(|(n, v)| (lossy(n), lossy(&v)))
-            .collect();
-        Value::from(object)
+        drop(names);
+        for ((name, _), (_, value)) in self.headers.iter().zip(&entries) {
+            if let Some(i) = slot(name) {
+                if let Some(p @ None) = pseudo.get_mut(i) {
+                    *p = Some(value.clone());
+                }
+            }
+        }
+        // When a pseudo-header is repeated, the document's `host` (...) is its first value
+        // and `headers` has them joined: take the first value from the pairs.
+        if repeated {
+            pseudo = Default::default();
+            for (name, value) in &self.headers {
+                if let Some(i) = slot(name) {
+                    if let Some(p @ None) = pseudo.get_mut(i) {
+                        *p = Some(lossy(value));
+                    }
+                }
+            }
+        }
+        (Some(k.object_of(entries, stable)), pseudo)
     }
 
     /// opa-envoy-plugin's `parsed_body`: a JSON body (content-type containing
@@ -278,72 +393,255 @@ impl RequestFacts {
     }
 }
 
+/// Objects of the same keys, built per request: a frozen template per key set (the keys
+/// with `null` values), cloned and filled in place, instead of a `BTreeMap` built, then
+/// copied into regorus's frozen storage, then freed, every time. Key sets are told apart
+/// by the keys' identity (the per-thread [`Keys`] and [`Names`] strings): only objects whose
+/// keys all come from there ("stable") get templates. At most [`MAX_SHAPES`] templates;
+/// past that the oldest is replaced.
+#[derive(Default)]
+struct Shapes {
+    templates: Vec<(Vec<usize>, Object)>,
+    next: usize,
+}
+
+/// How many key sets [`Shapes`] keeps templates for.
+const MAX_SHAPES: usize = 32;
+
+/// A string's identity (its allocation), for [`Shapes`].
+fn identity(v: &Value) -> Option<usize> {
+    match v {
+        Value::String(s) => Some(s.as_ptr() as usize),
+        _ => None,
+    }
+}
+
+impl Shapes {
+    /// The object of `entries` (when two keys are equal strings, the last wins, as with
+    /// inserts). `stable`: every key is a per-thread string (a template may be made).
+    fn object(&mut self, entries: Vec<(Value, Value)>, stable: bool) -> Value {
+        let entries = if stable {
+            match self.fill(entries) {
+                Ok(object) => return object,
+                Err(entries) => entries,
+            }
+        } else {
+            entries
+        };
+        Value::from(Object::from(
+            entries.into_iter().collect::<BTreeMap<Value, Value>>(),
+        ))
+    }
+
+    /// `entries` in a copy of their key set's template (made here when new); the entries
+    /// back when no template fits (equal strings among the keys).
+    fn fill(&mut self, mut entries: Vec<(Value, Value)>) -> Result<Value, Vec<(Value, Value)>> {
+        let same = |ids: &[usize], entries: &[(Value, Value)]| {
+            ids.len() == entries.len()
+                && ids
+                    .iter()
+                    .zip(entries)
+                    .all(|(id, (k, _))| identity(k) == Some(*id))
+        };
+        let at = match self
+            .templates
+            .iter()
+            .position(|(ids, _)| same(ids, &entries))
+        {
+            Some(at) => at,
+            None => {
+                let Some(ids) = entries.iter().map(|(k, _)| identity(k)).collect() else {
+                    return Err(entries);
+                };
+                let template = Value::from(Object::from(
+                    entries
+                        .iter()
+                        .map(|(k, _)| (k.clone(), Value::Null))
+                        .collect::<BTreeMap<Value, Value>>(),
+                ));
+                // Two names that became the same string (U+FFFD replacement) make fewer
+                // slots than entries: no template for those.
+                let Value::Object(template) = template else {
+                    return Err(entries);
+                };
+                if template.len() != entries.len() {
+                    return Err(entries);
+                }
+                let template = (ids, Object::clone(&template));
+                if self.templates.len() < MAX_SHAPES {
+                    self.templates.push(template);
+                    self.templates.len() - 1
+                } else {
+                    let at = self.next % MAX_SHAPES;
+                    self.next = (at + 1) % MAX_SHAPES;
+                    match self.templates.get_mut(at) {
+                        Some(slot) => *slot = template,
+                        None => return Err(entries),
+                    }
+                    at
+                }
+            }
+        };
+        let Some((_, template)) = self.templates.get(at) else {
+            return Err(entries);
+        };
+        let mut object = template.clone();
+        for (k, v) in &mut entries {
+            let v = std::mem::replace(v, Value::Null);
+            match object.get_mut(k) {
+                Some(slot) => *slot = v,
+                // Not reached (the template was made from these very keys); an insert
+                // keeps the object right if it were.
+                None => {
+                    object.insert(k.clone(), v);
+                }
+            }
+        }
+        Ok(Value::from(object))
+    }
+}
+
 /// Bytes as a JSON string (invalid UTF-8 as U+FFFD).
 fn lossy(bytes: &[u8]) -> Value {
-    Value::from(String::from_utf8_lossy(bytes).as_ref())
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Value::from(s),
+        Err(_) => Value::from(String::from_utf8_lossy(bytes).as_ref()),
+    }
 }
 
-/// The document's fixed keys and its `version`, made once per VM (a key is a reference
-/// count increment per request instead of an allocation).
+/// Header names seen on this thread, as document strings: header names repeat from request
+/// to request, so each is allocated once. Bounded: at most [`MAX_NAMES`] names of at most
+/// [`MAX_NAME_LEN`] bytes; past that a name is made per request, as any value is.
+#[derive(Default)]
+struct Names {
+    table: HashMap<Box<[u8]>, Value, BuildHasherDefault<Fnv>>,
+}
+
+/// How many header names [`Names`] keeps.
+const MAX_NAMES: usize = 256;
+/// The longest header name [`Names`] keeps.
+const MAX_NAME_LEN: usize = 64;
+
+impl Names {
+    /// The name as a string, and whether it is the table's (the same string every time).
+    fn intern(&mut self, name: &[u8]) -> (Value, bool) {
+        if let Some(v) = self.table.get(name) {
+            return (v.clone(), true);
+        }
+        let v = lossy(name);
+        if self.table.len() < MAX_NAMES && name.len() <= MAX_NAME_LEN {
+            self.table.insert(name.into(), v.clone());
+            return (v, true);
+        }
+        (v, false)
+    }
+}
+
+/// FNV-1a: header names are short; SipHash's setup would cost more than the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The document's fixed keys, its `version` and the header-name table, made once per thread
+/// (a key is a reference-count increment per request instead of an allocation).
 struct Keys {
-    names: Vec<(&'static str, Value)>,
+    headers: Value,
+    host: Value,
+    method: Value,
+    path: Value,
+    scheme: Value,
+    protocol: Value,
+    id: Value,
+    body: Value,
+    http: Value,
+    request: Value,
+    source: Value,
+    destination: Value,
+    attributes: Value,
+    parsed_path: Value,
+    parsed_query: Value,
+    parsed_body: Value,
+    truncated_body: Value,
     version: Value,
+    address: Value,
+    port_value: Value,
+    socket_address: Value,
+    version_value: Value,
+    empty: Value,
+    names: RefCell<Names>,
+    shapes: RefCell<Shapes>,
 }
 
-const KEY_NAMES: [&str; 23] = [
-    "headers",
-    "host",
-    "method",
-    "path",
-    "scheme",
-    "protocol",
-    "id",
-    "body",
-    "http",
-    "request",
-    "source",
-    "destination",
-    "attributes",
-    "parsed_path",
-    "parsed_query",
-    "parsed_body",
-    "truncated_body",
-    "version",
-    "address",
-    "portValue",
-    "socketAddress",
-    "encoding",
-    "ext_authz",
-];
+impl Keys {
+    /// An object of the document's own keys.
+    fn object(&self, entries: Vec<(Value, Value)>) -> Value {
+        self.object_of(entries, true)
+    }
+
+    /// An object (see [`Shapes::object`]).
+    fn object_of(&self, entries: Vec<(Value, Value)>, stable: bool) -> Value {
+        match self.shapes.try_borrow_mut() {
+            Ok(mut shapes) => shapes.object(entries, stable),
+            Err(_) => Value::from(Object::from(
+                entries.into_iter().collect::<BTreeMap<Value, Value>>(),
+            )),
+        }
+    }
+}
 
 thread_local! {
     static KEYS: Keys = {
-        let names = KEY_NAMES.iter().map(|n| (*n, Value::from(*n))).collect();
         let version: Object = [
             (Value::from("encoding"), Value::from("protojson")),
             (Value::from("ext_authz"), Value::from("v3")),
         ]
         .into_iter()
         .collect();
-        Keys { names, version: Value::from(version) }
+        Keys {
+            headers: Value::from("headers"),
+            host: Value::from("host"),
+            method: Value::from("method"),
+            path: Value::from("path"),
+            scheme: Value::from("scheme"),
+            protocol: Value::from("protocol"),
+            id: Value::from("id"),
+            body: Value::from("body"),
+            http: Value::from("http"),
+            request: Value::from("request"),
+            source: Value::from("source"),
+            destination: Value::from("destination"),
+            attributes: Value::from("attributes"),
+            parsed_path: Value::from("parsed_path"),
+            parsed_query: Value::from("parsed_query"),
+            parsed_body: Value::from("parsed_body"),
+            truncated_body: Value::from("truncated_body"),
+            version: Value::from("version"),
+            address: Value::from("address"),
+            port_value: Value::from("portValue"),
+            socket_address: Value::from("socketAddress"),
+            version_value: Value::from(version),
+            empty: Value::from(""),
+            names: RefCell::new(Names::default()),
+            shapes: RefCell::new(Shapes::default()),
+        }
     };
-}
-
-fn key(name: &'static str) -> Value {
-    KEYS.try_with(|k| {
-        k.names
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-    })
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| Value::from(name))
-}
-
-fn version() -> Value {
-    KEYS.try_with(|k| k.version.clone())
-        .unwrap_or(Value::Undefined)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -352,17 +650,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// `{"address": {"socketAddress": {"address": "10.0.0.1", "portValue": 51234}}}`.
-fn peer(address: &[u8]) -> Value {
+fn peer(k: &Keys, address: &[u8]) -> Value {
     let (host, port) = split_host_port(address);
     let mut socket = Object::new();
-    socket.insert(key("address"), lossy(host));
+    socket.insert(k.address.clone(), lossy(host));
     if let Some(p) = port {
-        socket.insert(key("portValue"), Value::from(p));
+        socket.insert(k.port_value.clone(), Value::from(p));
     }
     let mut addr = Object::new();
-    addr.insert(key("socketAddress"), Value::from(socket));
+    addr.insert(k.socket_address.clone(), Value::from(socket));
     let mut outer = Object::new();
-    outer.insert(key("address"), Value::from(addr));
+    outer.insert(k.address.clone(), Value::from(addr));
     Value::from(outer)
 }
 
@@ -451,12 +749,9 @@ fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn facts(headers: &[(&str, &[u8])]) -> RequestFacts {
+    fn facts<'a>(headers: &[(&'a str, &'a [u8])]) -> RequestFacts<'a> {
         RequestFacts {
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.as_bytes().to_vec(), v.to_vec()))
-                .collect(),
+            headers: headers.iter().map(|(n, v)| (n.as_bytes(), *v)).collect(),
             source_address: Some(b"10.0.0.1:51234".to_vec()),
             destination_address: Some(b"[::1]:10000".to_vec()),
             request_id: Some(b"req-1".to_vec()),
@@ -586,6 +881,14 @@ mod tests {
         );
         assert_eq!(v["attributes"]["source"], Value::Undefined);
         assert_eq!(v["parsed_query"], Value::Undefined);
+        // Neither `path` nor `host` is spelled: left out.
+        assert_eq!(v["attributes"]["request"]["http"]["path"], Value::Undefined);
+        assert_eq!(v["attributes"]["request"]["http"]["host"], Value::Undefined);
+        let n = Needs::of([
+            rbac,
+            "package y\nallow if input.attributes.request.http.path == \"/\"\n",
+        ]);
+        let v = f.to_input_for(1 << 16, n).unwrap();
         assert_eq!(
             v["attributes"]["request"]["http"]["path"],
             Value::from("/a?b=1")
@@ -597,5 +900,187 @@ mod tests {
         let big = vec![b'a'; 70_000];
         let f = facts(&[(":path", b"/"), ("x-big", &big)]);
         assert_eq!(f.to_input(65536), Err(InputError::TooLarge(70_011)));
+    }
+
+    /// The document as the filter built it before the per-thread names and templates: every
+    /// object by inserts, every string allocated (the reference the fast paths must equal).
+    fn reference(f: &RequestFacts, needs: Needs) -> Value {
+        let text =
+            |v: Option<&[u8]>| Value::from(String::from_utf8_lossy(v.unwrap_or_default()).as_ref());
+        let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        for (name, value) in &f.headers {
+            match joined.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => {
+                    v.push(b',');
+                    v.extend_from_slice(value);
+                }
+                None => joined.push((name, value.to_vec())),
+            }
+        }
+        let mut headers = Object::new();
+        for (n, v) in joined {
+            headers.insert(text(Some(n)), text(Some(&v)));
+        }
+        let mut http = Object::new();
+        if needs.headers {
+            http.insert(Value::from("headers"), Value::from(headers));
+        }
+        for (on, k, h) in [
+            (needs.host, "host", ":authority"),
+            (needs.method, "method", ":method"),
+            (needs.path, "path", ":path"),
+            (needs.scheme, "scheme", ":scheme"),
+        ] {
+            if on {
+                http.insert(Value::from(k), text(f.header(h)));
+            }
+        }
+        if let (true, Some(p)) = (needs.protocol, &f.protocol) {
+            http.insert(Value::from("protocol"), text(Some(p)));
+        }
+        if let (true, Some(id)) = (needs.id, &f.request_id) {
+            http.insert(Value::from("id"), text(Some(id)));
+        }
+        if let Some(body) = &f.body {
+            http.insert(Value::from("body"), text(Some(&body.bytes)));
+        }
+        let mut request = Object::new();
+        request.insert(Value::from("http"), Value::from(http));
+        let mut attributes = Object::new();
+        attributes.insert(Value::from("request"), Value::from(request));
+        let k = KEYS.with(|k| {
+            if let (true, Some(a)) = (needs.source, &f.source_address) {
+                attributes.insert(Value::from("source"), peer(k, a));
+            }
+            if let (true, Some(a)) = (needs.destination, &f.destination_address) {
+                attributes.insert(Value::from("destination"), peer(k, a));
+            }
+            k.version_value.clone()
+        });
+        let path = f.header(":path").unwrap_or_default();
+        let (path_only, query) = match path.iter().position(|&b| b == b'?') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (path, &b""[..]),
+        };
+        let (parsed_body, truncated) = f.parsed_body().unwrap();
+        let mut input = Object::new();
+        input.insert(Value::from("attributes"), Value::from(attributes));
+        if needs.parsed_path {
+            input.insert(Value::from("parsed_path"), parsed_path(path_only));
+        }
+        if needs.parsed_query {
+            input.insert(Value::from("parsed_query"), parsed_query(query));
+        }
+        if needs.parsed_body {
+            input.insert(Value::from("parsed_body"), parsed_body);
+        }
+        if needs.truncated_body {
+            input.insert(Value::from("truncated_body"), Value::from(truncated));
+        }
+        if needs.version {
+            input.insert(Value::from("version"), k);
+        }
+        Value::from(input)
+    }
+
+    #[test]
+    fn shared_names_and_templates_build_the_same_document() {
+        let long = format!("x-{}", "n".repeat(MAX_NAME_LEN));
+        let cases: Vec<Vec<(&[u8], &[u8])>> = vec![
+            vec![
+                (b":method", b"GET"),
+                (b":path", b"/a?b=1"),
+                (b"x-role", b"r"),
+            ],
+            // The same key set again (the template path), other values.
+            vec![
+                (b":method", b"PUT"),
+                (b":path", b"/c"),
+                (b"x-role", b"s\xff"),
+            ],
+            // Repeated names, a repeated pseudo-header (host is the first value).
+            vec![
+                (b":authority", b"a.example"),
+                (b"x-m", b"1"),
+                (b":authority", b"b.example"),
+                (b"x-m", b"2"),
+            ],
+            // Two names that become the same string (U+FFFD): the last wins, as inserts.
+            vec![
+                (b":path", b"/"),
+                (b"x-\xff", b"first"),
+                (b"x-\xfe", b"second"),
+            ],
+            // A name too long for the table (a key set with no template).
+            vec![(b":path", b"/"), (long.as_bytes(), b"v")],
+            vec![],
+        ];
+        let dynamic =
+            Needs::of(["package x\nallow if input.attributes.request.http.headers[data.h]\n"]);
+        for needs in [Needs::ALL, dynamic] {
+            for _ in 0..2 {
+                for headers in &cases {
+                    let f = RequestFacts {
+                        headers: headers.clone(),
+                        ..facts(&[])
+                    };
+                    let built = f.to_input_for(1 << 16, needs).unwrap();
+                    assert_eq!(built, reference(&f, needs), "{headers:?}");
+                }
+            }
+        }
+        // A name given through bytes that are not UTF-8 still lands under its U+FFFD form,
+        // and the document of the collision keeps the later value.
+        let f = RequestFacts {
+            headers: vec![(&b"x-\xff"[..], &b"first"[..]), (b"x-\xfe", b"second")],
+            ..facts(&[])
+        };
+        let v = f.to_input(1 << 16).unwrap();
+        assert_eq!(
+            v["attributes"]["request"]["http"]["headers"]["x-\u{fffd}"],
+            Value::from("second")
+        );
+    }
+
+    #[test]
+    fn more_key_sets_and_names_than_the_tables_keep_still_build_right() {
+        // Past MAX_SHAPES key sets (templates replaced in turn) and MAX_NAMES names (names
+        // made per request), every document is still the reference one.
+        let names: Vec<String> = (0..MAX_NAMES + 40).map(|i| format!("x-h{i}")).collect();
+        for round in 0..3 {
+            for (i, name) in names.iter().enumerate() {
+                let other = &names[(i * 13 + round) % names.len()];
+                let headers: Vec<(&[u8], &[u8])> = vec![
+                    (b":path", b"/p"),
+                    (name.as_bytes(), b"1"),
+                    (other.as_bytes(), b"2"),
+                ];
+                let f = RequestFacts {
+                    headers,
+                    ..facts(&[])
+                };
+                let built = f.to_input(1 << 16).unwrap();
+                assert_eq!(built, reference(&f, Needs::ALL), "{name} {other}");
+            }
+        }
+        let shapes = KEYS.with(|k| k.shapes.borrow().templates.len());
+        assert_eq!(shapes, MAX_SHAPES);
+        let kept = KEYS.with(|k| k.names.borrow().table.len());
+        assert_eq!(kept, MAX_NAMES);
+    }
+
+    #[test]
+    fn a_header_read_through_a_data_key_is_in_the_document() {
+        // The key is known only at evaluation (`data.h`): `headers` is built whole.
+        let needs = Needs::of([
+            "package x\nallow if input.attributes.request.http.headers[data.h] == \"1\"\n",
+        ]);
+        assert!(needs.headers);
+        let f = facts(&[(":path", b"/"), ("x-dynamic", b"1")]);
+        let v = f.to_input_for(1 << 16, needs).unwrap();
+        assert_eq!(
+            v["attributes"]["request"]["http"]["headers"]["x-dynamic"],
+            Value::from("1")
+        );
     }
 }
