@@ -304,9 +304,11 @@ impl Config {
                 }
                 (Location::Path, None) => {
                     if case_insensitive_path {
-                        // The path is lowercased; so is every path pattern.
+                        // The path is lowercased; so is every path pattern. A leading flag,
+                        // not a `(?i:...)` group around it: wrapped, an unbalanced pattern
+                        // (`x)|(.*`) would balance and be accepted, matching every path.
                         if let Some(re) = &mut spec.safe_regex {
-                            re.regex = format!("(?i:{})", re.regex);
+                            re.regex = format!("(?i){}", re.regex);
                         } else {
                             spec.ignore_case = true;
                         }

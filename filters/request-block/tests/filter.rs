@@ -182,6 +182,24 @@ fn bad_config_is_refused_naming_the_field(engine: Engine) {
     );
 }
 
+/// A path pattern (lowercased with the path by default) is checked as written: an unbalanced
+/// one cannot balance inside the case-insensitive form and match every path.
+#[engines]
+fn unbalanced_path_pattern_is_refused(engine: Engine) {
+    for regex in ["x)|(.*", "/health)|(/status"] {
+        let mut emu = engine.emulator();
+        let err = emu
+            .start(&format!(
+                r#"{{"rules":[{{"name":"a","in":"path","pattern":{{"safe_regex":{{"regex":"{regex}"}}}}}}]}}"#
+            ))
+            .unwrap_err();
+        assert!(
+            err.starts_with("invalid config at rules[0].pattern.safe_regex.regex:"),
+            "{regex}: {err}"
+        );
+    }
+}
+
 /// 50 patterns (the bench's shape): compiled once, a clean request costs one pass per set.
 #[engines]
 fn fifty_patterns(engine: Engine) {
