@@ -189,7 +189,7 @@ fn unbalanced_path_pattern_is_refused(engine: Engine) {
     for regex in ["x)|(.*", "/health)|(/status"] {
         let mut emu = engine.emulator();
         let err = emu
-            .start(&format!(
+            .start(format!(
                 r#"{{"rules":[{{"name":"a","in":"path","pattern":{{"safe_regex":{{"regex":"{regex}"}}}}}}]}}"#
             ))
             .unwrap_err();
