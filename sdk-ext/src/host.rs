@@ -989,13 +989,7 @@ mod tests {
     #[test]
     fn pair_index_agrees_with_the_walk_on_corrupted_maps() {
         let good = encode_pairs(&[("a", b"1"), ("bb", b""), ("", b"xyz"), ("c", b"4")]).unwrap();
-        let mut x: u32 = 0x9e37_79b9;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as usize
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9);
         for _ in 0..20_000 {
             let mut bytes = good.clone();
             for _ in 0..next() % 3 + 1 {

@@ -75,6 +75,8 @@ pub mod template;
 pub mod dynamic_module;
 #[cfg(feature = "schema")]
 pub mod schema;
+#[cfg(any(test, feature = "testing"))]
+mod test_rng;
 #[cfg(feature = "testing")]
 pub mod testing;
 

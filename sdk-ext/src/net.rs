@@ -566,13 +566,7 @@ mod tests {
             b"0", b"1", b"2", b"5", b"9", b"25", b"255", b"256", b"01", b"00", b".", b".", b".",
             b":", b"a", b" ", b"1234",
         ];
-        let mut x: u32 = 0x9e37_79b9;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as usize
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9);
         let mut accepted = 0;
         for _ in 0..50_000 {
             let mut t = Vec::new();
@@ -630,13 +624,7 @@ mod tests {
             b"::ffff:",
             b"2001:db8::",
         ];
-        let mut x: u32 = 0x1234_5679;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as usize
-        };
+        let mut next = crate::test_rng::xorshift(0x1234_5679);
         let mut v4 = 0;
         for _ in 0..50_000 {
             let mut t = Vec::new();
@@ -666,13 +654,7 @@ mod tests {
     /// The address text is std's, for every shape of zero runs.
     #[test]
     fn displays_addresses_as_std_does() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift64(0x2545_f491_4f6c_dd1d);
         for _ in 0..50_000 {
             let mut v: u128 = 0;
             for _ in 0..8 {
@@ -827,13 +809,7 @@ mod tests {
     /// The table agrees with a linear longest-prefix scan on random ranges and addresses.
     #[test]
     fn agrees_with_a_linear_scan() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::test_rng::xorshift64(0x1234_5678_9abc_def1);
         for _ in 0..50 {
             let mut cidrs = Vec::new();
             for i in 0..200 {
@@ -865,13 +841,7 @@ mod tests {
     /// boundaries and inside.
     #[test]
     fn indexed_lookups_agree_with_a_linear_scan() {
-        let mut x: u64 = 0x0bad_c0de_1234_5679;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = crate::test_rng::xorshift64(0x0bad_c0de_1234_5679);
         for _ in 0..3 {
             let mut cidrs = Vec::new();
             for i in 0..1500 {

@@ -316,13 +316,7 @@ mod tests {
         let alphabet: &[&[u8]] = &[
             b"/", b"/", b".", b"..", b"a", b"B", b";", b"%2e", b"%2F", b"\\", b"%", b"%00", b"x",
         ];
-        let mut x: u32 = 0x2545_f491;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as usize
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491);
         let mut shortcuts = 0;
         let mut reused = b"/previous/path".to_vec();
         for _ in 0..20_000 {

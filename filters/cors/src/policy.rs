@@ -521,13 +521,7 @@ mod tests {
             b"a", b"Z", b"9", b"%", b"~", b"_", b"!", b"*", b";", b"=", b"'", b"@", b" ", b"\t",
             b"\xff", b"\x7f", b"?", b"#", b"443", b"123456", b"g", b"fe80",
         ];
-        let mut x: u32 = 0x2545_f491;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as usize
-        };
+        let mut next = sdk_ext::testing::xorshift(0x2545_f491);
         let mut accepted = 0;
         for _ in 0..100_000 {
             let mut o = Vec::new();

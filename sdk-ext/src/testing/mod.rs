@@ -100,6 +100,7 @@ mod calls;
 mod emulator;
 mod engine;
 mod guest;
+pub use crate::test_rng::{xorshift, xorshift64};
 #[doc(hidden)]
 pub use guest::native_guest;
 mod handle;
