@@ -38,7 +38,7 @@
 //! later (not expected) is created empty with CAS 0 and then re-read, so a request's token is
 //! only ever taken through a CAS write.
 
-use crate::bucket::{Concurrency, Rate, Slot, TokenBucket};
+use crate::bucket::{Concurrency, Rate, Slot};
 use sdk_ext::host::Status;
 use std::cell::{Cell, Ref, RefCell};
 use std::ops::Deref;
@@ -138,17 +138,6 @@ pub trait Operation {
     fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>);
     /// Whether `slot` may be given to another key without losing anything.
     fn idle(&self, slot: &Slot, now: u64) -> bool;
-}
-
-impl Operation for TokenBucket {
-    type Answer = crate::bucket::Taken;
-    fn apply(&self, slot: &Slot, now: u64, owner: u64) -> (Self::Answer, Option<Slot>) {
-        let t = self.take(slot, now, owner);
-        (t, t.store)
-    }
-    fn idle(&self, slot: &Slot, now: u64) -> bool {
-        self.is_idle(slot, now)
-    }
 }
 
 impl Operation for Rate {
@@ -500,6 +489,7 @@ impl Table {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::bucket::TokenBucket;
     use std::collections::HashMap;
 
     type Data = HashMap<String, (Vec<u8>, u32)>;
@@ -579,12 +569,12 @@ pub(crate) mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
-    fn bucket(max: u32) -> TokenBucket {
-        TokenBucket {
+    fn bucket(max: u32) -> Rate {
+        Rate::new(&TokenBucket {
             max_tokens: max,
             tokens_per_fill: max,
             fill_ns: 3600 * u128::from(SEC),
-        }
+        })
     }
 
     #[test]
@@ -693,11 +683,7 @@ pub(crate) mod tests {
         let t = Table::new("rl/".into(), 1);
         let mut s = MemStore::default();
         t.create(&mut s).unwrap();
-        let b = TokenBucket {
-            max_tokens: 1,
-            tokens_per_fill: 1,
-            fill_ns: u128::from(SEC),
-        };
+        let b = per_second();
         assert!(t.update(&mut s, &b, 5, 10 * SEC).unwrap().answer.allowed);
         let r = t.update(&mut s, &b, 6, 12 * SEC).unwrap();
         assert!(
