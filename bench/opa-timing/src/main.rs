@@ -52,7 +52,7 @@ fn main() -> Result<(), String> {
     let needs = policy.needs();
     let max = config.limits.max_input_bytes;
     let input = facts
-        .to_input_for(max, needs)
+        .to_input_for(max, &needs)
         .map_err(|e| format!("{e:?}"))?;
     let decision = policy.eval(&query, input.clone());
     println!("{query} = {decision:?} ({:?})", policy.engine_kind());
@@ -63,7 +63,7 @@ fn main() -> Result<(), String> {
         for _ in 0..n {
             black_box(
                 facts
-                    .to_input_for(max, needs)
+                    .to_input_for(max, &needs)
                     .map_err(|e| format!("{e:?}"))?,
             );
         }

@@ -204,7 +204,9 @@ impl Policy {
     /// reads (`crate::reads`); on the interpreter, what its modules name.
     pub fn needs(&self) -> Needs {
         match self.vm.try_borrow() {
-            Ok(vm) => vm.as_ref().map_or(self.needs, |vm| vm.needs),
+            Ok(vm) => vm
+                .as_ref()
+                .map_or(self.needs.clone(), |vm| vm.needs.clone()),
             Err(_) => Needs::ALL,
         }
     }
@@ -318,7 +320,7 @@ fn vm(
         );
         return None;
     }
-    let needs = crate::reads::needs(&program);
+    let needs = crate::reads::needs(&program, data);
     let mut machine = RegoVM::new();
     machine.load_program(program);
     if let Err(e) = machine.set_data(data.clone()) {

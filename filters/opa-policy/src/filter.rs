@@ -109,7 +109,7 @@ fn facts<'a>(
     host: &mut HttpHost,
     encoded: &'a [u8],
     body: Option<Body>,
-    needs: Needs,
+    needs: &Needs,
 ) -> RequestFacts<'a> {
     let mut headers = Vec::with_capacity(16);
     if !host::walk_pairs(encoded, |n, v| headers.push((n, v))) {
@@ -149,8 +149,8 @@ impl Shared {
             Decider::Remote(_) | Decider::Skip => Needs::ALL,
         };
         let encoded = request_header_map();
-        let facts = facts(host, &encoded, body, needs);
-        let input = match facts.to_input_for(self.config.limits.max_input_bytes, needs) {
+        let facts = facts(host, &encoded, body, &needs);
+        let input = match facts.to_input_for(self.config.limits.max_input_bytes, &needs) {
             Ok(input) => input,
             Err(InputError::TooLarge(n)) => {
                 log::debug!("input of {n} bytes over limits.max_input_bytes");

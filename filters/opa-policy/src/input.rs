@@ -32,6 +32,7 @@ use regorus::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// Which parts of the document a policy can reach; the others are left out (each costs work
 /// or host calls per request). For a policy on the RVM, what its program reads
@@ -39,7 +40,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// module that never names `source` cannot read `input.attributes.source` but through a
 /// computed key; one that uses `input` as a whole gets everything). The remote mode gets
 /// everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needs {
     /// `attributes.source`.
     pub source: bool,
@@ -51,6 +52,10 @@ pub struct Needs {
     pub protocol: bool,
     /// `attributes.request.http.headers`.
     pub headers: bool,
+    /// Which of its headers: `None`, every one; `Some(names)`, only those (sorted, the
+    /// exact lowercase names the policy can look up: a header of another name could never
+    /// be read, so it is left out of the document).
+    pub header_names: Option<Arc<[Box<[u8]>]>>,
     /// `attributes.request.http.host`.
     pub host: bool,
     /// `attributes.request.http.method`.
@@ -79,6 +84,7 @@ impl Needs {
         id: true,
         protocol: true,
         headers: true,
+        header_names: None,
         host: true,
         method: true,
         path: true,
@@ -103,6 +109,7 @@ impl Needs {
             id: any("id"),
             protocol: any("protocol"),
             headers: any("headers"),
+            header_names: None,
             host: any("host"),
             method: any("method"),
             path: any("path"),
@@ -203,11 +210,11 @@ impl RequestFacts<'_> {
 
     /// Builds the whole input document, refusing one over `max_bytes` of request data.
     pub fn to_input(&self, max_bytes: usize) -> Result<Value, InputError> {
-        self.to_input_for(max_bytes, Needs::ALL)
+        self.to_input_for(max_bytes, &Needs::ALL)
     }
 
     /// Builds the input document with the optional parts in `needs`.
-    pub fn to_input_for(&self, max_bytes: usize, needs: Needs) -> Result<Value, InputError> {
+    pub fn to_input_for(&self, max_bytes: usize, needs: &Needs) -> Result<Value, InputError> {
         let size = self.size();
         if size > max_bytes {
             return Err(InputError::TooLarge(size));
@@ -216,11 +223,12 @@ impl RequestFacts<'_> {
             .unwrap_or_else(|_| Err(InputError::BadJsonBody("thread is exiting".into())))
     }
 
-    fn build(&self, k: &Keys, needs: Needs) -> Result<Value, InputError> {
+    fn build(&self, k: &Keys, needs: &Needs) -> Result<Value, InputError> {
         let path = self.header(":path").unwrap_or_default();
         // The headers object, and the values of the four pseudo-headers the document repeats
         // under their own names (the same strings: a reference count each, not a copy).
-        let (headers, pseudo) = self.headers_object(k, needs.headers);
+        let want = needs.headers.then_some(needs.header_names.as_deref());
+        let (headers, pseudo) = self.headers_object(k, want);
         let text = |v: Option<Value>| v.unwrap_or_else(|| k.empty.clone());
 
         let mut http = Vec::with_capacity(8);
@@ -292,7 +300,14 @@ impl RequestFacts<'_> {
     /// A name sent several times has its values joined with `,`. Names come from a
     /// per-thread table (header names repeat from request to request): a name seen before
     /// is a reference-count increment, not an allocation.
-    fn headers_object(&self, k: &Keys, want: bool) -> (Option<Value>, [Option<Value>; 4]) {
+    ///
+    /// `want`: `None`, no `headers`; `Some(None)`, every header; `Some(Some(names))`, only
+    /// the headers of those names (sorted).
+    fn headers_object(
+        &self,
+        k: &Keys,
+        want: Option<Option<&[Box<[u8]>]>>,
+    ) -> (Option<Value>, [Option<Value>; 4]) {
         let mut pseudo: [Option<Value>; 4] = Default::default();
         let slot = |name: &[u8]| match name {
             b":authority" => Some(0),
@@ -301,7 +316,7 @@ impl RequestFacts<'_> {
             b":scheme" => Some(3),
             _ => None,
         };
-        if !want {
+        let Some(only) = want else {
             for (name, value) in &self.headers {
                 if let Some(i) = slot(name) {
                     if let Some(p @ None) = pseudo.get_mut(i) {
@@ -310,19 +325,33 @@ impl RequestFacts<'_> {
                 }
             }
             return (None, pseudo);
-        }
+        };
+        // The headers the policy can read (all, or those of the names it looks up).
+        let kept: Vec<(&[u8], &[u8])>;
+        let headers: &[(&[u8], &[u8])] = match only {
+            None => &self.headers,
+            Some(names) => {
+                kept = self
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| names.binary_search_by(|m| (**m).cmp(*n)).is_ok())
+                    .copied()
+                    .collect();
+                &kept
+            }
+        };
         // Repeated names (rare) are joined first; the common case copies nothing.
-        let repeated = self.headers.iter().enumerate().any(|(i, (n, _))| {
-            self.headers
+        let repeated = headers.iter().enumerate().any(|(i, (n, _))| {
+            headers
                 .get(..i)
                 .is_some_and(|before| before.iter().any(|(m, _)| m == n))
         });
-        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(self.headers.len());
+        let mut entries: Vec<(Value, Value)> = Vec::with_capacity(headers.len());
         let mut stable = true;
         let mut names = k.names.borrow_mut();
         if repeated {
-            let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.headers.len());
-            for (name, value) in &self.headers {
+            let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(headers.len());
+            for (name, value) in headers {
                 match joined.iter_mut().find(|(n, _)| n == name) {
                     Some((_, v)) => {
                         v.push(b',');
@@ -337,24 +366,29 @@ impl RequestFacts<'_> {
                 entries.push((name, lossy(&value)));
             }
         } else {
-            for (name, value) in &self.headers {
+            for (name, value) in headers {
                 let (name, kept) = names.intern(name);
                 stable &= kept;
                 entries.push((name, lossy(value)));
             }
         }
         drop(names);
-        for ((name, _), (_, value)) in self.headers.iter().zip(&entries) {
-            if let Some(i) = slot(name) {
-                if let Some(p @ None) = pseudo.get_mut(i) {
-                    *p = Some(value.clone());
+        if !repeated {
+            for ((name, _), (_, value)) in headers.iter().zip(&entries) {
+                if let Some(i) = slot(name) {
+                    if let Some(p @ None) = pseudo.get_mut(i) {
+                        *p = Some(value.clone());
+                    }
                 }
             }
         }
         // When a pseudo-header is repeated, the document's `host` (...) is its first value
-        // and `headers` has them joined: take the first value from the pairs.
+        // and `headers` has them joined: take the first value from the pairs. Those not
+        // among the headers kept (`only`) are read from the pairs too.
         if repeated {
             pseudo = Default::default();
+        }
+        if pseudo.iter().any(Option::is_none) {
             for (name, value) in &self.headers {
                 if let Some(i) = slot(name) {
                     if let Some(p @ None) = pseudo.get_mut(i) {
@@ -874,7 +908,7 @@ mod tests {
             assert_eq!(Needs::of([whole]), Needs::ALL, "{whole}");
         }
         let f = facts(&[(":path", b"/a?b=1"), ("x", b"1")]);
-        let v = f.to_input_for(1 << 16, Needs::of([rbac])).unwrap();
+        let v = f.to_input_for(1 << 16, &Needs::of([rbac])).unwrap();
         assert_eq!(
             v["attributes"]["request"]["http"]["headers"]["x"],
             Value::from("1")
@@ -888,7 +922,7 @@ mod tests {
             rbac,
             "package y\nallow if input.attributes.request.http.path == \"/\"\n",
         ]);
-        let v = f.to_input_for(1 << 16, n).unwrap();
+        let v = f.to_input_for(1 << 16, &n).unwrap();
         assert_eq!(
             v["attributes"]["request"]["http"]["path"],
             Value::from("/a?b=1")
@@ -904,7 +938,7 @@ mod tests {
 
     /// The document as the filter built it before the per-thread names and templates: every
     /// object by inserts, every string allocated (the reference the fast paths must equal).
-    fn reference(f: &RequestFacts, needs: Needs) -> Value {
+    fn reference(f: &RequestFacts, needs: &Needs) -> Value {
         let text =
             |v: Option<&[u8]>| Value::from(String::from_utf8_lossy(v.unwrap_or_default()).as_ref());
         let mut joined: Vec<(&[u8], Vec<u8>)> = Vec::new();
@@ -919,7 +953,13 @@ mod tests {
         }
         let mut headers = Object::new();
         for (n, v) in joined {
-            headers.insert(text(Some(n)), text(Some(&v)));
+            let kept = needs
+                .header_names
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|m| **m == *n));
+            if kept {
+                headers.insert(text(Some(n)), text(Some(&v)));
+            }
         }
         let mut http = Object::new();
         if needs.headers {
@@ -1017,15 +1057,28 @@ mod tests {
         ];
         let dynamic =
             Needs::of(["package x\nallow if input.attributes.request.http.headers[data.h]\n"]);
-        for needs in [Needs::ALL, dynamic] {
+        // Only some names (sorted; the pseudo-headers' own fields still come from them).
+        let only = Needs {
+            header_names: Some(
+                [&b":path"[..], b"x-m", b"x-role", b"x-\xfe"]
+                    .map(Box::from)
+                    .into(),
+            ),
+            ..Needs::ALL
+        };
+        let none = Needs {
+            header_names: Some(Arc::from([])),
+            ..Needs::ALL
+        };
+        for needs in [Needs::ALL, dynamic, only, none] {
             for _ in 0..2 {
                 for headers in &cases {
                     let f = RequestFacts {
                         headers: headers.clone(),
                         ..facts(&[])
                     };
-                    let built = f.to_input_for(1 << 16, needs).unwrap();
-                    assert_eq!(built, reference(&f, needs), "{headers:?}");
+                    let built = f.to_input_for(1 << 16, &needs).unwrap();
+                    assert_eq!(built, reference(&f, &needs), "{headers:?}");
                 }
             }
         }
@@ -1060,7 +1113,7 @@ mod tests {
                     ..facts(&[])
                 };
                 let built = f.to_input(1 << 16).unwrap();
-                assert_eq!(built, reference(&f, Needs::ALL), "{name} {other}");
+                assert_eq!(built, reference(&f, &Needs::ALL), "{name} {other}");
             }
         }
         let shapes = KEYS.with(|k| k.shapes.borrow().templates.len());
@@ -1077,7 +1130,7 @@ mod tests {
         ]);
         assert!(needs.headers);
         let f = facts(&[(":path", b"/"), ("x-dynamic", b"1")]);
-        let v = f.to_input_for(1 << 16, needs).unwrap();
+        let v = f.to_input_for(1 << 16, &needs).unwrap();
         assert_eq!(
             v["attributes"]["request"]["http"]["headers"]["x-dynamic"],
             Value::from("1")
