@@ -57,8 +57,10 @@
 //! `ext-authz-opa`: Envoy's `ext_authz` HTTP filter asking an
 //! OPA-shaped service on every request: the upstream Envoy answers
 //! `/v1/data/envoy/authz/allow/*` itself (`direct_response` 200 `{"result": true}`, well
-//! under 1 ms), so the row is the ext_authz round trip with a near-free policy server. Each
-//! must answer the load 200 and `GET /denied` 403. The report gives opa-policy's capacity
+//! under 1 ms), so the row is the ext_authz round trip with a near-free policy server.
+//! `opa-policy-rbac10-dynmod`: the same config, the crate built as an Envoy dynamic module
+//! (`dist/libopa-policy.so`; also in `dynmod`, held to issue 15's 1.10 × native-rbac10's
+//! added CPU). Each must answer the load 200 and `GET /denied` 403. The report gives opa-policy's capacity
 //! against both (targets: ≥ 0.7 × native rbac, ≥ 2 × ext_authz), the median of
 //! `opa_policy.eval_us` (the filter's own evaluation-time histogram, P50, read from the front
 //! after each run), and the `.wasm` size (target ≤ 1.5 MB).
@@ -287,6 +289,7 @@ const DYNMOD_VS_NATIVE: &[(&str, &str)] = &[
     ("rate-limit-client-dynmod", "native-ratelimit-client"),
     ("cors-dynmod", "native-cors"),
     ("ip-filter-cidr10k-dynmod", "native-rbac-matcher-cidr10k"),
+    ("opa-policy-rbac10-dynmod", "native-rbac10"),
 ];
 /// The native rows of the `dynmod` group: what its modules are compared with (and the
 /// `native-jwt-*` rows).
@@ -296,10 +299,16 @@ const DYNMOD_NATIVES: &[&str] = &[
     "native-ratelimit-client",
     "native-cors",
     "native-rbac-matcher-cidr10k",
+    "native-rbac10",
 ];
 const OPA_GROUP: &str = "opa";
 /// The OPA rows.
-const OPA_ROWS: &[&str] = &["native-rbac10", "opa-policy-rbac10", "ext-authz-opa"];
+const OPA_ROWS: &[&str] = &[
+    "native-rbac10",
+    "opa-policy-rbac10",
+    "ext-authz-opa",
+    "opa-policy-rbac10-dynmod",
+];
 /// The opa-policy bench config (`examples/rbac-10.json`), as shipped.
 const OPA_RBAC_CONFIG: &str = include_str!("../../filters/opa-policy/examples/rbac-10.json");
 /// Size target of `dist/opa-policy.wasm` (1.5 MB).
@@ -815,6 +824,17 @@ const VARIANTS: &[Variant] = &[
         edits: Edits::None,
         stats: &["wasmcustom.opa_policy.allowed"],
         wasm: Some(Module::Dist("opa-policy.wasm")),
+        denied: Some(OPA_DENIED),
+        jwt: None,
+        route: None,
+        floor: None,
+    },
+    Variant {
+        name: "opa-policy-rbac10-dynmod",
+        filters: opa_policy_dynmod_filter,
+        edits: Edits::None,
+        stats: &["wasmcustom.opa_policy.allowed"],
+        wasm: Some(Module::Dist("libopa-policy.so")),
         denied: Some(OPA_DENIED),
         jwt: None,
         route: None,
@@ -1350,6 +1370,18 @@ fn opa_policy_filter(i: &Inputs) -> String {
         "opa-policy",
         &config,
         &i.modules.path(Module::Dist("opa-policy.wasm")),
+    )
+}
+
+/// The same opa-policy config, the crate built as an Envoy dynamic module.
+fn opa_policy_dynmod_filter(i: &Inputs) -> String {
+    let config = serde_json::from_str::<serde_json::Value>(OPA_RBAC_CONFIG)
+        .map(|v| v.to_string().replace('\'', "''"))
+        .unwrap_or_default();
+    dynmod_filter(
+        &i.modules.path(Module::Dist("libopa-policy.so")),
+        "opa-policy",
+        &config,
     )
 }
 
@@ -4579,6 +4611,8 @@ mod tests {
                 "raw-dynmod-ratelimit",
                 "raw-dynmod-ratelimit-client",
                 "raw-dynmod-cors",
+                "native-rbac10",
+                "opa-policy-rbac10-dynmod",
                 "native-cors",
                 "native-rbac-matcher-cidr10k",
                 "native-jwt-rs256-same",
