@@ -228,7 +228,8 @@ impl RequestFacts<'_> {
         // The headers object, and the values of the four pseudo-headers the document repeats
         // under their own names (the same strings: a reference count each, not a copy).
         let want = needs.headers.then_some(needs.header_names.as_deref());
-        let (headers, pseudo) = self.headers_object(k, want);
+        let used = [needs.host, needs.method, needs.path, needs.scheme];
+        let (headers, pseudo) = self.headers_object(k, want, used);
         let text = |v: Option<Value>| v.unwrap_or_else(|| k.empty.clone());
 
         let mut http = Vec::with_capacity(8);
@@ -302,19 +303,24 @@ impl RequestFacts<'_> {
     /// is a reference-count increment, not an allocation.
     ///
     /// `want`: `None`, no `headers`; `Some(None)`, every header; `Some(Some(names))`, only
-    /// the headers of those names (sorted).
+    /// the headers of those names (sorted). `used`: which of the four values are wanted (the
+    /// others are `None`).
     fn headers_object(
         &self,
         k: &Keys,
         want: Option<Option<&[Box<[u8]>]>>,
+        used: [bool; 4],
     ) -> (Option<Value>, [Option<Value>; 4]) {
         let mut pseudo: [Option<Value>; 4] = Default::default();
-        let slot = |name: &[u8]| match name {
-            b":authority" => Some(0),
-            b":method" => Some(1),
-            b":path" => Some(2),
-            b":scheme" => Some(3),
-            _ => None,
+        let slot = |name: &[u8]| {
+            let i = match name {
+                b":authority" => 0,
+                b":method" => 1,
+                b":path" => 2,
+                b":scheme" => 3,
+                _ => return None,
+            };
+            used.get(i).copied().unwrap_or(false).then_some(i)
         };
         let Some(only) = want else {
             for (name, value) in &self.headers {
@@ -388,7 +394,7 @@ impl RequestFacts<'_> {
         if repeated {
             pseudo = Default::default();
         }
-        if pseudo.iter().any(Option::is_none) {
+        if pseudo.iter().zip(used).any(|(p, u)| u && p.is_none()) {
             for (name, value) in &self.headers {
                 if let Some(i) = slot(name) {
                     if let Some(p @ None) = pseudo.get_mut(i) {
