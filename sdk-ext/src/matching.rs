@@ -382,6 +382,41 @@ fn compile_regex(_: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
     ))
 }
 
+/// Whether `a` and `b` are the same bytes: what `a == b` answers, compared 8 bytes at a
+/// time. On wasm `a == b` calls `memcmp`, a loop of ~17 operators per byte; a filter that
+/// compares a header name per request (10-20 bytes) saves ~200 operators here.
+#[inline]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8; 8]| u64::from_ne_bytes(*c);
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        // 8 bytes or more: whole words from the start, then the last 8 (overlapping).
+        let (mut p, mut q) = (a, b);
+        while let (Some((x, p2)), Some((y, q2))) =
+            (p.split_first_chunk::<8>(), q.split_first_chunk::<8>())
+        {
+            if word(x) != word(y) {
+                return false;
+            }
+            (p, q) = (p2, q2);
+        }
+        return word(x) == word(y);
+    }
+    let half = |c: &[u8; 4]| u32::from_ne_bytes(*c);
+    if let (Some(x), Some(y), Some(u), Some(v)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        // 4 to 7 bytes: the first 4 and the last 4 (overlapping).
+        return half(x) == half(y) && half(u) == half(v);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 #[inline]
 fn eq_ci(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     if ignore_case {
@@ -1625,6 +1660,36 @@ mod set_tests {
         let parsed = crate::config::parse(json.as_bytes());
         assert!(parsed.is_ok(), "{json}");
         parsed.unwrap_or_default()
+    }
+
+    /// `bytes_eq` answers `==` on every length around its word sizes, equal or differing
+    /// in any one byte.
+    #[test]
+    fn bytes_eq_is_slice_equality() {
+        let mut next = crate::test_rng::xorshift(0x5bd1_e995);
+        let (mut equal, mut differ) = (0, 0);
+        for _ in 0..20_000 {
+            let n = next() % 40;
+            let a: Vec<u8> = (0..n).map(|_| (next() % 4) as u8).collect();
+            let mut b = a.clone();
+            match next() % 4 {
+                0 => {}
+                1 if n > 0 => {
+                    let at = next() % n;
+                    b[at] ^= 1 << (next() % 8);
+                }
+                2 => b.push(0),
+                _ => b = (0..next() % 40).map(|_| (next() % 4) as u8).collect(),
+            }
+            assert_eq!(bytes_eq(&a, &b), a == b, "{a:?} {b:?}");
+            assert_eq!(bytes_eq(&b, &a), a == b, "{a:?} {b:?}");
+            if a == b {
+                equal += 1;
+            } else {
+                differ += 1;
+            }
+        }
+        assert!(equal > 3000 && differ > 3000, "{equal} {differ}");
     }
 
     #[test]

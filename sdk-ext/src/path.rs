@@ -126,6 +126,26 @@ pub fn decode_lenient(text: &[u8], plus_is_space: bool) -> Vec<u8> {
     out
 }
 
+/// [`decode_lenient`], borrowing: `text` itself when decoding would not change it (no `%`,
+/// and no `+` when `plus_is_space`: most queries and values), else its decoded form written
+/// into `scratch` (as [`decode_lenient_into`]). A filter decoding on every request copies
+/// nothing for such text.
+#[inline]
+pub fn decode_lenient_ref<'a>(
+    text: &'a [u8],
+    plus_is_space: bool,
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    if !text
+        .iter()
+        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
+    {
+        return text;
+    }
+    decode_lenient_into(text, plus_is_space, scratch);
+    scratch
+}
+
 /// [`decode_lenient`] into `out` (cleared first), which keeps its allocation: a filter
 /// decoding on every request reuses one buffer.
 #[inline]
@@ -156,18 +176,21 @@ pub fn decode_lenient_into(text: &[u8], plus_is_space: bool, out: &mut Vec<u8>) 
 /// Whether `raw` (a path without its query) is its own normal form up to lowercasing:
 /// it starts with `/`, has nothing to decode or refuse (`%`, `\`, NUL; `;` when
 /// parameters are stripped), no empty segment but a trailing one, and no `.` or `..`
-/// segment.
+/// segment. With `exactly`, also no ASCII capital when `options.lowercase`: `raw` is then
+/// its normal form byte for byte.
 #[inline]
-fn is_normal(raw: &[u8], options: &PathOptions) -> bool {
+fn is_normal(raw: &[u8], options: &PathOptions, exactly: bool) -> bool {
     let Some((b'/', rest)) = raw.split_first() else {
         return false;
     };
+    let capitals = exactly && options.lowercase;
     let mut segment = 0usize;
     let mut dots = 0usize;
     for &b in rest {
         match b {
             b'%' | b'\\' | 0 => return false,
             b';' if options.strip_parameters => return false,
+            b'A'..=b'Z' if capitals => return false,
             b'/' => {
                 // The segment that just ended (it is not the trailing one).
                 if segment == 0 || dots == segment {
@@ -189,7 +212,7 @@ fn is_normal(raw: &[u8], options: &PathOptions) -> bool {
 /// The normal form of a request path (see the module docs).
 pub fn normalize(path: &[u8], options: &PathOptions) -> Result<Vec<u8>, Refusal> {
     let (raw, _) = split(path);
-    if is_normal(raw, options) {
+    if is_normal(raw, options, false) {
         // Most paths: already normal, so the steps below would rebuild them byte for byte.
         let mut out = raw.to_vec();
         if options.lowercase {
@@ -211,7 +234,7 @@ pub fn normalize_into(
 ) -> Result<(), Refusal> {
     out.clear();
     let (raw, _) = split(path);
-    if is_normal(raw, options) {
+    if is_normal(raw, options, false) {
         out.extend_from_slice(raw);
         if options.lowercase {
             out.make_ascii_lowercase();
@@ -221,6 +244,23 @@ pub fn normalize_into(
     let steps = normalize_steps(raw, options)?;
     out.extend_from_slice(&steps);
     Ok(())
+}
+
+/// [`normalize`], borrowing: the normal form of `path`, which is `path`'s own path part
+/// when that is already normal byte for byte (most paths: no copy at all), else written
+/// into `scratch` (as [`normalize_into`]; `scratch` is left untouched in the first case).
+#[inline]
+pub fn normalize_ref<'a>(
+    path: &'a [u8],
+    options: &PathOptions,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Refusal> {
+    let (raw, _) = split(path);
+    if is_normal(raw, options, true) {
+        return Ok(raw);
+    }
+    normalize_into(raw, options, scratch)?;
+    Ok(scratch)
 }
 
 /// [`normalize`]'s steps on `raw` (the path without its query).
@@ -318,6 +358,7 @@ mod tests {
         ];
         let mut next = crate::test_rng::xorshift(0x2545_f491);
         let mut shortcuts = 0;
+        let mut exact = 0;
         let mut reused = b"/previous/path".to_vec();
         for _ in 0..20_000 {
             let mut p = Vec::new();
@@ -333,7 +374,7 @@ mod tests {
                 },
             ] {
                 let (raw, _) = split(&p);
-                if is_normal(raw, &options) {
+                if is_normal(raw, &options, false) {
                     shortcuts += 1;
                 }
                 // Into a reused buffer (holding the previous path): the same answer.
@@ -341,6 +382,20 @@ mod tests {
                 assert_eq!(into, normalize(&p, &options));
                 if into.is_err() {
                     assert!(reused.is_empty());
+                }
+                // Borrowed: the same answer, and `p` itself exactly when it is its own normal
+                // form (the scratch buffer, holding the previous answer, is not read then).
+                let mut scratch = b"/stale".to_vec();
+                let by_ref = normalize_ref(&p, &options, &mut scratch).map(<[u8]>::to_vec);
+                assert_eq!(by_ref, normalize(&p, &options), "{p:?}");
+                let mut scratch = b"/stale".to_vec();
+                if let Ok(r) = normalize_ref(&p, &options, &mut scratch) {
+                    let borrowed = std::ptr::eq(r.as_ptr(), p.as_ptr()) && !p.is_empty();
+                    assert_eq!(borrowed, is_normal(raw, &options, true), "{p:?}");
+                    if borrowed {
+                        exact += 1;
+                        assert_eq!(scratch, b"/stale");
+                    }
                 }
                 assert_eq!(
                     normalize(&p, &options),
@@ -351,6 +406,35 @@ mod tests {
             }
         }
         assert!(shortcuts > 1000, "{shortcuts}");
+        assert!(exact > 500, "{exact}");
+    }
+
+    /// The borrowing decoder answers what the copying one does, and borrows exactly when
+    /// decoding changes nothing.
+    #[test]
+    fn lenient_decoding_by_reference_agrees() {
+        let alphabet: &[&[u8]] = &[b"a", b"%", b"%4", b"%41", b"%zz", b"+", b" ", b"\xff", b"="];
+        let mut next = crate::test_rng::xorshift(0x1234_5679);
+        let (mut borrowed, mut decoded) = (0, 0);
+        for _ in 0..20_000 {
+            let mut t = Vec::new();
+            for _ in 0..next() % 6 {
+                t.extend_from_slice(alphabet[next() % alphabet.len()]);
+            }
+            for plus in [true, false] {
+                let mut scratch = b"stale".to_vec();
+                let r = decode_lenient_ref(&t, plus, &mut scratch);
+                assert_eq!(r, decode_lenient(&t, plus), "{t:?} {plus}");
+                if std::ptr::eq(r.as_ptr(), t.as_ptr()) {
+                    borrowed += 1;
+                    assert_eq!(r, t);
+                } else {
+                    decoded += 1;
+                    assert!(t.contains(&b'%') || (plus && t.contains(&b'+')), "{t:?}");
+                }
+            }
+        }
+        assert!(borrowed > 1000 && decoded > 1000, "{borrowed} {decoded}");
     }
 
     #[test]

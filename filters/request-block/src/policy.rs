@@ -6,7 +6,8 @@
 //! the one named.
 
 use crate::config::{name_bit, Config, SCRATCH_KEPT};
-use sdk_ext::path::{decode_lenient_into, normalize_into, split, Refusal};
+use sdk_ext::matching::bytes_eq;
+use sdk_ext::path::{decode_lenient_ref, normalize_ref, split, Refusal};
 use sdk_ext::request::Request;
 
 /// What to do with a request.
@@ -57,8 +58,8 @@ fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
             .iter()
             .take(before)
             .enumerate()
-            // The last bytes first: names of one length often share their start (`x-`).
-            .find(|(_, (n, _))| n.as_bytes().last() == name.last() && n.as_bytes() == name);
+            // Word-wise, not `==` (a byte loop on wasm).
+            .find(|(_, (n, _))| bytes_eq(n.as_bytes(), name));
         if let Some((k, (_, set))) = set {
             if let Some(rule) = set.first_rule(value) {
                 best = Some((k, rule));
@@ -70,23 +71,27 @@ fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
     best.map(|(_, rule)| rule)
 }
 
-/// Checks the path and the query of `raw` (`:path`), read in place; `scratch` holds the
-/// normal form and the decoded query in turn.
+/// Checks the path and the query of `raw` (`:path`), read in place: an already-normal path
+/// and a query with nothing to decode are matched as they are; otherwise `scratch` holds
+/// the normal form and the decoded query in turn.
 fn check_path(config: &Config, raw: &[u8], scratch: &mut Vec<u8>) -> Verdict {
     let (_, query) = split(raw);
     if !config.path.set.is_empty()
         || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
     {
-        if let Err(r) = normalize_into(raw, &config.path_options, scratch) {
-            return Verdict::Refuse(r);
-        }
-        if let Some(i) = config.path.first_rule(scratch) {
+        let normal = match normalize_ref(raw, &config.path_options, scratch) {
+            Ok(normal) => normal,
+            Err(r) => return Verdict::Refuse(r),
+        };
+        if let Some(i) = config.path.first_rule(normal) {
             return Verdict::Block(i);
         }
     }
     if let (false, Some(q)) = (config.query.set.is_empty(), query) {
-        decode_lenient_into(q, true, scratch);
-        if let Some(i) = config.query.first_rule(scratch) {
+        if let Some(i) = config
+            .query
+            .first_rule(decode_lenient_ref(q, true, scratch))
+        {
             return Verdict::Block(i);
         }
     }
