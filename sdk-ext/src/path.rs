@@ -107,15 +107,19 @@ pub fn split(path: &[u8]) -> (&[u8], Option<&[u8]>) {
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
-    let (p, rest) = path.split_at(end);
-    let query = match rest.split_first() {
+    (path.get(..end).unwrap_or(path), query_at(path, end))
+}
+
+/// The query of `path` whose path part ends at `end` (a `?`, a `#`, or the end).
+#[inline]
+fn query_at(path: &[u8], end: usize) -> Option<&[u8]> {
+    match path.get(end..).and_then(<[u8]>::split_first) {
         Some((b'?', q)) => {
             let qend = q.iter().position(|&b| b == b'#').unwrap_or(q.len());
             q.get(..qend)
         }
         _ => None,
-    };
-    (p, query)
+    }
 }
 
 /// Percent-decodes `text` once, leniently (an invalid escape stays as it is), with `+` as
@@ -173,28 +177,32 @@ pub fn decode_lenient_into(text: &[u8], plus_is_space: bool, out: &mut Vec<u8>) 
     }
 }
 
-/// Whether `raw` (a path without its query) is its own normal form up to lowercasing:
-/// it starts with `/`, has nothing to decode or refuse (`%`, `\`, NUL; `;` when
-/// parameters are stripped), no empty segment but a trailing one, and no `.` or `..`
-/// segment. With `exactly`, also no ASCII capital when `options.lowercase`: `raw` is then
-/// its normal form byte for byte.
+/// One pass over `path`: where its path part ends (the first `?` or `#`, else its length),
+/// and whether that part is its own normal form up to lowercasing: it starts with `/`, has
+/// nothing to decode or refuse (`%`, `\`, NUL; `;` when parameters are stripped), no empty
+/// segment but a trailing one, and no `.` or `..` segment. With `exactly`, also no ASCII
+/// capital when `options.lowercase`: the part is then its normal form byte for byte.
 #[inline]
-fn is_normal(raw: &[u8], options: &PathOptions, exactly: bool) -> bool {
-    let Some((b'/', rest)) = raw.split_first() else {
-        return false;
+fn scan(path: &[u8], options: &PathOptions, exactly: bool) -> (usize, bool) {
+    let mut normal = match path.first() {
+        Some(b'/') => true,
+        Some(b'?' | b'#') | None => return (0, false),
+        Some(_) => false,
     };
     let capitals = exactly && options.lowercase;
     let mut segment = 0usize;
     let mut dots = 0usize;
-    for &b in rest {
+    for (i, &b) in path.iter().enumerate().skip(1) {
         match b {
-            b'%' | b'\\' | 0 => return false,
-            b';' if options.strip_parameters => return false,
-            b'A'..=b'Z' if capitals => return false,
+            b'?' | b'#' => return (i, normal && (segment == 0 || dots != segment)),
+            _ if !normal => continue,
+            b'%' | b'\\' | 0 => normal = false,
+            b';' if options.strip_parameters => normal = false,
+            b'A'..=b'Z' if capitals => normal = false,
             b'/' => {
                 // The segment that just ended (it is not the trailing one).
                 if segment == 0 || dots == segment {
-                    return false;
+                    normal = false;
                 }
                 segment = 0;
                 dots = 0;
@@ -206,13 +214,21 @@ fn is_normal(raw: &[u8], options: &PathOptions, exactly: bool) -> bool {
         segment += 1;
     }
     // The last segment: empty (a trailing `/`, or the root) is fine; dots only is not.
-    segment == 0 || dots != segment
+    (path.len(), normal && (segment == 0 || dots != segment))
+}
+
+/// Whether `raw` (a path without its query) is its own normal form ([`scan`]).
+#[cfg(test)]
+fn is_normal(raw: &[u8], options: &PathOptions, exactly: bool) -> bool {
+    let (end, normal) = scan(raw, options, exactly);
+    normal && end == raw.len()
 }
 
 /// The normal form of a request path (see the module docs).
 pub fn normalize(path: &[u8], options: &PathOptions) -> Result<Vec<u8>, Refusal> {
-    let (raw, _) = split(path);
-    if is_normal(raw, options, false) {
+    let (end, normal) = scan(path, options, false);
+    let raw = path.get(..end).unwrap_or(path);
+    if normal {
         // Most paths: already normal, so the steps below would rebuild them byte for byte.
         let mut out = raw.to_vec();
         if options.lowercase {
@@ -233,8 +249,9 @@ pub fn normalize_into(
     out: &mut Vec<u8>,
 ) -> Result<(), Refusal> {
     out.clear();
-    let (raw, _) = split(path);
-    if is_normal(raw, options, false) {
+    let (end, normal) = scan(path, options, false);
+    let raw = path.get(..end).unwrap_or(path);
+    if normal {
         out.extend_from_slice(raw);
         if options.lowercase {
             out.make_ascii_lowercase();
@@ -255,12 +272,26 @@ pub fn normalize_ref<'a>(
     options: &PathOptions,
     scratch: &'a mut Vec<u8>,
 ) -> Result<&'a [u8], Refusal> {
-    let (raw, _) = split(path);
-    if is_normal(raw, options, true) {
-        return Ok(raw);
+    normalize_split_ref(path, options, scratch).map(|(normal, _)| normal)
+}
+
+/// [`normalize_ref`] and [`split`]'s query together, in one pass over an already-normal
+/// path (where the two apart scan it twice): `(normal form, query)`.
+#[inline]
+pub fn normalize_split_ref<'p: 's, 's>(
+    path: &'p [u8],
+    options: &PathOptions,
+    scratch: &'s mut Vec<u8>,
+) -> Result<(&'s [u8], Option<&'p [u8]>), Refusal> {
+    let (end, normal) = scan(path, options, true);
+    let raw = path.get(..end).unwrap_or(path);
+    let query = query_at(path, end);
+    if normal {
+        return Ok((raw, query));
     }
+    // Not normal, or normal but for capitals (then a copy lowercased): `raw` has no `?`.
     normalize_into(raw, options, scratch)?;
-    Ok(scratch)
+    Ok((scratch, query))
 }
 
 /// [`normalize`]'s steps on `raw` (the path without its query).
@@ -354,7 +385,22 @@ mod tests {
     #[test]
     fn the_normal_path_shortcut_agrees_with_the_steps() {
         let alphabet: &[&[u8]] = &[
-            b"/", b"/", b".", b"..", b"a", b"B", b";", b"%2e", b"%2F", b"\\", b"%", b"%00", b"x",
+            b"/",
+            b"/",
+            b".",
+            b"..",
+            b"a",
+            b"B",
+            b";",
+            b"%2e",
+            b"%2F",
+            b"\\",
+            b"%",
+            b"%00",
+            b"x",
+            b"?",
+            b"#",
+            b"?q=/A/..",
         ];
         let mut next = crate::test_rng::xorshift(0x2545_f491);
         let mut shortcuts = 0;
@@ -388,6 +434,11 @@ mod tests {
                 let mut scratch = b"/stale".to_vec();
                 let by_ref = normalize_ref(&p, &options, &mut scratch).map(<[u8]>::to_vec);
                 assert_eq!(by_ref, normalize(&p, &options), "{p:?}");
+                let mut scratch = b"/stale".to_vec();
+                if let Ok((normal, query)) = normalize_split_ref(&p, &options, &mut scratch) {
+                    assert_eq!(Ok(normal.to_vec()), normalize(&p, &options), "{p:?}");
+                    assert_eq!(query, split(&p).1, "{p:?}");
+                }
                 let mut scratch = b"/stale".to_vec();
                 if let Ok(r) = normalize_ref(&p, &options, &mut scratch) {
                     let borrowed = std::ptr::eq(r.as_ptr(), p.as_ptr()) && !p.is_empty();

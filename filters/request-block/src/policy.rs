@@ -7,7 +7,7 @@
 
 use crate::config::{name_bit, Config, SCRATCH_KEPT};
 use sdk_ext::matching::bytes_eq;
-use sdk_ext::path::{decode_lenient_ref, normalize_ref, split, Refusal};
+use sdk_ext::path::{decode_lenient_ref, normalize_split_ref, split, Refusal};
 use sdk_ext::request::Request;
 
 /// What to do with a request.
@@ -75,18 +75,21 @@ fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
 /// and a query with nothing to decode are matched as they are; otherwise `scratch` holds
 /// the normal form and the decoded query in turn.
 fn check_path(config: &Config, raw: &[u8], scratch: &mut Vec<u8>) -> Verdict {
-    let (_, query) = split(raw);
-    if !config.path.set.is_empty()
+    let query = if !config.path.set.is_empty()
         || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
     {
-        let normal = match normalize_ref(raw, &config.path_options, scratch) {
-            Ok(normal) => normal,
+        // One pass over an already-normal path finds its query too.
+        let (normal, query) = match normalize_split_ref(raw, &config.path_options, scratch) {
+            Ok(found) => found,
             Err(r) => return Verdict::Refuse(r),
         };
         if let Some(i) = config.path.first_rule(normal) {
             return Verdict::Block(i);
         }
-    }
+        query
+    } else {
+        split(raw).1
+    };
     if let (false, Some(q)) = (config.query.set.is_empty(), query) {
         if let Some(i) = config
             .query
