@@ -382,6 +382,41 @@ fn compile_regex(_: &RegexSpec, field: &str) -> Result<Regex, ConfigError> {
     ))
 }
 
+/// Whether `a` and `b` are the same bytes: what `a == b` answers, compared 8 bytes at a
+/// time. On wasm `a == b` calls `memcmp`, a loop of ~17 operators per byte; a filter that
+/// compares a header name per request (10-20 bytes) saves ~200 operators here.
+#[inline]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8; 8]| u64::from_ne_bytes(*c);
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        // 8 bytes or more: whole words from the start, then the last 8 (overlapping).
+        let (mut p, mut q) = (a, b);
+        while let (Some((x, p2)), Some((y, q2))) =
+            (p.split_first_chunk::<8>(), q.split_first_chunk::<8>())
+        {
+            if word(x) != word(y) {
+                return false;
+            }
+            (p, q) = (p2, q2);
+        }
+        return word(x) == word(y);
+    }
+    let half = |c: &[u8; 4]| u32::from_ne_bytes(*c);
+    if let (Some(x), Some(y), Some(u), Some(v)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        // 4 to 7 bytes: the first 4 and the last 4 (overlapping).
+        return half(x) == half(y) && half(u) == half(v);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 #[inline]
 fn eq_ci(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     if ignore_case {
@@ -652,8 +687,14 @@ impl StringMatcherSet {
             self.exact.get(value).copied()
         };
         if !self.exact_ci.is_empty() {
-            let lower = value.to_ascii_lowercase();
-            if let Some(&i) = self.exact_ci.get(&lower) {
+            // A value with no capital (a lowercased path, most header values) is looked up
+            // as it is: no lowercased copy allocated per lookup.
+            let hit = if value.iter().any(u8::is_ascii_uppercase) {
+                self.exact_ci.get(&value.to_ascii_lowercase()).copied()
+            } else {
+                self.exact_ci.get(value).copied()
+            };
+            if let Some(i) = hit {
                 best = Some(best.map_or(i, |b| b.min(i)));
             }
         }
@@ -1627,6 +1668,36 @@ mod set_tests {
         parsed.unwrap_or_default()
     }
 
+    /// `bytes_eq` answers `==` on every length around its word sizes, equal or differing
+    /// in any one byte.
+    #[test]
+    fn bytes_eq_is_slice_equality() {
+        let mut next = crate::test_rng::xorshift(0x5bd1_e995);
+        let (mut equal, mut differ) = (0, 0);
+        for _ in 0..20_000 {
+            let n = next() % 40;
+            let a: Vec<u8> = (0..n).map(|_| (next() % 4) as u8).collect();
+            let mut b = a.clone();
+            match next() % 4 {
+                0 => {}
+                1 if n > 0 => {
+                    let at = next() % n;
+                    b[at] ^= 1 << (next() % 8);
+                }
+                2 => b.push(0),
+                _ => b = (0..next() % 40).map(|_| (next() % 4) as u8).collect(),
+            }
+            assert_eq!(bytes_eq(&a, &b), a == b, "{a:?} {b:?}");
+            assert_eq!(bytes_eq(&b, &a), a == b, "{a:?} {b:?}");
+            if a == b {
+                equal += 1;
+            } else {
+                differ += 1;
+            }
+        }
+        assert!(equal > 3000 && differ > 3000, "{equal} {differ}");
+    }
+
     #[test]
     fn set_gives_the_first_match_in_list_order() {
         let s = StringMatcherSet::compile(
@@ -1725,6 +1796,20 @@ mod set_tests {
                         without.first_match(v.as_bytes()),
                         "round {round} {mode:?} {list:?} on {v:?}"
                     );
+                    if mode == RegexMode::FullMatch {
+                        // The set (its exact tables, either case of the value) answers what
+                        // its matchers one by one answer.
+                        let one_by_one = sp.iter().position(|spec| {
+                            StringMatcher::compile(spec, "p")
+                                .unwrap()
+                                .matches(v.as_bytes())
+                        });
+                        assert_eq!(
+                            with.first_match(v.as_bytes()),
+                            one_by_one,
+                            "round {round} {list:?} on {v:?}"
+                        );
+                    }
                 }
             }
         }

@@ -107,15 +107,19 @@ pub fn split(path: &[u8]) -> (&[u8], Option<&[u8]>) {
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
-    let (p, rest) = path.split_at(end);
-    let query = match rest.split_first() {
+    (path.get(..end).unwrap_or(path), query_at(path, end))
+}
+
+/// The query of `path` whose path part ends at `end` (a `?`, a `#`, or the end).
+#[inline]
+fn query_at(path: &[u8], end: usize) -> Option<&[u8]> {
+    match path.get(end..).and_then(<[u8]>::split_first) {
         Some((b'?', q)) => {
             let qend = q.iter().position(|&b| b == b'#').unwrap_or(q.len());
             q.get(..qend)
         }
         _ => None,
-    };
-    (p, query)
+    }
 }
 
 /// Percent-decodes `text` once, leniently (an invalid escape stays as it is), with `+` as
@@ -124,6 +128,26 @@ pub fn decode_lenient(text: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::new();
     decode_lenient_into(text, plus_is_space, &mut out);
     out
+}
+
+/// [`decode_lenient`], borrowing: `text` itself when decoding would not change it (no `%`,
+/// and no `+` when `plus_is_space`: most queries and values), else its decoded form written
+/// into `scratch` (as [`decode_lenient_into`]). A filter decoding on every request copies
+/// nothing for such text.
+#[inline]
+pub fn decode_lenient_ref<'a>(
+    text: &'a [u8],
+    plus_is_space: bool,
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    if !text
+        .iter()
+        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
+    {
+        return text;
+    }
+    decode_lenient_into(text, plus_is_space, scratch);
+    scratch
 }
 
 /// [`decode_lenient`] into `out` (cleared first), which keeps its allocation: a filter
@@ -153,25 +177,32 @@ pub fn decode_lenient_into(text: &[u8], plus_is_space: bool, out: &mut Vec<u8>) 
     }
 }
 
-/// Whether `raw` (a path without its query) is its own normal form up to lowercasing:
-/// it starts with `/`, has nothing to decode or refuse (`%`, `\`, NUL; `;` when
-/// parameters are stripped), no empty segment but a trailing one, and no `.` or `..`
-/// segment.
+/// One pass over `path`: where its path part ends (the first `?` or `#`, else its length),
+/// and whether that part is its own normal form up to lowercasing: it starts with `/`, has
+/// nothing to decode or refuse (`%`, `\`, NUL; `;` when parameters are stripped), no empty
+/// segment but a trailing one, and no `.` or `..` segment. With `exactly`, also no ASCII
+/// capital when `options.lowercase`: the part is then its normal form byte for byte.
 #[inline]
-fn is_normal(raw: &[u8], options: &PathOptions) -> bool {
-    let Some((b'/', rest)) = raw.split_first() else {
-        return false;
+fn scan(path: &[u8], options: &PathOptions, exactly: bool) -> (usize, bool) {
+    let mut normal = match path.first() {
+        Some(b'/') => true,
+        Some(b'?' | b'#') | None => return (0, false),
+        Some(_) => false,
     };
+    let capitals = exactly && options.lowercase;
     let mut segment = 0usize;
     let mut dots = 0usize;
-    for &b in rest {
+    for (i, &b) in path.iter().enumerate().skip(1) {
         match b {
-            b'%' | b'\\' | 0 => return false,
-            b';' if options.strip_parameters => return false,
+            b'?' | b'#' => return (i, normal && (segment == 0 || dots != segment)),
+            _ if !normal => continue,
+            b'%' | b'\\' | 0 => normal = false,
+            b';' if options.strip_parameters => normal = false,
+            b'A'..=b'Z' if capitals => normal = false,
             b'/' => {
                 // The segment that just ended (it is not the trailing one).
                 if segment == 0 || dots == segment {
-                    return false;
+                    normal = false;
                 }
                 segment = 0;
                 dots = 0;
@@ -183,13 +214,21 @@ fn is_normal(raw: &[u8], options: &PathOptions) -> bool {
         segment += 1;
     }
     // The last segment: empty (a trailing `/`, or the root) is fine; dots only is not.
-    segment == 0 || dots != segment
+    (path.len(), normal && (segment == 0 || dots != segment))
+}
+
+/// Whether `raw` (a path without its query) is its own normal form ([`scan`]).
+#[cfg(test)]
+fn is_normal(raw: &[u8], options: &PathOptions, exactly: bool) -> bool {
+    let (end, normal) = scan(raw, options, exactly);
+    normal && end == raw.len()
 }
 
 /// The normal form of a request path (see the module docs).
 pub fn normalize(path: &[u8], options: &PathOptions) -> Result<Vec<u8>, Refusal> {
-    let (raw, _) = split(path);
-    if is_normal(raw, options) {
+    let (end, normal) = scan(path, options, false);
+    let raw = path.get(..end).unwrap_or(path);
+    if normal {
         // Most paths: already normal, so the steps below would rebuild them byte for byte.
         let mut out = raw.to_vec();
         if options.lowercase {
@@ -210,8 +249,9 @@ pub fn normalize_into(
     out: &mut Vec<u8>,
 ) -> Result<(), Refusal> {
     out.clear();
-    let (raw, _) = split(path);
-    if is_normal(raw, options) {
+    let (end, normal) = scan(path, options, false);
+    let raw = path.get(..end).unwrap_or(path);
+    if normal {
         out.extend_from_slice(raw);
         if options.lowercase {
             out.make_ascii_lowercase();
@@ -221,6 +261,37 @@ pub fn normalize_into(
     let steps = normalize_steps(raw, options)?;
     out.extend_from_slice(&steps);
     Ok(())
+}
+
+/// [`normalize`], borrowing: the normal form of `path`, which is `path`'s own path part
+/// when that is already normal byte for byte (most paths: no copy at all), else written
+/// into `scratch` (as [`normalize_into`]; `scratch` is left untouched in the first case).
+#[inline]
+pub fn normalize_ref<'a>(
+    path: &'a [u8],
+    options: &PathOptions,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Refusal> {
+    normalize_split_ref(path, options, scratch).map(|(normal, _)| normal)
+}
+
+/// [`normalize_ref`] and [`split`]'s query together, in one pass over an already-normal
+/// path (where the two apart scan it twice): `(normal form, query)`.
+#[inline]
+pub fn normalize_split_ref<'p: 's, 's>(
+    path: &'p [u8],
+    options: &PathOptions,
+    scratch: &'s mut Vec<u8>,
+) -> Result<(&'s [u8], Option<&'p [u8]>), Refusal> {
+    let (end, normal) = scan(path, options, true);
+    let raw = path.get(..end).unwrap_or(path);
+    let query = query_at(path, end);
+    if normal {
+        return Ok((raw, query));
+    }
+    // Not normal, or normal but for capitals (then a copy lowercased): `raw` has no `?`.
+    normalize_into(raw, options, scratch)?;
+    Ok((scratch, query))
 }
 
 /// [`normalize`]'s steps on `raw` (the path without its query).
@@ -314,10 +385,26 @@ mod tests {
     #[test]
     fn the_normal_path_shortcut_agrees_with_the_steps() {
         let alphabet: &[&[u8]] = &[
-            b"/", b"/", b".", b"..", b"a", b"B", b";", b"%2e", b"%2F", b"\\", b"%", b"%00", b"x",
+            b"/",
+            b"/",
+            b".",
+            b"..",
+            b"a",
+            b"B",
+            b";",
+            b"%2e",
+            b"%2F",
+            b"\\",
+            b"%",
+            b"%00",
+            b"x",
+            b"?",
+            b"#",
+            b"?q=/A/..",
         ];
         let mut next = crate::test_rng::xorshift(0x2545_f491);
         let mut shortcuts = 0;
+        let mut exact = 0;
         let mut reused = b"/previous/path".to_vec();
         for _ in 0..20_000 {
             let mut p = Vec::new();
@@ -333,7 +420,7 @@ mod tests {
                 },
             ] {
                 let (raw, _) = split(&p);
-                if is_normal(raw, &options) {
+                if is_normal(raw, &options, false) {
                     shortcuts += 1;
                 }
                 // Into a reused buffer (holding the previous path): the same answer.
@@ -341,6 +428,25 @@ mod tests {
                 assert_eq!(into, normalize(&p, &options));
                 if into.is_err() {
                     assert!(reused.is_empty());
+                }
+                // Borrowed: the same answer, and `p` itself exactly when it is its own normal
+                // form (the scratch buffer, holding the previous answer, is not read then).
+                let mut scratch = b"/stale".to_vec();
+                let by_ref = normalize_ref(&p, &options, &mut scratch).map(<[u8]>::to_vec);
+                assert_eq!(by_ref, normalize(&p, &options), "{p:?}");
+                let mut scratch = b"/stale".to_vec();
+                if let Ok((normal, query)) = normalize_split_ref(&p, &options, &mut scratch) {
+                    assert_eq!(Ok(normal.to_vec()), normalize(&p, &options), "{p:?}");
+                    assert_eq!(query, split(&p).1, "{p:?}");
+                }
+                let mut scratch = b"/stale".to_vec();
+                if let Ok(r) = normalize_ref(&p, &options, &mut scratch) {
+                    let borrowed = std::ptr::eq(r.as_ptr(), p.as_ptr()) && !p.is_empty();
+                    assert_eq!(borrowed, is_normal(raw, &options, true), "{p:?}");
+                    if borrowed {
+                        exact += 1;
+                        assert_eq!(scratch, b"/stale");
+                    }
                 }
                 assert_eq!(
                     normalize(&p, &options),
@@ -351,6 +457,35 @@ mod tests {
             }
         }
         assert!(shortcuts > 1000, "{shortcuts}");
+        assert!(exact > 500, "{exact}");
+    }
+
+    /// The borrowing decoder answers what the copying one does, and borrows exactly when
+    /// decoding changes nothing.
+    #[test]
+    fn lenient_decoding_by_reference_agrees() {
+        let alphabet: &[&[u8]] = &[b"a", b"%", b"%4", b"%41", b"%zz", b"+", b" ", b"\xff", b"="];
+        let mut next = crate::test_rng::xorshift(0x1234_5679);
+        let (mut borrowed, mut decoded) = (0, 0);
+        for _ in 0..20_000 {
+            let mut t = Vec::new();
+            for _ in 0..next() % 6 {
+                t.extend_from_slice(alphabet[next() % alphabet.len()]);
+            }
+            for plus in [true, false] {
+                let mut scratch = b"stale".to_vec();
+                let r = decode_lenient_ref(&t, plus, &mut scratch);
+                assert_eq!(r, decode_lenient(&t, plus), "{t:?} {plus}");
+                if std::ptr::eq(r.as_ptr(), t.as_ptr()) {
+                    borrowed += 1;
+                    assert_eq!(r, t);
+                } else {
+                    decoded += 1;
+                    assert!(t.contains(&b'%') || (plus && t.contains(&b'+')), "{t:?}");
+                }
+            }
+        }
+        assert!(borrowed > 1000 && decoded > 1000, "{borrowed} {decoded}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the one named.
 
 use crate::config::{name_bit, Config, SCRATCH_KEPT};
-use sdk_ext::path::{decode_lenient_into, normalize_into, split, Refusal};
+use sdk_ext::matching::bytes_eq;
+use sdk_ext::path::{decode_lenient_ref, normalize_split_ref, split, Refusal};
 use sdk_ext::request::Request;
 
 /// What to do with a request.
@@ -57,8 +58,8 @@ fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
             .iter()
             .take(before)
             .enumerate()
-            // The last bytes first: names of one length often share their start (`x-`).
-            .find(|(_, (n, _))| n.as_bytes().last() == name.last() && n.as_bytes() == name);
+            // Word-wise, not `==` (a byte loop on wasm).
+            .find(|(_, (n, _))| bytes_eq(n.as_bytes(), name));
         if let Some((k, (_, set))) = set {
             if let Some(rule) = set.first_rule(value) {
                 best = Some((k, rule));
@@ -70,23 +71,30 @@ fn first_header_rule(config: &Config, req: &mut impl Request) -> Option<usize> {
     best.map(|(_, rule)| rule)
 }
 
-/// Checks the path and the query of `raw` (`:path`), read in place; `scratch` holds the
-/// normal form and the decoded query in turn.
+/// Checks the path and the query of `raw` (`:path`), read in place: an already-normal path
+/// and a query with nothing to decode are matched as they are; otherwise `scratch` holds
+/// the normal form and the decoded query in turn.
 fn check_path(config: &Config, raw: &[u8], scratch: &mut Vec<u8>) -> Verdict {
-    let (_, query) = split(raw);
-    if !config.path.set.is_empty()
+    let query = if !config.path.set.is_empty()
         || config.path_options.escaped_slashes == sdk_ext::path::EscapedSlashes::Reject
     {
-        if let Err(r) = normalize_into(raw, &config.path_options, scratch) {
-            return Verdict::Refuse(r);
-        }
-        if let Some(i) = config.path.first_rule(scratch) {
+        // One pass over an already-normal path finds its query too.
+        let (normal, query) = match normalize_split_ref(raw, &config.path_options, scratch) {
+            Ok(found) => found,
+            Err(r) => return Verdict::Refuse(r),
+        };
+        if let Some(i) = config.path.first_rule(normal) {
             return Verdict::Block(i);
         }
-    }
+        query
+    } else {
+        split(raw).1
+    };
     if let (false, Some(q)) = (config.query.set.is_empty(), query) {
-        decode_lenient_into(q, true, scratch);
-        if let Some(i) = config.query.first_rule(scratch) {
+        if let Some(i) = config
+            .query
+            .first_rule(decode_lenient_ref(q, true, scratch))
+        {
             return Verdict::Block(i);
         }
     }
@@ -255,6 +263,112 @@ mod tests {
             check(&[("y-a", "bad"), ("x-c", "bad"), ("x-ab", "bad")]),
             Verdict::Allow
         );
+    }
+
+    /// The full steps, always: the path normalised into a new buffer, the query decoded
+    /// into one, every header name compared with `==`. What [`check_headers`] must answer.
+    fn reference(c: &Config, req: &RequestData) -> Verdict {
+        let raw = req
+            .headers
+            .iter()
+            .find(|(n, _)| n == ":path")
+            .map_or(&b"/"[..], |(_, v)| v);
+        let (_, query) = split(raw);
+        match sdk_ext::path::normalize(raw, &c.path_options) {
+            Err(r) => return Verdict::Refuse(r),
+            Ok(normal) => {
+                if let Some(i) = c.path.first_rule(&normal) {
+                    return Verdict::Block(i);
+                }
+            }
+        }
+        if let Some(q) = query {
+            if let Some(i) = c.query.first_rule(&sdk_ext::path::decode_lenient(q, true)) {
+                return Verdict::Block(i);
+            }
+        }
+        for (name, set) in &c.headers {
+            for (n, v) in &req.headers {
+                if n == name {
+                    if let Some(i) = set.first_rule(v) {
+                        return Verdict::Block(i);
+                    }
+                }
+            }
+        }
+        Verdict::Allow
+    }
+
+    /// The in-place fast paths (a path already in its normal form and a query with nothing
+    /// to decode matched where they are, header names compared word-wise) answer what the
+    /// full steps answer, on random requests built from the bytes that matter: capitals
+    /// (the path is lowercased; `(?-i:...)` sees the difference), escapes, dot segments,
+    /// `;`, `+`, and header names that differ in one byte or in length.
+    #[test]
+    fn fast_paths_agree_with_the_full_steps() {
+        let c = cfg(r#"{"rules":[
+            {"name":"adm","in":"path","pattern":{"prefix":"/admin"}},
+            {"name":"bak","in":"path","pattern":{"suffix":".bak"}},
+            {"name":"git","in":"path","pattern":{"safe_regex":{"regex":"/\\.git(/|$)"}}},
+            {"name":"cased","in":"path","pattern":{"safe_regex":{"regex":"(?-i:/Se)"}}},
+            {"name":"sp","in":"query","pattern":{"contains":"a b"}},
+            {"name":"pct","in":"query","pattern":{"exact":"x=%"}},
+            {"name":"ua","in":"header","header":"user-agent","pattern":{"contains":"bad"}},
+            {"name":"ub","in":"header","header":"user-agenu","pattern":{"exact":"ok"}},
+            {"name":"xa","in":"header","header":"x-api-version-2","pattern":{"prefix":"b"}},
+            {"name":"short","in":"header","header":"x-abcd","pattern":{"suffix":"d"}}]}"#);
+        let path_parts: &[&[u8]] = &[
+            b"/", b"/", b"a", b"A", b"Se", b"se", b"admin", b"ADMIN", b".git", b".bak", b".",
+            b"..", b"%2e", b"%41", b"%2F", b"%", b";", b"\\", b"?", b"#", b"+", b" ", b"%20",
+            b"x=", b"b",
+        ];
+        let names = [
+            "user-agent",
+            "user-agenu",
+            "user-agen",
+            "user-agentx",
+            "x-api-version-2",
+            "x-api-version-3",
+            "y-api-version-2",
+            "x-abcd",
+            "x-abed",
+            "y-abcd",
+            "x",
+        ];
+        let values = ["bad", "ok", "b", "xbadx", "d", ""];
+        let mut next = sdk_ext::testing::xorshift(0x0bad_5eed);
+        let (mut blocked, mut refused, mut allowed) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let mut p = Vec::new();
+            for _ in 0..next() % 8 {
+                p.extend_from_slice(path_parts[next() % path_parts.len()]);
+            }
+            let mut req = RequestData::default().with(":path", &p);
+            for _ in 0..next() % 4 {
+                req = req.with(names[next() % names.len()], values[next() % values.len()]);
+            }
+            let want = reference(&c, &req);
+            assert_eq!(
+                check_headers(&c, &mut req),
+                want,
+                "{:?} {:?}",
+                String::from_utf8_lossy(&p),
+                req.headers
+            );
+            match want {
+                Verdict::Block(_) => blocked += 1,
+                Verdict::Refuse(_) => refused += 1,
+                Verdict::Allow => allowed += 1,
+            }
+        }
+        assert!(
+            blocked > 2000 && refused > 1000 && allowed > 2000,
+            "{blocked} {refused} {allowed}"
+        );
+        // The cases the lowercasing decides: `/Se` is lowercased before `(?-i:/Se)` sees it,
+        // whether the path is otherwise normal or not.
+        assert_eq!(path(&c, b"/Se"), Verdict::Allow);
+        assert_eq!(path(&c, b"//Se"), Verdict::Allow);
     }
 
     #[test]
