@@ -10,28 +10,56 @@ use crate::json::FromJson;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
-/// Why a configuration was refused, and where.
+/// Why a configuration was refused, and where: its [`ConfigErrorDetail`] (read through
+/// `Deref`: `e.field`, `e.reason`), boxed so that a validation step's `Result<T, ConfigError>`
+/// is the size of `T` and a pointer (every `?` moved the two `String`s otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<ConfigErrorDetail>);
+
+/// What a [`ConfigError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrorDetail {
     /// Path of the offending field, e.g. `rules[2].request.set[0].name`; `.` for the root.
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
 }
 
+impl std::ops::Deref for ConfigError {
+    type Target = ConfigErrorDetail;
+    fn deref(&self) -> &ConfigErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ConfigError {
+    fn deref_mut(&mut self) -> &mut ConfigErrorDetail {
+        &mut self.0
+    }
+}
+
 impl ConfigError {
     /// An error at `field` (a path such as `rules[0].status`).
     pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.to_string(),
-        }
+        Self::from_parts(field.into(), reason.to_string())
+    }
+
+    /// An error at `field`, both already strings.
+    #[inline(never)]
+    pub fn from_parts(field: String, reason: String) -> Self {
+        Self(Box::new(ConfigErrorDetail { field, reason }))
+    }
+
+    /// The field and the reason.
+    pub fn into_parts(self) -> (String, String) {
+        let d = *self.0;
+        (d.field, d.reason)
     }
 
     /// Prefixes the path with `parent` (for validating nested values independently).
     #[must_use]
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = join_path(parent, &self.field);
+        self.0.field = join_path(parent, &self.0.field);
         self
     }
 }
@@ -94,13 +122,13 @@ fn document(bytes: &[u8]) -> &[u8] {
 }
 
 fn located(e: crate::json::Error) -> ConfigError {
+    let (path, reason) = e.into_parts();
     // "missing field `x`" is reported at the parent; name the field itself.
-    let missing = e
-        .reason
+    let missing = reason
         .strip_prefix("missing field `")
         .and_then(|r| r.get(..r.bytes().position(|b| b == b'`').unwrap_or(r.len())))
-        .map(|f| join_path(&e.path, f));
-    ConfigError::new(missing.unwrap_or(e.path), e.reason)
+        .map(|f| join_path(&path, f));
+    ConfigError::from_parts(missing.unwrap_or(path), reason)
 }
 
 #[cfg(test)]

@@ -88,9 +88,16 @@ impl Value {
     }
 }
 
-/// Why a document could not be read or deserialized, and where.
+/// Why a document could not be read or deserialized, and where: its [`ErrorDetail`] (read
+/// through `Deref`: `e.path`, `e.reason`), boxed so that every `Result<T, Error>` of the
+/// config readers is the size of `T` and a pointer (moving the two `String`s through each
+/// reader's result was a good part of a filter's config code).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorDetail>);
+
+/// What an [`Error`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetail {
     /// Field path (`rules[1].status`); empty for the document itself.
     pub path: String,
     /// What is wrong.
@@ -99,13 +106,25 @@ pub struct Error {
     located: bool,
 }
 
+impl std::ops::Deref for Error {
+    type Target = ErrorDetail;
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
+    }
+}
+
 impl Error {
     fn new(reason: impl Display) -> Self {
-        Self {
+        Self::with_reason(reason.to_string())
+    }
+
+    #[inline(never)]
+    fn with_reason(reason: String) -> Self {
+        Self(Box::new(ErrorDetail {
             path: String::new(),
-            reason: reason.to_string(),
+            reason,
             located: false,
-        }
+        }))
     }
 
     /// An error at `path`.
@@ -113,13 +132,19 @@ impl Error {
         Self::new(reason).at(path)
     }
 
+    /// The path and the reason.
+    pub fn into_parts(self) -> (String, String) {
+        let d = *self.0;
+        (d.path, d.reason)
+    }
+
     /// Sets the path unless an inner (deeper) one was already set.
     fn at(mut self, path: &Path<'_>) -> Self {
-        if !self.located {
+        if !self.0.located {
             let mut out = String::new();
             path.write_to(&mut out);
-            self.path = out;
-            self.located = true;
+            self.0.path = out;
+            self.0.located = true;
         }
         self
     }

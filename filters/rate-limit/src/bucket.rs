@@ -113,9 +113,10 @@ impl TokenBucket {
     /// Seconds to refill from empty (`max_tokens · fill_interval / tokens_per_fill`, rounded
     /// up, at least 1): the `w` of `RateLimit-Policy`.
     pub fn window_secs(&self) -> u64 {
-        let ns = u128::from(self.max_tokens)
-            .saturating_mul(self.fill_ns)
-            .div_ceil(u128::from(self.tokens_per_fill.max(1)));
+        let ns = div_ceil(
+            u128::from(self.max_tokens).saturating_mul(self.fill_ns),
+            u128::from(self.tokens_per_fill.max(1)),
+        );
         ceil_secs(ns)
     }
 }
@@ -227,14 +228,38 @@ fn wide(a: u64, b: u64) -> u128 {
     (u128::from(high) << 64) | u128::from(low)
 }
 
-/// `(a / b, a % b)` (`b > 0`). Wasm has no 128-bit division: a `u128` one is a library
-/// call of several hundred operators, so operands that fit (the usual case: a bucket's level
-/// differences and intervals) divide as `u64`.
+/// `(a / b, a % b)` (`b > 0`). Wasm has no 128-bit division: operands that fit (the usual
+/// case: a bucket's level differences and intervals) divide as `u64`, the rest in
+/// [`div_rem_wide`].
 fn div_rem(a: u128, b: u128) -> (u128, u128) {
     match (u64::try_from(a), u64::try_from(b)) {
         (Ok(a), Ok(b)) if b > 0 => (u128::from(a / b), u128::from(a % b)),
-        _ => (a / b, a % b),
+        _ => div_rem_wide(a, b),
     }
+}
+
+/// `(a / b, a % b)` for operands past `u64`, by shift and subtract: one step per bit of the
+/// quotient (≤ 33 for [`Rate::take`]'s token count, whose quotient is below `max_tokens`).
+/// compiler_builtins' `u128` division (what `/` links) was ~1 KB of the module for a path
+/// only buckets of more than 2^64 scaled units take. `b == 0` answers `(0, a)` (the callers
+/// pass `b > 0`).
+#[inline(never)]
+fn div_rem_wide(a: u128, b: u128) -> (u128, u128) {
+    if b == 0 || b > a {
+        return (0, a);
+    }
+    let shift = b.leading_zeros() - a.leading_zeros();
+    let mut d = b << shift;
+    let (mut q, mut r) = (0u128, a);
+    for _ in 0..=shift {
+        q <<= 1;
+        if r >= d {
+            r -= d;
+            q |= 1;
+        }
+        d >>= 1;
+    }
+    (q, r)
 }
 
 /// ns → whole seconds, rounded up, at least 1 (`Retry-After`, `t`, `w`).
@@ -246,7 +271,10 @@ pub fn ceil_secs(ns: u128) -> u64 {
 fn div_ceil(a: u128, b: u128) -> u128 {
     match (u64::try_from(a), u64::try_from(b)) {
         (Ok(a), Ok(b)) if b > 0 => u128::from(a.div_ceil(b)),
-        _ => a.div_ceil(b),
+        _ => match div_rem_wide(a, b) {
+            (q, 0) => q,
+            (q, _) => q + 1,
+        },
     }
 }
 

@@ -361,6 +361,27 @@ fn number(n: u64, rest: &str) -> String {
     out
 }
 
+/// A refusal at `field.child` (`child` empty: at `field`): one function for every message
+/// below (a `ConfigError::new(join_path(..), ..)` at each site was its own string setup).
+#[inline(never)]
+fn refuse_with(field: &str, child: &str, reason: String) -> ConfigError {
+    ConfigError::from_parts(join_path(field, child), reason)
+}
+
+/// [`refuse_with`] a fixed message.
+#[inline(never)]
+fn refuse(field: &str, child: &str, reason: &str) -> ConfigError {
+    refuse_with(field, child, reason.to_owned())
+}
+
+/// `Some(0)` refused at `field.child` ("must be at least 1"); other values as they are.
+fn positive(v: Option<u32>, field: &str, child: &str) -> Result<Option<u32>, ConfigError> {
+    match v {
+        Some(0) => Err(refuse(field, child, "must be at least 1")),
+        v => Ok(v),
+    }
+}
+
 /// `<start>` [`MAX_TOTAL_SLOTS`] ` shared-data slots`.
 fn slots_message(start: &str) -> String {
     let mut out = String::from(start);
@@ -376,8 +397,9 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return Err(ConfigError::new(
+        return Err(refuse_with(
             field,
+            "",
             quoted("", name, " is not 1-64 characters of [A-Za-z0-9_-]"),
         ));
     }
@@ -385,43 +407,31 @@ fn check_name(name: &str, field: &str) -> Result<(), ConfigError> {
 }
 
 fn token_bucket(raw: &RawTokenBucket, field: &str) -> Result<TokenBucket, ConfigError> {
-    let too_big = |f: &str, v: u64| {
-        ConfigError::new(
-            join_path(field, f),
+    // A count: 1 ..= u32::MAX (what a slot stores).
+    let count = |v: u64, child: &str| match u32::try_from(v) {
+        Ok(0) => Err(refuse(field, child, "must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(refuse_with(
+            field,
+            child,
             number(
                 v,
                 " is larger than a bucket's stored value holds (at most 4294967295)",
             ),
-        )
+        )),
     };
-    if raw.max_tokens == 0 {
-        return Err(ConfigError::new(
-            join_path(field, "max_tokens"),
-            "must be at least 1",
-        ));
-    }
-    let max_tokens =
-        u32::try_from(raw.max_tokens).map_err(|_| too_big("max_tokens", raw.max_tokens))?;
-    let per_fill = raw.tokens_per_fill.unwrap_or(1);
-    if per_fill == 0 {
-        return Err(ConfigError::new(
-            join_path(field, "tokens_per_fill"),
-            "must be at least 1",
-        ));
-    }
-    let tokens_per_fill =
-        u32::try_from(per_fill).map_err(|_| too_big("tokens_per_fill", per_fill))?;
+    let max_tokens = count(raw.max_tokens, "max_tokens")?;
+    let tokens_per_fill = count(raw.tokens_per_fill.unwrap_or(1), "tokens_per_fill")?;
     let fill = raw.fill_interval.get();
-    if fill.is_zero() {
-        return Err(ConfigError::new(
-            join_path(field, "fill_interval"),
-            "must not be zero",
-        ));
-    }
     if fill < std::time::Duration::from_millis(50) {
-        return Err(ConfigError::new(
-            join_path(field, "fill_interval"),
-            "must be at least 0.05s (as Envoy's local_ratelimit)",
+        return Err(refuse(
+            field,
+            "fill_interval",
+            if fill.is_zero() {
+                "must not be zero"
+            } else {
+                "must be at least 0.05s (as Envoy's local_ratelimit)"
+            },
         ));
     }
     Ok(TokenBucket {
@@ -446,14 +456,9 @@ fn fraction(raw: &Option<RawRuntimeFraction>, field: &str) -> Result<Fraction, C
     };
     let numerator = raw.default_value.numerator;
     if numerator > denominator {
-        return Err(ConfigError::new(
-            join_path(field, "default_value.numerator"),
-            {
-                let mut m = number(u64::from(numerator), " is more than the denominator ");
-                push_decimal(&mut m, u64::from(denominator));
-                m
-            },
-        ));
+        let mut m = number(u64::from(numerator), " is more than the denominator ");
+        push_decimal(&mut m, u64::from(denominator));
+        return Err(refuse_with(field, "default_value.numerator", m));
     }
     Ok(Fraction {
         numerator,
@@ -469,21 +474,42 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, spec: BucketSpec, field: &str) -> Result<usize, ConfigError> {
-        self.total_slots = self.total_slots.saturating_add(spec.slots);
+    /// Counts `slots` more, refused at `field` past [`MAX_TOTAL_SLOTS`] with `message`.
+    fn count(&mut self, slots: u32, field: &str, message: &str) -> Result<(), ConfigError> {
+        self.total_slots = self.total_slots.saturating_add(slots);
         if self.total_slots > MAX_TOTAL_SLOTS {
-            return Err(ConfigError::new(
+            return Err(refuse_with(field, "", slots_message(message)));
+        }
+        Ok(())
+    }
+
+    /// Validates `raw` (at `field`) and adds its bucket, named `name`, with `slots` slots.
+    fn add(
+        &mut self,
+        name: String,
+        raw: &RawTokenBucket,
+        slots: u32,
+        field: &str,
+        at: &str,
+    ) -> Result<usize, ConfigError> {
+        let bucket = token_bucket(raw, at)?;
+        self.count(
+            slots,
+            field,
+            "the configuration's buckets would need more than ",
+        )?;
+        if self.buckets.iter().any(|b| b.name == name) {
+            return Err(refuse_with(
                 field,
-                slots_message("the configuration's buckets would need more than "),
+                "",
+                quoted("bucket name ", &name, " is used twice"),
             ));
         }
-        if self.buckets.iter().any(|b| b.name == spec.name) {
-            return Err(ConfigError::new(
-                field,
-                quoted("bucket name ", &spec.name, " is used twice"),
-            ));
-        }
-        self.buckets.push(spec);
+        self.buckets.push(BucketSpec {
+            name,
+            bucket,
+            slots,
+        });
         Ok(self.buckets.len() - 1)
     }
 
@@ -498,17 +524,9 @@ impl Builder {
         let mut limits = Limits::default();
         if let Some(raw) = token {
             let at = join_path(field, "token_bucket");
-            let name = name.unwrap_or(default_name).to_string();
+            let name = name.unwrap_or(default_name).to_owned();
             check_name(&name, &join_path(field, "name"))?;
-            let bucket = token_bucket(raw, &at)?;
-            limits.default_bucket = Some(self.add(
-                BucketSpec {
-                    name,
-                    bucket,
-                    slots: 1,
-                },
-                &at,
-            )?);
+            limits.default_bucket = Some(self.add(name, raw, 1, &at, &at)?);
         }
         for (i, d) in descriptors.iter().enumerate() {
             let at = index_path(field, "descriptors", i);
@@ -540,8 +558,9 @@ impl Builder {
         };
         check_name(&name, &join_path(field, "name"))?;
         if raw.entries.is_empty() {
-            return Err(ConfigError::new(
-                join_path(field, "entries"),
+            return Err(refuse(
+                field,
+                "entries",
                 "a descriptor needs at least one entry",
             ));
         }
@@ -549,28 +568,13 @@ impl Builder {
         for (j, e) in raw.entries.iter().enumerate() {
             entries.push(entry(e, &index_path(field, "entries", j))?);
         }
-        let dynamic = entries.iter().any(|e| e.value.is_none());
-        let slots = match (dynamic, raw.max_keys) {
-            (false, _) => 1,
-            (true, Some(0)) => {
-                return Err(ConfigError::new(
-                    join_path(field, "max_keys"),
-                    "must be at least 1",
-                ))
-            }
-            (true, Some(n)) => n,
-            (true, None) => self.default_slots,
+        let slots = if entries.iter().any(|e| e.value.is_none()) {
+            positive(raw.max_keys, field, "max_keys")?.unwrap_or(self.default_slots)
+        } else {
+            1
         };
         let at = join_path(field, "token_bucket");
-        let bucket = token_bucket(&raw.token_bucket, &at)?;
-        let index = self.add(
-            BucketSpec {
-                name,
-                bucket,
-                slots,
-            },
-            field,
-        )?;
+        let index = self.add(name, &raw.token_bucket, slots, field, &at)?;
         Ok(Descriptor {
             bucket: index,
             entries,
@@ -578,23 +582,38 @@ impl Builder {
     }
 }
 
+/// The attributes a descriptor entry reads, as the unknown-attribute message lists them.
+const ATTRIBUTES: [&str; 6] = [
+    "client_address",
+    "header",
+    "path",
+    "path_prefix",
+    "method",
+    "route_name",
+];
+
 fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
-    let refuse_extra = |name: &str, present: bool| {
-        if present {
-            Err(ConfigError::new(
-                join_path(field, name),
-                quoted("not used by attribute ", &raw.attribute, ""),
-            ))
-        } else {
-            Ok(())
+    let name = raw.attribute.as_str();
+    // `header` and `segments` belong to one attribute each; on any other, refused.
+    for (child, owner, present) in [
+        ("header", "header", raw.header.is_some()),
+        ("segments", "path_prefix", raw.segments.is_some()),
+    ] {
+        if present && name != owner {
+            return Err(refuse_with(
+                field,
+                child,
+                quoted("not used by attribute ", name, ""),
+            ));
         }
-    };
-    let attribute = match raw.attribute.as_str() {
-        "header" => {
-            refuse_extra("segments", raw.segments.is_some())?;
+    }
+    let attribute = match ATTRIBUTES.iter().position(|a| *a == name) {
+        Some(0) => Attribute::ClientAddress,
+        Some(1) => {
             let Some(h) = &raw.header else {
-                return Err(ConfigError::new(
-                    join_path(field, "header"),
+                return Err(refuse(
+                    field,
+                    "header",
                     "attribute \"header\" needs the header's name",
                 ));
             };
@@ -608,42 +627,37 @@ fn entry(raw: &RawEntry, field: &str) -> Result<Entry, ConfigError> {
                 || h.is_empty()
                 || !h.bytes().enumerate().all(token)
             {
-                return Err(ConfigError::new(
-                    join_path(field, "header"),
+                return Err(refuse_with(
+                    field,
+                    "header",
                     quoted("", &h, " is not a header name"),
                 ));
             }
             Attribute::Header(h)
         }
-        "path_prefix" => {
-            refuse_extra("header", raw.header.is_some())?;
-            match raw.segments {
-                Some(n) if n > 0 => Attribute::PathPrefix(n),
-                _ => {
-                    return Err(ConfigError::new(
-                        join_path(field, "segments"),
-                        "attribute \"path_prefix\" needs segments ≥ 1",
-                    ))
-                }
+        Some(2) => Attribute::Path,
+        Some(3) => match raw.segments {
+            Some(n) if n > 0 => Attribute::PathPrefix(n),
+            _ => {
+                return Err(refuse(
+                    field,
+                    "segments",
+                    "attribute \"path_prefix\" needs segments ≥ 1",
+                ))
             }
-        }
-        other => {
-            refuse_extra("header", raw.header.is_some())?;
-            refuse_extra("segments", raw.segments.is_some())?;
-            match other {
-                "client_address" => Attribute::ClientAddress,
-                "path" => Attribute::Path,
-                "method" => Attribute::Method,
-                "route_name" => Attribute::RouteName,
-                _ => return Err(ConfigError::new(
-                    join_path(field, "attribute"),
-                    quoted(
-                        "unknown attribute ",
-                        other,
-                        " (known: client_address, header, path, path_prefix, method, route_name)",
-                    ),
-                )),
-            }
+        },
+        Some(4) => Attribute::Method,
+        Some(_) => Attribute::RouteName,
+        None => {
+            return Err(refuse_with(
+                field,
+                "attribute",
+                quoted(
+                    "unknown attribute ",
+                    name,
+                    " (known: client_address, header, path, path_prefix, method, route_name)",
+                ),
+            ))
         }
     };
     Ok(Entry {
@@ -658,16 +672,8 @@ impl Config {
         let raw: RawConfig = config::parse(bytes)?;
         let stat_prefix = raw.stat_prefix.clone().unwrap_or_else(|| "local".into());
         check_name(&stat_prefix, "stat_prefix")?;
-        let default_slots = match raw.max_dynamic_descriptors {
-            Some(0) => {
-                return Err(ConfigError::new(
-                    "max_dynamic_descriptors",
-                    "must be at least 1",
-                ))
-            }
-            Some(n) => n,
-            None => DEFAULT_SLOTS,
-        };
+        let default_slots = positive(raw.max_dynamic_descriptors, "max_dynamic_descriptors", "")?
+            .unwrap_or(DEFAULT_SLOTS);
         let mut b = Builder {
             buckets: Vec::new(),
             default_slots,
@@ -678,20 +684,21 @@ impl Config {
         let routes = Rules::compile(&raw.routes, "routes", |r: &RawRoute, field| {
             let i = route_index;
             route_index += 1;
-            if r.disabled {
-                if r.token_bucket.is_some() || !r.descriptors.is_empty() {
-                    return Err(ConfigError::new(
-                        join_path(field, "disabled"),
+            let limited = r.token_bucket.is_some() || !r.descriptors.is_empty();
+            if r.disabled || !limited {
+                return match (r.disabled, limited) {
+                    (true, false) => Ok(RouteLimits::Disabled),
+                    (true, true) => Err(refuse(
+                        field,
+                        "disabled",
                         "a disabled route has no token_bucket or descriptors",
-                    ));
-                }
-                return Ok(RouteLimits::Disabled);
-            }
-            if r.token_bucket.is_none() && r.descriptors.is_empty() {
-                return Err(ConfigError::new(
-                    field,
-                    "a route needs token_bucket, descriptors, or disabled: true",
-                ));
+                    )),
+                    _ => Err(refuse(
+                        field,
+                        "",
+                        "a route needs token_bucket, descriptors, or disabled: true",
+                    )),
+                };
             }
             let scope = r.name.clone().unwrap_or_else(|| {
                 let mut n = String::from("route_");
@@ -705,8 +712,9 @@ impl Config {
             None => 429,
             Some(s) if (400..=599).contains(&s.code) => s.code,
             Some(s) => {
-                return Err(ConfigError::new(
+                return Err(refuse_with(
                     "status.code",
+                    "",
                     number(u64::from(s.code), " is not a 4xx or 5xx status"),
                 ))
             }
@@ -714,54 +722,26 @@ impl Config {
         let connections = match &raw.connections {
             None => None,
             Some(c) => {
-                let slots = match c.max_clients {
-                    Some(0) => {
-                        return Err(ConfigError::new(
-                            "connections.max_clients",
-                            "must be at least 1",
-                        ))
-                    }
-                    Some(n) => n,
-                    None => default_slots,
-                };
+                const AT: &str = "connections";
+                let slots = positive(c.max_clients, AT, "max_clients")?.unwrap_or(default_slots);
                 let rate = match &c.token_bucket {
                     Some(t) => {
-                        let bucket = token_bucket(t, "connections.token_bucket")?;
-                        Some(b.add(
-                            BucketSpec {
-                                name: "connections".into(),
-                                bucket,
-                                slots,
-                            },
-                            "connections.token_bucket",
-                        )?)
+                        const BUCKET: &str = "connections.token_bucket";
+                        Some(b.add("connections".into(), t, slots, BUCKET, BUCKET)?)
                     }
                     None => None,
                 };
-                let concurrent = match c.max_concurrent {
-                    Some(0) => {
-                        return Err(ConfigError::new(
-                            "connections.max_concurrent",
-                            "must be at least 1",
-                        ))
-                    }
-                    Some(max) => Some(Concurrency { max }),
-                    None => None,
-                };
+                let concurrent = positive(c.max_concurrent, AT, "max_concurrent")?
+                    .map(|max| Concurrency { max });
                 if rate.is_none() && concurrent.is_none() {
-                    return Err(ConfigError::new(
-                        "connections",
-                        "needs token_bucket or max_concurrent",
-                    ));
+                    return Err(refuse(AT, "", "needs token_bucket or max_concurrent"));
                 }
                 if concurrent.is_some() {
-                    b.total_slots = b.total_slots.saturating_add(slots);
-                    if b.total_slots > MAX_TOTAL_SLOTS {
-                        return Err(ConfigError::new(
-                            "connections.max_clients",
-                            slots_message("the configuration would need more than "),
-                        ));
-                    }
+                    b.count(
+                        slots,
+                        "connections.max_clients",
+                        "the configuration would need more than ",
+                    )?;
                 }
                 Some(ConnectionLimits {
                     rate,

@@ -9,6 +9,7 @@ use crate::store::{config_prefix, fingerprint, Failure, HostStore, Table};
 use crate::NAME;
 use sdk_ext::config::ConfigError;
 use sdk_ext::host::{self, PeerType};
+use sdk_ext::json::{cat, push_decimal};
 use sdk_ext::metrics::Counter;
 use sdk_ext::request::without_port;
 use sdk_ext::response::LocalResponse;
@@ -80,7 +81,14 @@ impl Plugin for Shared {
         let config = Config::parse(bytes)?;
         let sp = config.stat_prefix.clone();
         let base = config_prefix(bytes);
-        let m = |name: &str| Counter::new(&format!("rate_limit.{sp}.{name}"));
+        // Names pushed, not `format!`ed (each `format!` is its own argument setup).
+        let m = |parts: &[&str]| {
+            let mut name = cat(&["rate_limit.", &sp, "."]);
+            for p in parts {
+                name.push_str(p);
+            }
+            Counter::new(&name)
+        };
         // Loops, not iterator adapters (each adapter stack is its own code in the module).
         let mut buckets = Vec::with_capacity(config.buckets.len());
         for (i, b) in config.buckets.iter().enumerate() {
@@ -92,12 +100,15 @@ impl Plugin for Shared {
                 if config.headers != HeadersMode::Off {
                     response = response.header("ratelimit-policy", policy.clone());
                 }
+                let mut prefix = base.clone();
+                push_decimal(&mut prefix, i as u64);
+                prefix.push('/');
                 BucketRuntime {
-                    table: Table::new(format!("{base}{i}/"), b.slots),
+                    table: Table::new(prefix, b.slots),
                     rate: Rate::new(&b.bucket),
-                    allowed: m(&format!("bucket.{}.allowed", b.name)),
-                    limited: m(&format!("bucket.{}.limited", b.name)),
-                    shadow_limited: m(&format!("bucket.{}.shadow_limited", b.name)),
+                    allowed: m(&["bucket.", &b.name, ".allowed"]),
+                    limited: m(&["bucket.", &b.name, ".limited"]),
+                    shadow_limited: m(&["bucket.", &b.name, ".shadow_limited"]),
                     response,
                     policy,
                 }
@@ -106,20 +117,20 @@ impl Plugin for Shared {
         let concurrent = config.connections.as_ref().and_then(|c| {
             c.concurrent.map(|_| {
                 (
-                    Table::new(format!("{base}c/"), c.slots),
-                    m("concurrent.allowed"),
-                    m("concurrent.limited"),
-                    m("concurrent.shadow_limited"),
+                    Table::new(cat(&[&base, "c/"]), c.slots),
+                    m(&["concurrent.allowed"]),
+                    m(&["concurrent.limited"]),
+                    m(&["concurrent.shadow_limited"]),
                 )
             })
         });
         let metrics = Metrics {
-            allowed: m("allowed"),
-            limited: m("limited"),
-            shadow_limited: m("shadow_limited"),
-            errors: m("errors"),
-            evicted: m("evicted"),
-            contention: m("contention"),
+            allowed: m(&["allowed"]),
+            limited: m(&["limited"]),
+            shadow_limited: m(&["shadow_limited"]),
+            errors: m(&["errors"]),
+            evicted: m(&["evicted"]),
+            contention: m(&["contention"]),
         };
         // Slots are created here, before any request can race to create them (see store.rs).
         let mut store = HostStore;
@@ -316,7 +327,8 @@ impl HttpFilter for Stream {
                     return Action::Continue;
                 };
                 log::debug!("limited by bucket {index}");
-                let retry = wait.to_string();
+                let mut retry = String::new();
+                push_decimal(&mut retry, wait);
                 if cfg.headers == HeadersMode::Off {
                     return host.respond_with(&b.response, &[("retry-after", retry.as_bytes())]);
                 }

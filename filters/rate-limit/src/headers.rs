@@ -11,19 +11,34 @@
 //! - No `pk` (partition key): it would echo the client's key (an address, an API key).
 
 use crate::bucket::TokenBucket;
+use sdk_ext::json::push_decimal;
 
 /// `"<name>";q=<max_tokens>;w=<window>`.
 pub fn policy(name: &str, bucket: &TokenBucket) -> String {
-    format!(
-        "\"{name}\";q={};w={}",
-        bucket.max_tokens,
-        bucket.window_secs()
+    item(
+        name,
+        "\";q=",
+        u64::from(bucket.max_tokens),
+        ";w=",
+        bucket.window_secs(),
     )
 }
 
 /// `"<name>";r=<remaining>;t=<seconds>`.
 pub fn service_limit(name: &str, remaining: u64, reset_secs: u64) -> String {
-    format!("\"{name}\";r={remaining};t={reset_secs}")
+    item(name, "\";r=", remaining, ";t=", reset_secs)
+}
+
+/// `"<name><a><x><b><y>`: pushed, not `format!`ed (its argument setup and integer code).
+fn item(name: &str, a: &str, x: u64, b: &str, y: u64) -> String {
+    let mut out = String::with_capacity(name.len() + 32);
+    out.push('"');
+    out.push_str(name);
+    out.push_str(a);
+    push_decimal(&mut out, x);
+    out.push_str(b);
+    push_decimal(&mut out, y);
+    out
 }
 
 #[cfg(test)]

@@ -162,16 +162,57 @@ impl Operation for Concurrency {
     }
 }
 
-/// A key's fingerprint: 64-bit SipHash of its bytes (the same in every worker: they run the
-/// same module). Never 0, which marks an empty slot.
+/// A key's fingerprint: 64-bit SipHash-1-3 of its bytes with the zero key, exactly what
+/// std's `DefaultHasher::new()` answers for `write(key)` (a test compares the two), in one
+/// pass over the slice (the same in every worker: they run the same module). Never 0, which
+/// marks an empty slot. One pass instead of `DefaultHasher`'s incremental `write` (a tail
+/// buffer kept across calls): the same work per request, 184 bytes less of the module. The
+/// bytes only: `<[u8]>::hash` also writes the length as a `usize`, 4 bytes on wasm32 and 8
+/// natively, so the same key would name different slots in the module and in its native
+/// tests.
 pub fn fingerprint(key: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    // The bytes only: `<[u8]>::hash` also writes the length as a `usize`, 4 bytes on wasm32
-    // and 8 natively, so the same key named different slots in the module and in its native
-    // tests (found by running the emulator suite on the built .wasm).
-    h.write(key);
-    h.finish().max(1)
+    let (mut v0, mut v1, mut v2, mut v3) = (
+        0x736f_6d65_7073_6575u64,
+        0x646f_7261_6e64_6f6du64,
+        0x6c79_6765_6e65_7261u64,
+        0x7465_6462_7974_6573u64,
+    );
+    // One SipHash round over the four locals.
+    macro_rules! round {
+        () => {
+            v0 = v0.wrapping_add(v1);
+            v1 = v1.rotate_left(13) ^ v0;
+            v0 = v0.rotate_left(32);
+            v2 = v2.wrapping_add(v3);
+            v3 = v3.rotate_left(16) ^ v2;
+            v0 = v0.wrapping_add(v3);
+            v3 = v3.rotate_left(21) ^ v0;
+            v2 = v2.wrapping_add(v1);
+            v1 = v1.rotate_left(17) ^ v2;
+            v2 = v2.rotate_left(32);
+        };
+    }
+    let blocks = key.chunks_exact(8);
+    let tail = blocks.remainder();
+    for block in blocks {
+        let m = block.try_into().map_or(0, u64::from_le_bytes);
+        v3 ^= m;
+        round!();
+        v0 ^= m;
+    }
+    // The last block: the tail's bytes, and the length's low byte on top.
+    let mut last = (key.len() as u64) << 56;
+    for (i, &b) in tail.iter().enumerate() {
+        last |= u64::from(b) << (8 * i);
+    }
+    v3 ^= last;
+    round!();
+    v0 ^= last;
+    v2 ^= 0xff;
+    round!();
+    round!();
+    round!();
+    (v0 ^ v1 ^ v2 ^ v3).max(1)
 }
 
 /// The shared-data key prefix of the configuration `config`: `rl:` and its 64-bit
@@ -491,6 +532,26 @@ pub(crate) mod tests {
     use super::*;
     use crate::bucket::TokenBucket;
     use std::collections::HashMap;
+
+    /// The one-pass SipHash is std's `DefaultHasher` (SipHash-1-3, zero key) at every length
+    /// around the block and tail boundaries, on pseudo-random bytes.
+    #[test]
+    fn fingerprint_is_std_siphash() {
+        use std::hash::Hasher;
+        let mut next = sdk_ext::testing::xorshift64(0x2545_f491_4f6c_dd1d);
+        let mut bytes = Vec::new();
+        for len in 0..300usize {
+            for _ in 0..3 {
+                bytes.clear();
+                for _ in 0..len {
+                    bytes.push(next() as u8);
+                }
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                h.write(&bytes);
+                assert_eq!(fingerprint(&bytes), h.finish().max(1), "{bytes:?}");
+            }
+        }
+    }
 
     type Data = HashMap<String, (Vec<u8>, u32)>;
 

@@ -234,7 +234,7 @@ fn build(picked: &[(usize, StringMatchSpec)], field: &str) -> Result<LocationSet
             .unwrap_or(0);
         let rule = picked.get(k).map_or(0, |(i, _)| *i);
         let rest = e.field.split_once(']').map_or("", |(_, r)| r);
-        ConfigError::new(format!("{field}[{rule}].pattern{rest}"), e.reason)
+        ConfigError::new(format!("{field}[{rule}].pattern{rest}"), &e.reason)
     })?;
     Ok(LocationSet {
         set,

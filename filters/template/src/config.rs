@@ -61,7 +61,7 @@ impl Config {
         // Rule paths are `deny[0].match...`; the operator wrote `deny...`.
         let deny = Rules::compile(&raw_rules, "deny", |(), _| Ok(())).map_err(|e| {
             let field = e.field.replacen("deny[0].match", "deny", 1);
-            ConfigError::new(field, e.reason)
+            ConfigError::new(field, &e.reason)
         })?;
         Ok(Self {
             deny,
