@@ -1,6 +1,8 @@
 //! rate-limit in a real Envoy with two workers (`--concurrency 2`): the built
 //! `dist/rate-limit.wasm`, concurrent keep-alive clients, exact budgets across workers per
 //! key (HTTP) and per client address (L4), and the shipped `envoy-configs/rate-limit*.yaml`.
+//! The cross-worker tests run twice (`each_loading!`): with the `.wasm` (Envoy's shared data)
+//! and with `dist/librate-limit.so` (the dynamic-module adapter's in-process store).
 
 use integration::*;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -82,72 +84,73 @@ fn keep_alive_gets(
     (statuses, limited_headers)
 }
 
-#[test]
-fn http_budget_is_exact_across_two_workers_per_key() {
-    const BUDGET: usize = 40;
-    let config = format!(
-        r#"{{"stat_prefix":"it","descriptors":[{{"name":"per_client","max_keys":64,
-            "entries":[{{"attribute":"header","header":"x-client"}}],
-            "token_bucket":{{"max_tokens":{BUDGET},"tokens_per_fill":{BUDGET},"fill_interval":"3600s"}}}}]}}"#
-    );
-    let echo = EchoUpstream::start();
-    let envoy = EnvoyConfig::http(echo.port())
-        .filter(this_filter(&config))
-        .start_with_args(TWO_WORKERS)
-        .unwrap();
-    let port = envoy.listener_port();
-    // 3 keys × 6 connections × 20 requests = 120 per key, 3 × the budget, all at once.
-    let keys = ["alice", "bob", "carol"];
-    let barrier = Arc::new(Barrier::new(keys.len() * 6));
-    let handles: Vec<_> = keys
-        .iter()
-        .flat_map(|k| (0..6).map(move |_| *k))
-        .map(|key| {
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                let (s, h) = keep_alive_gets(port, "/", &format!("x-client: {key}\r\n"), 20);
-                (key, s, h)
-            })
-        })
-        .collect();
-    let mut admitted = std::collections::BTreeMap::new();
-    let mut limited_headers = None;
-    for h in handles {
-        let (key, statuses, headers) = h.join().unwrap();
-        *admitted.entry(key).or_insert(0) += statuses.iter().filter(|&&s| s == 200).count();
-        assert!(
-            statuses.iter().all(|&s| s == 200 || s == 429),
-            "{statuses:?}"
+each_loading! {
+    fn http_budget_is_exact_across_two_workers_per_key() {
+        const BUDGET: usize = 40;
+        let config = format!(
+            r#"{{"stat_prefix":"it","descriptors":[{{"name":"per_client","max_keys":64,
+                "entries":[{{"attribute":"header","header":"x-client"}}],
+                "token_bucket":{{"max_tokens":{BUDGET},"tokens_per_fill":{BUDGET},"fill_interval":"3600s"}}}}]}}"#
         );
-        limited_headers = limited_headers.or(headers);
+        let echo = EchoUpstream::start();
+        let envoy = EnvoyConfig::http(echo.port())
+            .filter(this_filter(&config))
+            .start_with_args(TWO_WORKERS)
+            .unwrap();
+        let port = envoy.listener_port();
+        // 3 keys × 6 connections × 20 requests = 120 per key, 3 × the budget, all at once.
+        let keys = ["alice", "bob", "carol"];
+        let barrier = Arc::new(Barrier::new(keys.len() * 6));
+        let handles: Vec<_> = keys
+            .iter()
+            .flat_map(|k| (0..6).map(move |_| *k))
+            .map(|key| {
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    let (s, h) = keep_alive_gets(port, "/", &format!("x-client: {key}\r\n"), 20);
+                    (key, s, h)
+                })
+            })
+            .collect();
+        let mut admitted = std::collections::BTreeMap::new();
+        let mut limited_headers = None;
+        for h in handles {
+            let (key, statuses, headers) = h.join().unwrap();
+            *admitted.entry(key).or_insert(0) += statuses.iter().filter(|&&s| s == 200).count();
+            assert!(
+                statuses.iter().all(|&s| s == 200 || s == 429),
+                "{statuses:?}"
+            );
+            limited_headers = limited_headers.or(headers);
+        }
+        for key in keys {
+            assert_eq!(admitted[key], BUDGET, "key {key}: {admitted:?}");
+        }
+        let workers = per_worker_connections(&envoy);
+        assert!(
+            workers.iter().all(|&n| n > 0),
+            "both workers must have served connections: {workers:?}"
+        );
+        assert_eq!(echo.request_count(), BUDGET * keys.len());
+        let h = limited_headers.expect("a 429");
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("ratelimit-policy").as_deref(),
+            Some("\"per_client\";q=40;w=3600")
+        );
+        assert_eq!(get("ratelimit").as_deref(), Some("\"per_client\";r=0;t=90"));
+        assert_eq!(get("retry-after").as_deref(), Some("90"));
+        assert_eq!(get("x-envoy-ratelimited").as_deref(), Some("true"));
+        assert_eq!(
+            envoy.stat("wasmcustom.rate_limit.it.allowed"),
+            Some((BUDGET * keys.len()) as u64)
+        );
+        assert_eq!(
+            envoy.stat("wasmcustom.rate_limit.it.limited"),
+            Some((120 * keys.len() - BUDGET * keys.len()) as u64)
+        );
     }
-    for key in keys {
-        assert_eq!(admitted[key], BUDGET, "key {key}: {admitted:?}");
-    }
-    let workers = per_worker_connections(&envoy);
-    assert!(
-        workers.iter().all(|&n| n > 0),
-        "both workers must have served connections: {workers:?}"
-    );
-    assert_eq!(echo.request_count(), BUDGET * keys.len());
-    let h = limited_headers.expect("a 429");
-    let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    assert_eq!(
-        get("ratelimit-policy").as_deref(),
-        Some("\"per_client\";q=40;w=3600")
-    );
-    assert_eq!(get("ratelimit").as_deref(), Some("\"per_client\";r=0;t=90"));
-    assert_eq!(get("retry-after").as_deref(), Some("90"));
-    assert_eq!(get("x-envoy-ratelimited").as_deref(), Some("true"));
-    assert_eq!(
-        envoy.stat("wasmcustom.rate_limit.it.allowed"),
-        Some((BUDGET * keys.len()) as u64)
-    );
-    assert_eq!(
-        envoy.stat("wasmcustom.rate_limit.it.limited"),
-        Some((120 * keys.len() - BUDGET * keys.len()) as u64)
-    );
 }
 
 #[test]
@@ -225,82 +228,84 @@ fn echoes(mut s: TcpStream) -> bool {
     out == b"ping"
 }
 
-#[test]
-fn l4_new_connections_are_exact_across_two_workers_per_client() {
-    const BUDGET: usize = 15;
-    let config = format!(
-        r#"{{"stat_prefix":"l4","connections":{{"token_bucket":{{"max_tokens":{BUDGET},"tokens_per_fill":{BUDGET},"fill_interval":"3600s"}}}}}}"#
-    );
-    let upstream = TcpEchoUpstream::start();
-    let envoy = EnvoyConfig::tcp(upstream.port())
-        .filter(this_filter(&config))
-        .start_with_args(TWO_WORKERS)
-        .unwrap();
-    let port = envoy.listener_port();
-    // Two clients (127.0.0.2 and .3), 45 connections each, 10 threads at once.
-    let barrier = Arc::new(Barrier::new(10));
-    let handles: Vec<_> = (0..10u8)
-        .map(|t| {
-            let barrier = barrier.clone();
-            let client = 2 + t % 2;
-            thread::spawn(move || {
-                barrier.wait();
-                let ok = (0..9)
-                    .filter(|_| echoes(connect_from(client, port)))
-                    .count();
-                (client, ok)
+each_loading! {
+    fn l4_new_connections_are_exact_across_two_workers_per_client() {
+        const BUDGET: usize = 15;
+        let config = format!(
+            r#"{{"stat_prefix":"l4","connections":{{"token_bucket":{{"max_tokens":{BUDGET},"tokens_per_fill":{BUDGET},"fill_interval":"3600s"}}}}}}"#
+        );
+        let upstream = TcpEchoUpstream::start();
+        let envoy = EnvoyConfig::tcp(upstream.port())
+            .filter(this_filter(&config))
+            .start_with_args(TWO_WORKERS)
+            .unwrap();
+        let port = envoy.listener_port();
+        // Two clients (127.0.0.2 and .3), 45 connections each, 10 threads at once.
+        let barrier = Arc::new(Barrier::new(10));
+        let handles: Vec<_> = (0..10u8)
+            .map(|t| {
+                let barrier = barrier.clone();
+                let client = 2 + t % 2;
+                thread::spawn(move || {
+                    barrier.wait();
+                    let ok = (0..9)
+                        .filter(|_| echoes(connect_from(client, port)))
+                        .count();
+                    (client, ok)
+                })
             })
-        })
-        .collect();
-    let mut admitted = [0usize; 2];
-    for h in handles {
-        let (client, ok) = h.join().unwrap();
-        admitted[usize::from(client - 2)] += ok;
+            .collect();
+        let mut admitted = [0usize; 2];
+        for h in handles {
+            let (client, ok) = h.join().unwrap();
+            admitted[usize::from(client - 2)] += ok;
+        }
+        assert_eq!(admitted, [BUDGET, BUDGET]);
+        assert_eq!(
+            upstream.connection_count(),
+            2 * BUDGET,
+            "a refused connection never reaches the upstream"
+        );
+        let workers = per_worker_connections(&envoy);
+        assert!(workers.iter().all(|&n| n > 0), "{workers:?}");
+        assert_eq!(envoy.stat("wasmcustom.rate_limit.l4.limited"), Some(60));
+        // A third client is unaffected.
+        assert!(echoes(connect_from(4, port)));
     }
-    assert_eq!(admitted, [BUDGET, BUDGET]);
-    assert_eq!(
-        upstream.connection_count(),
-        2 * BUDGET,
-        "a refused connection never reaches the upstream"
-    );
-    let workers = per_worker_connections(&envoy);
-    assert!(workers.iter().all(|&n| n > 0), "{workers:?}");
-    assert_eq!(envoy.stat("wasmcustom.rate_limit.l4.limited"), Some(60));
-    // A third client is unaffected.
-    assert!(echoes(connect_from(4, port)));
 }
 
-#[test]
-fn l4_concurrent_connections_per_client_across_two_workers() {
-    let upstream = TcpEchoUpstream::start();
-    let envoy = EnvoyConfig::tcp(upstream.port())
-        .filter(this_filter(
-            r#"{"stat_prefix":"cc","connections":{"max_concurrent":4}}"#,
-        ))
-        .start_with_args(TWO_WORKERS)
-        .unwrap();
-    let port = envoy.listener_port();
-    // Ten connections held open at once from 127.0.0.5: exactly four get through.
-    let open: Vec<TcpStream> = (0..10).map(|_| connect_from(5, port)).collect();
-    let mut alive = Vec::new();
-    for mut s in open {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let _ = s.write_all(b"x");
-        let mut b = [0u8; 1];
-        if matches!(s.read(&mut b), Ok(1)) {
-            alive.push(s);
+each_loading! {
+    fn l4_concurrent_connections_per_client_across_two_workers() {
+        let upstream = TcpEchoUpstream::start();
+        let envoy = EnvoyConfig::tcp(upstream.port())
+            .filter(this_filter(
+                r#"{"stat_prefix":"cc","connections":{"max_concurrent":4}}"#,
+            ))
+            .start_with_args(TWO_WORKERS)
+            .unwrap();
+        let port = envoy.listener_port();
+        // Ten connections held open at once from 127.0.0.5: exactly four get through.
+        let open: Vec<TcpStream> = (0..10).map(|_| connect_from(5, port)).collect();
+        let mut alive = Vec::new();
+        for mut s in open {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(b"x");
+            let mut b = [0u8; 1];
+            if matches!(s.read(&mut b), Ok(1)) {
+                alive.push(s);
+            }
         }
+        assert_eq!(alive.len(), 4);
+        assert!(
+            echoes(connect_from(6, port)),
+            "another client is unaffected"
+        );
+        // Closing them gives the slots back.
+        drop(alive);
+        thread::sleep(Duration::from_millis(500));
+        let again = (0..4).filter(|_| echoes(connect_from(5, port))).count();
+        assert_eq!(again, 4);
     }
-    assert_eq!(alive.len(), 4);
-    assert!(
-        echoes(connect_from(6, port)),
-        "another client is unaffected"
-    );
-    // Closing them gives the slots back.
-    drop(alive);
-    thread::sleep(Duration::from_millis(500));
-    let again = (0..4).filter(|_| echoes(connect_from(5, port))).count();
-    assert_eq!(again, 4);
 }
 
 #[test]

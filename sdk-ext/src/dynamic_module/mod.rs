@@ -78,7 +78,7 @@
 //!   once at config time and a configuration whose plugin makes a callout there is refused,
 //!   saying so; a thread's plugin ticks when a connection starts on that thread and a tick
 //!   is due (an idle worker does not tick). Stream and connection callouts work.
-//! - **Shared data** is in-process (`shim.rs`): one store with proxy-wasm's CAS semantics for
+//! - **Shared data** is in-process (`shared.rs`): one store with proxy-wasm's CAS semantics for
 //!   every worker of the module (as one wasm `vm_id`). Shared queues, `set_property`, reading
 //!   a metric's value and resetting an HTTP stream answer `Unimplemented`.
 //! - **Foreign functions**: none, except `verify_signature`, which this build implements
@@ -93,6 +93,7 @@ pub mod alloc;
 #[cfg(not(feature = "testing"))]
 mod crypto;
 mod hash;
+mod shared;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod shim;
 

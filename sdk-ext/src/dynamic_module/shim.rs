@@ -7,12 +7,9 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::abi::{self, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
-use super::hash::SeededHash;
 use super::{current, Answer, AnswerRef, Body, Current, MetricDef, ModuleConfig};
 use crate::host::{self, BufferType, MapType, MetricType, Status, StreamType};
-use std::collections::HashMap;
 use std::ptr::null;
-use std::sync::{Mutex, OnceLock};
 
 const OK: u32 = Status::Ok as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
@@ -870,23 +867,8 @@ pub(crate) unsafe fn proxy_close_stream(stream_type: u32) -> u32 {
 
 // ----- shared data -----------------------------------------------------------------------------
 
-/// Shared data: one store for every worker and configuration of this module, as Envoy's
-/// wasm host keeps one per `vm_id`. Each write gets a new CAS; a write with a CAS other than
-/// 0 succeeds only if it is still the entry's (else `CasMismatch`).
-struct Shared {
-    entries: HashMap<Vec<u8>, (Vec<u8>, u32), SeededHash>,
-    next_cas: u32,
-}
-
-fn shared() -> &'static Mutex<Shared> {
-    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        Mutex::new(Shared {
-            entries: HashMap::with_hasher(SeededHash::new()),
-            next_cas: 1,
-        })
-    })
-}
+// One store for every worker and configuration of this module, as Envoy's wasm host keeps one
+// per `vm_id`: atomic slots found through per-thread caches (`shared.rs`).
 
 pub(crate) unsafe fn proxy_get_shared_data(
     key_data: *const u8,
@@ -897,17 +879,34 @@ pub(crate) unsafe fn proxy_get_shared_data(
 ) -> u32 {
     // SAFETY: host.rs passes a live &str.
     let key = unsafe { slice(key_data, key_size) };
-    let Ok(store) = shared().lock() else {
-        return INTERNAL;
-    };
-    let Some((value, cas)) = store.entries.get(key) else {
+    let found = super::shared::get(key, |value| {
+        let p = host::allocate(value.len());
+        if !p.is_null() && !value.is_empty() {
+            // SAFETY: `p` has room for `value.len()` bytes (allocate's contract). A full
+            // inline value (a rate-limit slot) is a constant-size copy: no `memcpy` call.
+            unsafe {
+                if value.len() == super::shared::INLINE {
+                    std::ptr::copy_nonoverlapping(value.as_ptr(), p, super::shared::INLINE);
+                } else {
+                    std::ptr::copy_nonoverlapping(value.as_ptr(), p, value.len());
+                }
+            }
+        }
+        (p, value.len())
+    });
+    let Some(((p, len), cas)) = found else {
         return NOT_FOUND;
     };
-    // SAFETY: host.rs passes a writable u32; then forwarded out pointers.
-    unsafe {
-        *return_cas = *cas;
-        give(value, return_value_data, return_value_size)
+    if p.is_null() {
+        return INTERNAL;
     }
+    // SAFETY: host.rs passes writable out pointers.
+    unsafe {
+        *return_value_data = p;
+        *return_value_size = len;
+        *return_cas = cas;
+    }
+    OK
 }
 
 pub(crate) unsafe fn proxy_set_shared_data(
@@ -919,28 +918,11 @@ pub(crate) unsafe fn proxy_set_shared_data(
 ) -> u32 {
     // SAFETY: host.rs passes live slices.
     let (key, value) = unsafe { (slice(key_data, key_size), slice(value_data, value_size)) };
-    let Ok(mut guard) = shared().lock() else {
-        return INTERNAL;
-    };
-    let store = &mut *guard;
-    let next = store.next_cas;
-    match store.entries.get_mut(key) {
-        // An existing entry is rewritten in place: one lookup, and no allocation when the
-        // new value fits the old one's capacity (a rate-limit slot always does).
-        Some((old, current)) => {
-            if cas != 0 && *current != cas {
-                return Status::CasMismatch as u32;
-            }
-            old.clear();
-            old.extend_from_slice(value);
-            *current = next;
-        }
-        None => {
-            store.entries.insert(key.to_vec(), (value.to_vec(), next));
-        }
+    match super::shared::set(key, value, cas) {
+        Ok(()) => OK,
+        Err(super::shared::SetError::CasMismatch) => Status::CasMismatch as u32,
+        Err(super::shared::SetError::Poisoned) => INTERNAL,
     }
-    store.next_cas = next.wrapping_add(1).max(1);
-    OK
 }
 
 // ----- callouts ---------------------------------------------------------------------------------
