@@ -59,7 +59,7 @@ impl<V> IdMap<V> {
         self.slots.get(i)?.as_ref().map(|(_, v)| v)
     }
 
-    #[inline(always)]
+    #[cfg(test)]
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut V> {
         let i = self.find(id)?;
         self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
@@ -110,6 +110,16 @@ impl<V> IdMap<V> {
             }
         }
         Some(removed)
+    }
+
+    /// Removes every entry; answers their values.
+    pub(super) fn take_all(&mut self) -> Vec<V> {
+        self.len = 0;
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Doubles the slots (at least [`MIN_SLOTS`]) and re-homes every entry.
