@@ -312,7 +312,7 @@ struct Table {
 
 /// `host::http_call` succeeded with `token`: remember the stream it came from, if any.
 pub(crate) fn callout_dispatched(token: u32) {
-    let stream = CURRENT_STREAM.with(Cell::get);
+    let stream = CURRENT_STREAM.try_with(Cell::get).unwrap_or(0);
     if stream != 0 {
         let _ = with_table(|t| t.callouts.insert(token, stream));
     }
@@ -644,14 +644,21 @@ fn with_filter_of<C: Creates, R>(
     // is this phase's alone until it returns (see `slots`).
     let slot = with_table(|t| t.streams.get(context).copied()).flatten()?;
     let mut running = Running::start(slot)?;
-    let outer = CURRENT_STREAM.with(|c| c.replace(context));
+    let outer = CURRENT_STREAM.try_with(|c| c.replace(context)).unwrap_or(0);
     let result = run(&mut running, create, f);
-    CURRENT_STREAM.with(|c| c.set(outer));
+    let _ = CURRENT_STREAM.try_with(|c| c.set(outer));
     if let Some(deleted) = running.finish() {
         // The stream was deleted during the phase: its slot goes back now.
         give_back(deleted);
     }
     result
+}
+
+/// Chooses the stream's plugin instance from the request by Higress rules (`None`: no
+/// instance applies to this stream, every phase continues).
+#[inline(never)]
+fn choose(running: &mut Running, rules: &Instances) {
+    running.set_plugin(rules.select(&mut HostRequest::new()));
 }
 
 #[inline(always)]
@@ -662,9 +669,8 @@ fn run<C: Creates, R>(
 ) -> Option<R> {
     if create {
         // Higress rules: the instance is chosen once, at the first phase.
-        if let Err(rules) = running.plugin_or_rules() {
-            // `None`: no instance applies to this stream, every phase continues.
-            running.set_plugin(rules.select(&mut HostRequest::new()));
+        if let Some(rules) = running.rules_to_choose() {
+            choose(running, &rules);
         }
     }
     let create: Option<fn(&C::P) -> C> = if create { Some(C::create_for) } else { None };

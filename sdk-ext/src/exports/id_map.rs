@@ -66,6 +66,7 @@ impl<V> IdMap<V> {
     }
 
     /// Inserts or replaces; answers the value replaced.
+    #[inline(always)] // once per stream: the probe is a few instructions, the call was more
     pub(super) fn insert(&mut self, id: u32, value: V) -> Option<V> {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
@@ -123,6 +124,8 @@ impl<V> IdMap<V> {
     }
 
     /// Doubles the slots (at least [`MIN_SLOTS`]) and re-homes every entry.
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, Vec::with_capacity(size));

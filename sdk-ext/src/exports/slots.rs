@@ -104,7 +104,10 @@ pub(super) struct Slot {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct SlotRef(NonNull<Slot>);
 
+// The hot paths are inlined into every phase's export: out of line at the size-optimised
+// level most filters are built at, each of these small functions was a call and spills.
 impl SlotRef {
+    #[inline(always)]
     fn slot(&self) -> &Slot {
         // SAFETY: a `SlotRef` handed out by `Slots` points to a slot the pool owns and frees
         // only when it is dropped; the pool hands out a slot's `SlotRef` to one stream at a
@@ -112,10 +115,12 @@ impl SlotRef {
         unsafe { self.0.as_ref() }
     }
 
+    #[inline(always)]
     pub(super) fn state(&self) -> State {
         self.slot().state.get()
     }
 
+    #[inline(always)]
     pub(super) fn set_state(&self, s: State) {
         self.slot().state.set(s);
     }
@@ -136,6 +141,30 @@ impl SlotRef {
         inner.plugin = None;
         inner.select = None;
     }
+}
+
+/// Creates the filter value of an empty slot from its plugin, if that is a `P`; `false`
+/// when it is not (or there is none).
+#[inline(never)] // the first phase's path only
+fn create_value<C: 'static, P: 'static>(inner: &mut Inner, create: fn(&P) -> C) -> bool {
+    let Some(p) = inner.plugin.as_ref().and_then(|p| p.downcast_ref::<P>()) else {
+        return false;
+    };
+    let value = create(p);
+    let bytes: *mut u8 = inner.value.bytes.as_mut_ptr().cast();
+    if fits::<C>() {
+        // SAFETY: `bytes` holds a `C` (size and alignment checked by `fits`) and holds
+        // nothing now (the slot has no value).
+        unsafe { bytes.cast::<C>().write(value) };
+        inner.value.drop = std::mem::needs_drop::<C>().then_some(drop_as::<C> as _);
+    } else {
+        // SAFETY: as above, for the box (a pointer).
+        unsafe { bytes.cast::<Box<C>>().write(Box::new(value)) };
+        inner.value.drop = Some(drop_as::<Box<C>> as _);
+    }
+    inner.value.plugin = (p as *const P).cast();
+    inner.value.type_id = Some(TypeId::of::<C>());
+    true
 }
 
 /// The pool of slots: the spare ones; the ones in use are the context table's.
@@ -208,6 +237,7 @@ pub(super) struct Running {
 impl Running {
     /// Starts a phase on `slot`; `None` when one runs on it already (a re-entered phase of
     /// the same stream does nothing).
+    #[inline(always)]
     pub(super) fn start(slot: SlotRef) -> Option<Running> {
         if slot.state() != State::Idle {
             return None;
@@ -216,6 +246,7 @@ impl Running {
         Some(Running { slot })
     }
 
+    #[inline(always)]
     fn inner(&mut self) -> &mut Inner {
         // SAFETY: the slot is running: this phase is its only user (everyone else reads and
         // writes only its `state`, a separate cell), and the pool does not free or reuse it
@@ -223,16 +254,16 @@ impl Running {
         unsafe { &mut *self.slot.slot().inner.get() }
     }
 
-    /// The stream's plugin instance, if chosen; `select`, the rules to choose it from at
-    /// the first phase, when it is not (taken: the choice is made once).
-    pub(super) fn plugin_or_rules(&mut self) -> Result<Option<&Rc<dyn Any>>, Rc<Instances>> {
+    /// The Higress rules to choose the stream's plugin instance from, when it is not chosen
+    /// yet (taken: the choice is made once, at the first phase).
+    #[inline(always)]
+    pub(super) fn rules_to_choose(&mut self) -> Option<Rc<Instances>> {
         let inner = self.inner();
         if inner.plugin.is_none() {
-            if let Some(rules) = inner.select.take() {
-                return Err(rules);
-            }
+            inner.select.take()
+        } else {
+            None
         }
-        Ok(inner.plugin.as_ref())
     }
 
     /// Records the plugin instance chosen by the rules.
@@ -243,30 +274,17 @@ impl Running {
     /// The filter value of type `C` and its plugin, creating the value with `create` (from
     /// the stream's plugin, if it is a `P`) when there is none and `create` is given.
     /// `None`: no value of type `C` (none created, no plugin, or another type's).
+    #[inline(always)]
     pub(super) fn value<C: 'static, P: 'static>(
         &mut self,
         create: Option<fn(&P) -> C>,
     ) -> Option<(&mut C, &P)> {
         let inner = self.inner();
-        if inner.value.type_id.is_none() {
-            let create = create?;
-            let p = inner.plugin.as_ref()?.downcast_ref::<P>()?;
-            let value = create(p);
-            let bytes: *mut u8 = inner.value.bytes.as_mut_ptr().cast();
-            if fits::<C>() {
-                // SAFETY: `bytes` holds a `C` (size and alignment checked by `fits`) and holds
-                // nothing now (`type_id` is `None`).
-                unsafe { bytes.cast::<C>().write(value) };
-                inner.value.drop = std::mem::needs_drop::<C>().then_some(drop_as::<C> as _);
-            } else {
-                // SAFETY: as above, for the box (a pointer).
-                unsafe { bytes.cast::<Box<C>>().write(Box::new(value)) };
-                inner.value.drop = Some(drop_as::<Box<C>> as _);
+        if inner.value.type_id != Some(TypeId::of::<C>()) {
+            // No value yet (or another type's): the first phase's path, out of line.
+            if inner.value.type_id.is_some() || !create_value(inner, create?) {
+                return None;
             }
-            inner.value.plugin = (p as *const P).cast();
-            inner.value.type_id = Some(TypeId::of::<C>());
-        } else if inner.value.type_id != Some(TypeId::of::<C>()) {
-            return None;
         }
         let bytes: *mut u8 = inner.value.bytes.as_mut_ptr().cast();
         // SAFETY: `type_id` says `bytes` holds a `C` (inline when it fits, else boxed), made
@@ -277,7 +295,7 @@ impl Running {
             let value: &mut C = if fits::<C>() {
                 &mut *bytes.cast::<C>()
             } else {
-                &mut **bytes.cast::<Box<C>>()
+                &mut *bytes.cast::<Box<C>>()
             };
             Some((value, &*inner.value.plugin.cast::<P>()))
         }
@@ -285,6 +303,7 @@ impl Running {
 
     /// Ends the phase: answers the slot when its stream was deleted meanwhile (the caller
     /// gives it back), else leaves it idle.
+    #[inline(always)]
     pub(super) fn finish(self) -> Option<SlotRef> {
         if self.slot.state() == State::Deleted {
             Some(self.slot)
