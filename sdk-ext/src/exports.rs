@@ -444,6 +444,12 @@ enum Replaced {
     Stream(SlotRef),
 }
 
+/// How many stream slots are spare (kept for the next streams): for tests of the dispatch.
+#[doc(hidden)]
+pub fn __spare_stream_slots() -> usize {
+    with_table(|t| t.slots.spare()).unwrap_or(0)
+}
+
 /// `proxy_on_vm_start`.
 pub fn vm_start(_root: u32, _size: usize) -> u32 {
     1

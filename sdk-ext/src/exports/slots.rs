@@ -214,7 +214,6 @@ impl Slots {
     }
 
     /// How many slots are spare.
-    #[cfg(test)]
     pub(super) fn spare(&self) -> usize {
         self.spare.len()
     }
