@@ -420,7 +420,7 @@ pub fn context_create(context: u32, root: u32) {
         let (plugin, select) = match t.roots.get(root) {
             // Higress rules: the instance is chosen from the request at the first phase.
             Some(Some(i)) if !i.rules.is_empty() => (None, Some(Rc::clone(i))),
-            Some(Some(i)) => (i.global.clone(), None),
+            Some(Some(i)) => (i.global.as_ref().map(Rc::clone), None),
             _ => (None, None),
         };
         let slot = t.slots.take(plugin, select);

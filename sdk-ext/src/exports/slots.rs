@@ -138,8 +138,13 @@ impl SlotRef {
         // SAFETY: the caller's: the slot is ours alone.
         let inner = unsafe { &mut *self.slot().inner.get() };
         inner.value.clear();
-        inner.plugin = None;
-        inner.select = None;
+        // Tested here, so the drop calls run only when there is something to drop.
+        if inner.plugin.is_some() {
+            inner.plugin = None;
+        }
+        if inner.select.is_some() {
+            inner.select = None;
+        }
     }
 }
 
