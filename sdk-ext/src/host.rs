@@ -378,16 +378,14 @@ pub fn allocate(size: usize) -> *mut u8 {
     }
     // The layout `Vec<u8>` uses for `size` bytes (`take` rebuilds it with that capacity).
     // Straight to the allocator: this runs for every value the host hands over.
-    // On wasm, from the global allocator's area for host buffers (`memory::SmallBlocks`),
-    // called directly, not through `std::alloc::alloc`'s shims (the buffer is freed through
-    // them, to the same allocator).
-    // SAFETY: a non-zero size. The host writes every byte before the guest reads any (the ABI
-    // contract); null (out of memory) makes the host fail the call.
-    #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-    return unsafe { crate::ALLOCATOR.alloc_host(size) };
-    #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
     match std::alloc::Layout::array::<u8>(size) {
-        // SAFETY: as above.
+        // SAFETY: a non-zero size. The host writes every byte before the guest reads any
+        // (the ABI contract); null (out of memory) makes the host fail the call. On wasm the
+        // global allocator is called directly, not through `std::alloc::alloc`'s shims (the
+        // block is freed through them, to the same allocator).
+        #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+        Ok(layout) => unsafe { std::alloc::GlobalAlloc::alloc(&crate::ALLOCATOR, layout) },
+        #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
         Ok(layout) => unsafe { std::alloc::alloc(layout) },
         Err(_) => null_mut(),
     }

@@ -106,83 +106,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 pub struct SmallBlocks<A> {
     inner: A,
     lists: FreeLists,
-    host: HostArena,
-}
-
-/// Bytes of [`HostArena`].
-const HOST_ARENA: usize = 8 << 10;
-
-/// Where the buffers the host hands over (`proxy_on_memory_allocate`: a header value, the
-/// header map, a property) go: a bump area that starts over when every buffer in it is freed,
-/// as a request's are by the end of its phase. An allocation is a bump, a free a count, where
-/// a small block cost a size class, a list operation and their bookkeeping each way. A buffer
-/// kept longer (or one too big) only means the next ones go to the blocks until it is freed.
-struct HostArena {
-    bytes: std::cell::UnsafeCell<Aligned>,
-    /// The next free offset.
-    next: Cell<usize>,
-    /// Buffers handed out and not freed.
-    live: Cell<u32>,
-}
-
-#[repr(align(16))]
-struct Aligned([u8; HOST_ARENA]);
-
-impl std::fmt::Debug for HostArena {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostArena")
-            .field("next", &self.next.get())
-            .field("live", &self.live.get())
-            .finish()
-    }
-}
-
-impl HostArena {
-    const fn new() -> Self {
-        HostArena {
-            bytes: std::cell::UnsafeCell::new(Aligned([0; HOST_ARENA])),
-            next: Cell::new(0),
-            live: Cell::new(0),
-        }
-    }
-
-    #[inline(always)]
-    fn base(&self) -> *mut u8 {
-        // SAFETY: a place projection on the cell's pointer: nothing is read or borrowed.
-        unsafe { std::ptr::addr_of_mut!((*self.bytes.get()).0).cast() }
-    }
-
-    /// `size` bytes (8-aligned), if they fit.
-    #[inline(always)]
-    fn alloc(&self, size: usize) -> Option<*mut u8> {
-        let at = self.next.get();
-        let end = at.checked_add(size)?;
-        if end > HOST_ARENA {
-            return None;
-        }
-        // Rounded up: the next buffer stays 8-aligned.
-        self.next.set((end + 7) & !7);
-        self.live.set(self.live.get() + 1);
-        // SAFETY: `at + size <= HOST_ARENA`: within the area; the bytes from `at` on belong
-        // to no live buffer (every buffer handed out lies before `next`).
-        Some(unsafe { self.base().add(at) })
-    }
-
-    /// Whether `ptr` is in the area.
-    #[inline(always)]
-    fn holds(&self, ptr: *mut u8) -> bool {
-        (ptr as usize).wrapping_sub(self.base() as usize) < HOST_ARENA
-    }
-
-    /// Frees a buffer of the area; with none left, the area starts over.
-    #[inline(always)]
-    fn free(&self) {
-        let live = self.live.get().saturating_sub(1);
-        self.live.set(live);
-        if live == 0 {
-            self.next.set(0);
-        }
-    }
 }
 
 /// Per size class, a list of free blocks and how many it holds: the cache of
@@ -316,44 +239,7 @@ impl<A> SmallBlocks<A> {
         SmallBlocks {
             inner,
             lists: FreeLists::new(),
-            host: HostArena::new(),
         }
-    }
-}
-
-impl<A: GlobalAlloc> SmallBlocks<A> {
-    /// `size` bytes for a buffer the host fills and hands over (`proxy_on_memory_allocate`),
-    /// freed as a `Vec<u8>` of that capacity (`dealloc`): from the host buffers' area when
-    /// they fit, else as any allocation.
-    ///
-    /// # Safety
-    /// `size` is not zero.
-    #[inline(always)]
-    pub unsafe fn alloc_host(&self, size: usize) -> *mut u8 {
-        if let Some(p) = self.host.alloc(size) {
-            return p;
-        }
-        match Layout::array::<u8>(size) {
-            // SAFETY: a non-zero size.
-            Ok(layout) => unsafe { self.alloc(layout) },
-            Err(_) => std::ptr::null_mut(),
-        }
-    }
-}
-
-impl<A: GlobalAlloc> Counting<SmallBlocks<A>> {
-    /// [`SmallBlocks::alloc_host`], counted.
-    ///
-    /// # Safety
-    /// `size` is not zero.
-    #[inline(always)]
-    pub unsafe fn alloc_host(&self, size: usize) -> *mut u8 {
-        // SAFETY: the caller's.
-        let p = unsafe { self.0.alloc_host(size) };
-        if !p.is_null() {
-            grew(size);
-        }
-        p
     }
 }
 
@@ -414,10 +300,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if self.host.holds(ptr) {
-            self.host.free();
-            return;
-        }
         let Some(class) = small_class(layout) else {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.inner.dealloc(ptr, layout) };
@@ -434,22 +316,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if self.host.holds(ptr) {
-            // A host buffer grown or shrunk: moved out of the area.
-            let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-                return std::ptr::null_mut();
-            };
-            // SAFETY: `realloc`'s contract: a non-zero new size; then both blocks are live
-            // and hold the bytes copied, and the old one is given up.
-            unsafe {
-                let new = self.alloc(new_layout);
-                if !new.is_null() {
-                    std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                    self.host.free();
-                }
-                return new;
-            }
-        }
         // SAFETY: the caller's contract, passed on (to the inner allocator when neither
         // layout is a small block's).
         unsafe {
@@ -546,70 +412,6 @@ mod tests {
                 .drain(|b, c| System.dealloc(b, small_layout(c).unwrap()));
             assert!((0..SMALL_CLASSES).all(|c| a.lists.kept(c) == 0));
         }
-    }
-
-    #[test]
-    fn host_buffers_bump_an_area_that_starts_over_when_all_are_freed() {
-        let a = SmallBlocks::new(System);
-        let l = |size| Layout::from_size_align(size, 1).unwrap();
-        // SAFETY (the whole test): non-zero sizes; every buffer is written within its size
-        // and freed once, with the size it was allocated (or reallocated) with.
-        unsafe {
-            let p = a.alloc_host(10);
-            let q = a.alloc_host(300);
-            assert!(a.host.holds(p) && a.host.holds(q));
-            assert_eq!(
-                q as usize - p as usize,
-                16,
-                "8-aligned, one after the other"
-            );
-            p.write_bytes(1, 10);
-            q.write_bytes(2, 300);
-            assert_eq!(std::slice::from_raw_parts(p, 10), &[1u8; 10][..]);
-            a.dealloc(p, l(10));
-            // One still live: the area does not start over.
-            let r = a.alloc_host(5);
-            assert_eq!(r as usize, q as usize + 304);
-            a.dealloc(q, l(300));
-            a.dealloc(r, l(5));
-            // All freed: the next buffer is the area's first byte again.
-            assert_eq!(a.alloc_host(7), p);
-            a.dealloc(p, l(7));
-            // Too big for the area: an ordinary allocation.
-            let big = a.alloc_host(HOST_ARENA + 1);
-            assert!(!big.is_null() && !a.host.holds(big));
-            a.dealloc(big, l(HOST_ARENA + 1));
-            // A buffer kept (pinned) while the area fills: the rest go elsewhere, all usable.
-            let kept = a.alloc_host(HOST_ARENA - 8);
-            let other = a.alloc_host(64);
-            assert!(a.host.holds(kept) && !other.is_null() && !a.host.holds(other));
-            other.write_bytes(3, 64);
-            a.dealloc(other, l(64));
-            // Grown, a host buffer moves out of the area with its bytes.
-            kept.write_bytes(4, 16);
-            let moved = a.realloc(kept, l(HOST_ARENA - 8), 20);
-            assert!(!a.host.holds(moved));
-            assert_eq!(std::slice::from_raw_parts(moved, 16), &[4u8; 16][..]);
-            a.dealloc(moved, l(20));
-            // Its move freed the area.
-            assert_eq!(a.alloc_host(1), p);
-            a.dealloc(p, l(1));
-            a.lists
-                .drain(|b, c| System.dealloc(b, small_layout(c).unwrap()));
-        }
-    }
-
-    #[test]
-    fn host_buffers_are_counted() {
-        let a = Counting(SmallBlocks::new(System));
-        let before = in_use();
-        // SAFETY: a non-zero size; freed below with it.
-        let p = unsafe { a.alloc_host(100) };
-        assert!(!p.is_null());
-        assert_eq!(in_use(), before + 100);
-        // SAFETY: as allocated.
-        unsafe { a.dealloc(p, Layout::from_size_align(100, 1).unwrap()) };
-        assert_eq!(in_use(), before);
     }
 
     #[test]
