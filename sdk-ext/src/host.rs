@@ -380,12 +380,7 @@ pub fn allocate(size: usize) -> *mut u8 {
     // Straight to the allocator: this runs for every value the host hands over.
     match std::alloc::Layout::array::<u8>(size) {
         // SAFETY: a non-zero size. The host writes every byte before the guest reads any
-        // (the ABI contract); null (out of memory) makes the host fail the call. On wasm the
-        // global allocator is called directly, not through `std::alloc::alloc`'s shims (the
-        // block is freed through them, to the same allocator).
-        #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-        Ok(layout) => unsafe { std::alloc::GlobalAlloc::alloc(&crate::ALLOCATOR, layout) },
-        #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+        // (the ABI contract); null (out of memory) makes the host fail the call.
         Ok(layout) => unsafe { std::alloc::alloc(layout) },
         Err(_) => null_mut(),
     }
