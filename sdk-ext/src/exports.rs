@@ -9,11 +9,12 @@
 //! exactly the callbacks Envoy would.
 //!
 //! Dispatch: every context lives in one table keyed by its id. Root contexts hold the
-//! configured plugin (`Rc`); a stream context holds its root's plugin and the filter's
+//! configured plugin (`Rc`); a stream context is a slot (`slots.rs`: reused from stream to
+//! stream, so a stream allocates nothing) holding its root's plugin and, inline, the filter's
 //! per-stream value, created at the stream's first phase (an HTTP phase makes an
 //! [`HttpFilter`], an L4 phase a [`NetworkFilter`]), so one crate can serve both contexts.
 //! The table is never borrowed while filter code runs: a filter may call back into the host,
-//! and a host may re-enter the VM for another context.
+//! and a host may re-enter the VM for another context (or, doing nothing, for the same one).
 
 use crate::config::ConfigError;
 use crate::higress::{self, RuleMatch};
@@ -23,14 +24,16 @@ use crate::network::{NetworkFilter, NetworkHost};
 use crate::plugin::Plugin;
 use crate::request::{HostRequest, Request};
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
 mod id_map;
+mod slots;
 use id_map::IdMap;
+use slots::{Running, SlotRef, Slots, State};
 
 /// Which per-stream callbacks a filter implements: written by `#[sdk_ext::filter]` from the
 /// methods of the `impl` block (never by hand).
@@ -265,21 +268,6 @@ impl Hasher for IdHasher {
     }
 }
 
-enum Context {
-    Root {
-        /// The configured plugin instances (`None` until `on_configure` succeeds).
-        instances: Option<Rc<Instances>>,
-    },
-    Stream {
-        /// The plugin instance serving this stream (`None`: not chosen yet, or none applies).
-        plugin: Option<Rc<dyn Any>>,
-        /// Higress rules to choose the instance from at the stream's first phase.
-        select: Option<Rc<Instances>>,
-        /// The filter's value; `None` before the first phase and while a phase runs.
-        filter: Option<Box<dyn Any>>,
-    },
-}
-
 /// A root's configured plugins: the global configuration and one per Higress rule
 /// (`crate::higress`); without `_rules_`, just the global one.
 struct Instances {
@@ -310,9 +298,13 @@ impl Instances {
 }
 
 struct Table {
-    contexts: IdMap<Context>,
-    /// The stream context a filter phase is running for (0: none, e.g. the root).
-    current_stream: u32,
+    /// Root contexts: their configured plugin instances (`None` until `on_configure`
+    /// succeeds).
+    roots: IdMap<Option<Rc<Instances>>>,
+    /// Stream contexts: their slots.
+    streams: IdMap<SlotRef>,
+    /// The slots of deleted streams, for the next ones.
+    slots: Slots,
     /// Callouts dispatched from a stream, by token: Envoy answers them at the root context
     /// (`proxy_http_call` belongs to the root), so [`http_call_response`] hands them back.
     callouts: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
@@ -320,20 +312,54 @@ struct Table {
 
 /// `host::http_call` succeeded with `token`: remember the stream it came from, if any.
 pub(crate) fn callout_dispatched(token: u32) {
-    let _ = with_table(|t| {
-        if t.current_stream != 0 {
-            let stream = t.current_stream;
-            t.callouts.insert(token, stream);
-        }
-    });
+    let stream = CURRENT_STREAM.try_with(Cell::get).unwrap_or(0);
+    if stream != 0 {
+        let _ = with_table(|t| t.callouts.insert(token, stream));
+    }
 }
 
 impl Table {
     const fn new() -> Self {
         Table {
-            contexts: IdMap::new(),
-            current_stream: 0,
+            roots: IdMap::new(),
+            streams: IdMap::new(),
+            slots: Slots::new(),
             callouts: HashMap::with_hasher(BuildHasherDefault::new()),
+        }
+    }
+}
+
+/// Stream `slot`'s entry is out of the table: the slot is emptied and goes back to the pool,
+/// or, while a phase runs on it, is left to that phase. Run with the table released.
+fn forget_stream(slot: SlotRef) {
+    if slot.state() == State::Running {
+        slot.set_state(State::Deleted);
+        return;
+    }
+    give_back(slot);
+}
+
+/// Empties `slot`, whose stream is gone and whose phase (if any) has returned, and puts it
+/// back in the pool.
+fn give_back(slot: SlotRef) {
+    // SAFETY: the slot's entry is out of the table and no phase runs on it: nobody else
+    // reaches it until the pool hands it out again.
+    unsafe { slot.empty() };
+    // SAFETY: emptied just now. (With the thread's table gone, the slot is leaked.)
+    let _ = with_table(|t| unsafe { t.slots.put_back(slot) });
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // The thread ends (native tests): every live stream's slot is emptied and freed.
+        for slot in self.streams.take_all() {
+            if slot.state() != State::Running {
+                // SAFETY: out of the table, and no phase runs on it (the thread is ending).
+                unsafe {
+                    slot.empty();
+                    self.slots.put_back(slot);
+                }
+            }
         }
     }
 }
@@ -341,6 +367,8 @@ impl Table {
 thread_local! {
     // Const-initialised: an access is a plain address, with no lazy-init check.
     static TABLE: RefCell<Table> = const { RefCell::new(Table::new()) };
+    /// The stream context a filter phase is running for (0: none, e.g. the root).
+    static CURRENT_STREAM: Cell<u32> = const { Cell::new(0) };
 }
 
 #[inline(always)] // a few instructions, on every export's path
@@ -352,11 +380,7 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
 }
 
 fn root_instances(root: u32) -> Option<Rc<Instances>> {
-    with_table(|t| match t.contexts.get(root) {
-        Some(Context::Root { instances }) => instances.clone(),
-        _ => None,
-    })
-    .flatten()
+    with_table(|t| t.roots.get(root).cloned().flatten()).flatten()
 }
 
 /// Runs `f` on every plugin instance of `root`.
@@ -384,35 +408,46 @@ pub fn memory_allocate(size: usize) -> *mut u8 {
 }
 
 /// `proxy_on_context_create`: a root (`root == 0`) or a stream of `root`. One table access
-/// (this runs for every stream).
+/// (this runs for every stream), and no allocation once a deleted stream's slot is spare.
 pub fn context_create(context: u32, root: u32) {
-    let _ = with_table(|t| {
-        let entry = if root == 0 {
-            Context::Root { instances: None }
-        } else {
-            match t.contexts.get(root) {
-                // Higress rules: the instance is chosen from the request at the first phase.
-                Some(Context::Root { instances: Some(i) }) if !i.rules.is_empty() => {
-                    Context::Stream {
-                        plugin: None,
-                        select: Some(Rc::clone(i)),
-                        filter: None,
-                    }
-                }
-                Some(Context::Root { instances: Some(i) }) => Context::Stream {
-                    plugin: i.global.clone(),
-                    select: None,
-                    filter: None,
-                },
-                _ => Context::Stream {
-                    plugin: None,
-                    select: None,
-                    filter: None,
-                },
+    let replaced = with_table(|t| {
+        if root == 0 {
+            if let Some(Some(old)) = t.roots.insert(context, None) {
+                return Replaced::Root(old);
             }
+            return Replaced::Nothing;
+        }
+        let (plugin, select) = match t.roots.get(root) {
+            // Higress rules: the instance is chosen from the request at the first phase.
+            Some(Some(i)) if !i.rules.is_empty() => (None, Some(Rc::clone(i))),
+            Some(Some(i)) => (i.global.as_ref().map(Rc::clone), None),
+            _ => (None, None),
         };
-        t.contexts.insert(context, entry)
+        let slot = t.slots.take(plugin, select);
+        match t.streams.insert(context, slot) {
+            Some(old) => Replaced::Stream(old),
+            None => Replaced::Nothing,
+        }
     });
+    match replaced {
+        // A host reusing a live id (an emulator's next run): the old context is gone.
+        Some(Replaced::Stream(old)) => forget_stream(old),
+        Some(Replaced::Root(old)) => drop(old),
+        _ => {}
+    }
+}
+
+/// What a new context replaced (a host reusing a live id).
+enum Replaced {
+    Nothing,
+    Root(Rc<Instances>),
+    Stream(SlotRef),
+}
+
+/// How many stream slots are spare (kept for the next streams): for tests of the dispatch.
+#[doc(hidden)]
+pub fn __spare_stream_slots() -> usize {
+    with_table(|t| t.slots.spare()).unwrap_or(0)
 }
 
 /// `proxy_on_vm_start`.
@@ -462,14 +497,8 @@ pub fn configure<P: Plugin>(root: u32, _size: usize) -> u32 {
     }
     let instances = Rc::new(instances);
     let stored = Rc::clone(&instances);
-    let _ = with_table(|t| {
-        t.contexts.insert(
-            root,
-            Context::Root {
-                instances: Some(stored),
-            },
-        )
-    });
+    let replaced = with_table(|t| t.roots.insert(root, Some(stored)));
+    drop(replaced);
     log::info!("configured");
     instances.each(&mut |p| {
         if let Some(p) = p.downcast_ref::<P>() {
@@ -527,10 +556,19 @@ pub fn delete(context: u32) {
         if !t.callouts.is_empty() {
             t.callouts.retain(|_, stream| *stream != context);
         }
-        t.contexts.remove(context)
-    })
-    .flatten();
-    drop(gone);
+        match t.streams.remove(context) {
+            Some(slot) => Replaced::Stream(slot),
+            None => match t.roots.remove(context).flatten() {
+                Some(root) => Replaced::Root(root),
+                None => Replaced::Nothing,
+            },
+        }
+    });
+    match gone {
+        Some(Replaced::Stream(slot)) => forget_stream(slot),
+        Some(Replaced::Root(root)) => drop(root),
+        _ => {}
+    }
 }
 
 /// `proxy_on_http_call_response`: to the plugin (a root's callout) or to the stream that
@@ -553,8 +591,7 @@ pub fn http_call_response<P: Plugin, H: HttpFilter<Plugin = P>, N: NetworkFilter
         },
         _ => context,
     };
-    let is_root = with_table(|t| matches!(t.contexts.get(context), Some(Context::Root { .. })))
-        .unwrap_or(false);
+    let is_root = with_table(|t| t.roots.get(context).is_some()).unwrap_or(false);
     if is_root {
         // Every instance is offered the answer; each recognises its own tokens.
         each_plugin::<P>(context, |p| p.on_http_call_response(token, body_size));
@@ -609,54 +646,42 @@ fn with_filter_of<C: Creates, R>(
     create: bool,
     f: impl FnOnce(&mut C, &C::P) -> R,
 ) -> Option<R> {
-    // One table access on the way in and one on the way out: this runs for every phase of
-    // every stream. The stream's plugin and filter are taken out (moved, not cloned) and
-    // put back; if the stream is deleted meanwhile, they are dropped here instead.
-    let (plugin, mut filter, select, outer) = with_table(|t| match t.contexts.get_mut(context) {
-        Some(Context::Stream {
-            plugin,
-            filter,
-            select,
-        }) => {
-            let plugin = plugin.take();
-            // Higress rules: the instance is chosen once, at the first phase.
-            let select = if plugin.is_none() && create {
-                select.take()
-            } else {
-                None
-            };
-            let outer = std::mem::replace(&mut t.current_stream, context);
-            Some((plugin, filter.take(), select, outer))
-        }
-        _ => None,
-    })
-    .flatten()?;
-    let plugin = match (plugin, select) {
-        (None, Some(instances)) => instances.select(&mut HostRequest::new()),
-        // `None`: no instance applies to this stream, every phase continues.
-        (plugin, _) => plugin,
-    };
-    let result = plugin.as_ref().and_then(|plugin| {
-        let p = (**plugin).downcast_ref::<C::P>()?;
-        if filter.is_none() && create {
-            filter = Some(Box::new(C::create_for(p)));
-        }
-        let value = filter.as_mut()?.downcast_mut::<C>()?;
-        Some(f(value, p))
-    });
-    let _ = with_table(|t| {
-        t.current_stream = outer;
-        if let Some(Context::Stream {
-            plugin: p,
-            filter: v,
-            ..
-        }) = t.contexts.get_mut(context)
-        {
-            *p = plugin;
-            *v = filter;
-        }
-    });
+    // One table access on the way in; the slot's address is stable, and marked running it
+    // is this phase's alone until it returns (see `slots`).
+    let slot = with_table(|t| t.streams.get(context).copied()).flatten()?;
+    let mut running = Running::start(slot)?;
+    let outer = CURRENT_STREAM.try_with(|c| c.replace(context)).unwrap_or(0);
+    let result = run(&mut running, create, f);
+    let _ = CURRENT_STREAM.try_with(|c| c.set(outer));
+    if let Some(deleted) = running.finish() {
+        // The stream was deleted during the phase: its slot goes back now.
+        give_back(deleted);
+    }
     result
+}
+
+/// Chooses the stream's plugin instance from the request by Higress rules (`None`: no
+/// instance applies to this stream, every phase continues).
+#[inline(never)]
+fn choose(running: &mut Running, rules: &Instances) {
+    running.set_plugin(rules.select(&mut HostRequest::new()));
+}
+
+#[inline(always)]
+fn run<C: Creates, R>(
+    running: &mut Running,
+    create: bool,
+    f: impl FnOnce(&mut C, &C::P) -> R,
+) -> Option<R> {
+    if create {
+        // Higress rules: the instance is chosen once, at the first phase.
+        if let Some(rules) = running.rules_to_choose() {
+            choose(running, &rules);
+        }
+    }
+    let create: Option<fn(&C::P) -> C> = if create { Some(C::create_for) } else { None };
+    let (value, plugin) = running.value::<C, C::P>(create)?;
+    Some(f(value, plugin))
 }
 
 fn act(action: Option<Action>) -> u32 {

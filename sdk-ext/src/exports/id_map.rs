@@ -59,13 +59,14 @@ impl<V> IdMap<V> {
         self.slots.get(i)?.as_ref().map(|(_, v)| v)
     }
 
-    #[inline(always)]
+    #[cfg(test)]
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut V> {
         let i = self.find(id)?;
         self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
     }
 
     /// Inserts or replaces; answers the value replaced.
+    #[inline(always)] // once per stream: the probe is a few instructions, the call was more
     pub(super) fn insert(&mut self, id: u32, value: V) -> Option<V> {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
@@ -112,7 +113,19 @@ impl<V> IdMap<V> {
         Some(removed)
     }
 
+    /// Removes every entry; answers their values.
+    pub(super) fn take_all(&mut self) -> Vec<V> {
+        self.len = 0;
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// Doubles the slots (at least [`MIN_SLOTS`]) and re-homes every entry.
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, Vec::with_capacity(size));
