@@ -194,6 +194,29 @@ fn unraw(ident: &syn::Ident) -> String {
     s.strip_prefix("r#").map(str::to_string).unwrap_or(s)
 }
 
+/// A struct's `FromJson` impl: `from_json` is `from_json_without` skipping nothing, whose body
+/// is `body` (it sees `value`, `at` and `skip`).
+fn struct_impl(j: &Tokens, name: &syn::Ident, body: Tokens) -> Tokens {
+    quote! {
+        impl #j::FromJson for #name {
+            fn from_json(
+                value: &#j::Value,
+                at: &#j::Path<'_>,
+            ) -> ::core::result::Result<Self, #j::Error> {
+                <Self as #j::FromJson>::from_json_without(value, at, None)
+            }
+
+            fn from_json_without(
+                value: &#j::Value,
+                at: &#j::Path<'_>,
+                skip: ::core::option::Option<&str>,
+            ) -> ::core::result::Result<Self, #j::Error> {
+                #body
+            }
+        }
+    }
+}
+
 pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
     if !input.generics.params.is_empty() {
         return Err(Error::new_spanned(
@@ -279,7 +302,7 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                 // an error drops the one value. No slots to move out at the end.
                 let mut init = Vec::new();
                 let mut places = Vec::new();
-                for (i, f) in named.named.iter().enumerate() {
+                for f in &named.named {
                     let ident = f
                         .ident
                         .as_ref()
@@ -290,54 +313,12 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                         _ => quote!(#ident: ::core::default::Default::default(),),
                     });
                     places.push(quote!(&mut #j::InPlace(&mut __out.#ident) as &mut dyn #j::Slot,));
-                    let _ = i;
                 }
-                return Ok(quote! {
-                    impl #j::FromJson for #name {
-                        fn from_json(
-                            value: &#j::Value,
-                            at: &#j::Path<'_>,
-                        ) -> ::core::result::Result<Self, #j::Error> {
-                            <Self as #j::FromJson>::from_json_without(value, at, None)
-                        }
-
-                        fn from_json_without(
-                            value: &#j::Value,
-                            at: &#j::Path<'_>,
-                            skip: ::core::option::Option<&str>,
-                        ) -> ::core::result::Result<Self, #j::Error> {
-                            let mut __out = Self { #(#init)* };
-                            #j::read_fields(
-                                value,
-                                at,
-                                #expected,
-                                &[#(#keys),*],
-                                &[#(#required)*],
-                                #deny,
-                                skip,
-                                &mut [#(#places)*],
-                            )?;
-                            Ok(__out)
-                        }
-                    }
-                });
-            }
-            let nones = types.iter().map(|_| quote!(::core::option::Option::None,));
-            Ok(quote! {
-                impl #j::FromJson for #name {
-                    fn from_json(
-                        value: &#j::Value,
-                        at: &#j::Path<'_>,
-                    ) -> ::core::result::Result<Self, #j::Error> {
-                        <Self as #j::FromJson>::from_json_without(value, at, None)
-                    }
-
-                    fn from_json_without(
-                        value: &#j::Value,
-                        at: &#j::Path<'_>,
-                        skip: ::core::option::Option<&str>,
-                    ) -> ::core::result::Result<Self, #j::Error> {
-                        let mut __s: (#(#types)*) = (#(#nones)*);
+                return Ok(struct_impl(
+                    &j,
+                    name,
+                    quote! {
+                        let mut __out = Self { #(#init)* };
                         #j::read_fields(
                             value,
                             at,
@@ -346,17 +327,36 @@ pub fn expand(input: &DeriveInput) -> Result<Tokens, Error> {
                             &[#(#required)*],
                             #deny,
                             skip,
-                            &mut [#(#arms)*],
+                            &mut [#(#places)*],
                         )?;
-                        match (#(#parts)*) {
-                            (#(#pats)*) => Ok(Self { #(#inits)* }),
-                            // Not reached: `read_fields` refused a missing required field.
-                            #[allow(unreachable_patterns)]
-                            _ => Err(#j::Error::located(at, "missing field")),
-                        }
+                        Ok(__out)
+                    },
+                ));
+            }
+            let nones = types.iter().map(|_| quote!(::core::option::Option::None,));
+            Ok(struct_impl(
+                &j,
+                name,
+                quote! {
+                    let mut __s: (#(#types)*) = (#(#nones)*);
+                    #j::read_fields(
+                        value,
+                        at,
+                        #expected,
+                        &[#(#keys),*],
+                        &[#(#required)*],
+                        #deny,
+                        skip,
+                        &mut [#(#arms)*],
+                    )?;
+                    match (#(#parts)*) {
+                        (#(#pats)*) => Ok(Self { #(#inits)* }),
+                        // Not reached: `read_fields` refused a missing required field.
+                        #[allow(unreachable_patterns)]
+                        _ => Err(#j::Error::located(at, "missing field")),
                     }
-                }
-            })
+                },
+            ))
         }
         Data::Enum(e) => {
             if c.deny_unknown_fields {
